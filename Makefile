@@ -1,0 +1,39 @@
+# tunedag: `make run` runs the whole pipeline, `make test` runs the tests.
+# Both create the virtual environment in .venv when it is missing.
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: install run repro pipeline test test-all ui bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: install  ## the whole pipeline on params.yaml, reproducibly, through DVC
+	dvc repro
+
+pipeline: install  ## the same stages in one Prefect flow run (what a schedule runs)
+	python -m flows.pipeline
+
+test: install  ## the fast test suite
+	python -m pytest -m "not slow" -q
+
+test-all: install  ## every test, the slow end-to-end ones included
+	python -m pytest -q
+
+ui: install  ## the MLflow UI on http://127.0.0.1:5000
+	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+
+bench: install  ## per-trial overhead of the pipeline against a bare Optuna loop
+	python benchmarks/overhead.py
+
+clean:  ## remove pipeline outputs (keeps the MLflow store and the Optuna study)
+	rm -rf data/prepared models reports metrics plots

@@ -1,0 +1,39 @@
+"""The command-line entry every stage shares: validate params.yaml once, run the flow, exit cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+import yaml
+
+from tunedag.config import Config, load_config
+from tunedag.errors import TunedagError
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`key.sub=value` pairs, values read as YAML scalars (`tune.n_trials=30`)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise TunedagError(f"--set {pair!r} must look like section.key=value")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def main(run: Callable[[Config], Any], description: str, argv: list[str] | None = None) -> int:
+    """Parse `--params` and `--set`, load the config, run; errors print one paragraph and exit 2."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="the config file (default: params.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one key of the config, e.g. --set tune.n_trials=50")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.params, parse_overrides(args.overrides))
+        run(cfg)
+    except TunedagError as exc:
+        print(f"tunedag: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,23 @@
+"""The data preparation task: read the source, split it, write the prepared dataset."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tunedag.config import Config
+from tunedag.data import SPLIT, file_md5, load_source, prepare, save_prepared
+
+
+@task(cache_policy=NO_CACHE)
+def prepare_dataset(cfg: Config) -> dict:
+    """Write `paths.prepared` and return a summary (rows per split, task, data version)."""
+    frame, target = load_source(cfg.data, cfg.seed)
+    source_name = str(cfg.data.path) if cfg.data.source == "file" else f"{cfg.data.source}:{cfg.data.name or cfg.data.task}"
+    prep = prepare(frame, target, cfg.data, cfg.seed, source_name)
+    extra = {"source": source_name}
+    if cfg.data.source == "file":
+        extra["raw_md5"] = file_md5(cfg.data.path)
+    save_prepared(prep, cfg.paths.prepared, extra)
+    counts = prep.frame[SPLIT].value_counts().to_dict()
+    return {"task": prep.task, "rows": counts, "data_version": file_md5(cfg.paths.prepared), **extra}

@@ -1,0 +1,28 @@
+"""Where a result came from: the code version and the Prefect run that produced it."""
+
+from __future__ import annotations
+
+import subprocess
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    """HEAD's commit, suffixed `-dirty` when tracked files have uncommitted changes; `unknown` outside git."""
+    try:
+        head = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+
+
+def prefect_flow_run_id() -> str:
+    """The id of the Prefect flow run this code runs in, or `none` outside one."""
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id or "none")

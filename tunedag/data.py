@@ -1,0 +1,192 @@
+"""Data sources, task inference, the seeded split, and the prepared dataset file.
+
+The prepared dataset is one Parquet file with a `__split__` column (train / val / test)
+and its metadata (target, task, column kinds) in the file's schema metadata, so its DVC
+hash (the file's MD5) is the data version recorded on every MLflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn import datasets as skd
+from sklearn.model_selection import train_test_split
+
+from tunedag.config import DataConfig
+from tunedag.errors import DataError
+
+SPLIT = "__split__"
+_META_KEY = b"tunedag"
+_MAX_CLASSES_FOR_INT_TARGET = 20
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The split dataset and what the model pipeline needs to know about its columns."""
+
+    frame: pd.DataFrame
+    target: str
+    task: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    def xy(self, *splits: str) -> tuple[pd.DataFrame, pd.Series]:
+        """Features and target of the rows in `splits` (e.g. "train", "val")."""
+        rows = self.frame[self.frame[SPLIT].isin(splits)]
+        return rows[list(self.numeric + self.categorical)], rows[self.target]
+
+
+def load_source(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, str]:
+    """Read the configured source into a frame; return it with the target column name."""
+    if cfg.source == "sklearn":
+        bunch = getattr(skd, f"load_{cfg.name}")(as_frame=True)
+        return bunch.frame, "target"
+    if cfg.source == "synthetic":
+        return _synthetic(cfg, seed), "target"
+    return _read_file(cfg.path), cfg.target
+
+
+def _synthetic(cfg: DataConfig, seed: int) -> pd.DataFrame:
+    s = cfg.synthetic
+    if cfg.task == "classification":
+        X, y = skd.make_classification(
+            n_samples=s.n_samples, n_features=s.n_features, n_informative=s.n_informative,
+            n_redundant=0, n_classes=s.n_classes, random_state=seed,
+        )
+    else:
+        X, y = skd.make_regression(
+            n_samples=s.n_samples, n_features=s.n_features, n_informative=s.n_informative,
+            noise=s.noise, random_state=seed,
+        )
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    frame["target"] = y
+    return frame
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"Data file {path} (data.path) does not exist. Put your CSV or Parquet file there or fix data.path.")
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"Data file {path} (data.path) is empty.") from None
+    except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError) as exc:
+        raise DataError(f"Data file {path} (data.path) cannot be read: {' '.join(str(exc).split())}") from None
+
+
+def prepare(frame: pd.DataFrame, target: str, cfg: DataConfig, seed: int, source_name: str) -> Prepared:
+    """Check the frame, infer the task, and split it into train / val / test, seeded."""
+    if target not in frame.columns:
+        raise DataError(f"Target column {target!r} (data.target) is not in {source_name}; its columns are: {', '.join(map(str, frame.columns[:30]))}.")
+    frame = frame.dropna(subset=[target]).reset_index(drop=True)
+    features = [c for c in frame.columns if c != target]
+    if len(frame) < 10 or not features:
+        raise DataError(f"{source_name} has {len(frame)} rows with a target and {len(features)} feature columns; at least 10 rows and 1 feature are needed.")
+    task = cfg.task if cfg.task != "auto" else infer_task(frame[target])
+    frame[target] = _check_target(frame[target], task, source_name, target)
+    numeric, categorical = _column_kinds(frame[features])
+    frame = _normalise_categoricals(frame, categorical)
+    frame[SPLIT] = _assign_splits(frame[target], task, cfg, seed, source_name)
+    return Prepared(frame, target, task, tuple(numeric), tuple(categorical))
+
+
+def infer_task(y: pd.Series) -> str:
+    """Classification for text, boolean or small-integer targets; regression otherwise."""
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return "classification"
+    if pd.api.types.is_integer_dtype(y) or np.all(np.mod(y, 1) == 0):
+        return "classification" if y.nunique() <= _MAX_CLASSES_FOR_INT_TARGET else "regression"
+    return "regression"
+
+
+def _check_target(y: pd.Series, task: str, source_name: str, target: str) -> pd.Series:
+    if task == "regression":
+        numeric = pd.to_numeric(y, errors="coerce")
+        if numeric.isna().any():
+            bad = y[numeric.isna()].iloc[0]
+            raise DataError(f"Target column {target!r} in {source_name} must be numeric for regression; found {bad!r}.")
+        return numeric.astype(float)
+    counts = y.value_counts()
+    if len(counts) < 2:
+        raise DataError(f"Target column {target!r} in {source_name} has a single class ({counts.index[0]!r}); classification needs at least two.")
+    rare = counts[counts < 3]
+    if len(rare):
+        raise DataError(f"Target column {target!r} in {source_name}: classes {list(rare.index)} have fewer than 3 rows, too few to split train/validation/test.")
+    return y.astype(str) if not pd.api.types.is_numeric_dtype(y) else y
+
+
+def _column_kinds(X: pd.DataFrame) -> tuple[list[str], list[str]]:
+    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
+    categorical = [c for c in X.columns if c not in numeric]
+    return [str(c) for c in numeric], [str(c) for c in categorical]
+
+
+def _normalise_categoricals(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    frame = frame.rename(columns=str)
+    for col in categorical:
+        values = frame[col].astype(object)
+        frame[col] = values.where(values.notna(), None).map(lambda v: v if v is None else str(v)).astype(object)
+    return frame
+
+
+def _assign_splits(y: pd.Series, task: str, cfg: DataConfig, seed: int, source_name: str) -> np.ndarray:
+    stratify = y if task == "classification" else None
+    idx = np.arange(len(y))
+    try:
+        rest, test = train_test_split(idx, test_size=cfg.test_size, random_state=seed, stratify=stratify)
+        labels = np.full(len(y), "train", dtype=object)
+        labels[test] = "test"
+        if cfg.val_size > 0:
+            strat_rest = None if stratify is None else y.iloc[rest]
+            _, val = train_test_split(rest, test_size=cfg.val_size / (1 - cfg.test_size), random_state=seed, stratify=strat_rest)
+            labels[val] = "val"
+    except ValueError as exc:
+        raise DataError(f"Cannot split {source_name} with data.test_size={cfg.test_size}, data.val_size={cfg.val_size}: {exc}") from None
+    return labels
+
+
+def save_prepared(prep: Prepared, path: Path, extra_meta: dict | None = None) -> None:
+    """Write the prepared dataset atomically (no half-written file on failure)."""
+    meta = {"target": prep.target, "task": prep.task, "numeric": prep.numeric, "categorical": prep.categorical, **(extra_meta or {})}
+    table = pa.Table.from_pandas(prep.frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+@lru_cache(maxsize=4)
+def load_prepared(path: Path, version: str) -> Prepared:
+    """Read a prepared dataset (cached per path and version, so trials share one copy)."""
+    if not path.is_file():
+        raise DataError(f"Prepared dataset {path} (paths.prepared) is missing; run the prepare stage first (dvc repro prepare).")
+    try:
+        table = pq.read_table(path)
+        meta = json.loads(table.schema.metadata[_META_KEY])
+    except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
+        raise DataError(f"Prepared dataset {path} (paths.prepared) is unreadable or not made by tunedag: {exc}") from None
+    frame = table.to_pandas()
+    for col in meta["categorical"]:
+        frame[col] = frame[col].astype(object)
+    return Prepared(frame, meta["target"], meta["task"], tuple(meta["numeric"]), tuple(meta["categorical"]))
+
+
+def file_md5(path: Path) -> str:
+    """The MD5 of a file's bytes: the hash DVC 3 records for it in dvc.lock."""
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

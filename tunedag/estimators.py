@@ -1,0 +1,107 @@
+"""Estimators named by import path, wrapped in a preprocessing pipeline fitted on training rows."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from functools import lru_cache
+from typing import Any, Sequence
+
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from tunedag.errors import ConfigError
+
+# Modules whose types we load from skops files without asking: scikit-learn's own
+# estimators and the numeric libraries they store state in.
+REVIEWED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+
+
+@lru_cache(maxsize=64)
+def resolve_estimator(path: str) -> type[BaseEstimator]:
+    """Import `package.module.Class` and return it if it is a scikit-learn estimator class."""
+    module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise ConfigError(f"model.estimator {path!r} must be an import path like sklearn.ensemble.RandomForestClassifier")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"model.estimator {path!r}: module {module_name!r} cannot be imported ({exc})") from None
+    obj = getattr(module, attr, None)
+    if obj is None:
+        raise ConfigError(f"model.estimator {path!r}: {module_name} has no attribute {attr!r}")
+    if not (inspect.isclass(obj) and issubclass(obj, BaseEstimator) and hasattr(obj, "fit") and hasattr(obj, "predict")):
+        raise ConfigError(f"model.estimator {path!r} is not a scikit-learn estimator class (a class with fit and predict); refused")
+    return obj
+
+
+def check_estimator_path(path: str) -> None:
+    """Raise ConfigError unless `path` names an estimator class."""
+    resolve_estimator(path)
+
+
+def estimator_param_names(path: str) -> set[str]:
+    """The constructor parameters the estimator accepts (its `get_params` keys)."""
+    return set(resolve_estimator(path)._get_param_names())
+
+
+def estimator_kind(path: str, fixed: dict[str, Any]) -> str:
+    """'classification', 'regression' or 'unknown' for the estimator built with `fixed`."""
+    est = resolve_estimator(path)(**fixed)
+    if is_classifier(est):
+        return "classification"
+    if is_regressor(est):
+        return "regression"
+    return "unknown"
+
+
+def check_estimator_for_task(path: str, fixed: dict[str, Any], task: str) -> None:
+    """Refuse a regressor for a classification task and the other way round."""
+    kind = estimator_kind(path, fixed)
+    if kind != "unknown" and kind != task:
+        raise ConfigError(f"model.estimator {path} is a {kind} estimator but the data is a {task} task (data.task or the target column)")
+
+
+def build_model(
+    path: str,
+    fixed: dict[str, Any],
+    params: dict[str, Any],
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    preprocess: Any,
+) -> Pipeline:
+    """A Pipeline of imputation, scaling and one-hot encoding, then the estimator with `fixed | params`."""
+    steps = [("impute", SimpleImputer(strategy=preprocess.numeric_impute))]
+    if preprocess.scale:
+        steps.append(("scale", StandardScaler()))
+    transformers = [("num", Pipeline(steps), list(numeric))]
+    if categorical:
+        encoder = OneHotEncoder(
+            handle_unknown="infrequent_if_exist", max_categories=preprocess.max_categories, sparse_output=False
+        )
+        cat = Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("onehot", encoder)])
+        transformers.append(("cat", cat, list(categorical)))
+    prep = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    estimator = resolve_estimator(path)(**{**fixed, **params})
+    return Pipeline([("preprocess", prep), ("model", estimator)])
+
+
+def skops_trusted_types(model: Any, extra: Sequence[str] = ()) -> list[str]:
+    """Types to trust when loading `model` from a skops file; refuse any not reviewed.
+
+    Types from scikit-learn, NumPy and SciPy are reviewed by policy; anything else must be
+    listed by the user in `model.trusted_types`.
+    """
+    import skops.io
+
+    found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    unreviewed = [t for t in found if not t.startswith(REVIEWED_TYPE_PREFIXES) and t not in extra]
+    if unreviewed:
+        raise ConfigError(
+            f"The fitted model holds types that are not reviewed for safe loading: {', '.join(unreviewed)}. "
+            "If you trust them, list them in model.trusted_types in params.yaml."
+        )
+    return sorted(found)

@@ -1,0 +1,88 @@
+"""Metrics by name: the task each fits, its direction, and how it is computed from a fitted model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from sklearn import metrics as skm
+
+from tunedag.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A score of predictions; `needs` says which model output it reads."""
+
+    task: str
+    direction: str
+    needs: str  # "predict" | "proba" | "score"
+    fn: Callable[..., float]
+
+
+def _f1(y, pred) -> float:
+    average = "binary" if len(np.unique(y)) <= 2 else "macro"
+    return skm.f1_score(y, pred, average=average)
+
+
+def _roc_auc(y, score) -> float:
+    if score.ndim == 2 and score.shape[1] == 2:
+        score = score[:, 1]
+    multi = "ovr" if score.ndim == 2 else "raise"
+    return skm.roc_auc_score(y, score, multi_class=multi)
+
+
+def _rmse(y, pred) -> float:
+    return skm.root_mean_squared_error(y, pred)
+
+
+METRICS: dict[str, Metric] = {
+    "accuracy": Metric("classification", "maximize", "predict", skm.accuracy_score),
+    "balanced_accuracy": Metric("classification", "maximize", "predict", skm.balanced_accuracy_score),
+    "f1": Metric("classification", "maximize", "predict", _f1),
+    "roc_auc": Metric("classification", "maximize", "score", _roc_auc),
+    "log_loss": Metric("classification", "minimize", "proba", skm.log_loss),
+    "r2": Metric("regression", "maximize", "predict", skm.r2_score),
+    "rmse": Metric("regression", "minimize", "predict", _rmse),
+    "mae": Metric("regression", "minimize", "predict", skm.mean_absolute_error),
+}
+
+
+def metrics_for_task(task: str) -> list[str]:
+    """Names of every metric that applies to `task`."""
+    return [name for name, m in METRICS.items() if m.task == task]
+
+
+def check_metric_for_task(metric: str, task: str) -> None:
+    """Raise ConfigError when `metric` does not apply to `task`."""
+    if METRICS[metric].task != task:
+        raise ConfigError(
+            f"tune.metric {metric!r} is a {METRICS[metric].task} metric but the task is {task}; "
+            f"choose one of {', '.join(metrics_for_task(task))}"
+        )
+
+
+def score(model: Any, X: Any, y: Any, names: list[str]) -> dict[str, float]:
+    """Compute each named metric of a fitted model on (X, y), reusing predictions."""
+    cache: dict[str, Any] = {}
+    out = {}
+    for name in names:
+        metric = METRICS[name]
+        if metric.needs not in cache:
+            cache[metric.needs] = _output(model, X, metric.needs)
+        if metric.needs == "proba":
+            out[name] = float(metric.fn(y, cache["proba"], labels=model.classes_))
+        else:
+            out[name] = float(metric.fn(y, cache[metric.needs]))
+    return out
+
+
+def _output(model: Any, X: Any, needs: str) -> Any:
+    if needs == "predict":
+        return model.predict(X)
+    if needs == "proba" or hasattr(model, "predict_proba"):
+        if not hasattr(model, "predict_proba"):
+            raise ConfigError(f"{type(model[-1]).__name__} has no predict_proba; choose a metric that uses predictions")
+        return model.predict_proba(X)
+    return model.decision_function(X)
