@@ -34,7 +34,7 @@ def tune_flow(cfg: Config) -> dict:
     parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline"})
     try:
         log_values(tracker.client, parent, params=_run_params(cfg))
-        orphans = [t.number for t in recover_orphans(study)]
+        orphans = [t.number for t in recover_orphans(study, cfg.search_space)]
         reconcile_trials(tracker, study, orphans, parent, tags)
         ctx = TrialContext(cfg, cfg.paths.prepared, data_version, tracker.experiment_id, parent, study.study_name, tags)
         drive_trials(study, ctx)

@@ -38,7 +38,7 @@ def open_tracker(cfg: TrackingConfig) -> Tracker:
     """Connect to the store and get or create the experiment, once, before any worker starts."""
     if cfg.uri.startswith("sqlite:///"):
         Path(cfg.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    client = _client(cfg.uri)
+    client = client_for(cfg.uri)
     try:
         exp = client.get_experiment_by_name(cfg.experiment)
         if exp is not None:
@@ -47,6 +47,18 @@ def open_tracker(cfg: TrackingConfig) -> Tracker:
         return Tracker(client, client.create_experiment(cfg.experiment, artifact_location=location.as_uri()))
     except MlflowException as exc:
         raise TunedagError(f"MLflow tracking at {cfg.uri} (tracking.uri) cannot be used: {exc.message}") from None
+
+
+def client_for(uri: str) -> MlflowClient:
+    """A client for `uri`, one per absolute store location and process."""
+    return _client(absolute_uri(uri))
+
+
+def absolute_uri(uri: str) -> str:
+    """A relative `sqlite:///path` made absolute, so a cached client never follows the working directory."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return uri
 
 
 @lru_cache(maxsize=8)

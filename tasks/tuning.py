@@ -22,7 +22,7 @@ from tasks.tracking import (
     TAG_STUDY,
     TAG_TRIAL,
     Tracker,
-    _client,
+    client_for,
     find_runs,
     log_sklearn_model,
     log_values,
@@ -68,7 +68,7 @@ def lineage_tags(study_name: str, data_version: str) -> dict[str, str]:
 def run_trial(ctx: TrialContext, number: int, params: dict[str, Any]) -> TrialResult:
     """Evaluate one configuration and record it as a child run; a failure is recorded, never raised."""
     started = time.perf_counter()
-    client = _client(ctx.cfg.tracking.uri)
+    client = client_for(ctx.cfg.tracking.uri)
     tags = {**ctx.tags, TAG_TRIAL: str(number), TAG_ROLE: "trial"}
     run_id = start_run(Tracker(client, ctx.experiment_id), f"trial-{number}", tags, ctx.parent_run_id)
     try:

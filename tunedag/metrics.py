@@ -22,8 +22,10 @@ class Metric:
 
 
 def _f1(y, pred) -> float:
-    average = "binary" if len(np.unique(y)) <= 2 else "macro"
-    return skm.f1_score(y, pred, average=average)
+    labels = np.unique(np.concatenate([np.asarray(y), np.asarray(pred)]))
+    if len(labels) <= 2:  # the positive class is the larger label, as in classes_[1] and roc_auc
+        return skm.f1_score(y, pred, average="binary", pos_label=labels[-1])
+    return skm.f1_score(y, pred, average="macro")
 
 
 def _roc_auc(y, score) -> float:

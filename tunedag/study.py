@@ -52,7 +52,7 @@ def build_storage(url: str) -> BaseStorage:
     """An RDB URL (sqlite://, postgresql://) or, for a plain path, Optuna's journal file storage."""
     if "://" in url:
         return RDBStorage(url)
-    path = Path(url)
+    path = Path(url).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
 
@@ -85,15 +85,18 @@ def open_study(cfg: Config, data_version: str) -> optuna.Study:
     return study
 
 
-def recover_orphans(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+def recover_orphans(study: optuna.Study, space: dict) -> list[optuna.trial.FrozenTrial]:
     """Fail trials left RUNNING by a killed run and queue their parameters again.
 
     Ask/tell gets no heartbeat, so the pipeline does this itself before asking for new trials.
+    A trial killed while it was being asked, before all its parameters were set, is failed
+    and not re-queued: nothing of it ran.
     """
     orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in orphans:
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False)
+        if set(trial.params) == set(space):
+            study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False)
     return orphans
 
 

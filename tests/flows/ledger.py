@@ -1,0 +1,47 @@
+"""The ledger check: Optuna and MLflow agree, trial for trial, and nothing is left RUNNING."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from tasks.tracking import TAG_ROLE, TAG_STUDY, TAG_TRIAL, client_for
+from tunedag.config import Config
+from tunedag.study import build_storage
+
+
+def load_study(cfg: Config) -> optuna.Study:
+    summary = json.loads(Path(cfg.paths.tune_summary).read_text())
+    return optuna.load_study(study_name=summary["study_name"], storage=build_storage(cfg.tune.storage))
+
+
+def study_runs(cfg: Config, study_name: str, role: str) -> list:
+    client = client_for(cfg.tracking.uri)
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    return client.search_runs([exp.experiment_id], f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = '{role}'", max_results=5000)
+
+
+def check_ledger(cfg: Config, n_complete: int) -> optuna.Study:
+    """Assert exactly `n_complete` complete trials, one child run per trial number, none RUNNING."""
+    study = load_study(cfg)
+    trials = study.get_trials(deepcopy=False)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == n_complete
+    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    children = study_runs(cfg, study.study_name, "trial")
+    numbers = [int(r.data.tags[TAG_TRIAL]) for r in children]
+    assert sorted(numbers) == sorted(t.number for t in trials), "one MLflow child run per Optuna trial"
+    by_number = {int(r.data.tags[TAG_TRIAL]): r for r in children}
+    for t in trials:
+        run = by_number[t.number]
+        if t.state == TrialState.COMPLETE:
+            assert run.info.status == "FINISHED"
+            assert run.data.metrics[f"val_{cfg.tune.metric}"] == t.value
+            assert {k: str(v) for k, v in t.params.items()} == run.data.params
+        else:
+            assert run.info.status in ("FAILED", "KILLED")
+    parents = study_runs(cfg, study.study_name, "pipeline")
+    assert parents and all(r.info.status != "RUNNING" for r in parents)
+    return study

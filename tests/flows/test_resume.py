@@ -1,0 +1,77 @@
+"""Killing the tuning process at any point loses and duplicates nothing: the next run finishes the study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from flows.prepare import prepare_flow
+from tests.flows.conftest import SHRINK
+from tests.flows.ledger import check_ledger
+from tunedag.config import load_config
+from tunedag.study import build_storage, open_study
+from tunedag.data import file_md5
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+N_TRIALS = 10
+
+
+def _write_params(project: Path) -> None:
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    for dotted, value in {**SHRINK, "tune.n_trials": N_TRIALS,
+                          "search_space.n_estimators": {"type": "int", "low": 30, "high": 150}}.items():
+        *parents, leaf = dotted.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+
+
+def _states(study: optuna.Study) -> list[TrialState]:
+    return [t.state for t in optuna.load_study(study_name=study.study_name, storage=study._storage).trials]
+
+
+def _run_and_kill(project: Path, study: optuna.Study, after_complete: int) -> None:
+    """Start the tune stage and SIGKILL its process group once `after_complete` trials are done and one runs."""
+    proc = subprocess.Popen([sys.executable, "-m", "flows.tune"], cwd=project, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        states = _states(study)
+        if states.count(TrialState.COMPLETE) >= after_complete and TrialState.RUNNING in states:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the tune stage ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicated(project):
+    _write_params(project)
+    cfg = load_config(project / "params.yaml")
+    prepare_flow(cfg)
+    study = open_study(cfg, file_md5(cfg.paths.prepared))
+
+    for after in (2, 5):
+        _run_and_kill(project, study, after)
+    done = subprocess.run([sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    study = check_ledger(cfg, n_complete=N_TRIALS)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    requeued = {t.user_attrs.get("requeued_from"): t for t in study.trials if "requeued_from" in t.user_attrs}
+    assert len(failed) >= 2
+    assert any(t.params for t in failed)
+    for t in (t for t in failed if t.params):
+        assert requeued[t.number].params == t.params, "an interrupted trial is re-queued with its parameters"
