@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install run repro pipeline test test-all ui bench clean
+.PHONY: install run pipeline test test-fast ui bench clean
 
 install: $(STAMP)
 
@@ -23,11 +23,11 @@ run: install  ## the whole pipeline on params.yaml, reproducibly, through DVC
 pipeline: install  ## the same stages in one Prefect flow run (what a schedule runs)
 	python -m flows.pipeline
 
-test: install  ## the fast test suite
-	python -m pytest -m "not slow" -q
-
-test-all: install  ## every test, the slow end-to-end ones included
+test: install  ## every test, the slow end-to-end ones included (about 4 minutes on 2 cores)
 	python -m pytest -q
+
+test-fast: install  ## the tests without the slow end-to-end runs
+	python -m pytest -m "not slow" -q
 
 ui: install  ## the MLflow UI on http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000

@@ -10,7 +10,7 @@ from tasks.outputs import write_json
 from tasks.tracking import Tracker, log_values
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
-from tunedag.metrics import metrics_for_task, score
+from tunedag.metrics import score, usable_metrics
 
 
 @task(cache_policy=NO_CACHE)
@@ -19,7 +19,7 @@ def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
     model = mlflow.sklearn.load_model(str(cfg.paths.model_dir))
     prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
     X, y = prep.xy("test")
-    scores = {f"test_{k}": v for k, v in score(model, X, y, metrics_for_task(prep.task)).items()}
+    scores = {f"test_{k}": v for k, v in score(model, X, y, usable_metrics(model, prep.task, cfg.tune.metric)).items()}
     log_values(tracker.client, summary["parent_run_id"], metrics=scores)
     for version in tracker.client.search_model_versions(f"run_id = '{summary['parent_run_id']}'"):
         for key, value in scores.items():

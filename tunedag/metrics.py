@@ -65,6 +65,14 @@ def check_metric_for_task(metric: str, task: str) -> None:
         )
 
 
+def usable_metrics(model: Any, task: str, primary: str) -> list[str]:
+    """The configured metric plus every other metric of `task` that the model's outputs allow."""
+    has_proba = hasattr(model, "predict_proba")
+    binary = len(getattr(model, "classes_", ())) == 2
+    allowed = {"predict": True, "proba": has_proba, "score": has_proba or (binary and hasattr(model, "decision_function"))}
+    return [n for n in metrics_for_task(task) if n == primary or allowed[METRICS[n].needs]]
+
+
 def score(model: Any, X: Any, y: Any, names: list[str]) -> dict[str, float]:
     """Compute each named metric of a fitted model on (X, y), reusing predictions."""
     cache: dict[str, Any] = {}
@@ -85,6 +93,7 @@ def _output(model: Any, X: Any, needs: str) -> Any:
         return model.predict(X)
     if needs == "proba" or hasattr(model, "predict_proba"):
         if not hasattr(model, "predict_proba"):
-            raise ConfigError(f"{type(model[-1]).__name__} has no predict_proba; choose a metric that uses predictions")
+            name = type(model[-1] if hasattr(model, "steps") else model).__name__
+            raise ConfigError(f"{name} has no predict_proba; choose a tune.metric that uses predictions (accuracy, f1, ...)")
         return model.predict_proba(X)
     return model.decision_function(X)

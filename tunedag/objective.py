@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from tunedag.config import Config
 from tunedag.data import Prepared
 from tunedag.estimators import build_model, estimator_param_names
-from tunedag.metrics import metrics_for_task, score
+from tunedag.metrics import score, usable_metrics
 
 
 class TrialFailed(Exception):
@@ -46,7 +46,7 @@ def evaluate(cfg: Config, prep: Prepared, params: dict[str, Any]) -> TrialOutcom
     X_train, y_train = prep.xy("train")
     X_val, y_val = prep.xy("val")
     model = make_model(cfg, prep, params).fit(X_train, y_train)
-    metrics = score(model, X_val, y_val, metrics_for_task(prep.task))
+    metrics = score(model, X_val, y_val, usable_metrics(model, prep.task, cfg.tune.metric))
     return TrialOutcome(_finite(metrics[cfg.tune.metric], cfg.tune.metric), metrics, [], model)
 
 
@@ -55,10 +55,11 @@ def _cross_validate(cfg: Config, prep: Prepared, params: dict[str, Any]) -> Tria
     splitter_cls = StratifiedKFold if prep.task == "classification" else KFold
     splitter = splitter_cls(n_splits=cfg.data.cv_folds, shuffle=True, random_state=cfg.seed)
     template = make_model(cfg, prep, params)
-    names = metrics_for_task(prep.task)
+    names: list[str] = []
     per_fold: list[dict[str, float]] = []
     for train_idx, val_idx in splitter.split(X, y):
         fold_model = clone(template).fit(X.iloc[train_idx], y.iloc[train_idx])
+        names = names or usable_metrics(fold_model, prep.task, cfg.tune.metric)
         per_fold.append(score(fold_model, X.iloc[val_idx], y.iloc[val_idx], names))
     metrics = {n: float(np.mean([f[n] for f in per_fold])) for n in names}
     folds = [f[cfg.tune.metric] for f in per_fold]

@@ -29,25 +29,30 @@ def _distribution(p: Param) -> BaseDistribution:
 
 def grid(space: dict[str, Param]) -> dict[str, list[Any]]:
     """Every value of every parameter, for exhaustive search; refuse a space with no finite grid."""
-    values = {name: _grid_values(name, p) for name, p in space.items()}
-    size = math.prod(len(v) for v in values.values())
+    size = grid_size(space)
     if size > MAX_GRID_POINTS:
         raise SearchSpaceError(f"search_space has {size} grid points, more than {MAX_GRID_POINTS}; use a larger step or tune.sampler: random or tpe")
-    return values
+    return {name: _grid_values(p) for name, p in space.items()}
 
 
 def grid_size(space: dict[str, Param]) -> int:
-    return math.prod(len(v) for v in grid(space).values())
+    """How many points the grid has, counted without building it."""
+    return math.prod(_grid_count(name, p) for name, p in space.items())
 
 
-def _grid_values(name: str, p: Param) -> list[Any]:
+def _grid_count(name: str, p: Param) -> int:
+    if isinstance(p, CategoricalParam):
+        return len(p.choices)
+    if p.log:
+        raise SearchSpaceError(f"search_space.{name}: a log-scale {p.type} cannot be searched on a grid; drop log and set step, or list choices")
+    if p.step is None:
+        raise SearchSpaceError(f"search_space.{name}: the grid sampler needs a step for a float (or use type: categorical with choices)")
+    return int(math.floor((p.high - p.low) / p.step + 1e-9)) + 1
+
+
+def _grid_values(p: Param) -> list[Any]:
     if isinstance(p, CategoricalParam):
         return list(p.choices)
     if isinstance(p, IntParam):
-        if p.log:
-            raise SearchSpaceError(f"search_space.{name}: a log-scale int cannot be searched on a grid; drop log and set step, or list choices")
         return list(range(p.low, p.high + 1, p.step))
-    if isinstance(p, FloatParam) and p.step is None:
-        raise SearchSpaceError(f"search_space.{name}: the grid sampler needs a step for a float (or use type: categorical with choices)")
-    n = int(math.floor((p.high - p.low) / p.step + 1e-9)) + 1
-    return [float(v) for v in np.round(p.low + p.step * np.arange(n), 12)]
+    return [float(v) for v in np.round(p.low + p.step * np.arange(_grid_count("", p)), 12)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -41,7 +42,8 @@ def prepared(prepare_sklearn, mixed_frame: pd.DataFrame) -> Callable[..., Prepar
         data = {"val_size": cfg.data.val_size, "cv_folds": cfg.data.cv_folds}
         if source != "mixed-csv":
             return prepare_sklearn(source, seed=cfg.seed, **data)
-        return prepare(mixed_frame, "label", DataConfig(source="synthetic", task="classification", **data), cfg.seed, "mixed")
+        file_cfg = DataConfig(source="file", path=Path("mixed.csv"), target="label", **data)
+        return prepare(mixed_frame, "label", file_cfg, cfg.seed, "mixed.csv")
 
     return make
 

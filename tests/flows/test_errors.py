@@ -1,0 +1,64 @@
+"""Bad input at a stage's entry point: exit code 2, one paragraph naming the key or file, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows._cli import main
+from flows.prepare import prepare_flow
+from flows.train import train_flow
+from flows.tune import run as run_tune
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def _listing(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _fails_cleanly(project: Path, flow, args: list[str], capsys, *expected: str) -> None:
+    before = _listing(project)
+    assert main(flow, "test", ["--params", "params.yaml", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tunedag: error:") and "\n" not in err
+    for word in expected:
+        assert word in err
+    assert _listing(project) == before, "nothing is written"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--set", "data.source=file", "--set", "data.path=data/raw/nope.csv", "--set", "data.target=y"], ["data/raw/nope.csv", "data.path"]),
+        (["--set", "data.source=file", "--set", "data.path=data/raw/example_churn.csv", "--set", "data.target=label"], ["'label'", "data.target"]),
+        (["--set", "data.name=diabetes", "--set", "data.task=classification", "--set", "tune.metric=accuracy"], ["classes", "target"]),
+    ],
+    ids=["missing-file", "missing-target-column", "continuous-target-as-classes"],
+)
+def test_prepare_refuses_bad_data(project, capsys, args, expected):
+    _fails_cleanly(project, prepare_flow, args, capsys, *expected)
+
+
+def test_tune_refuses_a_missing_prepared_dataset(project, capsys):
+    _fails_cleanly(project, run_tune, [], capsys, "paths.prepared", "data/prepared/dataset.parquet")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--set", "tune.metric=rmse"], ["tune.metric", "regression metric"]),
+        (["--set", "model.estimator=sklearn.ensemble.RandomForestRegressor"], ["model.estimator", "regression estimator"]),
+        (["--set", "tune.sampler=grid", "--set", "search_space.n_estimators={type: int, low: 10, high: 50, step: 10}",
+          "--set", "search_space.max_features={type: float, low: 0.1, high: 0.9}"], ["search_space.max_features", "step"]),
+    ],
+    ids=["metric-for-another-task", "regressor-for-classes", "grid-without-step"],
+)
+def test_tune_refuses_what_cannot_work_before_writing(project, capsys, args, expected):
+    assert main(prepare_flow, "test", ["--params", "params.yaml"]) == 0
+    _fails_cleanly(project, run_tune, args, capsys, *expected)
+
+
+def test_train_refuses_a_missing_tune_summary(project, capsys):
+    _fails_cleanly(project, train_flow, [], capsys, "paths.tune_summary")
