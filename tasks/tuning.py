@@ -72,21 +72,19 @@ def run_trial(ctx: TrialContext, number: int, params: dict[str, Any]) -> TrialRe
     tags = {**ctx.tags, TAG_TRIAL: str(number), TAG_ROLE: "trial"}
     run_id = start_run(Tracker(client, ctx.experiment_id), f"trial-{number}", tags, ctx.parent_run_id)
     try:
-        log_values(client, run_id, params=params)
-        prep = load_prepared(ctx.data_path, ctx.data_version)
-        outcome = evaluate(ctx.cfg, prep, params)
-        metric = ctx.cfg.tune.metric
-        steps = {f"fold_{metric}": outcome.fold_values} if outcome.fold_values else None
-        log_values(client, run_id, metrics={f"val_{k}": v for k, v in outcome.metrics.items()}, steps=steps,
-                   tags={"tunedag.objective": metric})
+        outcome = evaluate(ctx.cfg, load_prepared(ctx.data_path, ctx.data_version), params)
         log_sklearn_model(client, run_id, outcome.model, skops_trusted_types(outcome.model, ctx.cfg.model.trusted_types))
     except Exception as exc:  # a failing trial must never stop the study
         error = f"{type(exc).__name__}: {exc}"
-        log_values(client, run_id, tags={"tunedag.error": error[:5000], "tunedag.traceback": traceback.format_exc()[-5000:]})
+        log_values(client, run_id, params=params,
+                   tags={"tunedag.error": error[:5000], "tunedag.traceback": traceback.format_exc()[-5000:]})
         client.set_terminated(run_id, status="FAILED")
         return TrialResult(number, "FAIL", None, error, run_id, time.perf_counter() - started)
     seconds = time.perf_counter() - started
-    log_values(client, run_id, metrics={"trial_seconds": seconds})
+    metric = ctx.cfg.tune.metric
+    log_values(client, run_id, params=params, tags={"tunedag.objective": metric},
+               metrics={**{f"val_{k}": v for k, v in outcome.metrics.items()}, "trial_seconds": seconds},
+               steps={f"fold_{metric}": outcome.fold_values} if outcome.fold_values else None)
     client.set_terminated(run_id, status="FINISHED")
     return TrialResult(number, "COMPLETE", outcome.value, None, run_id, seconds)
 

@@ -74,26 +74,28 @@ def usable_metrics(model: Any, task: str, primary: str) -> list[str]:
 
 
 def score(model: Any, X: Any, y: Any, names: list[str]) -> dict[str, float]:
-    """Compute each named metric of a fitted model on (X, y), reusing predictions."""
-    cache: dict[str, Any] = {}
+    """Compute each named metric of a fitted model on (X, y), computing each model output once."""
+    outputs: dict[str, Any] = {}
     out = {}
     for name in names:
         metric = METRICS[name]
-        if metric.needs not in cache:
-            cache[metric.needs] = _output(model, X, metric.needs)
+        kind = _output_kind(model, metric.needs)
+        if kind not in outputs:
+            outputs[kind] = getattr(model, kind)(X)
         if metric.needs == "proba":
-            out[name] = float(metric.fn(y, cache["proba"], labels=model.classes_))
+            out[name] = float(metric.fn(y, outputs[kind], labels=model.classes_))
         else:
-            out[name] = float(metric.fn(y, cache[metric.needs]))
+            out[name] = float(metric.fn(y, outputs[kind]))
     return out
 
 
-def _output(model: Any, X: Any, needs: str) -> Any:
+def _output_kind(model: Any, needs: str) -> str:
+    """The model method a metric reads: roc_auc and log_loss share one predict_proba pass."""
     if needs == "predict":
-        return model.predict(X)
-    if needs == "proba" or hasattr(model, "predict_proba"):
-        if not hasattr(model, "predict_proba"):
-            name = type(model[-1] if hasattr(model, "steps") else model).__name__
-            raise ConfigError(f"{name} has no predict_proba; choose a tune.metric that uses predictions (accuracy, f1, ...)")
-        return model.predict_proba(X)
-    return model.decision_function(X)
+        return "predict"
+    if hasattr(model, "predict_proba"):
+        return "predict_proba"
+    if needs == "score" and hasattr(model, "decision_function"):
+        return "decision_function"
+    name = type(model[-1] if hasattr(model, "steps") else model).__name__
+    raise ConfigError(f"{name} has no predict_proba; choose a tune.metric that uses predictions (accuracy, f1, ...)")
