@@ -46,7 +46,8 @@ from tunedag.config import Config, load_config
 from tunedag.data import Prepared, file_md5, load_prepared
 from tunedag.estimators import skops_trusted_types
 from tunedag.objective import TrialOutcome, evaluate
-from tunedag.study import build_sampler, build_storage
+from tunedag.samplers import build_sampler
+from tunedag.study import build_storage
 
 TARGET_MS = 100.0
 Params = dict[str, Any]
@@ -171,7 +172,7 @@ def optuna_layer(name: str, cfg: Config, objective: Objective, trials: int,
                  storage: optuna.storages.BaseStorage | None = None) -> tuple[Row, list[Params]]:
     """Time `study.optimize` with the configured seeded sampler; return the row and the params seen."""
     started = time.perf_counter()
-    study = optuna.create_study(storage=storage, sampler=build_sampler(cfg.tune, cfg.search_space, cfg.seed),
+    study = optuna.create_study(storage=storage, sampler=build_sampler(cfg),
                                 direction=cfg.tune.resolved_direction)
     study.optimize(lambda t: objective(suggest(t, cfg.search_space)), n_trials=trials)
     total = time.perf_counter() - started

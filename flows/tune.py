@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import time
-
 import optuna
 from optuna.trial import TrialState
 from prefect import flow, get_run_logger
@@ -13,19 +10,30 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, log_values, open_tracker, start_run
-from tasks.tuning import TrialContext, TrialResult, close_stale_parents, lineage_tags, reconcile_trials, run_trial
+from tasks.tuning import (
+    TrialContext,
+    TrialResult,
+    close_stale_parents,
+    lineage_tags,
+    optuna_reporter,
+    reconcile_trials,
+    run_trial,
+)
 from tunedag.config import Config
 from tunedag.data import SPLIT, file_md5, load_prepared
 from tunedag.errors import TunedagError
 from tunedag.estimators import check_estimator_for_task
-from tunedag.metrics import check_metric_for_task
-from tunedag.space import distributions, grid
+from tunedag.metrics import METRICS, check_metric_for_task
+from tunedag.seeding import enqueue_manual, warm_start
+from tunedag.samplers import build_sampler
+from tunedag.space import suggest
+from tunedag.stopping import StopRules
 from tunedag.study import count_finished, grid_points_left, open_study, recover_orphans
 
 
 @flow(name="tune")
 def tune_flow(cfg: Config) -> dict:
-    """Tune until the study holds `tune.n_trials` finished trials; return the study summary."""
+    """Tune until the study holds `tune.n_trials` finished trials (or a stop rule fires); return the summary."""
     data_version = _check_inputs(cfg)
     tracker = open_tracker(cfg.tracking)
     study = open_study(cfg, data_version)
@@ -34,11 +42,17 @@ def tune_flow(cfg: Config) -> dict:
     parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline"})
     try:
         log_values(tracker.client, parent, params=_run_params(cfg))
-        orphans = [t.number for t in recover_orphans(study, cfg.search_space)]
+        orphans = [t.number for t in recover_orphans(study, cfg.families)]
         reconcile_trials(tracker, study, orphans, parent, tags)
+        warm = warm_start(study, cfg, study._storage)
+        enqueue_manual(study, cfg)
+        if warm:
+            log_values(tracker.client, parent, tags={"tunedag.warm_start_from": cfg.tune.warm_start.study,
+                                                     "tunedag.warm_start_trials": ",".join(map(str, warm))})
         ctx = TrialContext(cfg, cfg.paths.prepared, data_version, tracker.experiment_id, parent, study.study_name, tags)
-        drive_trials(study, ctx)
-        if count_finished(study) == 0:
+        reason = drive_trials(study, ctx)
+        log_values(tracker.client, parent, tags={"tunedag.stop_reason": reason})
+        if count_finished(study) == 0 or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             raise TunedagError(f"No trial of study {study.study_name} completed; see the tunedag.error tag on the trial runs in MLflow.")
         summary = summarise_study(cfg, study, tracker, parent, data_version)
     except BaseException as exc:
@@ -54,56 +68,70 @@ def _check_inputs(cfg: Config) -> str:
         raise TunedagError(f"Prepared dataset {cfg.paths.prepared} (paths.prepared) is missing; run the prepare stage first (dvc repro prepare).")
     version = file_md5(cfg.paths.prepared)
     prep = load_prepared(cfg.paths.prepared, version)
-    check_metric_for_task(cfg.tune.metric, prep.task)
-    check_estimator_for_task(cfg.model.estimator, cfg.model.fixed, prep.task)
-    if cfg.tune.sampler == "grid":
-        grid(cfg.search_space)
+    for metric in [cfg.tune.metric, *(o for o in cfg.tune.objectives if o in METRICS)]:
+        check_metric_for_task(metric, prep.task)
+    for family in cfg.families.values():
+        check_estimator_for_task(family.estimator, family.fixed, prep.task)
+    if cfg.tune.sampler.name == "grid":
+        build_sampler(cfg)
     if cfg.data.cv_folds == 0 and not (prep.frame[SPLIT] == "val").any():
         raise TunedagError(f"{cfg.paths.prepared} has no validation rows; set data.val_size above 0 or data.cv_folds to 2 or more.")
     return version
 
 
 def _run_params(cfg: Config) -> dict:
-    return {"seed": cfg.seed, "estimator": cfg.model.estimator, "sampler": cfg.tune.sampler,
-            "n_trials": cfg.tune.n_trials, "metric": cfg.tune.metric, "parallelism": cfg.tune.parallelism,
-            "cv_folds": cfg.data.cv_folds, "data_source": cfg.data.source}
+    return {"seed": cfg.seed, "estimator": cfg.model.estimator or ",".join(cfg.model.families),
+            "sampler": cfg.tune.sampler.name, "pruner": cfg.tune.pruner.name, "fidelity": cfg.tune.fidelity.kind,
+            "n_trials": cfg.tune.n_trials, "metric": cfg.tune.metric, "objectives": ",".join(cfg.tune.objectives),
+            "parallelism": cfg.tune.parallelism, "cv_folds": cfg.data.cv_folds, "data_source": cfg.data.source}
 
 
-def drive_trials(study: optuna.Study, ctx: TrialContext) -> list[TrialResult]:
-    """Ask, submit up to `parallelism` trial tasks, tell each result as it lands; stop at the budget."""
+def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
+    """Ask, submit up to `parallelism` trial tasks, tell each result as it lands; return why it stopped."""
     tune, logger = ctx.cfg.tune, get_run_logger()
-    space = distributions(ctx.cfg.search_space)
-    deadline = time.monotonic() + tune.timeout if tune.timeout else math.inf
-    finished, failures, pending, results = count_finished(study), 0, {}, []
+    rules = StopRules(ctx.cfg)
+    finished, failures, pending = count_finished(study), 0, {}
+    prune = tune.fidelity.kind != "none" and len(tune.directions) == 1
 
     def can_launch() -> bool:
-        within_grid = tune.sampler != "grid" or grid_points_left(study, ctx.cfg.search_space) > 0
-        return (finished + len(pending) < tune.n_trials and failures <= tune.max_failed_trials
-                and time.monotonic() < deadline and within_grid)
+        if finished + len(pending) >= tune.n_trials:
+            rules.reason = f"n_trials {tune.n_trials} reached"
+        elif failures > tune.max_failed_trials:
+            rules.reason = f"{failures} failed trials (tune.max_failed_trials {tune.max_failed_trials})"
+        elif tune.sampler.name == "grid" and grid_points_left(study, next(iter(ctx.cfg.families.values())).space) <= 0:
+            rules.reason = "grid exhausted"
+        elif tune.sampler.name == "manual" and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            rules.reason = "every tune.enqueue configuration evaluated"
+        else:
+            return not rules.out_of_time() and not rules.study_done(study)
+        return False
 
     while True:
         while len(pending) < tune.parallelism and can_launch():
-            trial = study.ask(space)
-            pending[run_trial.submit(ctx, trial.number, trial.params)] = trial
+            trial = study.ask()
+            params = suggest(trial, ctx.cfg.families)
+            reporter = optuna_reporter(trial) if prune else None
+            pending[run_trial.submit(ctx, trial.number, params, reporter)] = trial
         if not pending:
-            break
+            return rules.reason or "done"
         future = next(as_completed(list(pending)))
         trial, result = pending.pop(future), future.result()
-        trial.set_user_attr("mlflow_run_id", result.run_id)
-        if result.state == "COMPLETE":
-            study.tell(trial, result.value)
-            finished += 1
-        else:
-            trial.set_user_attr("error", result.error)
-            study.tell(trial, state=TrialState.FAIL)
-            failures += 1
-        results.append(result)
+        finished, failures = finished + (result.state != "FAIL"), failures + (result.state == "FAIL")
+        _tell(study, trial, result)
         logger.info("trial %d %s %s in %.2fs [%d/%d finished]", result.number, result.state,
                     f"{tune.metric}={result.value:.5g}" if result.value is not None else result.error,
                     result.seconds, finished, tune.n_trials)
-    if failures > tune.max_failed_trials:
-        logger.warning("stopped launching trials after %d failures (tune.max_failed_trials=%d)", failures, tune.max_failed_trials)
-    return results
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None:
+    trial.set_user_attr("mlflow_run_id", result.run_id)
+    if result.state == "COMPLETE":
+        study.tell(trial, result.values)
+    elif result.state == "PRUNED":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        trial.set_user_attr("error", result.error)
+        study.tell(trial, state=TrialState.FAIL)
 
 
 def run(cfg: Config) -> dict:

@@ -15,14 +15,20 @@ from tunedag.metrics import score, usable_metrics
 
 @task(cache_policy=NO_CACHE)
 def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
-    """Score `paths.model_dir` on test; write `paths.test_metrics`; log them on the run and model version."""
-    model = mlflow.sklearn.load_model(str(cfg.paths.model_dir))
+    """Score the final model (and, beside an ensemble, the single best) on test; log and write the scores."""
     prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
     X, y = prep.xy("test")
-    scores = {f"test_{k}": v for k, v in score(model, X, y, usable_metrics(model, prep.task, cfg.tune.metric)).items()}
+    scores = _test_scores(cfg, cfg.paths.model_dir, prep.task, X, y, "test_")
+    if cfg.final.ensemble.kind != "none":
+        scores |= _test_scores(cfg, cfg.paths.single_model_dir, prep.task, X, y, "single_best_test_")
     log_values(tracker.client, summary["parent_run_id"], metrics=scores)
     for version in tracker.client.search_model_versions(f"run_id = '{summary['parent_run_id']}'"):
         for key, value in scores.items():
             tracker.client.set_model_version_tag(version.name, version.version, key, str(value))
     write_json(cfg.paths.test_metrics, {**scores, f"best_val_{summary['metric']}": summary["best_value"]})
     return scores
+
+
+def _test_scores(cfg: Config, model_dir, task: str, X, y, prefix: str) -> dict[str, float]:
+    model = mlflow.sklearn.load_model(str(model_dir))  # a hard-voting ensemble has no proba: its metrics only
+    return {f"{prefix}{k}": v for k, v in score(model, X, y, usable_metrics(model, task, None)).items()}

@@ -20,6 +20,7 @@ from tunedag.errors import TunedagError
 TAG_STUDY = "tunedag.study"
 TAG_TRIAL = "tunedag.trial"
 TAG_ROLE = "tunedag.role"
+TAG_STATE = "tunedag.state"
 TAG_DATA_VERSION = "tunedag.data_version"
 TAG_GIT = "tunedag.git_commit"
 TAG_FLOW_RUN = "tunedag.prefect_flow_run_id"
@@ -81,14 +82,15 @@ def log_values(
     metrics: dict[str, float] | None = None,
     tags: dict[str, str] | None = None,
     steps: dict[str, list[float]] | None = None,
+    first_step: int = 0,
 ) -> None:
-    """Log params, metrics (series in `steps` as step 0..n-1) and tags in one batched call."""
+    """Log params, metrics (each series in `steps` from `first_step` on) and tags in one batched call."""
     import time
 
     now = int(time.time() * 1000)
     metric_rows = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
     for key, series in (steps or {}).items():
-        metric_rows += [Metric(key, float(v), now, i) for i, v in enumerate(series)]
+        metric_rows += [Metric(key, float(v), now, i) for i, v in enumerate(series, first_step)]
     client.log_batch(
         run_id,
         metrics=metric_rows,

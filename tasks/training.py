@@ -14,6 +14,7 @@ from tasks.provenance import git_commit
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
 from tunedag.estimators import skops_trusted_types
+from tunedag.ensemble import build_ensemble
 from tunedag.objective import make_model
 
 FINAL_ARTIFACT = "final_model"
@@ -21,19 +22,31 @@ FINAL_ARTIFACT = "final_model"
 
 @task(cache_policy=NO_CACHE)
 def fit_final_model(cfg: Config, summary: dict) -> Path:
-    """Fit `best_params` on train + val and write the MLflow model to `paths.model_dir` atomically."""
+    """Refit the chosen configuration on train + val, and the ensemble of the top trials if configured.
+
+    The single best model goes to `paths.single_model_dir`; the final model (the ensemble, or the
+    single best again) to `paths.model_dir`. Both are written atomically.
+    """
     prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
     X, y = prep.xy("train", "val")
-    model = make_model(cfg, prep, summary["best_params"]).fit(X, y)
+    single = make_model(cfg, prep, summary["best_params"]).fit(X, y)
+    _save(cfg, single, cfg.paths.single_model_dir, X)
+    final = single
+    if cfg.final.ensemble.kind != "none":
+        members = [(f"trial_{m['number']}", make_model(cfg, prep, m["params"])) for m in summary["top_trials"][: cfg.final.ensemble.top_k]]
+        final = build_ensemble(cfg.final.ensemble.kind, members, prep.task, cfg.seed).fit(X, y)
+    _save(cfg, final, cfg.paths.model_dir, X)
+    return cfg.paths.model_dir
+
+
+def _save(cfg: Config, model, target: Path, X) -> None:
     trusted = skops_trusted_types(model, cfg.model.trusted_types)
     signature = infer_signature(X.head(20), model.predict(X.head(20)))
-    target = cfg.paths.model_dir
     staging = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     save_sklearn_model(model, staging, trusted, signature)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
-    return target
 
 
 @task(cache_policy=NO_CACHE)
@@ -44,6 +57,7 @@ def register_final_model(cfg: Config, tracker: Tracker, summary: dict) -> str:
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name, description="Best configuration found by tunedag, refit on train + validation.")
     tags = {TAG_STUDY: summary["study_name"], TAG_DATA_VERSION: summary["data_version"], TAG_GIT: git_commit(),
-            f"best_val_{summary['metric']}": str(summary["best_value"])}
+            f"best_val_{summary['metric']}": str(summary["best_value"]), "tunedag.best_trial": str(summary["best_trial"]),
+            "tunedag.ensemble": cfg.final.ensemble.kind}
     version = client.create_model_version(name, source=f"runs:/{run_id}/{FINAL_ARTIFACT}", run_id=run_id, tags=tags)
     return version.version

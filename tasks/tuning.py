@@ -19,6 +19,7 @@ from tasks.tracking import (
     TAG_FLOW_RUN,
     TAG_GIT,
     TAG_ROLE,
+    TAG_STATE,
     TAG_STUDY,
     TAG_TRIAL,
     Tracker,
@@ -31,7 +32,7 @@ from tasks.tracking import (
 from tunedag.config import Config
 from tunedag.data import load_prepared
 from tunedag.estimators import skops_trusted_types
-from tunedag.objective import evaluate
+from tunedag.objective import Reporter, TrialPruned, evaluate
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,15 @@ class TrialResult:
     """A trial's outcome as the flow tells it to Optuna."""
 
     number: int
-    state: str  # "COMPLETE" or "FAIL"
-    value: float | None
+    state: str  # "COMPLETE", "PRUNED" or "FAIL"
+    values: list[float] | None
     error: str | None
     run_id: str
     seconds: float
+
+    @property
+    def value(self) -> float | None:
+        return self.values[0] if self.values else None
 
 
 def lineage_tags(study_name: str, data_version: str) -> dict[str, str]:
@@ -64,29 +69,46 @@ def lineage_tags(study_name: str, data_version: str) -> dict[str, str]:
     return {TAG_STUDY: study_name, TAG_DATA_VERSION: data_version, TAG_GIT: git_commit(), TAG_FLOW_RUN: prefect_flow_run_id()}
 
 
+def optuna_reporter(trial: optuna.Trial) -> Reporter:
+    """Report intermediate values to the Optuna trial and answer whether its pruner stops it."""
+
+    def report(step: int, value: float) -> bool:
+        trial.report(value, step)
+        return trial.should_prune()
+
+    return report
+
+
 @task(cache_policy=NO_CACHE, task_run_name="trial-{number}")
-def run_trial(ctx: TrialContext, number: int, params: dict[str, Any]) -> TrialResult:
+def run_trial(ctx: TrialContext, number: int, params: dict[str, Any], reporter: Reporter | None = None) -> TrialResult:
     """Evaluate one configuration and record it as a child run; a failure is recorded, never raised."""
     started = time.perf_counter()
     client = client_for(ctx.cfg.tracking.uri)
     tags = {**ctx.tags, TAG_TRIAL: str(number), TAG_ROLE: "trial"}
     run_id = start_run(Tracker(client, ctx.experiment_id), f"trial-{number}", tags, ctx.parent_run_id)
+    metric = ctx.cfg.tune.metric
     try:
-        outcome = evaluate(ctx.cfg, load_prepared(ctx.data_path, ctx.data_version), params)
+        outcome = evaluate(ctx.cfg, load_prepared(ctx.data_path, ctx.data_version), params, reporter)
         log_sklearn_model(client, run_id, outcome.model, skops_trusted_types(outcome.model, ctx.cfg.model.trusted_types))
+    except TrialPruned as pruned:
+        log_values(client, run_id, params=params, tags={TAG_STATE: "PRUNED"},
+                   metrics={"pruned_at_step": pruned.step, "trial_seconds": time.perf_counter() - started},
+                   steps={f"val_{metric}_by_step": pruned.intermediate}, first_step=1)
+        client.set_terminated(run_id, status="FINISHED")
+        return TrialResult(number, "PRUNED", [pruned.intermediate[-1]], None, run_id, time.perf_counter() - started)
     except Exception as exc:  # a failing trial must never stop the study
         error = f"{type(exc).__name__}: {exc}"
-        log_values(client, run_id, params=params,
-                   tags={"tunedag.error": error[:5000], "tunedag.traceback": traceback.format_exc()[-5000:]})
+        log_values(client, run_id, params=params, tags={TAG_STATE: "FAIL", "tunedag.error": error[:5000],
+                                                        "tunedag.traceback": traceback.format_exc()[-5000:]})
         client.set_terminated(run_id, status="FAILED")
         return TrialResult(number, "FAIL", None, error, run_id, time.perf_counter() - started)
     seconds = time.perf_counter() - started
-    metric = ctx.cfg.tune.metric
-    log_values(client, run_id, params=params, tags={"tunedag.objective": metric},
+    steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate}
+    log_values(client, run_id, params=params, tags={TAG_STATE: "COMPLETE", "tunedag.objective": metric},
                metrics={**{f"val_{k}": v for k, v in outcome.metrics.items()}, "trial_seconds": seconds},
-               steps={f"fold_{metric}": outcome.fold_values} if outcome.fold_values else None)
+               steps={k: v for k, v in steps.items() if v}, first_step=1)
     client.set_terminated(run_id, status="FINISHED")
-    return TrialResult(number, "COMPLETE", outcome.value, None, run_id, seconds)
+    return TrialResult(number, "COMPLETE", outcome.values, None, run_id, seconds)
 
 
 def close_stale_parents(tracker: Tracker, study_name: str) -> int:

@@ -6,12 +6,25 @@ reads the same file through `${...}` interpolation, so nothing is typed twice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tunedag.config_search import (
+    EnsembleConfig,
+    FidelityConfig,
+    NoPrunerConfig,
+    PrunerConfig,
+    SamplerConfig,
+    SelectionConfig,
+    TpeSamplerConfig,
+    WarmStartConfig,
+    pruner_shorthand,
+    sampler_shorthand,
+)
 from tunedag.errors import ConfigError
 from tunedag.estimators import check_estimator_path, estimator_param_names
 from tunedag.metrics import METRICS, check_metric_for_task
@@ -79,29 +92,12 @@ class PreprocessConfig(_Strict):
     max_categories: int | None = Field(20, ge=2)
 
 
-class ModelConfig(_Strict):
-    """The estimator to tune, named by import path, with its fixed arguments."""
-
-    estimator: str
-    fixed: dict[str, Any] = {}
-    preprocess: PreprocessConfig = PreprocessConfig()
-    trusted_types: list[str] = []
-
-    @field_validator("estimator")
-    @classmethod
-    def _estimator_exists(cls, value: str) -> str:
-        check_estimator_path(value)
-        return value
-
-    @model_validator(mode="after")
-    def _fixed_are_params(self) -> ModelConfig:
-        unknown = sorted(set(self.fixed) - estimator_param_names(self.estimator))
-        if unknown:
-            raise ValueError(f"fixed names {unknown}, which {self.estimator} does not accept")
-        return self
+class _ParamBase(_Strict):
+    # The parameter exists only when each named earlier parameter takes one of the listed values.
+    when: dict[str, list[Any]] = {}
 
 
-class FloatParam(_Strict):
+class FloatParam(_ParamBase):
     type: Literal["float"]
     low: float
     high: float
@@ -116,7 +112,7 @@ class FloatParam(_Strict):
         return self
 
 
-class IntParam(_Strict):
+class IntParam(_ParamBase):
     type: Literal["int"]
     low: int
     high: int
@@ -134,7 +130,7 @@ class IntParam(_Strict):
 Choice = Union[None, bool, int, float, str]
 
 
-class CategoricalParam(_Strict):
+class CategoricalParam(_ParamBase):
     type: Literal["categorical"]
     choices: list[Choice] = Field(min_length=1)
 
@@ -149,6 +145,63 @@ class CategoricalParam(_Strict):
 Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
 
 
+class FamilyConfig(_Strict):
+    """One model family of a study that chooses between several: its estimator and sub-space."""
+
+    estimator: str
+    fixed: dict[str, Any] = {}
+    search_space: dict[str, Param] = {}
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator_exists(cls, value: str) -> str:
+        check_estimator_path(value)
+        return value
+
+    @model_validator(mode="after")
+    def _params_fit(self) -> FamilyConfig:
+        _check_estimator_args(self.estimator, self.fixed, self.search_space, "search_space.")
+        return self
+
+
+class ModelConfig(_Strict):
+    """The estimator to tune by import path with its fixed arguments, or several `families` to choose from."""
+
+    estimator: str | None = None
+    fixed: dict[str, Any] = {}
+    families: dict[str, FamilyConfig] = {}
+    preprocess: PreprocessConfig = PreprocessConfig()
+    trusted_types: list[str] = []
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_estimator_path(value)
+        return value
+
+    @field_validator("families")
+    @classmethod
+    def _family_names(cls, value: dict) -> dict:
+        bad = [n for n in value if not n.isidentifier()]
+        if bad:
+            raise ValueError(f"family names must be identifiers (letters, digits, _): {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ModelConfig:
+        if (self.estimator is None) == (not self.families):
+            raise ValueError("set either estimator (one model) or families (a choice between models), not both or neither")
+        if self.families and self.fixed:
+            raise ValueError("with families, put fixed arguments under each family")
+        if self.estimator:
+            unknown = sorted(set(self.fixed) - estimator_param_names(self.estimator))
+            if unknown:
+                raise ValueError(f"fixed names {unknown}, which {self.estimator} does not accept")
+        return self
+
+
+
 def _check_range(low: float, high: float, log: bool) -> None:
     if low >= high:
         raise ValueError(f"low ({low}) must be below high ({high}); put a constant in model.fixed")
@@ -156,27 +209,33 @@ def _check_range(low: float, high: float, log: bool) -> None:
         raise ValueError(f"log scale needs low > 0 (got {low})")
 
 
-class TpeConfig(_Strict):
-    """TPE arguments, all explicit: Optuna's defaults move between releases."""
-
-    n_startup_trials: int = Field(10, ge=0)
-    multivariate: bool = True
-    constant_liar: bool = True
+# Objectives besides the metrics: both minimised, measured on the validation split.
+EXTRA_OBJECTIVES = {"predict_latency_ms": "minimize", "model_size_kb": "minimize"}
 
 
 class TuneConfig(_Strict):
-    """How the study runs."""
+    """How the study searches, prunes, stops and selects."""
 
-    sampler: Literal["grid", "random", "tpe"] = "tpe"
-    tpe: TpeConfig = TpeConfig()
+    sampler: SamplerConfig = TpeSamplerConfig(name="tpe")
+    pruner: PrunerConfig = NoPrunerConfig(name="none")
+    fidelity: FidelityConfig = FidelityConfig()
     n_trials: int = Field(20, ge=1, le=1_000_000)
     timeout: float | None = Field(None, gt=0)
+    patience: int | None = Field(None, ge=1)
+    target: float | None = None
     metric: str = "accuracy"
     direction: Literal["maximize", "minimize"] | None = None
+    objectives: list[str] = []
+    select: SelectionConfig = SelectionConfig()
+    enqueue: list[dict[str, Any]] = []
+    warm_start: WarmStartConfig | None = None
     parallelism: int = Field(1, ge=1, le=256)
     max_failed_trials: int = Field(10, ge=0)
     storage: str = "optuna/study.journal"
     study_name: str = Field("tunedag", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+
+    _sampler_shorthand = field_validator("sampler", mode="before")(lambda cls, v: sampler_shorthand(v))
+    _pruner_shorthand = field_validator("pruner", mode="before")(lambda cls, v: pruner_shorthand(v))
 
     @field_validator("metric")
     @classmethod
@@ -185,16 +244,46 @@ class TuneConfig(_Strict):
             raise ValueError(f"unknown metric {value!r}; choose one of {', '.join(METRICS)}")
         return value
 
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in METRICS and v not in EXTRA_OBJECTIVES]
+        if unknown:
+            raise ValueError(f"unknown objectives {unknown}; choose metrics or {', '.join(EXTRA_OBJECTIVES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("objectives must be unique")
+        return value
+
     @model_validator(mode="after")
-    def _direction_matches(self) -> TuneConfig:
+    def _consistent(self) -> TuneConfig:
         natural = METRICS[self.metric].direction
         if self.direction is not None and self.direction != natural:
             raise ValueError(f"direction {self.direction!r} contradicts metric {self.metric!r}, which is {natural}d")
+        if self.metric in self.objectives:
+            raise ValueError(f"objectives repeat tune.metric {self.metric!r}; list only the other objectives")
+        multi = bool(self.objectives)
+        if multi and self.pruner.name != "none":
+            raise ValueError("pruning needs a single objective; set pruner: none or drop objectives")
+        if multi and (self.patience or self.target is not None):
+            raise ValueError("patience and target need a single objective")
+        if multi and self.sampler.name in ("cmaes", "gp", "grid"):
+            raise ValueError(f"sampler {self.sampler.name} handles a single objective; use nsga2, tpe, random or qmc")
+        if self.sampler.name == "manual" and not self.enqueue:
+            raise ValueError("sampler manual evaluates the configurations in tune.enqueue, which is empty")
+        if self.pruner.name != "none" and self.fidelity.kind == "none":
+            raise ValueError("a pruner needs intermediate values: set fidelity.kind (folds, train_fraction or ensemble_size)")
+        if self.select.rule == "weighted" and len(self.select.weights) != 1 + len(self.objectives):
+            raise ValueError(f"select.weights needs {1 + len(self.objectives)} numbers: one for tune.metric and one per objective")
         return self
 
     @property
     def resolved_direction(self) -> str:
         return METRICS[self.metric].direction
+
+    @property
+    def directions(self) -> list[str]:
+        """The direction of tune.metric, then of each extra objective."""
+        return [self.resolved_direction] + [METRICS[o].direction if o in METRICS else EXTRA_OBJECTIVES[o] for o in self.objectives]
 
 
 class TrackingConfig(_Strict):
@@ -206,7 +295,10 @@ class TrackingConfig(_Strict):
 
 
 class FinalConfig(_Strict):
+    """The final model: its registry name, and optionally an ensemble of the top trials."""
+
     registered_model: str = Field("tunedag-model", min_length=1)
+    ensemble: EnsembleConfig = EnsembleConfig()
 
 
 class PathsConfig(_Strict):
@@ -216,9 +308,19 @@ class PathsConfig(_Strict):
     prepared: Path = Path("data/prepared/dataset.parquet")
     tune_summary: Path = Path("reports/tune/summary.json")
     model_dir: Path = Path("models/final")
+    single_model_dir: Path = Path("models/single_best")  # the best single trial, when final is an ensemble
     tune_metrics: Path = Path("metrics/tune.json")
     test_metrics: Path = Path("metrics/test.json")
     history_plot: Path = Path("plots/optimization_history.csv")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One estimator with its fixed arguments and search space (a study has one or several)."""
+
+    estimator: str
+    fixed: dict[str, Any]
+    space: dict[str, Param]
 
 
 class Config(_Strict):
@@ -228,22 +330,60 @@ class Config(_Strict):
     paths: PathsConfig = PathsConfig()
     data: DataConfig
     model: ModelConfig
-    search_space: dict[str, Param] = Field(min_length=1)
+    search_space: dict[str, Param] = {}
     tune: TuneConfig = TuneConfig()
     tracking: TrackingConfig = TrackingConfig()
     final: FinalConfig = FinalConfig()
 
     @model_validator(mode="after")
     def _space_fits_model(self) -> Config:
-        accepted = estimator_param_names(self.model.estimator)
-        for name in self.search_space:
-            if name not in accepted:
-                raise ValueError(f"search_space.{name} is not a parameter of {self.model.estimator}")
-            if name in self.model.fixed:
-                raise ValueError(f"search_space.{name} is also in model.fixed; keep it in one place")
+        if self.model.estimator:
+            if not self.search_space:
+                raise ValueError("search_space is empty: declare at least one parameter to tune")
+            _check_estimator_args(self.model.estimator, self.model.fixed, self.search_space, "search_space.", "model.fixed")
+        elif self.search_space:
+            raise ValueError("with model.families, declare each family's search_space under it, not at the top")
         if self.data.task != "auto":
-            check_metric_for_task(self.tune.metric, self.data.task)
+            for metric in [self.tune.metric, *(o for o in self.tune.objectives if o in METRICS)]:
+                check_metric_for_task(metric, self.data.task)
+        conditional = any(p.when for f in self.families.values() for p in f.space.values())
+        if self.tune.sampler.name == "grid" and (len(self.families) > 1 or conditional):
+            raise ValueError("tune.sampler grid needs one model and no conditional (when) parameters")
+        if self.tune.fidelity.kind == "folds" and self.data.cv_folds < 2:
+            raise ValueError("tune.fidelity.kind folds needs data.cv_folds >= 2")
+        if self.tune.fidelity.kind in ("train_fraction", "ensemble_size") and self.data.cv_folds >= 2:
+            raise ValueError(f"tune.fidelity.kind {self.tune.fidelity.kind} works on the validation split; set data.cv_folds to 0 or use kind folds")
+        if self.tune.fidelity.kind == "ensemble_size":
+            for family in self.families.values():
+                names = estimator_param_names(family.estimator)
+                if not {self.tune.fidelity.param, "warm_start"} <= names:
+                    raise ValueError(f"tune.fidelity ensemble_size needs an estimator with warm_start and {self.tune.fidelity.param}; {family.estimator} lacks them")
         return self
+
+    @property
+    def families(self) -> dict[str, Family]:
+        """The model families by name; a single-model config is one family named ''."""
+        if self.model.estimator:
+            return {"": Family(self.model.estimator, self.model.fixed, self.search_space)}
+        return {n: Family(f.estimator, f.fixed, f.search_space) for n, f in self.model.families.items()}
+
+
+def _check_estimator_args(estimator: str, fixed: dict[str, Any], space: dict[str, Param], prefix: str,
+                          fixed_key: str = "fixed") -> None:
+    accepted = estimator_param_names(estimator)
+    seen: dict[str, Param] = {}
+    for name, param in space.items():
+        if name not in accepted:
+            raise ValueError(f"{prefix}{name} is not a parameter of {estimator}")
+        if name in fixed:
+            raise ValueError(f"{prefix}{name} is also in {fixed_key}; keep it in one place")
+        for parent, values in param.when.items():
+            choices = getattr(seen.get(parent), "choices", None)
+            if choices is None:
+                raise ValueError(f"{prefix}{name}.when names {parent!r}, which must be a categorical parameter declared before it")
+            if any(v not in choices for v in values):
+                raise ValueError(f"{prefix}{name}.when lists values {values} not all among {parent}'s choices {choices}")
+        seen[name] = param
 
 
 def load_config(path: Path | str = "params.yaml", overrides: dict[str, Any] | None = None) -> Config:
@@ -290,7 +430,7 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling and section)"
-        parts.append(f"{loc or '(top level)'}: {msg}")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return f"{path} is invalid: " + "; ".join(parts) + "."
 
 

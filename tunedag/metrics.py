@@ -65,8 +65,8 @@ def check_metric_for_task(metric: str, task: str) -> None:
         )
 
 
-def usable_metrics(model: Any, task: str, primary: str) -> list[str]:
-    """The configured metric plus every other metric of `task` that the model's outputs allow."""
+def usable_metrics(model: Any, task: str, primary: str | None) -> list[str]:
+    """The configured metric (if given) plus every other metric of `task` that the model's outputs allow."""
     has_proba = hasattr(model, "predict_proba")
     binary = len(getattr(model, "classes_", ())) == 2
     allowed = {"predict": True, "proba": has_proba, "score": has_proba or (binary and hasattr(model, "decision_function"))}

@@ -1,71 +1,166 @@
-"""The objective: fit one configuration and score it on validation data, never on test."""
+"""The objective: fit one configuration and score it on validation data, never on test.
+
+With a fidelity set in `tune.fidelity`, the objective reports an intermediate value at each
+step (CV fold, training fraction, or ensemble size) to a `Reporter`, which may stop it early.
+"""
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
-from tunedag.config import Config
-from tunedag.data import Prepared
+from tunedag.config import EXTRA_OBJECTIVES, Config
+from tunedag.data import SPLIT, Prepared
 from tunedag.estimators import build_model, estimator_param_names
 from tunedag.metrics import score, usable_metrics
+from tunedag.space import split_params
+
+# (step, intermediate value) -> True when the trial should stop; steps count from 1.
+Reporter = Callable[[int, float], bool]
 
 
 class TrialFailed(Exception):
     """A configuration could not be evaluated; the study records it as failed and goes on."""
 
 
+class TrialPruned(Exception):
+    """The reporter stopped the trial at `step`; `intermediate` holds the values reported so far."""
+
+    def __init__(self, step: int, intermediate: list[float]):
+        super().__init__(f"pruned at step {step}")
+        self.step = step
+        self.intermediate = intermediate
+
+
 @dataclass
 class TrialOutcome:
-    """The objective value, every validation metric, per-fold values, and the fitted model."""
+    """Objective values ([tune.metric, *tune.objectives]), every validation metric, and the fitted model."""
 
-    value: float
+    values: list[float]
     metrics: dict[str, float]
     fold_values: list[float] = field(default_factory=list)
+    intermediate: list[float] = field(default_factory=list)
     model: Pipeline | None = None
+
+    @property
+    def value(self) -> float:
+        return self.values[0]
 
 
 def make_model(cfg: Config, prep: Prepared, params: dict[str, Any]) -> Pipeline:
-    """The preprocessing + estimator pipeline for `params`, seeded from `cfg.seed`."""
-    fixed = dict(cfg.model.fixed)
-    if "random_state" in estimator_param_names(cfg.model.estimator) and "random_state" not in params:
+    """The preprocessing + estimator pipeline for a configuration, seeded from `cfg.seed`."""
+    family, own = split_params(params, cfg.families)
+    fixed = dict(family.fixed)
+    if "random_state" in estimator_param_names(family.estimator) and "random_state" not in own:
         fixed.setdefault("random_state", cfg.seed)
-    return build_model(cfg.model.estimator, fixed, params, prep.numeric, prep.categorical, cfg.model.preprocess)
+    return build_model(family.estimator, fixed, own, prep.numeric, prep.categorical, cfg.model.preprocess)
 
 
-def evaluate(cfg: Config, prep: Prepared, params: dict[str, Any]) -> TrialOutcome:
-    """Score `params` by the configured metric on the validation split or by k-fold CV on train."""
+def evaluate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None = None) -> TrialOutcome:
+    """Score a configuration by `tune.metric` (and `tune.objectives`) on validation data or by CV."""
     if cfg.data.cv_folds >= 2:
-        return _cross_validate(cfg, prep, params)
-    X_train, y_train = prep.xy("train")
+        outcome = _cross_validate(cfg, prep, params, reporter)
+    elif cfg.tune.fidelity.kind == "train_fraction":
+        outcome = _by_train_fraction(cfg, prep, params, reporter)
+    elif cfg.tune.fidelity.kind == "ensemble_size":
+        outcome = _by_ensemble_size(cfg, prep, params, reporter)
+    else:
+        model = make_model(cfg, prep, params).fit(*prep.xy("train"))
+        outcome = TrialOutcome([], _score_val(cfg, prep, model), model=model)
+    outcome.values = _objective_values(cfg, prep, outcome)
+    return outcome
+
+
+def _score_val(cfg: Config, prep: Prepared, model: Pipeline) -> dict[str, float]:
     X_val, y_val = prep.xy("val")
-    model = make_model(cfg, prep, params).fit(X_train, y_train)
-    metrics = score(model, X_val, y_val, usable_metrics(model, prep.task, cfg.tune.metric))
-    return TrialOutcome(_finite(metrics[cfg.tune.metric], cfg.tune.metric), metrics, [], model)
+    return score(model, X_val, y_val, usable_metrics(model, prep.task, cfg.tune.metric))
 
 
-def _cross_validate(cfg: Config, prep: Prepared, params: dict[str, Any]) -> TrialOutcome:
+def _step(reporter: Reporter | None, step: int, last: int, value: float, seen: list[float]) -> None:
+    """Record an intermediate value; stop the trial if the reporter says so before the last step."""
+    seen.append(_finite(value, "intermediate value"))
+    if reporter is not None and reporter(step, value) and step < last:
+        raise TrialPruned(step, seen)
+
+
+def _by_train_fraction(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None) -> TrialOutcome:
+    X, y = prep.xy("train")
+    fractions, seen = cfg.tune.fidelity.fractions, []
+    stratify = y if prep.task == "classification" else None
+    for step, fraction in enumerate(fractions, 1):
+        X_part, y_part = (X, y) if fraction >= 1 else train_test_split(
+            X, y, train_size=fraction, random_state=cfg.seed, stratify=stratify)[0::2]
+        model = make_model(cfg, prep, params).fit(X_part, y_part)
+        metrics = _score_val(cfg, prep, model)
+        _step(reporter, step, len(fractions), metrics[cfg.tune.metric], seen)
+    return TrialOutcome([], metrics, intermediate=seen, model=model)
+
+
+def _by_ensemble_size(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None) -> TrialOutcome:
+    fid, seen = cfg.tune.fidelity, []
+    model = make_model(cfg, prep, params)
+    total = int(model.named_steps["model"].get_params()[fid.param])
+    sizes = sorted({max(1, math.ceil(total * i / fid.steps)) for i in range(1, fid.steps + 1)})
+    X, y = prep.xy("train")
+    for step, size in enumerate(sizes, 1):
+        model.set_params(**{f"model__{fid.param}": size, "model__warm_start": True}).fit(X, y)
+        metrics = _score_val(cfg, prep, model)
+        _step(reporter, step, len(sizes), metrics[cfg.tune.metric], seen)
+    return TrialOutcome([], metrics, intermediate=seen, model=model)
+
+
+def _cross_validate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None) -> TrialOutcome:
     X, y = prep.xy("train")
     splitter_cls = StratifiedKFold if prep.task == "classification" else KFold
     splitter = splitter_cls(n_splits=cfg.data.cv_folds, shuffle=True, random_state=cfg.seed)
-    template = make_model(cfg, prep, params)
+    template, metric = make_model(cfg, prep, params), cfg.tune.metric
     names: list[str] = []
     per_fold: list[dict[str, float]] = []
-    for train_idx, val_idx in splitter.split(X, y):
+    seen: list[float] = []
+    fold_reporter = reporter if cfg.tune.fidelity.kind == "folds" else None
+    for step, (train_idx, val_idx) in enumerate(splitter.split(X, y), 1):
         fold_model = clone(template).fit(X.iloc[train_idx], y.iloc[train_idx])
-        names = names or usable_metrics(fold_model, prep.task, cfg.tune.metric)
+        names = names or usable_metrics(fold_model, prep.task, metric)
         per_fold.append(score(fold_model, X.iloc[val_idx], y.iloc[val_idx], names))
+        _step(fold_reporter, step, cfg.data.cv_folds, float(np.mean([f[metric] for f in per_fold])), seen)
     metrics = {n: float(np.mean([f[n] for f in per_fold])) for n in names}
-    folds = [f[cfg.tune.metric] for f in per_fold]
-    metrics[f"{cfg.tune.metric}_std"] = float(np.std(folds))
+    folds = [f[metric] for f in per_fold]
+    metrics[f"{metric}_std"] = float(np.std(folds))
     model = clone(template).fit(X, y)
-    return TrialOutcome(_finite(metrics[cfg.tune.metric], cfg.tune.metric), metrics, folds, model)
+    return TrialOutcome([], metrics, folds, seen if fold_reporter else [], model)
+
+
+def _objective_values(cfg: Config, prep: Prepared, outcome: TrialOutcome) -> list[float]:
+    values = [_finite(outcome.metrics[cfg.tune.metric], cfg.tune.metric)]
+    for name in cfg.tune.objectives:
+        if name in EXTRA_OBJECTIVES:
+            outcome.metrics[name] = _extra_objective(name, outcome.model, prep)
+        elif name not in outcome.metrics:
+            raise TrialFailed(f"objective {name} cannot be computed from this model's outputs")
+        values.append(_finite(outcome.metrics[name], name))
+    return values
+
+
+def _extra_objective(name: str, model: Pipeline, prep: Prepared) -> float:
+    """Prediction latency (median ms per 1,000 validation rows, over 3 runs) or model size (kB)."""
+    if name == "model_size_kb":
+        import skops.io
+
+        return len(skops.io.dumps(model)) / 1024
+    X_val, _ = prep.xy("val") if (prep.frame[SPLIT] == "val").any() else prep.xy("train")
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        model.predict(X_val)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1000 * 1000 / max(len(X_val), 1)
 
 
 def _finite(value: float, name: str) -> float:

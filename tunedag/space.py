@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from tunedag.config import CategoricalParam, FloatParam, IntParam, Param
+from tunedag.config import CategoricalParam, Config, Family, FloatParam, IntParam, Param
 from tunedag.errors import SearchSpaceError
+
+FAMILY = "family"
 
 MAX_GRID_POINTS = 100_000
 
@@ -25,6 +27,49 @@ def _distribution(p: Param) -> BaseDistribution:
     if isinstance(p, IntParam):
         return IntDistribution(p.low, p.high, log=p.log, step=p.step)
     return CategoricalDistribution(p.choices)
+
+
+def suggest(trial: Any, families: dict[str, Family]) -> dict[str, Any]:
+    """Sample one configuration define-by-run on an Optuna trial (conditional parameters included).
+
+    With several families the trial first chooses `family`, and each family's parameters are
+    named `<family>.<param>`; a parameter with `when` is sampled only if its parents match.
+    """
+    params: dict[str, Any] = {}
+    name = next(iter(families))
+    if len(families) > 1:
+        name = params[FAMILY] = trial.suggest_categorical(FAMILY, list(families))
+    prefix = f"{name}." if name else ""
+    for key, p in families[name].space.items():
+        if all(params.get(prefix + parent) in values for parent, values in p.when.items()):
+            params[prefix + key] = _suggest_one(trial, prefix + key, p)
+    return params
+
+
+def _suggest_one(trial: Any, name: str, p: Param) -> Any:
+    if isinstance(p, FloatParam):
+        return trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
+    if isinstance(p, IntParam):
+        return trial.suggest_int(name, p.low, p.high, log=p.log, step=p.step)
+    return trial.suggest_categorical(name, p.choices)
+
+
+def split_params(params: dict[str, Any], families: dict[str, Family]) -> tuple[Family, dict[str, Any]]:
+    """The family a configuration belongs to and its estimator arguments (prefixes removed)."""
+    name = params.get(FAMILY, next(iter(families)))
+    if name not in families:
+        raise SearchSpaceError(f"configuration names family {name!r}, which model.families does not declare")
+    prefix = f"{name}." if name else ""
+    own = {k.removeprefix(prefix): v for k, v in params.items() if k != FAMILY and k.startswith(prefix)}
+    return families[name], own
+
+
+def check_configuration(params: dict[str, Any], cfg: Config, key: str) -> None:
+    """Refuse a configuration (from tune.enqueue or a warm start) with names outside the space."""
+    family, own = split_params(params, cfg.families)
+    unknown = sorted(set(own) - set(family.space) - set(family.fixed))
+    if unknown:
+        raise SearchSpaceError(f"{key}: {unknown} are not in the search space of {family.estimator}")
 
 
 def grid(space: dict[str, Param]) -> dict[str, list[Any]]:
@@ -56,3 +101,29 @@ def _grid_values(p: Param) -> list[Any]:
     if isinstance(p, IntParam):
         return list(range(p.low, p.high + 1, p.step))
     return [float(v) for v in np.round(p.low + p.step * np.arange(_grid_count("", p)), 12)]
+
+
+def is_complete(params: dict[str, Any], families: dict[str, Family]) -> bool:
+    """Whether `params` is a whole configuration of the space (every active parameter set)."""
+    from optuna.trial import FixedTrial
+
+    try:
+        return suggest(FixedTrial(params), families) == params
+    except (ValueError, KeyError):
+        return False
+
+
+def fit_to_space(params: dict[str, Any], families: dict[str, Family]) -> dict[str, Any]:
+    """The part of a configuration that the current space can take (names known, values in range)."""
+    family_name = params.get(FAMILY, next(iter(families)))
+    if family_name not in families:
+        return {}
+    prefix = f"{family_name}." if family_name else ""
+    space = families[family_name].space
+    kept = {FAMILY: family_name} if len(families) > 1 else {}
+    for key, value in params.items():
+        name = key.removeprefix(prefix)
+        if key.startswith(prefix) and name in space and _distribution(space[name])._contains(
+                _distribution(space[name]).to_internal_repr(value)):
+            kept[key] = value
+    return kept

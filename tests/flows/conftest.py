@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHRINK = {
     "tune.n_trials": 6,
     "tune.parallelism": 2,
-    "tune.tpe.n_startup_trials": 3,
+    "tune.sampler.n_startup_trials": 3,
     "search_space.n_estimators": {"type": "int", "low": 5, "high": 30, "log": True},
 }
 

@@ -38,8 +38,10 @@ def check_ledger(cfg: Config, n_complete: int) -> optuna.Study:
         run = by_number[t.number]
         if t.state == TrialState.COMPLETE:
             assert run.info.status == "FINISHED"
-            assert run.data.metrics[f"val_{cfg.tune.metric}"] == t.value
+            assert run.data.metrics[f"val_{cfg.tune.metric}"] == t.values[0]
             assert {k: str(v) for k, v in t.params.items()} == run.data.params
+        elif t.state == TrialState.PRUNED:
+            assert run.info.status == "FINISHED" and run.data.tags["tunedag.state"] == "PRUNED"
         else:
             assert run.info.status in ("FAILED", "KILLED")
     parents = study_runs(cfg, study.study_name, "pipeline")

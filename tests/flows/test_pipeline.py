@@ -90,4 +90,4 @@ def test_regression_with_cross_validation(make_config):
     assert study.direction.name == "MINIMIZE" and "test_rmse" in scores and "test_r2" in scores
     run = study_runs(cfg, study.study_name, "trial")[0]
     history = client_for(cfg.tracking.uri).get_metric_history(run.info.run_id, "fold_rmse")
-    assert [m.step for m in history] == [0, 1, 2]
+    assert [m.step for m in history] == [1, 2, 3]

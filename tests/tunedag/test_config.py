@@ -100,7 +100,7 @@ BAD_CASES = [
                  "search_space.criterion.choices", ["unique"], id="duplicate-choices"),
     pytest.param({"search_space.max_depth": {"type": "integer", "low": 2, "high": 16}},
                  "search_space.max_depth", ["integer"], id="unknown-param-type"),
-    pytest.param({"search_space": {}}, "search_space", ["at least 1"], id="empty-search-space"),
+    pytest.param({"search_space": {}}, "search_space", ["empty"], id="empty-search-space"),
     pytest.param({"search_space.learning_rate": {"type": "float", "low": 0.01, "high": 0.3}},
                  "search_space.learning_rate", ["RandomForestClassifier"], id="param-the-estimator-lacks"),
     pytest.param({"model.fixed.max_depth": 3}, "search_space.max_depth", ["model.fixed"], id="param-fixed-and-searched"),

@@ -1,4 +1,4 @@
-"""Search spaces as Optuna distributions and grids, and one contract suite over every sampler."""
+"""Search spaces as Optuna distributions and grids, sampled on a bare space."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from pydantic import TypeAdapter
 
-from tunedag.config import Param, TpeConfig, TuneConfig
+from tunedag.config import Param
 from tunedag.errors import ConfigError, SearchSpaceError
+from tunedag.samplers import AskTellGridSampler
 from tunedag.space import MAX_GRID_POINTS, distributions, grid, grid_size
-from tunedag.study import AskTellGridSampler, build_sampler, grid_points_left
+from tunedag.study import grid_points_left
 
 SAMPLERS = ["grid", "random", "tpe"]
 _SPACE = TypeAdapter(dict[str, Param])
@@ -51,8 +52,12 @@ def objective(params: dict[str, Any]) -> float:
 
 
 def sampler_for(name: str, space: dict[str, Param], seed: int) -> optuna.samplers.BaseSampler:
-    tune = TuneConfig(sampler=name, tpe=TpeConfig(n_startup_trials=4))
-    return build_sampler(tune, space, seed)
+    """The sampler on a bare space (build_sampler's contract with a whole config is in test_samplers_contract)."""
+    if name == "grid":
+        return AskTellGridSampler(grid(space), seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
 
 
 def run_ask_tell(name: str, space: dict[str, Param], seed: int, n: int, batch: int = 1) -> list[dict[str, Any]]:
@@ -135,22 +140,6 @@ def test_several_asks_before_any_tell(sampler_name: str, batch: int) -> None:
     assert asked == run_ask_tell(sampler_name, space, seed=1, n=12, batch=batch)
     if sampler_name == "grid":  # a grid point is never handed to two running trials
         assert len({tuple(sorted(p.items(), key=str)) for p in asked}) == 12
-
-
-def test_tpe_uses_every_configured_argument() -> None:
-    tune = TuneConfig(sampler="tpe", tpe=TpeConfig(n_startup_trials=7, multivariate=False, constant_liar=False))
-    sampler = build_sampler(tune, space_of(CONTINUOUS), seed=3)
-    assert isinstance(sampler, optuna.samplers.TPESampler)
-    assert sampler._n_startup_trials == 7
-    assert sampler._multivariate is False
-    assert sampler._constant_liar is False
-
-
-def test_random_sampler_is_optunas() -> None:
-    assert isinstance(sampler_for("random", space_of(CONTINUOUS), 0), optuna.samplers.RandomSampler)
-
-
-# --- distributions ------------------------------------------------------------------------
 
 
 def test_distributions_follow_the_config_in_order() -> None:

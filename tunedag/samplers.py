@@ -1,0 +1,225 @@
+"""The configured Optuna sampler and pruner, with every argument taken from `params.yaml`.
+
+Optuna's defaults move between releases (5.0 made TPE multivariate with a constant liar), so
+nothing here relies on one: each argument comes from `tune.sampler` / `tune.pruner`.
+
+Optuna 5.0 warns about several arguments it still honours (`prior_weight`, `consider_endpoints`,
+`warn_independent_sampling` and `sigma0` are deprecated; `group`, `deterministic_objective`,
+`use_separable_cma` and `with_margin` are experimental). Passing them is deliberate, so those
+warnings are silenced while a sampler is built; an Optuna release that drops one fails loudly
+with a TypeError instead. CMA-ES restarts are gone from Optuna (since 4.4 `restart_strategy`
+is accepted and ignored), so a config asking for them is refused rather than silently run without.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from tunedag.config import Config
+from tunedag.errors import ConfigError
+from tunedag.space import grid
+
+_DEPRECATED_BUT_HONOURED = r"`(prior_weight|consider_endpoints|warn_independent_sampling|sigma0|restart_strategy)` has been deprecated"
+
+
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """GridSampler for an ask/tell driver: exhaustion is checked before asking.
+
+    GridSampler.after_trial calls `study.stop()`, which raises outside `optimize()`;
+    the driver asks `is_exhausted` (or `grid_points_left`) itself instead.
+    """
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: list[float] | None) -> None:  # noqa: D102
+        return None
+
+
+def build_sampler(cfg: Config) -> BaseSampler:
+    """The sampler named by `tune.sampler`, seeded with `seed`.
+
+    Args:
+        cfg: the validated config; `tune.sampler` holds the name and every argument.
+
+    Returns:
+        A fresh sampler. Raises ConfigError (naming `tune.sampler.<field>`) for a combination
+        Optuna cannot run, and SearchSpaceError for a grid over a space with no finite grid.
+    """
+    with _quiet_construction():
+        return _SAMPLERS[cfg.tune.sampler.name](cfg)
+
+
+def build_pruner(cfg: Config) -> optuna.pruners.BasePruner:
+    """The pruner named by `tune.pruner`; intermediate values are reported at steps 1..n.
+
+    Args:
+        cfg: the validated config; `tune.pruner` holds the name and every argument.
+
+    Returns:
+        A fresh pruner (NopPruner for `none`).
+    """
+    return _PRUNERS[cfg.tune.pruner.name](cfg)
+
+
+def fidelity_steps(cfg: Config) -> int:
+    """How many intermediate values a trial reports (0 when `tune.fidelity.kind` is none)."""
+    if cfg.tune.fidelity.kind == "folds":
+        return cfg.data.cv_folds
+    return cfg.tune.fidelity.n_steps
+
+
+@contextmanager
+def _quiet_construction() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ExperimentalWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, message=_DEPRECATED_BUT_HONOURED)
+        yield
+
+
+def _grid(cfg: Config) -> BaseSampler:
+    # The names must be those `space.suggest` asks for: `<family>.<param>` for a named family.
+    ((name, family),) = cfg.families.items()
+    prefix = f"{name}." if name else ""
+    return AskTellGridSampler({prefix + k: v for k, v in grid(family.space).items()}, seed=cfg.seed)
+
+
+def _random(cfg: Config) -> BaseSampler:
+    return RandomSampler(seed=cfg.seed)
+
+
+def _tpe(cfg: Config) -> BaseSampler:
+    s = cfg.tune.sampler
+    if s.group and not s.multivariate:
+        raise ConfigError("tune.sampler.group: true needs tune.sampler.multivariate: true (Optuna's TPE groups only multivariate models)")
+    return optuna.samplers.TPESampler(
+        seed=cfg.seed,
+        n_startup_trials=s.n_startup_trials,
+        n_ei_candidates=s.n_ei_candidates,
+        multivariate=s.multivariate,
+        group=s.group,
+        constant_liar=s.constant_liar,
+        consider_endpoints=s.consider_endpoints,
+        prior_weight=s.prior_weight,
+        warn_independent_sampling=False,
+    )
+
+
+def _gp(cfg: Config) -> BaseSampler:
+    s = cfg.tune.sampler
+    return optuna.samplers.GPSampler(
+        seed=cfg.seed,
+        n_startup_trials=s.n_startup_trials,
+        deterministic_objective=s.deterministic_objective,
+        independent_sampler=RandomSampler(seed=cfg.seed),
+        warn_independent_sampling=False,
+    )
+
+
+def _cmaes(cfg: Config) -> BaseSampler:
+    s = cfg.tune.sampler
+    if s.restart_strategy is not None:
+        raise ConfigError(
+            f"tune.sampler.restart_strategy: {s.restart_strategy!r} cannot run: Optuna 5.0 ignores it "
+            "(deprecated in 4.4, CMA-ES no longer restarts); set it to null"
+        )
+    if s.use_separable_cma and s.with_margin:
+        raise ConfigError(
+            "tune.sampler.with_margin: true cannot be combined with use_separable_cma: true (Optuna has no separable CMA-ES with margin)"
+        )
+    return optuna.samplers.CmaEsSampler(
+        seed=cfg.seed,
+        n_startup_trials=s.n_startup_trials,
+        sigma0=s.sigma0,
+        restart_strategy=s.restart_strategy,
+        popsize=s.popsize,
+        inc_popsize=s.inc_popsize,
+        use_separable_cma=s.use_separable_cma,
+        with_margin=s.with_margin,
+        independent_sampler=RandomSampler(seed=cfg.seed),
+        warn_independent_sampling=False,
+    )
+
+
+def _qmc(cfg: Config) -> BaseSampler:
+    s = cfg.tune.sampler
+    return optuna.samplers.QMCSampler(
+        qmc_type=s.qmc_type,
+        scramble=s.scramble,
+        seed=cfg.seed,
+        independent_sampler=RandomSampler(seed=cfg.seed),
+        warn_asynchronous_seeding=False,
+        warn_independent_sampling=False,
+    )
+
+
+def _nsga2(cfg: Config) -> BaseSampler:
+    s = cfg.tune.sampler
+    return optuna.samplers.NSGAIISampler(
+        population_size=s.population_size,
+        mutation_prob=s.mutation_prob,
+        crossover_prob=s.crossover_prob,
+        swapping_prob=s.swapping_prob,
+        seed=cfg.seed,
+    )
+
+
+def _manual(cfg: Config) -> BaseSampler:
+    # Every trial comes from tune.enqueue with all its parameters fixed; the sampler is not consulted.
+    return RandomSampler(seed=cfg.seed)
+
+
+_SAMPLERS: dict[str, Callable[[Config], BaseSampler]] = {
+    "grid": _grid, "random": _random, "tpe": _tpe, "gp": _gp, "cmaes": _cmaes, "qmc": _qmc, "nsga2": _nsga2, "manual": _manual,
+}
+
+
+def _none(cfg: Config) -> optuna.pruners.BasePruner:
+    return optuna.pruners.NopPruner()
+
+
+def _median(cfg: Config) -> optuna.pruners.BasePruner:
+    p = cfg.tune.pruner
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps, interval_steps=p.interval_steps, n_min_trials=1,
+    )
+
+
+def _percentile(cfg: Config) -> optuna.pruners.BasePruner:
+    p = cfg.tune.pruner
+    return optuna.pruners.PercentilePruner(
+        percentile=p.percentile, n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps,
+        interval_steps=p.interval_steps, n_min_trials=1,
+    )
+
+
+def _successive_halving(cfg: Config) -> optuna.pruners.BasePruner:
+    p = cfg.tune.pruner
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=p.min_resource, reduction_factor=p.reduction_factor,
+        min_early_stopping_rate=p.min_early_stopping_rate, bootstrap_count=0,
+    )
+
+
+def _hyperband(cfg: Config) -> optuna.pruners.BasePruner:
+    p = cfg.tune.pruner
+    max_resource = p.max_resource or fidelity_steps(cfg)
+    if max_resource < p.min_resource:
+        raise ConfigError(
+            f"tune.pruner.min_resource ({p.min_resource}) exceeds max_resource ({max_resource}, "
+            "tune.pruner.max_resource or the number of fidelity steps)"
+        )
+    return optuna.pruners.HyperbandPruner(
+        min_resource=p.min_resource, max_resource=max_resource, reduction_factor=p.reduction_factor, bootstrap_count=0,
+    )
+
+
+_PRUNERS: dict[str, Callable[[Config], optuna.pruners.BasePruner]] = {
+    "none": _none, "median": _median, "percentile": _percentile,
+    "successive_halving": _successive_halving, "hyperband": _hyperband,
+}

@@ -1,0 +1,40 @@
+"""Configurations queued before sampling: the user's own (`tune.enqueue`) and a warm start."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from tunedag.config import Config
+from tunedag.errors import ConfigError
+from tunedag.space import check_configuration, fit_to_space
+
+
+def enqueue_manual(study: optuna.Study, cfg: Config) -> int:
+    """Queue each `tune.enqueue` configuration once (never again on a re-run); return how many are new."""
+    before = len(study.get_trials(deepcopy=False))
+    for i, params in enumerate(cfg.tune.enqueue):
+        check_configuration(params, cfg, f"tune.enqueue[{i}]")
+        study.enqueue_trial(params, user_attrs={"source": "tune.enqueue"}, skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def warm_start(study: optuna.Study, cfg: Config, default_storage: optuna.storages.BaseStorage) -> list[int]:
+    """Queue the best `top_k` configurations of an earlier study, once, into a study with no trials yet."""
+    ws = cfg.tune.warm_start
+    if ws is None or study.get_trials(deepcopy=False):
+        return []
+    from tunedag.selection import top_k_trials
+    from tunedag.study import build_storage
+
+    try:
+        source = optuna.load_study(study_name=ws.study, storage=build_storage(ws.storage) if ws.storage else default_storage)
+    except KeyError:
+        raise ConfigError(f"tune.warm_start.study {ws.study!r} does not exist in that storage; list studies with optuna.get_all_study_names") from None
+    complete = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    chosen = top_k_trials(complete, source.directions[0].name.lower(), ws.top_k)
+    for trial in chosen:
+        params = fit_to_space(trial.params, cfg.families)
+        study.enqueue_trial(params, user_attrs={"warm_start_from": f"{ws.study}#{trial.number}"}, skip_if_exists=True)
+    study.set_user_attr("warm_start_from", ws.study)
+    return [t.number for t in chosen]
