@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any, Callable
 
 import yaml
+from prefect.exceptions import TerminationSignal
 
 from tunedag.config import Config, load_config
 from tunedag.errors import TunedagError
@@ -30,10 +32,21 @@ def main(run: Callable[[Config], Any], description: str, argv: list[str] | None 
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one key of the config, e.g. --set tune.n_trials=50")
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         cfg = load_config(args.params, parse_overrides(args.overrides))
         run(cfg)
     except TunedagError as exc:
         print(f"tunedag: error: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, TerminationSignal):
+        print("tunedag: interrupted; finished trials are kept, run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops a run the way Ctrl-C does: open runs are closed, and the next run resumes."""
+    raise KeyboardInterrupt

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import optuna
 from optuna.trial import TrialState
 from prefect import flow, get_run_logger
+from prefect.exceptions import TerminationSignal
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -24,9 +28,9 @@ from tunedag.data import SPLIT, file_md5, load_prepared
 from tunedag.errors import TunedagError
 from tunedag.estimators import check_estimator_for_task
 from tunedag.metrics import METRICS, check_metric_for_task
-from tunedag.seeding import enqueue_manual, warm_start
+from tunedag.seeding import check_warm_start_source, enqueue_manual, warm_start
 from tunedag.samplers import build_sampler
-from tunedag.space import suggest
+from tunedag.space import check_configuration, suggest
 from tunedag.stopping import StopRules
 from tunedag.study import count_finished, grid_points_left, open_study, recover_orphans
 
@@ -56,7 +60,8 @@ def tune_flow(cfg: Config) -> dict:
             raise TunedagError(f"No trial of study {study.study_name} completed; see the tunedag.error tag on the trial runs in MLflow.")
         summary = summarise_study(cfg, study, tracker, parent, data_version)
     except BaseException as exc:
-        tracker.client.set_terminated(parent, status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))
+        tracker.client.set_terminated(parent, status="KILLED" if stopped else "FAILED")
         raise
     tracker.client.set_terminated(parent, status="FINISHED")
     return summary
@@ -74,6 +79,9 @@ def _check_inputs(cfg: Config) -> str:
         check_estimator_for_task(family.estimator, family.fixed, prep.task)
     if cfg.tune.sampler.name == "grid":
         build_sampler(cfg)
+    for i, params in enumerate(cfg.tune.enqueue):
+        check_configuration(params, cfg, f"tune.enqueue[{i}]")
+    check_warm_start_source(cfg)
     if cfg.data.cv_folds == 0 and not (prep.frame[SPLIT] == "val").any():
         raise TunedagError(f"{cfg.paths.prepared} has no validation rows; set data.val_size above 0 or data.cv_folds to 2 or more.")
     return version
@@ -87,14 +95,20 @@ def _run_params(cfg: Config) -> dict:
 
 
 def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
-    """Ask, submit up to `parallelism` trial tasks, tell each result as it lands; return why it stopped."""
+    """Ask, submit up to `parallelism` trial tasks, tell each result as it lands; return why it stopped.
+
+    SIGTERM or Ctrl-C stops launching, lets running trials finish and be told, then raises
+    KeyboardInterrupt: nothing is left half-recorded. A second signal stops at once.
+    """
     tune, logger = ctx.cfg.tune, get_run_logger()
     rules = StopRules(ctx.cfg)
     finished, failures, pending = count_finished(study), 0, {}
     prune = tune.fidelity.kind != "none" and len(tune.directions) == 1
 
     def can_launch() -> bool:
-        if finished + len(pending) >= tune.n_trials:
+        if stop.requested:
+            rules.reason = "interrupted"
+        elif finished + len(pending) >= tune.n_trials:
             rules.reason = f"n_trials {tune.n_trials} reached"
         elif failures > tune.max_failed_trials:
             rules.reason = f"{failures} failed trials (tune.max_failed_trials {tune.max_failed_trials})"
@@ -106,21 +120,45 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
             return not rules.out_of_time() and not rules.study_done(study)
         return False
 
-    while True:
-        while len(pending) < tune.parallelism and can_launch():
-            trial = study.ask()
-            params = suggest(trial, ctx.cfg.families)
-            reporter = optuna_reporter(trial) if prune else None
-            pending[run_trial.submit(ctx, trial.number, params, reporter)] = trial
-        if not pending:
-            return rules.reason or "done"
-        future = next(as_completed(list(pending)))
-        trial, result = pending.pop(future), future.result()
-        finished, failures = finished + (result.state != "FAIL"), failures + (result.state == "FAIL")
-        _tell(study, trial, result)
-        logger.info("trial %d %s %s in %.2fs [%d/%d finished]", result.number, result.state,
-                    f"{tune.metric}={result.value:.5g}" if result.value is not None else result.error,
-                    result.seconds, finished, tune.n_trials)
+    with GracefulStop() as stop:
+        while True:
+            while len(pending) < tune.parallelism and can_launch():
+                trial = study.ask()
+                params = suggest(trial, ctx.cfg.families)
+                reporter = optuna_reporter(trial) if prune else None
+                pending[run_trial.submit(ctx, trial.number, params, reporter)] = trial
+            if not pending:
+                break
+            future = next(as_completed(list(pending)))
+            trial, result = pending.pop(future), future.result()
+            finished, failures = finished + (result.state != "FAIL"), failures + (result.state == "FAIL")
+            _tell(study, trial, result)
+            logger.info("trial %d %s %s in %.2fs [%d/%d finished]", result.number, result.state,
+                        f"{tune.metric}={result.value:.5g}" if result.value is not None else result.error,
+                        result.seconds, finished, tune.n_trials)
+    if stop.requested:
+        raise KeyboardInterrupt
+    return rules.reason or "done"
+
+
+class GracefulStop:
+    """Within the block, the first SIGTERM or SIGINT only sets `requested`; a second one interrupts."""
+
+    requested = False
+
+    def __enter__(self) -> GracefulStop:
+        main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None:

@@ -36,18 +36,44 @@ class Tracker:
 
 
 def open_tracker(cfg: TrackingConfig) -> Tracker:
-    """Connect to the store and get or create the experiment, once, before any worker starts."""
-    if cfg.uri.startswith("sqlite:///"):
+    """Connect to the store and get or create the experiment, once, before any worker starts.
+
+    A tracking server that does not answer fails here, fast, before any trial runs.
+    """
+    remote = cfg.uri.startswith(("http://", "https://"))
+    if remote:
+        _check_server(cfg.uri)
+    elif cfg.uri.startswith("sqlite:///"):
         Path(cfg.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     client = client_for(cfg.uri)
     try:
         exp = client.get_experiment_by_name(cfg.experiment)
         if exp is not None:
             return Tracker(client, exp.experiment_id)
-        location = Path(cfg.artifact_root).resolve() / cfg.experiment
-        return Tracker(client, client.create_experiment(cfg.experiment, artifact_location=location.as_uri()))
+        # A server stores artifacts where it was told to; the embedded store keeps them under mlruns/.
+        location = None if remote else (Path(cfg.artifact_root).resolve() / cfg.experiment).as_uri()
+        return Tracker(client, client.create_experiment(cfg.experiment, artifact_location=location))
     except MlflowException as exc:
-        raise TunedagError(f"MLflow tracking at {cfg.uri} (tracking.uri) cannot be used: {exc.message}") from None
+        raise TunedagError(f"MLflow tracking at {redact(cfg.uri)} (tracking.uri) cannot be used: {exc.message}") from None
+
+
+def _check_server(uri: str, timeout_s: float = 5.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s).close()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TunedagError(f"The MLflow tracking server at {redact(uri)} (tracking.uri) does not answer ({reason}); "
+                           "start it (mlflow server ...) or point tracking.uri at the local store sqlite:///mlruns/mlflow.db.") from None
+
+
+def redact(uri: str) -> str:
+    """A URI with any password replaced by ***, fit for messages and logs."""
+    import re
+
+    return re.sub(r"(//[^/:@]+):[^@/]*@", r"\1:***@", uri)
 
 
 def client_for(uri: str) -> MlflowClient:

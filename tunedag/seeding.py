@@ -19,6 +19,21 @@ def enqueue_manual(study: optuna.Study, cfg: Config) -> int:
     return len(study.get_trials(deepcopy=False)) - before
 
 
+def check_warm_start_source(cfg: Config) -> None:
+    """Refuse a warm start from a study that is not there, before anything is written."""
+    ws = cfg.tune.warm_start
+    if ws is None:
+        return
+    from pathlib import Path
+
+    from tunedag.study import build_storage
+
+    url = ws.storage or cfg.tune.storage
+    names = optuna.get_all_study_names(build_storage(url)) if "://" in url or Path(url).is_file() else []
+    if ws.study not in names:
+        raise ConfigError(f"tune.warm_start.study {ws.study!r} is not in the storage {url}; studies there: {', '.join(names) or 'none'}")
+
+
 def warm_start(study: optuna.Study, cfg: Config, default_storage: optuna.storages.BaseStorage) -> list[int]:
     """Queue the best `top_k` configurations of an earlier study, once, into a study with no trials yet."""
     ws = cfg.tune.warm_start

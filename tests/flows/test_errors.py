@@ -22,6 +22,7 @@ def _fails_cleanly(project: Path, flow, args: list[str], capsys, *expected: str)
     before = _listing(project)
     assert main(flow, "test", ["--params", "params.yaml", *args]) == 2
     err = capsys.readouterr().err.strip()
+    assert "s3cret" not in err
     assert err.startswith("tunedag: error:") and "\n" not in err
     for word in expected:
         assert word in err
@@ -52,8 +53,12 @@ def test_tune_refuses_a_missing_prepared_dataset(project, capsys):
         (["--set", "model.estimator=sklearn.ensemble.RandomForestRegressor"], ["model.estimator", "regression estimator"]),
         (["--set", "tune.sampler=grid", "--set", "search_space.n_estimators={type: int, low: 10, high: 50, step: 10}",
           "--set", "search_space.max_features={type: float, low: 0.1, high: 0.9}"], ["search_space.max_features", "step"]),
+        (["--set", "tune.enqueue=[{n_estimators: 10, depth: 3}]"], ["tune.enqueue[0]", "depth"]),
+        (["--set", "tune.warm_start={study: no-such-study}"], ["tune.warm_start.study", "no-such-study"]),
+        (["--set", "tracking.uri=http://bob:s3cret@127.0.0.1:9"], ["tracking.uri", "does not answer", "bob:***@"]),
     ],
-    ids=["metric-for-another-task", "regressor-for-classes", "grid-without-step"],
+    ids=["metric-for-another-task", "regressor-for-classes", "grid-without-step", "enqueue-unknown-param",
+         "warm-start-unknown-study", "tracking-server-down"],
 )
 def test_tune_refuses_what_cannot_work_before_writing(project, capsys, args, expected):
     assert main(prepare_flow, "test", ["--params", "params.yaml"]) == 0

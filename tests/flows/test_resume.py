@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from flows.prepare import prepare_flow
 from tests.flows.conftest import SHRINK
-from tests.flows.ledger import check_ledger
+from tests.flows.ledger import check_ledger, study_runs
 from tunedag.config import load_config
 from tunedag.study import build_storage, open_study
 from tunedag.data import file_md5
@@ -75,3 +75,23 @@ def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicate
     assert any(t.params for t in failed)
     for t in (t for t in failed if t.params):
         assert requeued[t.number].params == t.params, "an interrupted trial is re-queued with its parameters"
+
+
+def test_sigterm_stops_cleanly_and_the_next_run_resumes(project):
+    _write_params(project)
+    cfg = load_config(project / "params.yaml")
+    prepare_flow(cfg)
+    study = open_study(cfg, file_md5(cfg.paths.prepared))
+    proc = subprocess.Popen([sys.executable, "-m", "flows.tune"], cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and _states(study).count(TrialState.COMPLETE) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err, err[-3000:]
+
+    parents = study_runs(cfg, study.study_name, "pipeline")
+    assert [r.info.status for r in parents] == ["KILLED"]
+    done = subprocess.run([sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    check_ledger(cfg, n_complete=N_TRIALS)
