@@ -47,7 +47,15 @@ class GpSamplerConfig(_Strict):
 
 
 class CmaEsSamplerConfig(_Strict):
-    """CMA-ES evolution strategy, with IPOP / BIPOP restarts."""
+    """CMA-ES evolution strategy, with IPOP / BIPOP restarts.
+
+    `restart_strategy: null` runs Optuna's CmaEsSampler once (no restarts, Optuna's default);
+    `ipop` / `bipop` run `tunedag.restart_cmaes.RestartCmaEsSampler`, which starts a fresh CMA-ES
+    from a random point when the current one has converged (cmaes' `should_stop`): IPOP multiplies
+    the population by `inc_popsize` at each restart, BIPOP alternates such large runs with small
+    local ones. `inc_popsize` is used only by restarts; `popsize` is the first run's population
+    (null: 4 + 3 ln(number of numeric parameters)).
+    """
 
     name: Literal["cmaes"]
     n_startup_trials: int = Field(1, ge=0)

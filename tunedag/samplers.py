@@ -8,7 +8,8 @@ Optuna 5.0 warns about several arguments it still honours (`prior_weight`, `cons
 `use_separable_cma` and `with_margin` are experimental). Passing them is deliberate, so those
 warnings are silenced while a sampler is built; an Optuna release that drops one fails loudly
 with a TypeError instead. CMA-ES restarts are gone from Optuna (since 4.4 `restart_strategy`
-is accepted and ignored), so a config asking for them is refused rather than silently run without.
+is accepted and ignored), so `restart_strategy: ipop | bipop` runs tunedag's RestartCmaEsSampler
+(`tunedag.restart_cmaes`, on the `cmaes` package) and null runs Optuna's CmaEsSampler.
 """
 
 from __future__ import annotations
@@ -123,22 +124,29 @@ def _gp(cfg: Config) -> BaseSampler:
 
 def _cmaes(cfg: Config) -> BaseSampler:
     s = cfg.tune.sampler
-    if s.restart_strategy is not None:
-        raise ConfigError(
-            f"tune.sampler.restart_strategy: {s.restart_strategy!r} cannot run: Optuna 5.0 ignores it "
-            "(deprecated in 4.4, CMA-ES no longer restarts); set it to null"
-        )
     if s.use_separable_cma and s.with_margin:
         raise ConfigError(
             "tune.sampler.with_margin: true cannot be combined with use_separable_cma: true (Optuna has no separable CMA-ES with margin)"
         )
-    return optuna.samplers.CmaEsSampler(
+    if s.restart_strategy is not None:  # Optuna >= 4.4 would ignore it: restart with the `cmaes` package instead
+        from tunedag.restart_cmaes import RestartCmaEsSampler
+
+        return RestartCmaEsSampler(
+            restart_strategy=s.restart_strategy,
+            popsize=s.popsize,
+            inc_popsize=s.inc_popsize,
+            sigma0=s.sigma0,
+            n_startup_trials=s.n_startup_trials,
+            use_separable_cma=s.use_separable_cma,
+            with_margin=s.with_margin,
+            seed=cfg.seed,
+            independent_sampler=RandomSampler(seed=cfg.seed),
+        )
+    return optuna.samplers.CmaEsSampler(  # without restarts; `inc_popsize` only matters to restarts
         seed=cfg.seed,
         n_startup_trials=s.n_startup_trials,
         sigma0=s.sigma0,
-        restart_strategy=s.restart_strategy,
         popsize=s.popsize,
-        inc_popsize=s.inc_popsize,
         use_separable_cma=s.use_separable_cma,
         with_margin=s.with_margin,
         independent_sampler=RandomSampler(seed=cfg.seed),

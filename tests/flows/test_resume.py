@@ -23,13 +23,13 @@ from tunedag.data import file_md5
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
-N_TRIALS = 10
+N_TRIALS = 12
 
 
 def _write_params(project: Path) -> None:
     raw = yaml.safe_load((project / "params.yaml").read_text())
     for dotted, value in {**SHRINK, "tune.n_trials": N_TRIALS,
-                          "search_space.n_estimators": {"type": "int", "low": 30, "high": 150}}.items():
+                          "search_space.n_estimators": {"type": "int", "low": 20, "high": 80}}.items():
         *parents, leaf = dotted.split(".")
         node = raw
         for key in parents:
@@ -42,8 +42,8 @@ def _states(study: optuna.Study) -> list[TrialState]:
     return [t.state for t in optuna.load_study(study_name=study.study_name, storage=study._storage).trials]
 
 
-def _run_and_kill(project: Path, study: optuna.Study, after_complete: int) -> None:
-    """Start the tune stage and SIGKILL its process group once `after_complete` trials are done and one runs."""
+def _run_and_kill(project: Path, study: optuna.Study, after_complete: int, delay: float = 0.0) -> None:
+    """Start the tune stage; SIGKILL its process group `delay` s after `after_complete` trials are done and one runs."""
     proc = subprocess.Popen([sys.executable, "-m", "flows.tune"], cwd=project, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
@@ -52,6 +52,7 @@ def _run_and_kill(project: Path, study: optuna.Study, after_complete: int) -> No
         if states.count(TrialState.COMPLETE) >= after_complete and TrialState.RUNNING in states:
             break
         time.sleep(0.05)
+    time.sleep(delay)
     assert proc.poll() is None, "the tune stage ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -63,15 +64,16 @@ def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicate
     prepare_flow(cfg)
     study = open_study(cfg, file_md5(cfg.paths.prepared))
 
-    for after in (2, 5):
-        _run_and_kill(project, study, after)
+    # Five kills at different points: mid-ask, mid-fit, mid-MLflow write, between trials (the delays vary it).
+    for after, delay in ((1, 0.0), (3, 0.05), (5, 0.2), (7, 0.35), (9, 0.1)):
+        _run_and_kill(project, study, after, delay)
     done = subprocess.run([sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
     study = check_ledger(cfg, n_complete=N_TRIALS)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     requeued = {t.user_attrs.get("requeued_from"): t for t in study.trials if "requeued_from" in t.user_attrs}
-    assert len(failed) >= 2
+    assert len(failed) >= 5
     assert any(t.params for t in failed)
     for t in (t for t in failed if t.params):
         assert requeued[t.number].params == t.params, "an interrupted trial is re-queued with its parameters"

@@ -301,8 +301,6 @@ def test_grid_of_one_named_family_uses_the_prefixed_names() -> None:
 @pytest.mark.parametrize(
     ("sampler", "changes", "key"),
     [
-        ("cmaes", {"restart_strategy": "ipop"}, "restart_strategy"),
-        ("cmaes", {"restart_strategy": "bipop"}, "restart_strategy"),
         ("cmaes", {"use_separable_cma": True, "with_margin": True}, "with_margin"),
         ("tpe", {"multivariate": False, "group": True}, "group"),
     ],
