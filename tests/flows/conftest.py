@@ -29,6 +29,16 @@ def prefect_server():
         yield
 
 
+def subprocess_env() -> dict[str, str]:
+    """The environment for a pipeline subprocess: it uses the session's Prefect API, not a new one."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    return {**os.environ, **({"PREFECT_API_URL": url} if url else {})}
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh project folder with the repository's params.yaml and raw data, as the working dir."""

@@ -15,11 +15,12 @@ import yaml
 from optuna.trial import TrialState
 
 from flows.prepare import prepare_flow
-from tests.flows.conftest import SHRINK
+from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tunedag.config import load_config
 from tunedag.study import build_storage, open_study
 from tunedag.data import file_md5
+from tunedag.space import is_complete
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -45,7 +46,7 @@ def _states(study: optuna.Study) -> list[TrialState]:
 def _run_and_kill(project: Path, study: optuna.Study, after_complete: int, delay: float = 0.0) -> None:
     """Start the tune stage; SIGKILL its process group `delay` s after `after_complete` trials are done and one runs."""
     proc = subprocess.Popen([sys.executable, "-m", "flows.tune"], cwd=project, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=subprocess_env())
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
         states = _states(study)
@@ -67,16 +68,20 @@ def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicate
     # Five kills at different points: mid-ask, mid-fit, mid-MLflow write, between trials (the delays vary it).
     for after, delay in ((1, 0.0), (3, 0.05), (5, 0.2), (7, 0.35), (9, 0.1)):
         _run_and_kill(project, study, after, delay)
-    done = subprocess.run([sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300,
+                          env=subprocess_env())
     assert done.returncode == 0, done.stderr[-3000:]
 
     study = check_ledger(cfg, n_complete=N_TRIALS)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     requeued = {t.user_attrs.get("requeued_from"): t for t in study.trials if "requeued_from" in t.user_attrs}
     assert len(failed) >= 5
-    assert any(t.params for t in failed)
-    for t in (t for t in failed if t.params):
+    # A trial killed while its parameters were being sampled has nothing to re-run; every other is re-queued.
+    whole = [t for t in failed if is_complete(t.params, cfg.families)]
+    assert whole
+    for t in whole:
         assert requeued[t.number].params == t.params, "an interrupted trial is re-queued with its parameters"
+    assert all(t.number not in requeued for t in failed if t not in whole)
 
 
 def test_sigterm_stops_cleanly_and_the_next_run_resumes(project):
@@ -84,7 +89,8 @@ def test_sigterm_stops_cleanly_and_the_next_run_resumes(project):
     cfg = load_config(project / "params.yaml")
     prepare_flow(cfg)
     study = open_study(cfg, file_md5(cfg.paths.prepared))
-    proc = subprocess.Popen([sys.executable, "-m", "flows.tune"], cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "flows.tune"], cwd=project, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=subprocess_env())
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and _states(study).count(TrialState.COMPLETE) < 2:
         time.sleep(0.05)
@@ -94,6 +100,7 @@ def test_sigterm_stops_cleanly_and_the_next_run_resumes(project):
 
     parents = study_runs(cfg, study.study_name, "pipeline")
     assert [r.info.status for r in parents] == ["KILLED"]
-    done = subprocess.run([sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300,
+                          env=subprocess_env())
     assert done.returncode == 0, done.stderr[-3000:]
     check_ledger(cfg, n_complete=N_TRIALS)
