@@ -78,9 +78,11 @@ def evaluate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Repo
     return outcome
 
 
-def _score_val(cfg: Config, prep: Prepared, model: Pipeline) -> dict[str, float]:
+def _score_val(cfg: Config, prep: Prepared, model: Pipeline, every_metric: bool = True) -> dict[str, float]:
+    """Validation metrics; an intermediate fidelity step needs only `tune.metric`."""
     X_val, y_val = prep.xy("val")
-    return score(model, X_val, y_val, usable_metrics(model, prep.task, cfg.tune.metric))
+    names = usable_metrics(model, prep.task, cfg.tune.metric) if every_metric else [cfg.tune.metric]
+    return score(model, X_val, y_val, names)
 
 
 def _step(reporter: Reporter | None, step: int, last: int, value: float, seen: list[float]) -> None:
@@ -98,7 +100,7 @@ def _by_train_fraction(cfg: Config, prep: Prepared, params: dict[str, Any], repo
         X_part, y_part = (X, y) if fraction >= 1 else train_test_split(
             X, y, train_size=fraction, random_state=cfg.seed, stratify=stratify)[0::2]
         model = make_model(cfg, prep, params).fit(X_part, y_part)
-        metrics = _score_val(cfg, prep, model)
+        metrics = _score_val(cfg, prep, model, every_metric=step == len(fractions))
         _step(reporter, step, len(fractions), metrics[cfg.tune.metric], seen)
     return TrialOutcome([], metrics, intermediate=seen, model=model)
 
@@ -111,7 +113,7 @@ def _by_ensemble_size(cfg: Config, prep: Prepared, params: dict[str, Any], repor
     X, y = prep.xy("train")
     for step, size in enumerate(sizes, 1):
         model.set_params(**{f"model__{fid.param}": size, "model__warm_start": True}).fit(X, y)
-        metrics = _score_val(cfg, prep, model)
+        metrics = _score_val(cfg, prep, model, every_metric=step == len(sizes))
         _step(reporter, step, len(sizes), metrics[cfg.tune.metric], seen)
     return TrialOutcome([], metrics, intermediate=seen, model=model)
 
