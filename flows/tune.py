@@ -48,7 +48,7 @@ def tune_flow(cfg: Config) -> dict:
         log_values(tracker.client, parent, params=_run_params(cfg))
         orphans = [t.number for t in recover_orphans(study, cfg.families)]
         reconcile_trials(tracker, study, orphans, parent, tags)
-        warm = warm_start(study, cfg, study._storage)
+        warm = warm_start(study, cfg)
         enqueue_manual(study, cfg)
         if warm:
             log_values(tracker.client, parent, tags={"tunedag.warm_start_from": cfg.tune.warm_start.study,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
@@ -111,8 +112,6 @@ def log_values(
     first_step: int = 0,
 ) -> None:
     """Log params, metrics (each series in `steps` from `first_step` on) and tags in one batched call."""
-    import time
-
     now = int(time.time() * 1000)
     metric_rows = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
     for key, series in (steps or {}).items():

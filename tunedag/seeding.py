@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 from optuna.trial import TrialState
 
 from tunedag.config import Config
 from tunedag.errors import ConfigError
+from tunedag.selection import top_k_trials
 from tunedag.space import check_configuration, fit_to_space
+from tunedag.study import build_storage
 
 
 def enqueue_manual(study: optuna.Study, cfg: Config) -> int:
@@ -24,26 +28,19 @@ def check_warm_start_source(cfg: Config) -> None:
     ws = cfg.tune.warm_start
     if ws is None:
         return
-    from pathlib import Path
-
-    from tunedag.study import build_storage
-
     url = ws.storage or cfg.tune.storage
     names = optuna.get_all_study_names(build_storage(url)) if "://" in url or Path(url).is_file() else []
     if ws.study not in names:
         raise ConfigError(f"tune.warm_start.study {ws.study!r} is not in the storage {url}; studies there: {', '.join(names) or 'none'}")
 
 
-def warm_start(study: optuna.Study, cfg: Config, default_storage: optuna.storages.BaseStorage) -> list[int]:
+def warm_start(study: optuna.Study, cfg: Config) -> list[int]:
     """Queue the best `top_k` configurations of an earlier study, once, into a study with no trials yet."""
     ws = cfg.tune.warm_start
     if ws is None or study.get_trials(deepcopy=False):
         return []
-    from tunedag.selection import top_k_trials
-    from tunedag.study import build_storage
-
     try:
-        source = optuna.load_study(study_name=ws.study, storage=build_storage(ws.storage) if ws.storage else default_storage)
+        source = optuna.load_study(study_name=ws.study, storage=build_storage(ws.storage or cfg.tune.storage))
     except KeyError:
         raise ConfigError(f"tune.warm_start.study {ws.study!r} does not exist in that storage; list studies with optuna.get_all_study_names") from None
     complete = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -9,8 +9,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tunedag.config import Config
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+from tunedag.study import FINISHED
 
 
 class StopRules:
