@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import mlflow.sklearn
+from mlflow.models import Model
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.outputs import write_json
-from tasks.tracking import Tracker, log_values
+from tasks.tracking import Tracker, load_torch_model, log_values
+from tasks.training import CUSTOM_RESULT
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
 from tunedag.metrics import score, usable_metrics
@@ -29,6 +34,11 @@ def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
     return scores
 
 
-def _test_scores(cfg: Config, model_dir, task: str, X, y, prefix: str) -> dict[str, float]:
-    model = mlflow.sklearn.load_model(str(model_dir))  # a hard-voting ensemble has no proba: its metrics only
+def _test_scores(cfg: Config, model_dir: Path, task: str, X, y, prefix: str) -> dict[str, float]:
+    if (model_dir / CUSTOM_RESULT).is_file():  # a train_fn family: its own code scored the test rows in the train stage
+        return {f"{prefix}{k}": v for k, v in json.loads((model_dir / CUSTOM_RESULT).read_text())["test_metrics"].items()}
+    if "pytorch" in Model.load(str(model_dir)).flavors:
+        model = load_torch_model(model_dir)
+    else:
+        model = mlflow.sklearn.load_model(str(model_dir))  # a hard-voting ensemble has no proba: its metrics only
     return {f"{prefix}{k}": v for k, v in score(model, X, y, usable_metrics(model, task, None)).items()}

@@ -52,7 +52,35 @@ def load_source(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, str]:
         return bunch.frame, "target"
     if cfg.source == "synthetic":
         return _synthetic(cfg, seed), "target"
+    if cfg.source == "npz":
+        return read_npz(cfg.path), "target"
     return _read_file(cfg.path), cfg.target
+
+
+def read_npz(path: Path) -> pd.DataFrame:
+    """Images from a .npz file (arrays X: (N, H, W) or (N, C, H, W), or (N, F) features; y: (N,)) as one
+    column per value, named px0, px1, ... in C-order (channel, row, column), plus `target`.
+
+    Set the CNN's `image_shape` ([C, H, W]) in model.fixed; the network reshapes the columns back.
+    """
+    if not path.is_file():
+        raise DataError(f"Data file {path} (data.path) does not exist. Put your .npz file there or fix data.path.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in ("X", "y") if k in npz.files}
+            names = npz.files
+    except (ValueError, OSError) as exc:
+        raise DataError(f"Data file {path} (data.path) is not a readable .npz archive of plain arrays: {' '.join(str(exc).split())}") from None
+    if set(arrays) != {"X", "y"}:
+        raise DataError(f"Data file {path} (data.path) must hold arrays named X and y; it holds {', '.join(names) or 'none'}.")
+    X, y = arrays["X"], arrays["y"]
+    if X.ndim not in (2, 3, 4) or y.ndim != 1 or len(X) != len(y) or not np.issubdtype(X.dtype, np.number):
+        raise DataError(f"Data file {path} (data.path): X must be a numeric (N, H, W), (N, C, H, W) or (N, F) array and y "
+                        f"an (N,) array; got X {X.dtype} {X.shape} and y {y.shape}.")
+    flat = X.reshape(len(X), -1).astype(np.float64)  # the dtype a saved torch model's signature takes
+    frame = pd.DataFrame(flat, columns=[f"px{i}" for i in range(flat.shape[1])])
+    frame["target"] = y
+    return frame
 
 
 def _synthetic(cfg: DataConfig, seed: int) -> pd.DataFrame:
@@ -96,6 +124,10 @@ def prepare(frame: pd.DataFrame, target: str, cfg: DataConfig, seed: int, source
     task = cfg.task if cfg.task != "auto" else infer_task(frame[target])
     frame[target] = _check_target(frame[target], task, source_name, target)
     numeric, categorical = _column_kinds(frame[features])
+    infinite = [c for c, bad in zip(numeric, np.isinf(frame[numeric].to_numpy(dtype=float)).any(axis=0)) if bad]
+    if infinite:
+        raise DataError(f"Feature columns {infinite} in {source_name} hold infinite values; replace them with numbers, "
+                        "or leave the cells empty to be imputed.")
     frame = _normalise_categoricals(frame, categorical)
     frame[SPLIT] = _assign_splits(frame[target], task, cfg, seed, source_name)
     return Prepared(frame, target, task, tuple(numeric), tuple(categorical))
@@ -116,6 +148,8 @@ def _check_target(y: pd.Series, task: str, source_name: str, target: str) -> pd.
         if numeric.isna().any():
             bad = y[numeric.isna()].iloc[0]
             raise DataError(f"Target column {target!r} in {source_name} must be numeric for regression; found {bad!r}.")
+        if not np.isfinite(numeric.astype(float)).all():
+            raise DataError(f"Target column {target!r} in {source_name} holds infinite values; regression needs finite numbers.")
         return numeric.astype(float)
     counts = y.value_counts()
     if len(counts) < 2:

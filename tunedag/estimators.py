@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -43,6 +44,25 @@ def check_estimator_path(path: str) -> None:
     resolve_estimator(path)
 
 
+def fit_takes_on_epoch(cls: type) -> bool:
+    """Whether the estimator's `fit` takes an `on_epoch` callback (per-epoch curves and pruning)."""
+    fit = getattr(cls, "fit", None)
+    return fit is not None and "on_epoch" in inspect.signature(fit).parameters
+
+
+def is_torch_estimator(path: str) -> bool:
+    """Whether `path` names one of tunedag's torch estimators (or a subclass); imports no torch otherwise."""
+    cls = resolve_estimator(path)
+    nets = sys.modules.get("tunedag.nets")
+    return nets is not None and issubclass(cls, nets.TorchEstimator)
+
+
+def is_torch_estimator_instance(est: Any) -> bool:
+    """Whether `est` is a torch estimator of tunedag.nets (without importing torch when it is not)."""
+    nets = sys.modules.get("tunedag.nets")
+    return nets is not None and isinstance(est, nets.TorchEstimator)
+
+
 def estimator_param_names(path: str) -> set[str]:
     """The constructor parameters the estimator accepts (its `get_params` keys)."""
     return set(resolve_estimator(path)._get_param_names())
@@ -58,8 +78,10 @@ def estimator_kind(path: str, fixed: dict[str, Any]) -> str:
     return "unknown"
 
 
-def check_estimator_for_task(path: str, fixed: dict[str, Any], task: str) -> None:
-    """Refuse a regressor for a classification task and the other way round."""
+def check_estimator_for_task(path: str | None, fixed: dict[str, Any], task: str) -> None:
+    """Refuse a regressor for a classification task and the other way round (a train_fn family has no estimator)."""
+    if path is None:
+        return
     kind = estimator_kind(path, fixed)
     if kind != "unknown" and kind != task:
         raise ConfigError(f"model.estimator {path} is a {kind} estimator but the data is a {task} task (data.task or the target column)")

@@ -18,7 +18,14 @@ from sklearn.pipeline import Pipeline
 
 from tunedag.config import EXTRA_OBJECTIVES, Config
 from tunedag.data import SPLIT, Prepared
-from tunedag.estimators import build_model, estimator_param_names
+from tunedag.errors import DataError
+from tunedag.estimators import (
+    build_model,
+    estimator_param_names,
+    fit_takes_on_epoch,
+    is_torch_estimator,
+    is_torch_estimator_instance,
+)
 from tunedag.metrics import score, usable_metrics
 from tunedag.space import split_params
 
@@ -31,12 +38,42 @@ class TrialFailed(Exception):
 
 
 class TrialPruned(Exception):
-    """The reporter stopped the trial at `step`; `intermediate` holds the values reported so far."""
+    """The reporter stopped the trial at `step`; `intermediate` holds the values reported so far.
 
-    def __init__(self, step: int, intermediate: list[float]):
+    `curves` holds the per-epoch series recorded before the stop (empty for other fidelities).
+    """
+
+    def __init__(self, step: int, intermediate: list[float], curves: dict[str, list[float]] | None = None):
         super().__init__(f"pruned at step {step}")
         self.step = step
         self.intermediate = intermediate
+        self.curves = curves or {}
+
+
+class TrialReporter:
+    """What a trial reports while it trains: intermediate values for the pruner and learning curves.
+
+    `report(step, value)` records an intermediate value and raises `TrialPruned` when the study's
+    pruner says stop (never at `last_step`, where the trial is complete anyway). `log(step, metrics)`
+    records each named value as a curve: `curves[name][step - 1]`, steps counted from 1.
+    """
+
+    def __init__(self, reporter: Reporter | None = None, last_step: int | None = None):
+        self._reporter, self._last = reporter, last_step
+        self.intermediate: list[float] = []
+        self.curves: dict[str, list[float]] = {}
+
+    def report(self, step: int, value: float) -> None:
+        self.intermediate.append(_finite(float(value), "intermediate value"))
+        stop = self._reporter is not None and self._reporter(step, float(value))
+        if stop and (self._last is None or step < self._last):
+            raise TrialPruned(step, list(self.intermediate), {k: list(v) for k, v in self.curves.items()})
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            series = self.curves.setdefault(name, [])
+            series.extend([math.nan] * (step - 1 - len(series)))
+            series.append(float(value))
 
 
 @dataclass
@@ -48,6 +85,7 @@ class TrialOutcome:
     fold_values: list[float] = field(default_factory=list)
     intermediate: list[float] = field(default_factory=list)
     model: Pipeline | None = None
+    curves: dict[str, list[float]] = field(default_factory=dict)  # per-epoch series, epoch 1 first
 
     @property
     def value(self) -> float:
@@ -57,6 +95,11 @@ class TrialOutcome:
 def make_model(cfg: Config, prep: Prepared, params: dict[str, Any]) -> Pipeline:
     """The preprocessing + estimator pipeline for a configuration, seeded from `cfg.seed`."""
     family, own = split_params(params, cfg.families)
+    if family.train_fn:
+        raise TrialFailed(f"model family with train_fn {family.train_fn} has no estimator pipeline; use tunedag.custom")
+    if prep.categorical and is_torch_estimator(family.estimator):
+        raise DataError(f"{family.estimator} takes numeric columns only, but the data has categorical columns "
+                        f"{list(prep.categorical)[:10]}; encode them as numbers in the data or choose another estimator.")
     fixed = dict(family.fixed)
     if "random_state" in estimator_param_names(family.estimator) and "random_state" not in own:
         fixed.setdefault("random_state", cfg.seed)
@@ -65,17 +108,60 @@ def make_model(cfg: Config, prep: Prepared, params: dict[str, Any]) -> Pipeline:
 
 def evaluate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None = None) -> TrialOutcome:
     """Score a configuration by `tune.metric` (and `tune.objectives`) on validation data or by CV."""
-    if cfg.data.cv_folds >= 2:
+    family, _ = split_params(params, cfg.families)
+    if family.train_fn:
+        from tunedag.custom import evaluate_train_fn
+
+        outcome = evaluate_train_fn(cfg, prep, params, reporter)
+    elif cfg.data.cv_folds >= 2:
         outcome = _cross_validate(cfg, prep, params, reporter)
     elif cfg.tune.fidelity.kind == "train_fraction":
         outcome = _by_train_fraction(cfg, prep, params, reporter)
     elif cfg.tune.fidelity.kind == "ensemble_size":
         outcome = _by_ensemble_size(cfg, prep, params, reporter)
     else:
-        model = make_model(cfg, prep, params).fit(*prep.xy("train"))
+        model = make_model(cfg, prep, params)
+        epochs = _epoch_reporter(cfg, model, reporter)
+        model.fit(*prep.xy("train"), **_epoch_fit_params(cfg, model, epochs))
         outcome = TrialOutcome([], _score_val(cfg, prep, model), model=model)
+        outcome.intermediate, outcome.curves = (epochs.intermediate, epochs.curves) if epochs else ([], {})
     outcome.values = _objective_values(cfg, prep, outcome)
     return outcome
+
+
+def _epoch_reporter(cfg: Config, model: Pipeline, reporter: Reporter | None) -> TrialReporter | None:
+    """A TrialReporter for an estimator whose fit takes `on_epoch`; it prunes only with fidelity `epochs`."""
+    if not fit_takes_on_epoch(type(model.steps[-1][1])):
+        return None
+    pruning = reporter if cfg.tune.fidelity.kind == "epochs" else None
+    return TrialReporter(pruning, last_step=model.steps[-1][1].get_params().get("epochs"))
+
+
+def _epoch_fit_params(cfg: Config, model: Pipeline, epochs: TrialReporter | None) -> dict[str, Any]:
+    """`model__on_epoch`: record every epoch's metrics and, with fidelity `epochs`, report one value."""
+    if epochs is None:
+        return {}
+    step_name = model.steps[-1][0]
+    prune = cfg.tune.fidelity.kind == "epochs"
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        epochs.log(epoch, metrics)
+        if prune:
+            epochs.report(epoch, epoch_value(cfg.tune.metric, cfg.tune.resolved_direction, metrics))
+
+    return {f"{step_name}__on_epoch": on_epoch}
+
+
+def epoch_value(metric: str, direction: str, metrics: dict[str, float]) -> float:
+    """The intermediate value of an epoch: `val_<tune.metric>` when the estimator reports it (log_loss is its
+    val_loss), else the validation loss, negated when tune.metric is maximised so that larger stays better."""
+    key = "val_loss" if metric == "log_loss" else f"val_{metric}"
+    if key in metrics:
+        return metrics[key]
+    if "val_loss" not in metrics:
+        raise TrialFailed("fidelity epochs needs the estimator's validation split (validation_fraction > 0); "
+                          f"its epochs reported only {sorted(metrics)}")
+    return -metrics["val_loss"] if direction == "maximize" else metrics["val_loss"]
 
 
 def _score_val(cfg: Config, prep: Prepared, model: Pipeline, every_metric: bool = True) -> dict[str, float]:
@@ -152,6 +238,10 @@ def _objective_values(cfg: Config, prep: Prepared, outcome: TrialOutcome) -> lis
 
 def _extra_objective(name: str, model: Pipeline, prep: Prepared) -> float:
     """Prediction latency (median ms per 1,000 validation rows, over 3 runs) or model size (kB)."""
+    if name == "model_size_kb" and is_torch_estimator_instance(model.steps[-1][1]):
+        from tunedag.nets._modules import parameter_bytes
+
+        return parameter_bytes(model.steps[-1][1].module_) / 1024
     if name == "model_size_kb":
         import skops.io
 

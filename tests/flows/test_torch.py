@@ -1,0 +1,53 @@
+"""Networks end to end: learning curves as MLflow steps, pruning per epoch, a PyTorch model registered."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from flows.pipeline import pipeline_flow
+from tasks.tracking import TAG_TRIAL, absolute_uri, client_for
+from tests.flows.conftest import REPO
+from tests.flows.ledger import check_ledger, study_runs
+from tunedag.config import load_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+EPOCHS = 8
+
+
+def test_digits_cnn_records_learning_curves_prunes_per_epoch_and_registers_a_torch_model(project: Path):
+    shutil.copy(REPO / "examples" / "torch_digits.yaml", project / "params.yaml")
+    cfg = load_config(project / "params.yaml", {
+        "tune.n_trials": 6, "tune.parallelism": 2, "model.fixed.epochs": EPOCHS, "tune.enqueue": [],
+        "tune.pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 1},
+        "search_space.width": {"type": "categorical", "choices": [32, 64]},
+    })
+    scores = pipeline_flow(cfg)
+
+    study = check_ledger(cfg, n_complete=sum(t.state == TrialState.COMPLETE for t in load_study_trials(cfg)))
+    client = client_for(cfg.tracking.uri)
+    for run in study_runs(cfg, study.study_name, "trial"):
+        trial = study.trials[int(run.data.tags[TAG_TRIAL])]
+        history = client.get_metric_history(run.info.run_id, "epoch_val_loss")
+        assert [m.step for m in history] == list(range(1, len(history) + 1)) and history
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_train_loss")] == [m.step for m in history]
+        if trial.state == TrialState.PRUNED:
+            assert run.data.metrics["pruned_at_step"] == len(history) < EPOCHS
+    assert scores["test_accuracy"] > 0.9
+    mlflow.set_tracking_uri(absolute_uri(cfg.tracking.uri))
+    (version,) = client.search_model_versions(f"name = '{cfg.final.registered_model}'")
+    model = mlflow.pyfunc.load_model(f"models:/{cfg.final.registered_model}/{version.version}")
+    X = pd.read_parquet(cfg.paths.prepared).drop(columns=["target", "__split__"]).head(4)
+    assert model.predict(X).shape == (4, 10)  # class probabilities, columns in metadata["classes"] order
+
+
+def load_study_trials(cfg):
+    from tests.flows.ledger import load_study
+
+    return load_study(cfg).get_trials(deepcopy=False)
