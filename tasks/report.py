@@ -1,0 +1,82 @@
+"""The study report as Prefect tasks: read what MLflow holds, write the report, log it on the pipeline run."""
+
+from __future__ import annotations
+
+import re
+
+from pathlib import Path
+
+import optuna
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.tracking import Tracker
+from tunedag import report
+from tunedag.config import Config
+from tunedag.errors import TunedagError
+from tunedag.study import build_storage
+
+REPORT_ARTIFACT = "report"
+# Where `make ui` serves the local store (see the Makefile).
+LOCAL_UI = "http://127.0.0.1:5000"
+
+
+def load_tuned_study(cfg: Config, summary: dict) -> optuna.Study:
+    """The study the tune stage summarised, read from `tune.storage` (nothing is written to it)."""
+    try:
+        return optuna.load_study(study_name=summary["study_name"], storage=build_storage(cfg.tune.storage))
+    except KeyError:
+        raise TunedagError(f"Study {summary['study_name']} named in {cfg.paths.tune_summary} (paths.tune_summary) is not in "
+                           f"{cfg.tune.storage} (tune.storage); run the tune stage again (dvc repro tune).") from None
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
+    """The MLflow UI page of a run: on the tracking server, or where `make ui` serves the local store."""
+    fragment = f"/#/experiments/{experiment_id}/runs/{run_id}"
+    if tracking_uri.startswith(("http://", "https://")):
+        return re.sub(r"//[^/@]*@", "//", tracking_uri).rstrip("/") + fragment  # a link without credentials
+    return LOCAL_UI + fragment if tracking_uri.startswith("sqlite:") else None
+
+
+@task(cache_policy=NO_CACHE)
+def gather_series(cfg: Config, tracker: Tracker, study: optuna.Study) -> report.TrackedSeries:
+    """Per-fold scores of every complete trial and per-epoch curves of the best few, from the trial runs."""
+    complete = report.complete_trials(study)
+    runs = {t.number: t.user_attrs["mlflow_run_id"] for t in complete if t.user_attrs.get("mlflow_run_id")}
+    folds = {}
+    if cfg.data.cv_folds >= 2:
+        key = f"fold_{cfg.tune.metric}"
+        for number, run_id in runs.items():
+            folds[number] = [m.value for m in sorted(tracker.client.get_metric_history(run_id, key), key=lambda m: m.step)]
+    reverse = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    best = sorted((t for t in complete if t.number in runs), key=lambda t: t.values[0], reverse=reverse)[: report.CURVE_TRIALS]
+    curves = {t.number: _curves(tracker, runs[t.number]) for t in best}
+    return report.TrackedSeries(folds=folds, curves={n: c for n, c in curves.items() if c})
+
+
+def _curves(tracker: Tracker, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    """Every metric of the run logged at more than one step, except the CV folds and fidelity steps."""
+    out = {}
+    for key in tracker.client.get_run(run_id).data.metrics:
+        if key.startswith("fold_") or key.endswith("_by_step"):
+            continue
+        history = tracker.client.get_metric_history(run_id, key)
+        if len(history) > 1:
+            out[key] = sorted((m.step, m.value) for m in history)
+    return out
+
+
+@task(cache_policy=NO_CACHE)
+def write_study_report(cfg: Config, study: optuna.Study, series: report.TrackedSeries,
+                       ctx: report.ReportContext) -> Path:
+    """Draw the figures and write `paths.report_dir` (index.html, interactive.html, PNGs, DVC plot tables)."""
+    names = ctx.summary.get("objectives") or [cfg.tune.metric]
+    figures = report.build_figures(study, names, series, seed=cfg.seed)
+    tables = report.plot_tables(study, names, figures.importances, series.folds)
+    return report.write_report(cfg.paths.report_dir, figures, tables, ctx)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5])
+def log_report(tracker: Tracker, run_id: str, report_dir: Path) -> None:
+    """Upload the report folder to the pipeline's parent run, under `report/`."""
+    tracker.client.log_artifacts(run_id, str(report_dir), REPORT_ARTIFACT)
