@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install run pipeline test test-fast ui bench clean
+.PHONY: install run pipeline worker stack test test-fast ui bench clean
 
 install: $(STAMP)
 
@@ -23,14 +23,21 @@ run: install  ## the whole pipeline on params.yaml, reproducibly, through DVC
 pipeline: install  ## the same stages in one Prefect flow run (what a schedule runs)
 	python -m flows.pipeline
 
+worker: install  ## one more worker on the running study (same params.yaml; see docs/parallel.md)
+	python -m flows.worker
+
+stack: install  ## a local PostgreSQL, MLflow server and Dask cluster on 127.0.0.1, to try the distributed set-up
+	python -m pip install --quiet -e ".[test]"
+	python -m scripts.stack
+
 test: install  ## every test, the slow end-to-end ones included (about 4 minutes on 2 cores)
 	python -m pytest -q
 
 test-fast: install  ## the tests without the slow end-to-end runs
 	python -m pytest -m "not slow" -q
 
-ui: install  ## the MLflow UI on http://127.0.0.1:5000
-	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+ui: install  ## the MLflow UI on http://127.0.0.1:5000 (one worker: a local UI for one person starts faster)
+	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
 
 bench: install  ## per-trial overhead of the pipeline against a bare Optuna loop
 	python benchmarks/overhead.py

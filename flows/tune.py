@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 
 import optuna
 from optuna.trial import TrialState
@@ -13,26 +14,32 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.reports import summarise_study
-from tasks.tracking import TAG_ROLE, log_values, open_tracker, start_run
-from tasks.tuning import (
-    TrialContext,
-    TrialResult,
-    close_stale_parents,
-    lineage_tags,
-    optuna_reporter,
-    reconcile_trials,
-    run_trial,
-)
+from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_tracker, start_run
+from tasks.trial_worker import TrialJob
+from tasks.tuning import TrialContext, TrialResult, close_stale_parents, lineage_tags, reconcile_trials, run_trial
+from tunedag.executor import close_executors
 from tunedag.config import Config
 from tunedag.data import SPLIT, file_md5, load_prepared
 from tunedag.errors import TunedagError
 from tunedag.estimators import check_estimator_for_task
 from tunedag.metrics import METRICS, check_metric_for_task
+from tunedag.report import best_so_far, format_progress
 from tunedag.seeding import check_warm_start_source, enqueue_manual, warm_start
 from tunedag.samplers import build_sampler
 from tunedag.space import check_configuration, suggest
 from tunedag.stopping import StopRules
-from tunedag.study import count_finished, grid_points_left, open_study, recover_orphans
+from tunedag.study import (
+    HEARTBEAT_S,
+    PARENT_RUN_ATTR,
+    beat,
+    budget_left,
+    claim,
+    close_study,
+    count_finished,
+    grid_points_left,
+    open_study,
+    recover_orphans,
+)
 
 
 @flow(name="tune")
@@ -44,6 +51,7 @@ def tune_flow(cfg: Config) -> dict:
     close_stale_parents(tracker, study.study_name)
     tags = lineage_tags(study.study_name, data_version)
     parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline"})
+    study.set_user_attr(PARENT_RUN_ATTR, parent)  # where workers that join the study nest their trials
     try:
         log_values(tracker.client, parent, params=_run_params(cfg))
         orphans = [t.number for t in recover_orphans(study, cfg.families)]
@@ -53,8 +61,7 @@ def tune_flow(cfg: Config) -> dict:
         if warm:
             log_values(tracker.client, parent, tags={"tunedag.warm_start_from": cfg.tune.warm_start.study,
                                                      "tunedag.warm_start_trials": ",".join(map(str, warm))})
-        ctx = TrialContext(cfg, cfg.paths.prepared, data_version, tracker.experiment_id, parent, study.study_name, tags)
-        reason = drive_trials(study, ctx)
+        reason = drive_trials(study, trial_context(cfg, data_version, tracker, parent, study.study_name, tags))
         log_values(tracker.client, parent, tags={"tunedag.stop_reason": reason})
         if count_finished(study) == 0 or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             raise TunedagError(f"No trial of study {study.study_name} completed; see the tunedag.error tag on the trial runs in MLflow.")
@@ -63,8 +70,30 @@ def tune_flow(cfg: Config) -> dict:
         stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))
         tracker.client.set_terminated(parent, status="KILLED" if stopped else "FAILED")
         raise
+    finally:
+        close_executors()
+        close_study(study)
     tracker.client.set_terminated(parent, status="FINISHED")
     return summary
+
+
+def trial_context(cfg: Config, data_version: str, tracker: Tracker, parent: str, study_name: str, tags: dict) -> TrialContext:
+    """What each trial task gets; inside Dask workers (their own processes) trials run in the task's thread."""
+    executor = "thread" if cfg.tune.runner.kind == "dask" else cfg.tune.executor
+    return TrialContext(cfg, cfg.paths.prepared, data_version, tracker.experiment_id, parent, study_name, tags, executor)
+
+
+def task_runner(cfg: Config):
+    """Prefect's task runner for the trial tasks: threads here, or a Dask cluster (prefect-dask)."""
+    if cfg.tune.runner.kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if cfg.tune.runner.address:
+            return DaskTaskRunner(address=cfg.tune.runner.address)
+        return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                              cluster_kwargs={"n_workers": cfg.tune.parallelism, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": None, "host": "127.0.0.1"})
+    return ThreadPoolTaskRunner(max_workers=cfg.tune.parallelism)
 
 
 def _check_inputs(cfg: Config) -> str:
@@ -72,8 +101,11 @@ def _check_inputs(cfg: Config) -> str:
     if not cfg.paths.prepared.is_file():
         raise TunedagError(f"Prepared dataset {cfg.paths.prepared} (paths.prepared) is missing; run the prepare stage first (dvc repro prepare).")
     version = file_md5(cfg.paths.prepared)
+    from tunedag.integrity import verify_tracked  # its only use in this module
+
+    verify_tracked(cfg.paths.prepared, cfg, md5=version)  # corrupted since DVC recorded it: refused
     prep = load_prepared(cfg.paths.prepared, version)
-    for metric in [cfg.tune.metric, *(o for o in cfg.tune.objectives if o in METRICS)]:
+    for metric in [m for m in (cfg.tune.metric, *cfg.tune.objectives) if m in METRICS]:  # a train_fn may name its own
         check_metric_for_task(metric, prep.task)
     for family in cfg.families.values():
         check_estimator_for_task(family.estimator, family.fixed, prep.task)
@@ -97,19 +129,24 @@ def _run_params(cfg: Config) -> dict:
 def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
     """Ask, submit up to `parallelism` trial tasks, tell each result as it lands; return why it stopped.
 
+    The budget is global: every worker on the study counts the others' running trials, and a
+    trial asked beyond `n_trials` by a race between workers is failed as surplus before it runs.
     SIGTERM or Ctrl-C stops launching, lets running trials finish and be told, then raises
     KeyboardInterrupt: nothing is left half-recorded. A second signal stops at once.
     """
     tune, logger = ctx.cfg.tune, get_run_logger()
     rules = StopRules(ctx.cfg)
-    finished, failures, pending = count_finished(study), 0, {}
+    failures, pending, waiting = 0, {}, False
     prune = tune.fidelity.kind != "none" and len(tune.directions) == 1
 
     def can_launch() -> bool:
+        nonlocal waiting
+        waiting = False
         if stop.requested:
             rules.reason = "interrupted"
-        elif finished + len(pending) >= tune.n_trials:
-            rules.reason = f"n_trials {tune.n_trials} reached"
+        elif budget_left(study, tune.n_trials) <= 0:
+            waiting = count_finished(study) < tune.n_trials  # other workers' trials still running
+            rules.reason = None if waiting else f"n_trials {tune.n_trials} reached"
         elif failures > tune.max_failed_trials:
             rules.reason = f"{failures} failed trials (tune.max_failed_trials {tune.max_failed_trials})"
         elif tune.sampler.name == "grid" and grid_points_left(study, next(iter(ctx.cfg.families.values())).space) <= 0:
@@ -120,25 +157,63 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
             return not rules.out_of_time() and not rules.study_done(study)
         return False
 
-    with GracefulStop() as stop:
+    with GracefulStop() as stop, Heartbeat(study, pending):
         while True:
             while len(pending) < tune.parallelism and can_launch():
                 trial = study.ask()
+                claim(trial)
+                if budget_left(study, tune.n_trials, trial.number) < 0:
+                    _surplus(study, trial, ctx)
+                    continue
                 params = suggest(trial, ctx.cfg.families)
-                reporter = optuna_reporter(trial) if prune else None
-                pending[run_trial.submit(ctx, trial.number, params, reporter)] = trial
+                job = TrialJob(ctx.cfg, ctx.data_path, ctx.data_version, study.study_name, trial._trial_id, trial.number, params, prune)
+                pending[run_trial.submit(ctx, job)] = trial
+            if not pending and waiting and not stop.requested:
+                time.sleep(1.0)  # the budget is held by other workers' running trials: wait for them
+                recover_orphans(study, ctx.cfg.families)
+                continue
             if not pending:
                 break
             future = next(as_completed(list(pending)))
             trial, result = pending.pop(future), future.result()
-            finished, failures = finished + (result.state != "FAIL"), failures + (result.state == "FAIL")
+            failures += result.state == "FAIL"
             _tell(study, trial, result)
-            logger.info("trial %d %s %s in %.2fs [%d/%d finished]", result.number, result.state,
-                        f"{tune.metric}={result.value:.5g}" if result.value is not None else result.error,
-                        result.seconds, finished, tune.n_trials)
+            logger.info(format_progress(result.number, result.state, result.value, best_so_far(study),
+                                        count_finished(study), tune.n_trials, tune.metric, result.seconds, result.error))
     if stop.requested:
         raise KeyboardInterrupt
     return rules.reason or "done"
+
+
+def _surplus(study: optuna.Study, trial: optuna.Trial, ctx: TrialContext) -> None:
+    """Give back a trial asked beyond the budget by a race between workers (re-queueing fixed parameters)."""
+    fixed = study._storage.get_trial_system_attrs(trial._trial_id).get("fixed_params")
+    trial.set_user_attr("error", "surplus: the trial budget was filled by other workers")
+    study.tell(trial, state=TrialState.FAIL)
+    if fixed:
+        study.enqueue_trial(fixed, skip_if_exists=False)
+    tracker = Tracker(client_for(ctx.cfg.tracking.uri), ctx.experiment_id)
+    run_id = start_run(tracker, f"trial-{trial.number}", {**ctx.tags, TAG_TRIAL: str(trial.number), TAG_ROLE: "trial",
+                                                          "tunedag.error": "not run: the trial budget was filled by other workers"}, ctx.parent_run_id)
+    tracker.client.set_terminated(run_id, status="KILLED")
+
+
+class Heartbeat:
+    """Within the block, a daemon thread refreshes the heartbeat of the trials in `pending`."""
+
+    def __init__(self, study: optuna.Study, pending: dict):
+        self._study, self._pending, self._stop = study, pending, threading.Event()
+
+    def __enter__(self) -> Heartbeat:
+        threading.Thread(target=self._run, name="tunedag-heartbeat", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            beat(self._study, [t._trial_id for t in list(self._pending.values())])
 
 
 class GracefulStop:
@@ -173,8 +248,8 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None
 
 
 def run(cfg: Config) -> dict:
-    """Run the tune flow with `tune.parallelism` worker threads."""
-    return tune_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=cfg.tune.parallelism))(cfg)
+    """Run the tune flow with the task runner `tune.runner` names."""
+    return tune_flow.with_options(task_runner=task_runner(cfg))(cfg)
 
 
 if __name__ == "__main__":

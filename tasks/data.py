@@ -7,6 +7,13 @@ from prefect.cache_policies import NO_CACHE
 
 from tunedag.config import Config
 from tunedag.data import SPLIT, file_md5, load_source, prepare, save_prepared
+from tunedag.integrity import verify_tracked
+
+
+@task(cache_policy=NO_CACHE)
+def verify_source(cfg: Config) -> str:
+    """Refuse a DVC-tracked `data.path` whose bytes differ from DVC's record; return the verdict."""
+    return verify_tracked(cfg.data.path, cfg)
 
 
 @task(cache_policy=NO_CACHE)

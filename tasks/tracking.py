@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from tunedag.config import TrackingConfig
-from tunedag.errors import TunedagError
+from tunedag.errors import TunedagError, redact  # noqa: F401  (redact is part of this module's interface)
 
 TAG_STUDY = "tunedag.study"
 TAG_TRIAL = "tunedag.trial"
@@ -36,10 +37,11 @@ class Tracker:
     experiment_id: str
 
 
-def open_tracker(cfg: TrackingConfig) -> Tracker:
+def open_tracker(cfg: TrackingConfig, create: bool = True) -> Tracker:
     """Connect to the store and get or create the experiment, once, before any worker starts.
 
-    A tracking server that does not answer fails here, fast, before any trial runs.
+    A tracking server that does not answer fails here, fast, before any trial runs. With
+    `create=False` (a worker joining a study) the experiment must exist already.
     """
     remote = cfg.uri.startswith(("http://", "https://"))
     if remote:
@@ -51,6 +53,9 @@ def open_tracker(cfg: TrackingConfig) -> Tracker:
         exp = client.get_experiment_by_name(cfg.experiment)
         if exp is not None:
             return Tracker(client, exp.experiment_id)
+        if not create:
+            raise TunedagError(f"MLflow experiment {cfg.experiment!r} (tracking.experiment) does not exist at {redact(cfg.uri)}; "
+                               "start the study with `python -m flows.tune` before starting workers.")
         # A server stores artifacts where it was told to; the embedded store keeps them under mlruns/.
         location = None if remote else (Path(cfg.artifact_root).resolve() / cfg.experiment).as_uri()
         return Tracker(client, client.create_experiment(cfg.experiment, artifact_location=location))
@@ -62,19 +67,21 @@ def _check_server(uri: str, timeout_s: float = 5.0) -> None:
     import urllib.error
     import urllib.request
 
+    import base64
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(uri)
+    host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health")
+    if parts.username:  # urllib does not take credentials from the URL; MLflow's client sends them as basic auth
+        user, password = urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     try:
-        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s).close()
+        urllib.request.urlopen(request, timeout=timeout_s).close()
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TunedagError(f"The MLflow tracking server at {redact(uri)} (tracking.uri) does not answer ({reason}); "
                            "start it (mlflow server ...) or point tracking.uri at the local store sqlite:///mlruns/mlflow.db.") from None
-
-
-def redact(uri: str) -> str:
-    """A URI with any password replaced by ***, fit for messages and logs."""
-    import re
-
-    return re.sub(r"(//[^/:@]+):[^@/]*@", r"\1:***@", uri)
 
 
 def client_for(uri: str) -> MlflowClient:
@@ -91,6 +98,8 @@ def absolute_uri(uri: str) -> str:
 
 @lru_cache(maxsize=8)
 def _client(uri: str) -> MlflowClient:
+    if redact(uri) != uri:  # MLflow prints run links built from the tracking URI, password included
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -151,6 +160,59 @@ def log_sklearn_model(client: MlflowClient, run_id: str, model: Any, trusted_typ
         path = Path(tmp) / MODEL_ARTIFACT
         save_sklearn_model(model, path, trusted_types)
         client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
+
+
+def save_torch_model(model: Any, path: Path, signature: Any = None, input_example: Any = None) -> None:
+    """Write a fitted torch pipeline (tunedag.nets) as an MLflow PyTorch model at `path`.
+
+    The network travels with its fitted imputation and scaling as one module exported with
+    `torch.export` (MLflow's "pt2" format: a graph and tensors, no pickle, no tunedag needed to load).
+    `mlflow.pyfunc.load_model(path).predict(features)` takes the raw feature columns as float64 (a
+    DataFrame or array, as the prepared data holds them; MLflow checks the dtype) and returns class probabilities (one column per class, in the order of the `classes` metadata) for
+    a classifier, predictions for a regressor; `load_torch_model` gives labels too.
+
+    Args:
+        input_example: a few feature rows to trace with (zeros when None).
+        signature: a tensor-based signature; inferred from the example when None.
+    """
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    from tunedag.nets import to_inference_module, torch_estimator
+
+    module, est = to_inference_module(model), torch_estimator(model)
+    n_features = getattr(model, "n_features_in_", est.n_features_in_)
+    example = np.zeros((2, n_features)) if input_example is None else np.array(input_example, np.float64)[:20].copy()
+    example = np.concatenate([example, example]) if len(example) < 2 else example  # a batch of 1 would fix the size
+    with torch.no_grad():
+        out = module(torch.from_numpy(example)).numpy()
+    classes = getattr(est, "classes_", None)
+    metadata = {"tunedag_task": "classification" if classes is not None else "regression",
+                "classes": None if classes is None else classes.tolist()}
+    mlflow.pytorch.save_model(module, str(path), serialization_format="pt2", input_example=example,
+                              signature=signature or infer_signature(example, out), metadata=metadata,
+                              pip_requirements=[f"torch=={version('torch')}", f"numpy=={version('numpy')}"])
+
+
+def log_torch_model(client: MlflowClient, run_id: str, model: Any) -> None:
+    """Save a fitted torch pipeline and upload it as the run's `model` artifact (loadable with mlflow.pyfunc)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / MODEL_ARTIFACT
+        save_torch_model(model, path)
+        client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
+
+
+def load_torch_model(path: Path | str) -> Any:
+    """A saved torch model as a predictor with `predict` (labels), and `predict_proba` / `classes_` for a classifier."""
+    import mlflow.pytorch
+    from mlflow.models import Model
+
+    from tunedag.nets import ExportedPredictor
+
+    meta = Model.load(str(path)).metadata or {}
+    return ExportedPredictor(mlflow.pytorch.load_model(str(path)), meta.get("classes"))
 
 
 def find_runs(tracker: Tracker, filter_string: str) -> list[Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from tunedag.config_search import (
     EnsembleConfig,
@@ -25,8 +25,15 @@ from tunedag.config_search import (
     pruner_shorthand,
     sampler_shorthand,
 )
-from tunedag.errors import ConfigError
-from tunedag.estimators import check_estimator_path, estimator_param_names
+from tunedag.config_exec import RunnerConfig
+from tunedag.errors import ConfigError, redact
+from tunedag.estimators import (
+    check_estimator_path,
+    estimator_param_names,
+    fit_takes_on_epoch,
+    is_torch_estimator,
+    resolve_estimator,
+)
 from tunedag.metrics import METRICS, check_metric_for_task
 
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
@@ -55,7 +62,7 @@ class SyntheticConfig(_Strict):
 class DataConfig(_Strict):
     """Where the data comes from and how it is split."""
 
-    source: Literal["sklearn", "synthetic", "file"]
+    source: Literal["sklearn", "synthetic", "file", "npz"]
     name: str | None = None
     path: Path | None = None
     target: str | None = None
@@ -73,6 +80,8 @@ class DataConfig(_Strict):
             raise ValueError("source 'file' needs both 'path' (a .csv or .parquet file) and 'target' (the label column)")
         if self.source == "file" and self.path.suffix.lower() not in (".csv", ".parquet", ".pq"):
             raise ValueError(f"path {self.path} must end in .csv or .parquet")
+        if self.source == "npz" and (self.path is None or self.path.suffix.lower() != ".npz"):
+            raise ValueError("source 'npz' needs 'path': a .npz file holding arrays X (N, H, W) or (N, C, H, W) and y (N,)")
         if self.source == "synthetic" and self.task == "auto":
             raise ValueError("source 'synthetic' needs task: classification or regression")
         if self.cv_folds == 1:
@@ -146,20 +155,26 @@ Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discrimin
 
 
 class FamilyConfig(_Strict):
-    """One model family of a study that chooses between several: its estimator and sub-space."""
+    """One model family of a study that chooses between several: its estimator (or train_fn) and sub-space."""
 
-    estimator: str
+    estimator: str | None = None
+    train_fn: str | None = None  # "package.module:function", see tunedag.custom
     fixed: dict[str, Any] = {}
     search_space: dict[str, Param] = {}
 
     @field_validator("estimator")
     @classmethod
-    def _estimator_exists(cls, value: str) -> str:
-        check_estimator_path(value)
+    def _estimator_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_estimator_path(value)
         return value
+
+    _train_fn_exists = field_validator("train_fn")(lambda cls, v: _check_train_fn(v))
 
     @model_validator(mode="after")
     def _params_fit(self) -> FamilyConfig:
+        if (self.estimator is None) == (self.train_fn is None):
+            raise ValueError("set either estimator (a scikit-learn estimator class) or train_fn (your own training function), not both or neither")
         _check_estimator_args(self.estimator, self.fixed, self.search_space, "search_space.")
         return self
 
@@ -168,6 +183,7 @@ class ModelConfig(_Strict):
     """The estimator to tune by import path with its fixed arguments, or several `families` to choose from."""
 
     estimator: str | None = None
+    train_fn: str | None = None  # "package.module:function" trained and scored by your own code, see tunedag.custom
     fixed: dict[str, Any] = {}
     families: dict[str, FamilyConfig] = {}
     preprocess: PreprocessConfig = PreprocessConfig()
@@ -180,6 +196,8 @@ class ModelConfig(_Strict):
             check_estimator_path(value)
         return value
 
+    _train_fn_exists = field_validator("train_fn")(lambda cls, v: _check_train_fn(v))
+
     @field_validator("families")
     @classmethod
     def _family_names(cls, value: dict) -> dict:
@@ -190,8 +208,9 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_way(self) -> ModelConfig:
-        if (self.estimator is None) == (not self.families):
-            raise ValueError("set either estimator (one model) or families (a choice between models), not both or neither")
+        if [self.estimator is not None, self.train_fn is not None, bool(self.families)].count(True) != 1:
+            raise ValueError("set either estimator (one model), train_fn (your own training function) "
+                             "or families (a choice between models): exactly one of them")
         if self.families and self.fixed:
             raise ValueError("with families, put fixed arguments under each family")
         if self.estimator:
@@ -200,6 +219,14 @@ class ModelConfig(_Strict):
                 raise ValueError(f"fixed names {unknown}, which {self.estimator} does not accept")
         return self
 
+
+
+def _check_train_fn(path: str | None) -> str | None:
+    if path is not None:
+        from tunedag.custom import resolve_train_fn
+
+        resolve_train_fn(path)
+    return path
 
 
 def _check_range(low: float, high: float, log: bool) -> None:
@@ -230,9 +257,17 @@ class TuneConfig(_Strict):
     enqueue: list[dict[str, Any]] = []
     warm_start: WarmStartConfig | None = None
     parallelism: int = Field(1, ge=1, le=256)
+    executor: Literal["process", "thread"] = "process"  # where the objective runs (see docs/parallel.md)
+    trial_timeout: float | None = Field(None, gt=0)  # seconds; enforced by the process executor
+    trial_memory_mb: int | None = Field(None, ge=64)  # address space a trial may use; enforced by the process executor
+    threads_per_trial: int | None = Field(None, ge=1, le=1024)  # BLAS / torch threads; default: cores // parallelism
+    runner: RunnerConfig = RunnerConfig()
     max_failed_trials: int = Field(10, ge=0)
     storage: str = "optuna/study.journal"
     study_name: str = Field("tunedag", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+
+    # JSON (what Prefect stores as flow-run parameters) never carries the password; Python access does.
+    _hide_storage_password = field_serializer("storage", when_used="json")(lambda self, v: redact(v))
 
     _sampler_shorthand = field_validator("sampler", mode="before")(lambda cls, v: sampler_shorthand(v))
     _pruner_shorthand = field_validator("pruner", mode="before")(lambda cls, v: pruner_shorthand(v))
@@ -240,7 +275,7 @@ class TuneConfig(_Strict):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        if value not in METRICS:
+        if value not in METRICS and not value.isidentifier():
             raise ValueError(f"unknown metric {value!r}; choose one of {', '.join(METRICS)}")
         return value
 
@@ -256,7 +291,10 @@ class TuneConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> TuneConfig:
-        natural = METRICS[self.metric].direction
+        if self.metric not in METRICS and self.direction is None:
+            raise ValueError(f"tune.metric {self.metric!r} is unknown; choose one of {', '.join(METRICS)} "
+                             "(a train_fn model may name its own metric, with tune.direction: maximize or minimize)")
+        natural = self.resolved_direction
         if self.direction is not None and self.direction != natural:
             raise ValueError(f"direction {self.direction!r} contradicts metric {self.metric!r}, which is {natural}d")
         if self.metric in self.objectives:
@@ -271,14 +309,17 @@ class TuneConfig(_Strict):
         if self.sampler.name == "manual" and not self.enqueue:
             raise ValueError("sampler manual evaluates the configurations in tune.enqueue, which is empty")
         if self.pruner.name != "none" and self.fidelity.kind == "none":
-            raise ValueError("a pruner needs intermediate values: set fidelity.kind (folds, train_fraction or ensemble_size)")
+            raise ValueError("a pruner needs intermediate values: set fidelity.kind (folds, train_fraction, ensemble_size or epochs)")
+        if self.executor == "thread" and (self.trial_timeout or self.trial_memory_mb):
+            raise ValueError("trial_timeout and trial_memory_mb are enforced only by executor: process")
         if self.select.rule == "weighted" and len(self.select.weights) != 1 + len(self.objectives):
             raise ValueError(f"select.weights needs {1 + len(self.objectives)} numbers: one for tune.metric and one per objective")
         return self
 
     @property
     def resolved_direction(self) -> str:
-        return METRICS[self.metric].direction
+        """The metric's own direction; for a train_fn's own metric, tune.direction."""
+        return METRICS[self.metric].direction if self.metric in METRICS else self.direction
 
     @property
     def directions(self) -> list[str]:
@@ -292,6 +333,8 @@ class TrackingConfig(_Strict):
     uri: str = "sqlite:///mlruns/mlflow.db"
     artifact_root: Path = Path("mlruns/artifacts")
     experiment: str = Field("tunedag", min_length=1)
+
+    _hide_uri_password = field_serializer("uri", when_used="json")(lambda self, v: redact(v))
 
 
 class FinalConfig(_Strict):
@@ -312,15 +355,17 @@ class PathsConfig(_Strict):
     tune_metrics: Path = Path("metrics/tune.json")
     test_metrics: Path = Path("metrics/test.json")
     history_plot: Path = Path("plots/optimization_history.csv")
+    report_dir: Path = Path("reports/study")  # the study report: index.html, figures, DVC plot tables
 
 
 @dataclass(frozen=True)
 class Family:
-    """One estimator with its fixed arguments and search space (a study has one or several)."""
+    """One estimator (or train_fn) with its fixed arguments and search space (a study has one or several)."""
 
-    estimator: str
+    estimator: str | None
     fixed: dict[str, Any]
     space: dict[str, Param]
+    train_fn: str | None = None
 
 
 class Config(_Strict):
@@ -337,15 +382,17 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _space_fits_model(self) -> Config:
-        if self.model.estimator:
+        if self.model.estimator or self.model.train_fn:
             if not self.search_space:
                 raise ValueError("search_space is empty: declare at least one parameter to tune")
             _check_estimator_args(self.model.estimator, self.model.fixed, self.search_space, "search_space.", "model.fixed")
         elif self.search_space:
             raise ValueError("with model.families, declare each family's search_space under it, not at the top")
+        _check_torch_and_train_fn(self)
         if self.data.task != "auto":
             for metric in [self.tune.metric, *(o for o in self.tune.objectives if o in METRICS)]:
-                check_metric_for_task(metric, self.data.task)
+                if metric in METRICS:
+                    check_metric_for_task(metric, self.data.task)
         conditional = any(p.when for f in self.families.values() for p in f.space.values())
         if self.tune.sampler.name == "grid" and (len(self.families) > 1 or conditional):
             raise ValueError("tune.sampler grid needs one model and no conditional (when) parameters")
@@ -363,17 +410,51 @@ class Config(_Strict):
     @property
     def families(self) -> dict[str, Family]:
         """The model families by name; a single-model config is one family named ''."""
-        if self.model.estimator:
-            return {"": Family(self.model.estimator, self.model.fixed, self.search_space)}
-        return {n: Family(f.estimator, f.fixed, f.search_space) for n, f in self.model.families.items()}
+        if self.model.estimator or self.model.train_fn:
+            return {"": Family(self.model.estimator, self.model.fixed, self.search_space, self.model.train_fn)}
+        return {n: Family(f.estimator, f.fixed, f.search_space, f.train_fn) for n, f in self.model.families.items()}
 
 
-def _check_estimator_args(estimator: str, fixed: dict[str, Any], space: dict[str, Param], prefix: str,
+def _check_torch_and_train_fn(cfg: Config) -> None:
+    """Refuse what makes no sense with a train_fn, a custom metric, fidelity epochs or a torch network."""
+    families, tune = cfg.families.values(), cfg.tune
+    own = [f.train_fn for f in families if f.train_fn]
+    if tune.metric not in METRICS and len(own) != len(families):
+        raise ValueError(f"tune.metric {tune.metric!r} is not a known metric; only train_fn models may name their own "
+                         f"(choose one of {', '.join(METRICS)})")
+    if own and (cfg.data.cv_folds >= 2 or tune.fidelity.kind not in ("none", "epochs")):
+        raise ValueError("a train_fn model gets the train and validation splits and reports its own steps: set "
+                         "data.cv_folds to 0 and tune.fidelity.kind to none or epochs")
+    if own and any(o in EXTRA_OBJECTIVES for o in tune.objectives):
+        raise ValueError(f"tune.objectives {sorted(EXTRA_OBJECTIVES)} need a fitted estimator; a train_fn returns metrics only")
+    torch = [f.estimator for f in families if f.estimator and is_torch_estimator(f.estimator)]
+    if (own or torch) and cfg.final.ensemble.kind != "none":
+        raise ValueError(f"final.ensemble.kind {cfg.final.ensemble.kind} cannot combine torch networks or train_fn models "
+                         "into one saved model; set final.ensemble.kind: none")
+    if tune.fidelity.kind == "epochs":
+        _check_epoch_fidelity(cfg)
+
+
+def _check_epoch_fidelity(cfg: Config) -> None:
+    if cfg.data.cv_folds >= 2:
+        raise ValueError("tune.fidelity.kind epochs reports each epoch on the validation split; set data.cv_folds to 0")
+    if cfg.tune.pruner.name == "hyperband" and cfg.tune.pruner.max_resource is None:
+        raise ValueError("tune.pruner hyperband with fidelity epochs needs tune.pruner.max_resource: the largest number of epochs")
+    for family in cfg.families.values():
+        if family.estimator and not fit_takes_on_epoch(resolve_estimator(family.estimator)):
+            raise ValueError(f"tune.fidelity.kind epochs needs an estimator whose fit takes on_epoch (tunedag.nets."
+                             f"TorchClassifier, TorchRegressor); {family.estimator} has none")
+        if family.estimator and family.fixed.get("validation_fraction", 1) == 0:
+            raise ValueError("tune.fidelity.kind epochs prunes on the estimator's validation split; "
+                             "model.fixed.validation_fraction must be above 0")
+
+
+def _check_estimator_args(estimator: str | None, fixed: dict[str, Any], space: dict[str, Param], prefix: str,
                           fixed_key: str = "fixed") -> None:
-    accepted = estimator_param_names(estimator)
+    accepted = estimator_param_names(estimator) if estimator else None  # a train_fn takes any names
     seen: dict[str, Param] = {}
     for name, param in space.items():
-        if name not in accepted:
+        if accepted is not None and name not in accepted:
             raise ValueError(f"{prefix}{name} is not a parameter of {estimator}")
         if name in fixed:
             raise ValueError(f"{prefix}{name} is also in {fixed_key}; keep it in one place")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+
+from tunedag.errors import redact
 
 
 class _Strict(BaseModel):
@@ -147,9 +149,13 @@ class FidelityConfig(_Strict):
     - `folds`: each cross-validation fold is a step (needs `data.cv_folds` >= 2).
     - `train_fraction`: fit on growing fractions of the training split, e.g. [0.25, 0.5, 1.0].
     - `ensemble_size`: grow `param` (e.g. n_estimators) in `steps` equal increments with warm_start.
+    - `epochs`: each training epoch of an estimator whose fit takes `on_epoch` (tunedag.nets), or
+      each step a `train_fn` reports; the value is the estimator's `val_<tune.metric>` when it has
+      one, else its validation loss (negated when tune.metric is maximised). The number of steps
+      is the model's own (its `epochs`), so hyperband needs `tune.pruner.max_resource`.
     """
 
-    kind: Literal["none", "folds", "train_fraction", "ensemble_size"] = "none"
+    kind: Literal["none", "folds", "train_fraction", "ensemble_size", "epochs"] = "none"
     fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])
     param: str = "n_estimators"
     steps: int = Field(4, ge=2, le=100)
@@ -187,6 +193,9 @@ class WarmStartConfig(_Strict):
     study: str
     storage: str | None = None  # None: the same as tune.storage
     top_k: int = Field(5, ge=1)
+
+    # Prefect stores flow parameters as JSON: a password in the URL must not go with them.
+    _hide_storage_password = field_serializer("storage", when_used="json")(lambda self, v: v and redact(v))
 
 
 class EnsembleConfig(_Strict):

@@ -18,3 +18,11 @@ class DataError(TunedagError):
 
 class SearchSpaceError(ConfigError):
     """The search space cannot be sampled by the configured sampler."""
+
+
+def redact(uri: str) -> str:
+    """A URI with any password replaced by ***, fit for messages, logs and recorded parameters."""
+    import re
+
+    uri = re.sub(r"(://[^:/@\s]*):\S*@", r"\1:***@", uri)  # up to the last @: a password may hold @ or /
+    return re.sub(r"(?i)([?&](?:password|passwd|pwd)=)[^&\s]*", r"\1***", uri)

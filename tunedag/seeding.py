@@ -8,7 +8,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tunedag.config import Config
-from tunedag.errors import ConfigError
+from tunedag.errors import ConfigError, redact
 from tunedag.selection import top_k_trials
 from tunedag.space import check_configuration, fit_to_space
 from tunedag.study import build_storage
@@ -31,7 +31,7 @@ def check_warm_start_source(cfg: Config) -> None:
     url = ws.storage or cfg.tune.storage
     names = optuna.get_all_study_names(build_storage(url)) if "://" in url or Path(url).is_file() else []
     if ws.study not in names:
-        raise ConfigError(f"tune.warm_start.study {ws.study!r} is not in the storage {url}; studies there: {', '.join(names) or 'none'}")
+        raise ConfigError(f"tune.warm_start.study {ws.study!r} is not in the storage {redact(url)}; studies there: {', '.join(names) or 'none'}")
 
 
 def warm_start(study: optuna.Study, cfg: Config) -> list[int]:

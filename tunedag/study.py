@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import optuna
+import psutil
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from tunedag.config import Config
+from tunedag.errors import TunedagError, redact
 from tunedag.samplers import build_pruner, build_sampler
 from tunedag.space import grid_size, is_complete
 
@@ -28,7 +32,13 @@ def grid_points_left(study: optuna.Study, space: dict) -> int:
 def build_storage(url: str) -> BaseStorage:
     """An RDB URL (sqlite://, postgresql://) or, for a plain path, Optuna's journal file storage."""
     if "://" in url:
-        return RDBStorage(url)
+        try:
+            return RDBStorage(url)
+        except Exception as exc:  # driver missing, server down, bad credentials: one paragraph, no password
+            first = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TunedagError(f"The Optuna storage {redact(url)} (tune.storage) cannot be opened: {first}. "
+                               "Check that the database server runs and the URL is right, or use a file path for "
+                               "the embedded journal storage (optuna/study.journal).") from None
     path = Path(url).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
@@ -47,9 +57,31 @@ def study_key(cfg: Config, data_version: str) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def close_study(study: optuna.Study) -> None:
+    """Close the storage's pooled database connections (a no-op for the journal file)."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    if isinstance(backend, RDBStorage):
+        backend.engine.dispose()
+
+
+def study_name(cfg: Config, data_version: str) -> str:
+    return f"{cfg.tune.study_name}-{study_key(cfg, data_version)}"
+
+
+def join_study(cfg: Config, data_version: str) -> optuna.Study:
+    """Load the study a tune run created for this config and data version; never create one."""
+    name = study_name(cfg, data_version)
+    try:
+        return optuna.load_study(study_name=name, storage=build_storage(cfg.tune.storage),
+                                 sampler=build_sampler(cfg), pruner=build_pruner(cfg))
+    except KeyError:
+        raise TunedagError(f"Study {name} does not exist in {redact(cfg.tune.storage)} (tune.storage); start it with "
+                           "`python -m flows.tune` (same params.yaml and data) before starting workers.") from None
+
+
 def open_study(cfg: Config, data_version: str) -> optuna.Study:
     """Create or load the study for this config and data version (same inputs, same study)."""
-    name = f"{cfg.tune.study_name}-{study_key(cfg, data_version)}"
+    name = study_name(cfg, data_version)
     study = optuna.create_study(
         study_name=name,
         storage=build_storage(cfg.tune.storage),
@@ -63,19 +95,84 @@ def open_study(cfg: Config, data_version: str) -> optuna.Study:
     return study
 
 
-def recover_orphans(study: optuna.Study, families: dict) -> list[optuna.trial.FrozenTrial]:
-    """Fail trials left RUNNING by a killed run and queue their parameters again.
+PARENT_RUN_ATTR = "tunedag.parent_run_id"  # the MLflow pipeline run the study's trials nest under
+WORKER_ATTR = "tunedag.worker"  # host:pid:start time of the process that asked the trial
+HEARTBEAT_ATTR = "tunedag.heartbeat"  # unix time, refreshed while the trial runs
+HEARTBEAT_S = 20.0
+STALE_S = 120.0  # a trial of another host with no heartbeat for this long is an orphan
 
-    Ask/tell gets no heartbeat, so the pipeline does this itself before asking for new trials.
+
+def worker_id() -> str:
+    """This process, as recorded on the trials it runs: host, pid and start time (pids are reused)."""
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{me.create_time():.0f}"
+
+
+def claim(trial: optuna.Trial) -> None:
+    """Record this process as the trial's owner, with a first heartbeat."""
+    trial.set_user_attr(WORKER_ATTR, worker_id())
+    trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+
+
+def beat(study: optuna.Study, trial_ids: list[int]) -> None:
+    """Refresh the heartbeat of running trials (their owner is alive)."""
+    now = time.time()
+    for trial_id in trial_ids:
+        try:
+            study._storage.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, now)
+        except (RuntimeError, ValueError):  # finished meanwhile: Optuna refuses to touch it
+            pass
+
+
+def owner_alive(trial: optuna.trial.FrozenTrial, now: float | None = None) -> bool:
+    """Whether the process that asked `trial` still runs it.
+
+    On this host the owner's pid and start time tell at once; for another host (a shared
+    PostgreSQL or journal file) the heartbeat must be younger than STALE_S.
+    """
+    now = now or time.time()
+    owner = trial.user_attrs.get(WORKER_ATTR)
+    if owner is None:  # killed between ask and claim, or a pre-ownership trial
+        started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+        return now - started < 10.0
+    host, pid, started = owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return now - float(trial.user_attrs.get(HEARTBEAT_ATTR, 0.0)) < STALE_S
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.0f}" == started
+    except psutil.NoSuchProcess:
+        return False
+
+
+def recover_orphans(study: optuna.Study, families: dict) -> list[optuna.trial.FrozenTrial]:
+    """Fail trials left RUNNING by a dead process and queue their parameters again.
+
+    Ask/tell gets no heartbeat from Optuna, so each driver records its own owner and heartbeat
+    on its trials (see `claim`); trials of a live driver, here or on another host, are left alone.
     A trial killed while it was being asked, before all its parameters were set, is failed
     and not re-queued: nothing of it ran.
     """
-    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    orphans = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if not owner_alive(t)]
     for trial in orphans:
-        study.tell(trial.number, state=TrialState.FAIL)
+        try:
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (RuntimeError, ValueError):  # another worker recovered it first
+            continue
         if is_complete(trial.params, families):
             study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False)
     return orphans
+
+
+def budget_left(study: optuna.Study, n_trials: int, number: int | None = None) -> int:
+    """Trials still to start for `n_trials` finished ones, counting every worker's running trials.
+
+    With `number`, whether that just-asked trial fits in the budget: it is in when fewer than
+    `n_trials` finished or running trials come before it (workers that asked at once agree).
+    """
+    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    if number is None:
+        return n_trials - len(trials)
+    return n_trials - sum(t.number <= number for t in trials)
 
 
 def count_finished(study: optuna.Study) -> int:

@@ -67,3 +67,50 @@ def test_tune_refuses_what_cannot_work_before_writing(project, capsys, args, exp
 
 def test_train_refuses_a_missing_tune_summary(project, capsys):
     _fails_cleanly(project, train_flow, [], capsys, "paths.tune_summary")
+
+
+# --- the real command line: `python -m flows.pipeline --params bad.yaml` --------------------------
+
+_BAD_SCHEMA = """
+extras: 1
+data: {source: sklearn, name: iris, test_size: 2}
+model: {estimator: os.system}
+search_space:
+  max_depth: {type: int, low: 16, high: 2}
+tune: {n_trails: 5, n_trials: ten}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (_BAD_SCHEMA, ["extras: unknown key", "data.test_size", "model.estimator", "'os.system'", "refused",
+                       "tune.n_trails: unknown key", "tune.n_trials", "search_space.max_depth", "low (16)"]),
+        ('seed: !!python/object/apply:os.system ["touch {marker}"]\n', ["bad.yaml", "not valid YAML"]),
+        ("search_space: {}\ndata: {source: sklearn, name: iris}\nmodel: {estimator: sklearn.tree.DecisionTreeClassifier}\n",
+         ["search_space is empty"]),
+    ],
+    ids=["schema-errors", "python-yaml-tag", "empty-search-space"],
+)
+def test_the_pipeline_command_refuses_a_bad_config_file_writing_nothing(tmp_path, text, expected):
+    import subprocess
+    import sys
+
+    from tests.flows.conftest import subprocess_env
+
+    marker = tmp_path / "pwned"
+    (tmp_path / "bad.yaml").write_text(text.replace("{marker}", str(marker)))
+    before = _listing(tmp_path)
+
+    done = subprocess.run([sys.executable, "-m", "flows.pipeline", "--params", "bad.yaml"], cwd=tmp_path,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stdout == ""
+    err = done.stderr.strip()
+    assert err.startswith("tunedag: error: bad.yaml") and "\n" not in err, err
+    for word in expected:
+        assert word in err, f"{word!r} not in {err}"
+    assert _listing(tmp_path) == before, "nothing is written"
+    assert not marker.exists()

@@ -170,6 +170,17 @@ BAD_CASES = [
     pytest.param({"data.test_size": 0}, "data.test_size", [], id="no-test-split"),
     pytest.param({"tune.study_name": "my study/1"}, "tune.study_name", [], id="bad-study-name-characters"),
     pytest.param({"tune.study_name": ""}, "tune.study_name", [], id="empty-study-name"),
+    # hostile or malformed values (issue 8): wrong shapes, code where a class is expected
+    pytest.param({"tune": 5}, "tune", ["dictionary"], id="section-not-a-mapping"),
+    pytest.param({"search_space": ["n_estimators", "max_depth"]}, "search_space", ["dictionary"], id="search-space-a-list"),
+    pytest.param({"search_space.max_depth": {"type": "int", "low": "two", "high": 16}}, "search_space.max_depth.low",
+                 ["integer"], id="range-bound-not-a-number"),
+    pytest.param({"tune.n_trials": 1.5}, "tune.n_trials", ["integer"], id="fractional-n-trials"),
+    pytest.param({"tune.parallelism": 0}, "tune.parallelism", [], id="parallelism-zero"),
+    pytest.param({"model.estimator": 123}, "model.estimator", [], id="estimator-not-a-string"),
+    pytest.param({"model.estimator": "subprocess.Popen"}, "model.estimator", ["refused"], id="estimator-subprocess-popen"),
+    pytest.param({"model.estimator": "builtins.eval"}, "model.estimator", ["refused"], id="estimator-builtin-eval"),
+    pytest.param({"tracking.uri": ["sqlite:///x.db"]}, "tracking.uri", ["string"], id="tracking-uri-not-a-string"),
 ]
 
 
@@ -355,3 +366,33 @@ def test_float_params_round_trip_through_the_schema() -> None:
     cfg = load_config(PARAMS, {"search_space.max_features": {"type": "float", "low": 0.1, "high": 0.9, "step": 0.1}})
     p = cfg.search_space["max_features"]
     assert isinstance(p, FloatParam) and (p.low, p.high, p.step, p.log) == (0.1, 0.9, 0.1, False)
+
+
+# --- secrets: a password in a URL stays out of JSON (what Prefect stores as flow-run parameters) ---------
+
+
+@pytest.mark.parametrize(
+    ("key", "url", "shown"),
+    [
+        ("tracking.uri", "http://bob:s3cret@127.0.0.1:5000", "http://bob:***@127.0.0.1:5000"),
+        ("tune.storage", "postgresql://bob:s3cret@db.example:5432/optuna", "postgresql://bob:***@db.example:5432/optuna"),
+    ],
+)
+def test_url_passwords_are_redacted_in_json_and_kept_in_python(key: str, url: str, shown: str) -> None:
+    from flows.prepare import prepare_flow
+
+    cfg = load_config(PARAMS, {key: url})
+    section, field = key.split(".")
+
+    assert getattr(getattr(cfg, section), field) == url  # the code connects with the real password
+    assert cfg.model_dump()[section][field] == url
+    assert cfg.model_dump(mode="json")[section][field] == shown
+    assert "s3cret" not in cfg.model_dump_json()
+    stored = prepare_flow.serialize_parameters({"cfg": cfg})  # exactly what Prefect sends to its API
+    assert stored["cfg"][section][field] == shown and "s3cret" not in str(stored)
+
+
+def test_urls_without_a_password_serialise_unchanged() -> None:
+    cfg = load_config(PARAMS)
+    assert cfg.model_dump(mode="json")["tracking"]["uri"] == "sqlite:///mlruns/mlflow.db"
+    assert cfg.model_dump(mode="json")["tune"]["storage"] == "optuna/study.journal"

@@ -253,6 +253,13 @@ BAD_FILES = [
                  id="text-target-for-regression"),
     pytest.param(_write_csv(_labels("a", "b", n=8)), "y", "auto", ["8 rows"], id="too-few-rows"),
     pytest.param(_write_csv(pd.DataFrame({"y": ["a", "b"] * 10})), "y", "auto", ["0 feature"], id="no-features"),
+    pytest.param(_write_bytes("header.csv", b"x,y\n"), "y", "auto", ["0 rows"], id="header-only-csv"),
+    pytest.param(_write_csv(pd.DataFrame({"x": np.arange(30.0), "y": [np.nan] * 30})), "y", "auto",
+                 ["0 rows with a target"], id="target-all-missing"),
+    pytest.param(_write_csv(pd.DataFrame({"x": np.arange(30.0), "y": [1.5] * 29 + [np.inf]})), "y", "regression",
+                 ["'y'", "infinite"], id="infinite-regression-target"),
+    pytest.param(_write_csv(pd.DataFrame({"x": [1.0] * 29 + [-np.inf], "z": np.arange(30.0), "y": ["a", "b"] * 15})),
+                 "y", "auto", ["['x']", "infinite"], id="infinite-feature"),
 ]
 
 

@@ -1,0 +1,48 @@
+"""A worker that joins a running study from another process or machine and shares its trial budget.
+
+Start the study first with `python -m flows.tune` (it creates the study, the MLflow experiment
+and the pipeline run); then start any number of `python -m flows.worker` with the same
+params.yaml, here or on other machines (with a PostgreSQL `tune.storage` and an MLflow server
+`tracking.uri`). The study stops at exactly `tune.n_trials` finished trials however many workers.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.tune import _check_inputs, drive_trials, task_runner, trial_context
+from tasks.tracking import open_tracker
+from tasks.tuning import lineage_tags
+from tunedag.config import Config
+from tunedag.errors import TunedagError
+from tunedag.executor import close_executors
+from tunedag.study import PARENT_RUN_ATTR, close_study, join_study, recover_orphans
+
+
+@flow(name="tune-worker")
+def worker_flow(cfg: Config) -> str:
+    """Run trials of the existing study until its global budget is used; return why it stopped."""
+    data_version = _check_inputs(cfg)
+    tracker = open_tracker(cfg.tracking, create=False)
+    study = join_study(cfg, data_version)
+    parent = study.user_attrs.get(PARENT_RUN_ATTR)
+    if parent is None:
+        raise TunedagError(f"Study {study.study_name} has no pipeline run yet; start it with `python -m flows.tune` first.")
+    recover_orphans(study, cfg.families)
+    ctx = trial_context(cfg, data_version, tracker, parent, study.study_name, lineage_tags(study.study_name, data_version))
+    try:
+        return drive_trials(study, ctx)
+    finally:
+        close_executors()
+        close_study(study)
+
+
+def run(cfg: Config) -> str:
+    """Run the worker flow with the task runner `tune.runner` names."""
+    return worker_flow.with_options(task_runner=task_runner(cfg))(cfg)
+
+
+if __name__ == "__main__":
+    from flows._cli import main
+
+    raise SystemExit(main(run, __doc__))

@@ -1,0 +1,137 @@
+"""The part of a trial that runs in a worker process: evaluate, save the model files, report back.
+
+It never raises for a failing, pruned or over-budget trial: it returns a `JobResult`, a small
+picklable record the trial task turns into MLflow calls in the flow's process (one writer to the
+tracking store). Only the model files cross over, as a folder on local disk, never as pickles.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tasks.tracking import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
+from tunedag.config import Config
+from tunedag.data import load_prepared
+from tunedag.estimators import skops_trusted_types
+from tunedag.executor import Limits, default_threads, get_executor
+from tunedag.objective import Reporter, TrialPruned, evaluate
+from tunedag.samplers import build_pruner
+from tunedag.study import build_storage
+
+# What the forkserver imports once, so each new worker process starts warm.
+PRELOAD = ("tasks.trial_worker", "mlflow.sklearn", "skops.io")
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """Everything a worker needs for one trial: references and parameters, no data."""
+
+    cfg: Config
+    data_path: Path
+    data_version: str
+    study_name: str
+    trial_id: int
+    number: int
+    params: dict[str, Any]
+    prune: bool
+
+
+@dataclass
+class JobResult:
+    """What came of a trial: its state, values, series to log, and where its model files are."""
+
+    state: str  # COMPLETE, PRUNED or FAIL
+    values: list[float] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, list[float]] = field(default_factory=dict)
+    pruned_at: int | None = None
+    error: str | None = None
+    traceback: str | None = None
+    model_dir: str | None = None
+
+
+def run_job(job: TrialJob) -> JobResult:
+    """Evaluate the configuration and save its model; any exception becomes a FAIL result."""
+    metric = job.cfg.tune.metric
+    try:
+        _match_torch_threads(job.cfg)
+        reporter = _reporter(job) if job.prune else None
+        outcome = evaluate(job.cfg, load_prepared(job.data_path, job.data_version), job.params, reporter)
+        steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate,
+                 **_epochs(outcome.curves)}
+        model_dir = _save_model(job, outcome.model) if outcome.model is not None else None  # a train_fn may return none
+        return JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v}, model_dir=model_dir)
+    except TrialPruned as pruned:
+        steps = {f"val_{metric}_by_step": pruned.intermediate, **_epochs(pruned.curves or {})}
+        return JobResult("PRUNED", [pruned.intermediate[-1]], steps={k: v for k, v in steps.items() if v}, pruned_at=pruned.step)
+    except MemoryError:
+        limit = job.cfg.tune.trial_memory_mb
+        why = f"ran out of memory (tune.trial_memory_mb {limit} MB)" if limit else "ran out of memory"
+        return JobResult("FAIL", error=f"MemoryError: {why}", traceback=traceback.format_exc()[-5000:])
+    except Exception as exc:  # a failing trial must never stop the study
+        return JobResult("FAIL", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-5000:])
+
+
+def _epochs(curves: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Per-epoch series as `epoch_<name>`, apart from the trial's final `val_<metric>` scores."""
+    return {f"epoch_{name}": series for name, series in curves.items()}
+
+
+def executor_for(cfg: Config, kind: str | None = None):
+    """The trial executor of this process for `cfg` (shared by the trial tasks, closed by the flow)."""
+    tune = cfg.tune
+    limits = Limits(default_threads(tune.parallelism, tune.threads_per_trial), tune.trial_timeout, tune.trial_memory_mb)
+    return get_executor(kind or tune.executor, tune.parallelism, limits, PRELOAD)
+
+
+def discard(result: JobResult) -> None:
+    if result.model_dir:
+        shutil.rmtree(Path(result.model_dir).parent, ignore_errors=True)
+
+
+def _save_model(job: TrialJob, model: Any) -> str:
+    """Write the model as an MLflow model folder: PyTorch for networks, scikit-learn (skops) otherwise."""
+    folder = Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT
+    if "tunedag.nets" in sys.modules and sys.modules["tunedag.nets"].is_torch_model(model):
+        save_torch_model(model, folder)
+    else:
+        save_sklearn_model(model, folder, skops_trusted_types(model, job.cfg.model.trusted_types))
+    return str(folder)
+
+
+_STUDIES: dict[tuple[str, str], optuna.Study] = {}
+
+
+def _study(job: TrialJob) -> optuna.Study:
+    """The study in this process, loaded once (the journal is replayed once per worker)."""
+    key = (job.cfg.tune.storage, job.study_name)
+    if key not in _STUDIES:
+        _STUDIES[key] = optuna.load_study(study_name=job.study_name, storage=build_storage(key[0]), pruner=build_pruner(job.cfg))
+    return _STUDIES[key]
+
+
+def _reporter(job: TrialJob) -> Reporter:
+    """Report intermediate values to the trial in the shared storage; answer whether to stop."""
+    trial = optuna.Trial(_study(job), job.trial_id)
+
+    def report(step: int, value: float) -> bool:
+        trial.report(value, step)
+        return trial.should_prune()
+
+    return report
+
+
+def _match_torch_threads(cfg: Config) -> None:
+    """torch, imported by a trial after the worker started, gets the worker's thread cap too."""
+    torch = sys.modules.get("torch")
+    threads = default_threads(cfg.tune.parallelism, cfg.tune.threads_per_trial)
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

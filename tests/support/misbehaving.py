@@ -1,0 +1,43 @@
+"""A classifier that misbehaves on purpose, by its `mode` parameter, for the bad-trial tests.
+
+It lives in an importable module so worker processes can load it by its estimator path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.tree import DecisionTreeClassifier
+
+
+class MisbehavingClassifier(ClassifierMixin, BaseEstimator):
+    """A decision tree, unless `mode` says to raise, hang, eat memory, crash or predict NaN."""
+
+    def __init__(self, mode: str = "ok", max_depth: int = 3, random_state: int | None = None):
+        self.mode = mode
+        self.max_depth = max_depth
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        if self.mode == "raise":
+            raise RuntimeError("this configuration is broken on purpose")
+        if self.mode == "hang":
+            time.sleep(600)
+        if self.mode == "memory":
+            hog = np.ones((64, 1024, 1024), dtype=np.float64)  # 512 MB
+            hog.sum()
+        if self.mode == "crash":
+            os._exit(3)
+        self.tree_ = DecisionTreeClassifier(max_depth=self.max_depth, random_state=self.random_state).fit(X, y)
+        self.classes_ = self.tree_.classes_
+        return self
+
+    def predict(self, X):
+        return self.tree_.predict(X)
+
+    def predict_proba(self, X):
+        proba = self.tree_.predict_proba(X)
+        return np.full_like(proba, np.nan) if self.mode == "nan" else proba

@@ -1,0 +1,65 @@
+"""The worker side of a trial: a result record for every outcome, model files on disk, never an exception."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import optuna
+import pandas as pd
+import pytest
+
+from tasks.trial_worker import TrialJob, discard, run_job
+from tunedag.config import load_config
+from tunedag.data import file_md5, load_source, prepare, save_prepared
+from tunedag.study import build_storage, open_study
+
+
+@pytest.fixture
+def cfg(tmp_path: Path):
+    cfg = load_config("params.yaml", {"paths.prepared": str(tmp_path / "d.parquet"), "tune.storage": str(tmp_path / "s.journal"),
+                                      "search_space.n_estimators": {"type": "int", "low": 5, "high": 10}})
+    frame, target = load_source(cfg.data, cfg.seed)
+    save_prepared(prepare(frame, target, cfg.data, cfg.seed, "test"), cfg.paths.prepared, {})
+    return cfg
+
+
+def _job(cfg, params, prune=False, trial_id=0, study_name="x") -> TrialJob:
+    return TrialJob(cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), study_name, trial_id, 0, params, prune)
+
+
+PARAMS = {"n_estimators": 8, "max_depth": 3, "min_samples_leaf": 2, "max_features": "sqrt", "criterion": "gini"}
+
+
+def test_a_complete_trial_returns_scores_and_a_loadable_model_folder(cfg):
+    result = run_job(_job(cfg, PARAMS))
+    assert result.state == "COMPLETE" and 0.5 < result.values[0] <= 1.0
+    assert result.metrics["roc_auc"] == result.values[0]
+    model = mlflow.pyfunc.load_model(result.model_dir)
+    X = pd.read_parquet(cfg.paths.prepared).drop(columns=["target", "__split__"]).head(3)
+    assert len(model.predict(X)) == 3
+    discard(result)
+    assert not Path(result.model_dir).exists()
+
+
+def test_a_failing_configuration_becomes_a_fail_record(cfg):
+    result = run_job(_job(cfg, {**PARAMS, "max_depth": -4}))
+    assert result.state == "FAIL" and "max_depth" in result.error and result.traceback
+    assert result.model_dir is None
+
+
+def test_pruning_reports_to_the_trial_in_the_shared_storage(cfg):
+    cfg = load_config("params.yaml", {**{k: v for k, v in [("paths.prepared", str(cfg.paths.prepared)), ("tune.storage", cfg.tune.storage)]},
+                                      "tune.fidelity.kind": "ensemble_size", "tune.pruner": {"name": "percentile", "percentile": 99.0,
+                                                                                              "n_startup_trials": 0, "n_warmup_steps": 0}})
+    study = open_study(cfg, file_md5(cfg.paths.prepared))
+    for value in (1.0, 1.0):  # earlier trials that were perfect at every step
+        t = study.ask()
+        for step in range(1, 5):
+            t.report(value, step)
+        study.tell(t, value)
+    trial = study.ask()
+    result = run_job(_job(cfg, PARAMS, prune=True, trial_id=trial._trial_id, study_name=study.study_name))
+    assert result.state == "PRUNED" and result.pruned_at == 1
+    stored = optuna.load_study(study_name=study.study_name, storage=build_storage(cfg.tune.storage)).trials[trial.number]
+    assert stored.intermediate_values == {1: result.values[0]}

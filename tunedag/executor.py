@@ -1,0 +1,142 @@
+"""Where a trial's objective runs: a pool of worker processes with enforced limits, or the calling thread.
+
+The process pool is pebble's (a maintained multiprocessing pool with per-task timeouts that
+kill the worker). Workers start from a forkserver that has already imported the trial code, so a
+new or replaced worker costs a fork, not the imports. Each worker caps its BLAS / OpenMP / torch
+threads, so `parallelism` trials never oversubscribe the cores, and may cap its address space.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import resource
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from tunedag.errors import TunedagError
+
+
+class TrialLimitExceeded(Exception):
+    """The trial ran past its timeout or died in its worker process; the message says which."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What each trial may use; `None` means no limit."""
+
+    threads: int
+    timeout_s: float | None = None
+    memory_mb: int | None = None
+
+
+def default_threads(parallelism: int, requested: int | None = None) -> int:
+    """Threads per trial: as requested, else the cores shared out between the parallel trials."""
+    return requested or max(1, (os.cpu_count() or 1) // parallelism)
+
+
+class ThreadExecutor:
+    """Runs the objective in the calling thread (the trial task's own thread)."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        _cap_threads(limits.threads)
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor:
+    """Runs the objective in one of `workers` processes; a timeout or a crash kills only that worker."""
+
+    def __init__(self, workers: int, limits: Limits, preload: tuple[str, ...] = ()):
+        import pebble
+
+        self.limits = limits
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(preload))
+        gpus = _gpu_count() if "torch" in sys.modules else 0
+        self._pool = pebble.ProcessPool(max_workers=workers, context=context, initializer=_init_worker,
+                                        initargs=(limits, gpus, context.Value("i", 0)))
+        # Start the workers now, so their imports never count against a trial's timeout.
+        for future in [self._pool.schedule(os.getpid) for _ in range(workers)]:
+            future.result()
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        import pebble
+
+        future = self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s)
+        try:
+            return future.result()
+        except concurrent.futures.TimeoutError:
+            raise TrialLimitExceeded(f"ran past tune.trial_timeout ({self.limits.timeout_s:g} s); its worker process was killed") from None
+        except pebble.ProcessExpired as exc:
+            raise TrialLimitExceeded(f"its worker process died (exit code {exc.exitcode}), e.g. killed by the system for memory or a crash in native code") from None
+
+    def close(self) -> None:
+        self._pool.close()
+        self._pool.join(timeout=30)
+        self._pool.stop()
+
+
+_EXECUTORS: dict[tuple, ThreadExecutor | ProcessExecutor] = {}
+_LOCK = threading.Lock()
+
+
+def get_executor(kind: str, workers: int, limits: Limits, preload: tuple[str, ...] = ()) -> ThreadExecutor | ProcessExecutor:
+    """The executor of this process for these settings, created on first use and shared by the trial threads."""
+    key = (kind, workers, limits, preload)
+    with _LOCK:
+        if key not in _EXECUTORS:
+            if kind not in ("thread", "process"):
+                raise TunedagError(f"tune.executor {kind!r} is unknown; use process or thread.")
+            _EXECUTORS[key] = ProcessExecutor(workers, limits, preload) if kind == "process" else ThreadExecutor(limits)
+        return _EXECUTORS[key]
+
+
+def close_executors() -> None:
+    """Stop every worker pool of this process (the flow calls this when it ends)."""
+    with _LOCK:
+        for executor in _EXECUTORS.values():
+            executor.close()
+        _EXECUTORS.clear()
+
+
+def _init_worker(limits: Limits, gpus: int, counter: Any) -> None:
+    with counter.get_lock():
+        slot = counter.value
+        counter.value += 1
+    if gpus > 1:  # one GPU per concurrent trial: worker k sees GPU k mod n as its only device
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+    _cap_threads(limits.threads)
+    if limits.memory_mb:
+        _cap_memory(limits.memory_mb)
+
+
+def _cap_threads(threads: int) -> None:
+    from threadpoolctl import threadpool_limits
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    threadpool_limits(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _cap_memory(memory_mb: int) -> None:
+    """Cap the worker's address space at what it maps now (imports) plus `memory_mb`."""
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = mapped + memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+def _gpu_count() -> int:
+    torch = sys.modules["torch"]
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
