@@ -36,10 +36,10 @@ MODES = {
 }
 
 
-def write_config(workdir: Path, trials: int, estimators: int, model: str) -> Path:
-    if model == "torch":  # the digits CNN of examples/torch_digits.yaml, without pruning, 10 epochs a trial
+def write_config(workdir: Path, trials: int, estimators: int, model: str, epochs: int = 30) -> Path:
+    if model == "torch":  # the digits CNN of examples/torch_digits.yaml, without pruning or early stopping
         cfg = yaml.safe_load(Path("examples/torch_digits.yaml").read_text())
-        cfg["model"]["fixed"].update(epochs=10, early_stopping_patience=None)
+        cfg["model"]["fixed"].update(epochs=epochs, early_stopping_patience=None)
         cfg["tune"].update(pruner={"name": "none"}, fidelity={"kind": "none"}, enqueue=[], threads_per_trial=None)
     else:
         cfg = yaml.safe_load(Path("params.yaml").read_text())
@@ -76,14 +76,15 @@ def main() -> int:
     parser.add_argument("--estimators", type=int, default=120, help="trees per forest (sets the trial length)")
     parser.add_argument("--model", choices=("sklearn", "torch"), default="sklearn",
                         help="sklearn: a random forest; torch: the digits CNN of examples/torch_digits.yaml")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs a torch trial (30: the example config's)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tunedag-parallel-"))
     os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect"))
-    params = write_config(workdir, args.trials, args.estimators, args.model)
+    params = write_config(workdir, args.trials, args.estimators, args.model, args.epochs)
     subprocess.run([sys.executable, "-m", "flows.prepare", "--params", str(params)], check=True, capture_output=True)
     rows = {name: run_mode(params, workdir, name, overrides) for name, overrides in MODES.items()}
     base = rows["process x1"][0] / rows["process x1"][1]
-    what = "the digits CNN (10 epochs)" if args.model == "torch" else f"RandomForest({args.estimators} trees)"
+    what = f"the digits CNN ({args.epochs} epochs)" if args.model == "torch" else f"RandomForest({args.estimators} trees)"
     print(f"\n{os.cpu_count()} cores; {args.trials} trials of {what} per mode; threads per trial: cores // parallelism\n")
     print(f"{'mode':<12} {'trials':>6} {'phase s':>8} {'trials/s':>9} {'speed-up':>9} {'s/trial (task)':>15}")
     for name, (n, phase, mean_fit) in rows.items():

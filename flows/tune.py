@@ -15,7 +15,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_tracker, start_run
-from tasks.trial_worker import TrialJob
+from tasks.trial_worker import TrialJob, executor_for
 from tasks.tuning import TrialContext, TrialResult, close_stale_parents, lineage_tags, reconcile_trials, run_trial
 from tunedag.executor import close_executors
 from tunedag.config import Config
@@ -157,6 +157,7 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
             return not rules.out_of_time() and not rules.study_done(study)
         return False
 
+    executor_for(ctx.cfg, ctx.executor)  # start the worker processes before the first trial, not inside it
     with GracefulStop() as stop, Heartbeat(study, pending):
         while True:
             while len(pending) < tune.parallelism and can_launch():

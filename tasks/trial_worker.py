@@ -20,7 +20,7 @@ import optuna
 from tasks.tracking import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
 from tunedag.config import Config
 from tunedag.data import load_prepared
-from tunedag.estimators import skops_trusted_types
+from tunedag.estimators import is_torch_estimator, skops_trusted_types
 from tunedag.executor import Limits, default_threads, get_executor
 from tunedag.objective import Reporter, TrialPruned, evaluate
 from tunedag.samplers import build_pruner
@@ -28,6 +28,7 @@ from tunedag.study import build_storage
 
 # What the forkserver imports once, so each new worker process starts warm.
 PRELOAD = ("tasks.trial_worker", "mlflow.sklearn", "skops.io")
+NETS_PRELOAD = ("tunedag.nets", "mlflow.pytorch")  # torch itself, for studies of networks
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def executor_for(cfg: Config, kind: str | None = None):
     """The trial executor of this process for `cfg` (shared by the trial tasks, closed by the flow)."""
     tune = cfg.tune
     limits = Limits(default_threads(tune.parallelism, tune.threads_per_trial), tune.trial_timeout, tune.trial_memory_mb)
-    return get_executor(kind or tune.executor, tune.parallelism, limits, PRELOAD)
+    nets = any(f.estimator and is_torch_estimator(f.estimator) for f in cfg.families.values())
+    return get_executor(kind or tune.executor, tune.parallelism, limits, PRELOAD + (NETS_PRELOAD if nets else ()))
 
 
 def discard(result: JobResult) -> None:
