@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 
 from flows.prepare import prepare_flow
-from tests.flows.conftest import SHRINK, subprocess_env
+from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, load_study, study_runs
 from tests.flows.services import start_mlflow_server, stop
 from tasks.tracking import TAG_TRIAL, client_for
@@ -44,27 +43,29 @@ def mlflow_server(tmp_path_factory):
 
 def _cli(project: Path, module: str, overrides: dict) -> subprocess.Popen:
     args = [a for key, value in overrides.items() for a in ("--set", f"{key}={value}")]
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=project, env=subprocess_env(),
+    env = {**subprocess_env(), "PYTHONPATH": str(REPO)}  # the test estimator, for the flow and its Dask workers
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=project, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def test_dask_trials_and_a_second_worker_share_one_budget(project, postgres_url, mlflow_server):
-    n_trials = 10
+    n_trials = 14
+    # Trials of a known length (3 s), so the two drivers started together both get some.
     overrides = {**{k: v for k, v in SHRINK.items() if k != "search_space.n_estimators"},
-                 "search_space.n_estimators": "{type: int, low: 5, high: 40, log: true}",
-                 "tune.n_trials": n_trials, "tune.storage": postgres_url, "tracking.uri": mlflow_server,
+                 "model.estimator": "tests.support.misbehaving.MisbehavingClassifier",
+                 "model.fixed": "{delay: 3.0}", "model.trusted_types": "[tests.support.misbehaving.MisbehavingClassifier]",
+                 "search_space": "{max_depth: {type: int, low: 1, high: 8}}",
+                 "tune.n_trials": 2, "tune.storage": postgres_url, "tracking.uri": mlflow_server,
                  "tune.runner.kind": "dask", "tune.sampler.constant_liar": "true"}
-    cfg = load_config(project / "params.yaml", {k: _yaml(v) for k, v in overrides.items()})
+    cfg = load_config(project / "params.yaml", {k: _yaml(v) for k, v in {**overrides, "tune.n_trials": n_trials}.items()})
     prepare_flow(cfg)
+    first = _cli(project, "flows.tune", overrides)  # creates the study, the experiment and the pipeline run
+    assert first.wait(300) == 0, first.stdout.read()[-3000:]
+    assert _has_parent(build_storage(postgres_url))
 
-    main = _cli(project, "flows.tune", overrides)
-    storage = build_storage(postgres_url)
-    deadline = time.time() + 180
-    while not _has_parent(storage):
-        assert main.poll() is None, main.stdout.read()
-        assert time.time() < deadline, "the tune flow did not create its study"
-        time.sleep(0.5)
-    worker = _cli(project, "flows.worker", {**overrides, "tune.runner.kind": "local"})
+    # Both join at once: the tune flow with its trials on a Dask LocalCluster, a worker with its own processes.
+    main = _cli(project, "flows.tune", {**overrides, "tune.n_trials": n_trials})
+    worker = _cli(project, "flows.worker", {**overrides, "tune.n_trials": n_trials, "tune.runner.kind": "local"})
     worker_out, main_out = worker.communicate(timeout=400)[0], main.communicate(timeout=400)[0]
     assert worker.returncode == 0, worker_out[-3000:]
     assert main.returncode == 0, main_out[-3000:]
@@ -75,7 +76,7 @@ def test_dask_trials_and_a_second_worker_share_one_budget(project, postgres_url,
     runs = study_runs(cfg, study.study_name, "trial")
     assert len({r.data.tags[TAG_TRIAL] for r in runs}) == len(runs) == len(numbers)
     owners = {t.user_attrs["tunedag.worker"] for t in study.get_trials(deepcopy=False)}
-    assert len(owners) == 2, "both the tune flow and the worker ran trials"
+    assert len(owners) == 3, "the first run, the second tune flow and the worker all ran trials"
     assert len(client_for(mlflow_server).search_experiments(filter_string=f"name = '{cfg.tracking.experiment}'")) == 1
     assert load_study(cfg).study_name == study.study_name
 

@@ -14,14 +14,16 @@ from sklearn.tree import DecisionTreeClassifier
 
 
 class MisbehavingClassifier(ClassifierMixin, BaseEstimator):
-    """A decision tree, unless `mode` says to raise, hang, eat memory, crash or predict NaN."""
+    """A decision tree fitted after `delay` seconds, unless `mode` says to raise, hang, eat memory, crash or predict NaN."""
 
-    def __init__(self, mode: str = "ok", max_depth: int = 3, random_state: int | None = None):
+    def __init__(self, mode: str = "ok", max_depth: int = 3, delay: float = 0.0, random_state: int | None = None):
         self.mode = mode
         self.max_depth = max_depth
+        self.delay = delay
         self.random_state = random_state
 
     def fit(self, X, y):
+        time.sleep(self.delay)  # a trial of a known length
         if self.mode == "raise":
             raise RuntimeError("this configuration is broken on purpose")
         if self.mode == "hang":
