@@ -24,7 +24,6 @@ given. The function runs in the trial's worker, so it must seed itself from `dat
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 
@@ -33,6 +32,7 @@ import pandas as pd
 from tunedag.config import Config
 from tunedag.data import Prepared
 from tunedag.errors import ConfigError
+from tunedag.imports import import_named
 from tunedag.objective import Reporter, TrialFailed, TrialOutcome, TrialPruned, TrialReporter
 from tunedag.space import split_params
 
@@ -69,14 +69,7 @@ class FinalRun:
 
 def resolve_train_fn(path: str) -> Callable[..., Any]:
     """Import "package.module:function" (or "package.module.function"); ConfigError if it is not a function."""
-    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
-    if not module_name or not attr:
-        raise ConfigError(f"train_fn {path!r} must be an import path like 'mypackage.training:train'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"train_fn {path!r}: module {module_name!r} cannot be imported ({exc})") from None
-    fn = getattr(module, attr, None)
+    module_name, fn = import_named(path, "train_fn", "'mypackage.training:train'")
     if not callable(fn) or isinstance(fn, type):
         raise ConfigError(f"train_fn {path!r} is not a function in {module_name}; it must be "
                           "def train(params, data, reporter) -> dict of metrics")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import sys
 from functools import lru_cache
@@ -15,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from tunedag.errors import ConfigError
+from tunedag.imports import import_named
 
 # Modules whose types we load from skops files without asking: scikit-learn's own
 # estimators and the numeric libraries they store state in.
@@ -24,16 +24,9 @@ REVIEWED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collecti
 @lru_cache(maxsize=64)
 def resolve_estimator(path: str) -> type[BaseEstimator]:
     """Import `package.module.Class` and return it if it is a scikit-learn estimator class."""
-    module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
-        raise ConfigError(f"model.estimator {path!r} must be an import path like sklearn.ensemble.RandomForestClassifier")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"model.estimator {path!r}: module {module_name!r} cannot be imported ({exc})") from None
-    obj = getattr(module, attr, None)
+    module_name, obj = import_named(path, "model.estimator", "sklearn.ensemble.RandomForestClassifier", colon=False)
     if obj is None:
-        raise ConfigError(f"model.estimator {path!r}: {module_name} has no attribute {attr!r}")
+        raise ConfigError(f"model.estimator {path!r}: {module_name} has no attribute {path.rpartition('.')[2]!r}")
     if not (inspect.isclass(obj) and issubclass(obj, BaseEstimator) and hasattr(obj, "fit") and hasattr(obj, "predict")):
         raise ConfigError(f"model.estimator {path!r} is not a scikit-learn estimator class (a class with fit and predict); refused")
     return obj

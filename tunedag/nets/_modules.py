@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
+
+from tunedag.imports import import_named
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "elu": nn.ELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU,
@@ -85,11 +86,7 @@ def image_size(shape: Sequence[int] | None) -> int:
 
 def resolve_factory(path: str) -> Callable[..., nn.Module]:
     """Import a module factory named "package.module:function" (or "package.module.function")."""
-    module_name, sep, attr = path.partition(":") if ":" in path else path.rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr) if module_name and attr else None
-    except ImportError as exc:
-        raise ValueError(f"module_factory {path!r}: module {module_name!r} cannot be imported ({exc})") from None
+    _, obj = import_named(path, "module_factory", "'mypkg.nets:build'", error=ValueError)
     if not callable(obj):
         raise ValueError(f"module_factory {path!r} must name a function like 'mypkg.nets:build' returning an nn.Module")
     return obj
