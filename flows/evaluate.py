@@ -1,10 +1,11 @@
-"""Stage 4: score the final model once on the held-out test split."""
+"""Stage 4: score the final model once on the held-out test split; `champion` moves only to a better model."""
 
 from __future__ import annotations
 
 from prefect import flow
 
 from tasks.evaluation import evaluate_final_model
+from tasks.promotion import promote_final_model
 from tasks.outputs import read_json
 from tasks.tracking import open_tracker
 from tunedag.config import Config
@@ -12,9 +13,12 @@ from tunedag.config import Config
 
 @flow(name="evaluate")
 def evaluate_flow(cfg: Config) -> dict:
-    """Write `paths.test_metrics` and log the test scores on the pipeline run."""
+    """Write `paths.test_metrics`, log the test scores on the pipeline run, then promote or not."""
     summary = read_json(cfg.paths.tune_summary, "paths.tune_summary")
-    return evaluate_final_model(cfg, open_tracker(cfg.tracking), summary)
+    tracker = open_tracker(cfg.tracking)
+    scores = evaluate_final_model(cfg, tracker, summary)
+    promote_final_model(cfg, tracker, summary, scores)
+    return scores
 
 
 if __name__ == "__main__":

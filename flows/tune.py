@@ -24,6 +24,7 @@ from tunedag.errors import TunedagError
 from tunedag.estimators import check_estimator_for_task
 from tunedag.metrics import METRICS, check_metric_for_task
 from tunedag.report import best_so_far, format_progress
+from tunedag.retune import plan_run
 from tunedag.seeding import check_warm_start_source, enqueue_manual, warm_start
 from tunedag.samplers import build_sampler
 from tunedag.space import check_configuration, suggest
@@ -249,7 +250,13 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None
 
 
 def run(cfg: Config) -> dict:
-    """Run the tune flow with the task runner `tune.runner` names."""
+    """Run the tune flow with the task runner `tune.runner` names.
+
+    A new study (new data or config) is warm-started from the previous study's best trials as
+    `schedule.warm_start_top_k` says; `schedule.on_same_data` is left to the pipeline flow.
+    """
+    if cfg.paths.prepared.is_file():  # missing: the flow refuses it with the proper message
+        cfg = plan_run(cfg, file_md5(cfg.paths.prepared), same_data_rule=False).cfg
     return tune_flow.with_options(task_runner=task_runner(cfg))(cfg)
 
 

@@ -37,8 +37,12 @@ def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
 def _test_scores(cfg: Config, model_dir: Path, task: str, X, y, prefix: str) -> dict[str, float]:
     if (model_dir / CUSTOM_RESULT).is_file():  # a train_fn family: its own code scored the test rows in the train stage
         return {f"{prefix}{k}": v for k, v in json.loads((model_dir / CUSTOM_RESULT).read_text())["test_metrics"].items()}
-    if "pytorch" in Model.load(str(model_dir)).flavors:
-        model = load_torch_model(model_dir)
-    else:
-        model = mlflow.sklearn.load_model(str(model_dir))  # a hard-voting ensemble has no proba: its metrics only
+    model = load_final_model(model_dir)  # a hard-voting ensemble has no proba: its metrics only
     return {f"{prefix}{k}": v for k, v in score(model, X, y, usable_metrics(model, task, None)).items()}
+
+
+def load_final_model(model_dir: Path):
+    """A model folder the train stage wrote (or downloaded from the registry): MLflow sklearn or PyTorch."""
+    if "pytorch" in Model.load(str(model_dir)).flavors:
+        return load_torch_model(model_dir)
+    return mlflow.sklearn.load_model(str(model_dir))

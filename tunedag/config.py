@@ -26,6 +26,7 @@ from tunedag.config_search import (
     sampler_shorthand,
 )
 from tunedag.config_exec import RunnerConfig
+from tunedag.config_schedule import ScheduleConfig
 from tunedag.errors import ConfigError, redact
 from tunedag.estimators import (
     check_estimator_path,
@@ -379,6 +380,7 @@ class Config(_Strict):
     tune: TuneConfig = TuneConfig()
     tracking: TrackingConfig = TrackingConfig()
     final: FinalConfig = FinalConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
 
     @model_validator(mode="after")
     def _space_fits_model(self) -> Config:
