@@ -32,9 +32,14 @@ def main(run: Callable[[Config], Any], description: str, argv: list[str] | None 
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one key of the config, e.g. --set tune.n_trials=50")
     args = parser.parse_args(argv)
+    return execute(run, args.params, args.overrides)
+
+
+def execute(run: Callable[[Config], Any], params: str, overrides: list[str]) -> int:
+    """Load and validate the config once, run; 0 on success, 2 on a TunedagError (one paragraph), 130 when interrupted."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        cfg = load_config(args.params, parse_overrides(args.overrides))
+        cfg = load_config(params, parse_overrides(overrides))
         run(cfg)
     except TunedagError as exc:
         print(f"tunedag: error: {exc}", file=sys.stderr)

@@ -1,0 +1,140 @@
+"""`tunedag`: one command for every stage, the whole pipeline, its schedule, the UI and a status line.
+
+Every command reads `--params` (default params.yaml) with `--set key=value` overrides, validates
+the config once, and exits 0 on success, 2 on bad input (one paragraph naming the key or file),
+130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable
+
+import typer
+
+from flows._cli import execute
+
+HELP = ("One command for every stage, the whole pipeline, its schedule, the MLflow UI and a status. Every command "
+        "reads --params (default params.yaml) with --set KEY=VALUE overrides and validates the config once; exit 0 on "
+        "success, 2 on bad input (one paragraph naming the key or file), 130 when interrupted.")
+app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+Params = Annotated[str, typer.Option("--params", "-p", help="the config file")]
+Overrides = Annotated[list[str], typer.Option("--set", "-s", metavar="KEY=VALUE",
+                                              help="override one key, e.g. --set tune.n_trials=50 (repeatable)")]
+
+
+def _run(target: Callable[[], Callable[..., Any]], params: str, overrides: list[str] | None) -> None:
+    """Import the flow only now (a fast --help), run it through the shared entry, exit with its code."""
+    raise typer.Exit(execute(lambda cfg: target()(cfg), params, overrides or []))
+
+
+@app.command()
+def run(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+    """The whole pipeline in one Prefect flow run: prepare, plan, tune, train, evaluate and promote, report."""
+    _run(lambda: __import__("flows.pipeline", fromlist=["x"]).pipeline_flow, params, overrides)
+
+
+@app.command()
+def prepare(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+    """Stage 1: read the data source and write the train / val / test splits."""
+    _run(lambda: __import__("flows.prepare", fromlist=["x"]).prepare_flow, params, overrides)
+
+
+@app.command()
+def tune(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+    """Stage 2: the Optuna study, one Prefect task per trial, each trial an MLflow run."""
+    _run(lambda: __import__("flows.tune", fromlist=["x"]).run, params, overrides)
+
+
+@app.command()
+def train(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+    """Stage 3: refit the chosen configuration on train + validation and register it."""
+    _run(lambda: __import__("flows.train", fromlist=["x"]).train_flow, params, overrides)
+
+
+@app.command()
+def evaluate(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+    """Stage 4: score the final model on the test split; move `champion` only to a better version."""
+    _run(lambda: __import__("flows.evaluate", fromlist=["x"]).evaluate_flow, params, overrides)
+
+
+@app.command()
+def report(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+    """Stage 5: the study report (figures, DVC plots, reports/study/index.html)."""
+    _run(lambda: __import__("flows.report", fromlist=["x"]).report_flow, params, overrides)
+
+
+@app.command()
+def worker(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+    """Join the running study (same params.yaml) and run its trials until the budget is used."""
+    _run(lambda: __import__("flows.worker", fromlist=["x"]).run, params, overrides)
+
+
+@app.command()
+def serve(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+    """Serve the pipeline as a Prefect deployment on the cron schedule of `schedule` in params.yaml (blocks).
+
+    Each scheduled run reads params.yaml again, so edits apply to the next run.
+    """
+
+    def start(cfg) -> None:
+        from flows.schedule import serve_pipeline
+
+        serve_pipeline(cfg, params, overrides or [])
+
+    raise typer.Exit(execute(start, params, overrides or []))
+
+
+@app.command()
+def deploy(pool: Annotated[str, typer.Option("--pool", help="the Prefect work pool (type process) that runs it")],
+           params: Params = "params.yaml", overrides: Overrides = None) -> None:
+    """Register the scheduled pipeline with a Prefect server's work pool; `prefect worker start --pool NAME` runs it."""
+
+    def register(cfg) -> None:
+        from flows.schedule import deploy_pipeline
+
+        print(f"tunedag: deployment {deploy_pipeline(cfg, params, overrides or [], pool)} registered on work pool {pool}")
+
+    raise typer.Exit(execute(register, params, overrides or []))
+
+
+@app.command()
+def ui(params: Params = "params.yaml", overrides: Overrides = None,
+       port: Annotated[int, typer.Option(help="the port on 127.0.0.1")] = 5000) -> None:
+    """The MLflow UI on the store params.yaml names, on http://127.0.0.1:PORT (Ctrl-C stops it)."""
+
+    def start(cfg) -> None:
+        uri = cfg.tracking.uri
+        if uri.startswith(("http://", "https://")):
+            print(f"tunedag: tracking.uri is a server; open {uri} in a browser")
+            return
+        command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", uri,
+                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        print(f"tunedag: MLflow UI on http://127.0.0.1:{port}", flush=True)
+        subprocess.run(command, check=False)
+
+    raise typer.Exit(execute(start, params, overrides or []))
+
+
+@app.command()
+def status(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+    """Where things stand: data version, study progress and best trial, last pipeline run, champion and challenger."""
+
+    def show(cfg) -> None:
+        from tasks.status import status_lines
+
+        print("\n".join(status_lines(cfg)))
+
+    raise typer.Exit(execute(show, params, overrides or []))
+
+
+def main() -> None:
+    """The console script `tunedag`."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

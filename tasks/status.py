@@ -1,0 +1,77 @@
+"""`tunedag status`: where the study for the current data stands and which model versions hold the aliases."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import optuna
+from mlflow.exceptions import MlflowException
+from optuna.trial import TrialState
+
+from tasks.promotion import TAG_PROMOTION
+from tasks.schedule import TAG_PLAN
+from tasks.tracking import TAG_ROLE, TAG_STUDY, client_for
+from tunedag.config import Config
+from tunedag.data import file_md5
+from tunedag.errors import redact
+from tunedag.promotion import CHALLENGER, CHAMPION
+from tunedag.study import build_storage, study_name
+
+
+def status_lines(cfg: Config) -> list[str]:
+    """Plain lines: data version, study progress and best trial, last pipeline run, registry aliases.
+
+    Reads only: a store or storage that does not exist yet is reported, never created.
+    """
+    if not cfg.paths.prepared.is_file():
+        return [f"data: {cfg.paths.prepared} (paths.prepared) not prepared yet; run `tunedag run` or `dvc repro`"]
+    version = file_md5(cfg.paths.prepared)
+    lines = [f"data: {cfg.paths.prepared}, version {version[:8]}"]
+    name = study_name(cfg, version)
+    lines += _study_lines(cfg, name)
+    if cfg.tracking.uri.startswith("sqlite:///") and not Path(cfg.tracking.uri.removeprefix("sqlite:///")).is_file():
+        return lines + [f"tracking: no MLflow store at {cfg.tracking.uri} yet"]
+    return lines + _tracking_lines(cfg, name)
+
+
+def _study_lines(cfg: Config, name: str) -> list[str]:
+    url = cfg.tune.storage
+    if "://" not in url and not Path(url).is_file():
+        return [f"study: none yet ({url} does not exist)"]
+    try:
+        study = optuna.load_study(study_name=name, storage=build_storage(url))
+    except KeyError:
+        return [f"study: {name} not started for this data and config (storage {redact(url)})"]
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if any(t.state == s for t in trials)}
+    lines = [f"study: {name}: {len(trials)} trials ({', '.join(f'{n} {k}' for k, n in counts.items()) or 'none'}), "
+             f"budget tune.n_trials {cfg.tune.n_trials}"]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if complete and len(study.directions) == 1:
+        best = study.best_trial
+        lines.append(f"best: trial {best.number}, {cfg.tune.metric} {best.value:.6g}, params {best.params}")
+    return lines
+
+
+def _tracking_lines(cfg: Config, name: str) -> list[str]:
+    client = client_for(cfg.tracking.uri)
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    lines = []
+    if exp is not None:
+        runs = client.search_runs([exp.experiment_id], f"tags.`{TAG_ROLE}` = 'pipeline'", order_by=["attributes.start_time DESC"], max_results=1)
+        if runs:
+            run = runs[0]
+            started = dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            lines.append(f"last pipeline run: {run.info.run_name} ({run.info.status}, started {started}), study {run.data.tags.get(TAG_STUDY)}")
+            if TAG_PLAN in run.data.tags:
+                lines.append(f"  plan: {run.data.tags[TAG_PLAN]}")
+    model = cfg.final.registered_model
+    for alias in (CHAMPION, CHALLENGER):
+        try:
+            version = client.get_model_version_by_alias(model, alias)
+        except MlflowException:
+            lines.append(f"{alias}: none")
+            continue
+        lines.append(f"{alias}: {model} version {version.version}: {version.tags.get(TAG_PROMOTION, '')}")
+    return lines
