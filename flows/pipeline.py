@@ -7,6 +7,8 @@ one's best trials when it did (`schedule` in params.yaml, docs/schedule.md).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -37,10 +39,15 @@ def pipeline_flow(cfg: Config) -> dict:
 
 
 @flow(name="tunedag-scheduled")
-def scheduled_flow(params: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict:
-    """What the deployment runs: read and validate `params` at run time (edits apply to the next run), then the pipeline."""
+def scheduled_flow(params: str = "params.yaml", overrides: dict[str, Any] | None = None, workdir: str | None = None) -> dict:
+    """What the deployment runs: in `workdir` (the project folder; default: that of `params`), read and
+    validate `params` at run time (edits apply to the next run), then the pipeline.
+
+    Each run is its own process, so changing its working directory touches nothing else.
+    """
+    os.chdir(workdir or Path(params).resolve().parent)
     cfg = load_config(params, overrides)
-    get_run_logger().info("tunedag: pipeline on %s", params)
+    get_run_logger().info("tunedag: pipeline on %s in %s", params, os.getcwd())
     return pipeline_flow(cfg)
 
 

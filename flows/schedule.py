@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect.flows import EntrypointType
 from prefect.schedules import Cron
 
 from flows._cli import parse_overrides
@@ -17,6 +16,7 @@ from flows.pipeline import scheduled_flow
 from tunedag.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
+ENTRYPOINT = "flows/pipeline.py:scheduled_flow"
 DESCRIPTION = "tunedag: prepare, plan (resume / skip / add trials / warm start on new data), tune, train, evaluate and promote, report."
 
 
@@ -25,20 +25,29 @@ def _schedule(cfg: Config) -> Cron:
 
 
 def _parameters(params: str, overrides: list[str]) -> dict[str, Any]:
-    """The flow-run parameters: the config file by absolute path, and the `--set` overrides as given."""
-    return {"params": str(Path(params).resolve()), "overrides": parse_overrides(overrides)}
+    """The flow-run parameters: the config file by absolute path, the `--set` overrides as given, and this
+    folder, where the config's relative paths (data, mlruns, optuna, models) are resolved."""
+    return {"params": str(Path(params).resolve()), "overrides": parse_overrides(overrides), "workdir": str(Path.cwd())}
+
+
+def _from_source():
+    """The scheduled flow loaded from its file, so each run imports the code afresh in its own process.
+
+    Serving the in-memory flow instead makes Prefect 3.8 pickle local modules by value, which
+    drops the module globals that string annotations (`cfg: Config`) need: every run failed
+    with "Pipeline_FlowModel is not fully defined".
+    """
+    return scheduled_flow.from_source(source=str(REPO), entrypoint=ENTRYPOINT)
 
 
 def serve_pipeline(cfg: Config, params: str, overrides: list[str]) -> None:
     """Serve the deployment from this process until it is stopped; each run is a subprocess in this folder."""
-    scheduled_flow.serve(name=cfg.schedule.deployment, schedules=[_schedule(cfg)], parameters=_parameters(params, overrides),
-                         description=DESCRIPTION, tags=["tunedag"], entrypoint_type=EntrypointType.MODULE_PATH,
-                         pause_on_shutdown=False, limit=1)
+    _from_source().serve(name=cfg.schedule.deployment, schedules=[_schedule(cfg)], parameters=_parameters(params, overrides),
+                         description=DESCRIPTION, tags=["tunedag"], pause_on_shutdown=False, limit=1)
 
 
 def deploy_pipeline(cfg: Config, params: str, overrides: list[str], pool: str) -> str:
-    """Register the deployment on work pool `pool`, its code pulled from this folder; return its id."""
-    flow = scheduled_flow.from_source(source=str(Path.cwd()), entrypoint=f"{Path(__file__).with_name('pipeline.py').relative_to(REPO)}:scheduled_flow")
-    return str(flow.deploy(name=cfg.schedule.deployment, work_pool_name=pool, schedules=[_schedule(cfg)],
+    """Register the deployment on work pool `pool`, its code read from this repository; return its id."""
+    return str(_from_source().deploy(name=cfg.schedule.deployment, work_pool_name=pool, schedules=[_schedule(cfg)],
                            parameters=_parameters(params, overrides), description=DESCRIPTION, tags=["tunedag"],
                            build=False, push=False, print_next_steps=False, concurrency_limit=1))

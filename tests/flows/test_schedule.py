@@ -1,0 +1,191 @@
+"""Scheduled runs: a served deployment on a real Prefect server, re-tuning on new data, champion / challenger."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow.sklearn
+import pytest
+import yaml
+from sklearn.datasets import load_breast_cancer
+
+from flows.pipeline import pipeline_flow
+from tasks.promotion import TAG_PROMOTION
+from tasks.schedule import TAG_PLAN
+from tasks.tracking import absolute_uri, client_for
+from tests.flows.conftest import SHRINK
+from tests.flows.ledger import load_study, study_runs
+from tests.flows.services import free_port, stop
+from tunedag.config import load_config
+from tunedag.data import file_md5, load_prepared
+from tunedag.metrics import score
+from tunedag.study import study_name
+
+pytestmark = pytest.mark.slow
+SMALL = {**SHRINK, "tune.n_trials": 4}
+
+
+def _versions(cfg) -> dict[str, object]:
+    client = client_for(cfg.tracking.uri)
+    return {str(v.version): v for v in client.search_model_versions(f"name = '{cfg.final.registered_model}'")}
+
+
+def _alias(cfg, alias: str) -> str:
+    return str(client_for(cfg.tracking.uri).get_model_version_by_alias(cfg.final.registered_model, alias).version)
+
+
+# ---------------------------------------------------------------- a served deployment on a real Prefect server
+
+
+def _start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = (home / "server.log").open("w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.time() + 180
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2).close()
+            return proc, url
+        except OSError:
+            assert proc.poll() is None and time.time() < deadline, (home / "server.log").read_text()[-3000:]
+            time.sleep(0.5)
+
+
+def _wait_for_deployment(client, name: str, serve: subprocess.Popen, log: Path):
+    deadline = time.time() + 120
+    while True:
+        try:
+            return client.read_deployment_by_name(name)
+        except Exception:
+            assert serve.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+
+
+def test_served_deployment_has_the_params_cron_runs_on_a_real_server_and_skips_unchanged_data(project, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["schedule"].update(cron="30 4 * * 1-5", timezone="Europe/Paris", deployment="nightly")
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    home = tmp_path / "prefect-server"
+    home.mkdir()
+    server, api = _start_prefect_server(home)
+    overrides = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")]
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-client")}
+    log = project / "serve.log"
+    serve = subprocess.Popen([str(Path(sys.executable).parent / "tunedag"), "serve", *overrides], cwd=project, env=env,
+                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        with temporary_settings({PREFECT_API_URL: api}):
+            with get_client(sync_client=True) as client:
+                deployment = _wait_for_deployment(client, "tunedag-scheduled/nightly", serve, log)
+            (schedule,) = deployment.schedules
+            assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("30 4 * * 1-5", "Europe/Paris", True)
+            assert deployment.parameters["params"] == str(project / "params.yaml") and deployment.parameters["workdir"] == str(project)
+
+            first = run_deployment("tunedag-scheduled/nightly", timeout=600, poll_interval=2, as_subflow=False)
+            assert first.state.is_completed(), log.read_text()[-4000:]
+            second = run_deployment("tunedag-scheduled/nightly", timeout=600, poll_interval=2, as_subflow=False)
+            assert second.state.is_completed(), log.read_text()[-4000:]
+    finally:
+        stop(serve)
+        stop(server)
+
+    cfg = load_config(project / "params.yaml", SMALL)
+    study = load_study(cfg)
+    assert len(study.trials) == 4  # the second run skipped: no trial, no pipeline run, no model version
+    (parent,) = study_runs(cfg, study.study_name, "pipeline")
+    assert "started cold" in parent.data.tags[TAG_PLAN]
+    assert list(_versions(cfg)) == ["1"] and _alias(cfg, "champion") == "1"
+    assert "skipped (schedule.on_same_data: skip)" in log.read_text()
+    assert (project / "reports/study/index.html").is_file()
+
+
+# ---------------------------------------------------------------- re-tuning on new data, promotion
+
+
+@pytest.fixture
+def file_project(project: Path):
+    """The project reading a CSV of the breast-cancer data (so the data can change between runs)."""
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.to_csv(project / "data/raw/cancer.csv", index=False)
+    return frame
+
+
+def _file_config(project: Path, **overrides):
+    base = {**SMALL, "data.source": "file", "data.path": "data/raw/cancer.csv", "data.target": "target"}
+    return load_config(project / "params.yaml", base | {k.replace("__", "."): v for k, v in overrides.items()})
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_same_data_skips_or_adds_trials_as_config_says(project, file_project):
+    cfg = _file_config(project)
+    pipeline_flow(cfg)
+
+    assert "skipped (schedule.on_same_data: skip)" in pipeline_flow(cfg)["skipped"]
+    assert len(load_study(cfg).trials) == 4 and list(_versions(cfg)) == ["1"]
+
+    more = _file_config(project, schedule__on_same_data="add_trials", schedule__add_trials=3)
+    scores = pipeline_flow(more)
+
+    study = load_study(more)
+    assert len([t for t in study.trials if t.state.is_finished()]) == 7
+    parents = sorted(study_runs(more, study.study_name, "pipeline"), key=lambda r: r.info.start_time)
+    assert len(parents) == 2 and "3 more trials" in parents[1].data.tags[TAG_PLAN]
+    reason = _versions(more)["2"].tags[TAG_PROMOTION]
+    assert ("beats" in reason) == (_alias(more, "champion") == "2")
+    assert f"{scores['test_roc_auc']:.6g}" in reason
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_new_data_warm_starts_a_new_study_and_promotes_only_a_better_model(project, file_project):
+    cfg = _file_config(project)
+    pipeline_flow(cfg)
+    old = load_study(cfg)
+    file_project.sample(frac=0.85, random_state=1).to_csv(project / "data/raw/cancer.csv", index=False)  # new data
+
+    scores = pipeline_flow(cfg)
+
+    new = load_study(cfg)
+    assert new.study_name != old.study_name == study_name(cfg, old.user_attrs["data_version"])
+    (parent,) = study_runs(cfg, new.study_name, "pipeline")
+    assert parent.data.tags["tunedag.warm_start_from"] == old.study_name == parent.data.tags["tunedag.retuned_from"]
+    assert "data version changed" in parent.data.tags[TAG_PLAN]
+    warm = [t for t in new.trials if "warm_start_from" in t.user_attrs]
+    assert len(warm) == 4 and {t.params["max_depth"] for t in warm} == {t.params["max_depth"] for t in old.trials}
+
+    # The champion (version 1) scored again on the new test split decides: the same comparison by hand.
+    prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
+    X, y = prep.xy("test")
+    mlflow.set_tracking_uri(absolute_uri(cfg.tracking.uri))
+    champion_score = score(mlflow.sklearn.load_model(f"models:/{cfg.final.registered_model}/1"), X, y, ["roc_auc"])["roc_auc"]
+    promoted = scores["test_roc_auc"] > champion_score
+    assert _alias(cfg, "champion") == ("2" if promoted else "1")
+    reason = _versions(cfg)["2"].tags[TAG_PROMOTION]
+    assert f"{champion_score:.6g}" in reason and parent.data.tags[TAG_PROMOTION] == reason
+    if not promoted:
+        assert _alias(cfg, "challenger") == "2"
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_worse_model_becomes_challenger_and_the_champion_stays(project, file_project):
+    good = _file_config(project)
+    pipeline_flow(good)
+    stumps = {"type": "int", "low": 1, "high": 2}
+    worse = _file_config(project, **{"search_space.max_depth": stumps, "search_space.n_estimators": stumps})
+
+    pipeline_flow(worse)
+
+    assert _alias(worse, "champion") == "1" and _alias(worse, "challenger") == "2"
+    assert "does not beat champion version 1 on the same test split" in _versions(worse)["2"].tags[TAG_PROMOTION]
