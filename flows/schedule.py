@@ -47,7 +47,12 @@ def serve_pipeline(cfg: Config, params: str, overrides: list[str]) -> None:
 
 
 def deploy_pipeline(cfg: Config, params: str, overrides: list[str], pool: str) -> str:
-    """Register the deployment on work pool `pool`, its code read from this repository; return its id."""
-    return str(_from_source().deploy(name=cfg.schedule.deployment, work_pool_name=pool, schedules=[_schedule(cfg)],
-                           parameters=_parameters(params, overrides), description=DESCRIPTION, tags=["tunedag"],
-                           build=False, push=False, print_next_steps=False, concurrency_limit=1))
+    """Register the deployment on work pool `pool`, its code read from this repository; return its id.
+
+    `to_deployment().apply()`, not `Flow.deploy`: the latter first lists the pool's workers, a request
+    the Prefect 3.8.8 server refuses here with 422 (`limit: None`).
+    """
+    deployment = _from_source().to_deployment(name=cfg.schedule.deployment, work_pool_name=pool, schedules=[_schedule(cfg)],
+                                              parameters=_parameters(params, overrides), description=DESCRIPTION,
+                                              tags=["tunedag"], concurrency_limit=1)
+    return str(deployment.apply())

@@ -98,9 +98,22 @@ def test_served_deployment_has_the_params_cron_runs_on_a_real_server_and_skips_u
             assert first.state.is_completed(), log.read_text()[-4000:]
             second = run_deployment("tunedag-scheduled/nightly", timeout=600, poll_interval=2, as_subflow=False)
             assert second.state.is_completed(), log.read_text()[-4000:]
+            stop(serve)
+            # The same pipeline registered on a work pool and run by a Prefect process worker (it skips: same data).
+            tunedag = str(Path(sys.executable).parent / "tunedag")
+            prefect = str(Path(sys.executable).parent / "prefect")
+            subprocess.run([prefect, "work-pool", "create", "tunedag-pool", "--type", "process"], env=env, check=True, capture_output=True)
+            done = subprocess.run([tunedag, "deploy", "--pool", "tunedag-pool", *overrides, "--set", "schedule.deployment=pooled"],
+                                  cwd=project, env=env, capture_output=True, text=True)
+            assert done.returncode == 0 and "registered on work pool tunedag-pool" in done.stdout, done.stderr[-3000:]
+            worker = subprocess.Popen([prefect, "worker", "start", "--pool", "tunedag-pool"], cwd=tmp_path, env=env,
+                                      stdout=(project / "worker.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+            pooled = run_deployment("tunedag-scheduled/pooled", timeout=600, poll_interval=2, as_subflow=False)
+            assert pooled.state.is_completed(), (project / "worker.log").read_text()[-4000:]
     finally:
-        stop(serve)
-        stop(server)
+        for proc in (serve, server, locals().get("worker")):
+            if proc is not None and proc.poll() is None:
+                stop(proc)
 
     cfg = load_config(project / "params.yaml", SMALL)
     study = load_study(cfg)
@@ -109,6 +122,7 @@ def test_served_deployment_has_the_params_cron_runs_on_a_real_server_and_skips_u
     assert "started cold" in parent.data.tags[TAG_PLAN]
     assert list(_versions(cfg)) == ["1"] and _alias(cfg, "champion") == "1"
     assert "skipped (schedule.on_same_data: skip)" in log.read_text()
+    assert "skipped (schedule.on_same_data: skip)" in (project / "worker.log").read_text()
     assert (project / "reports/study/index.html").is_file()
 
 
