@@ -12,18 +12,20 @@ from prefect import flow, get_run_logger
 from prefect.exceptions import TerminationSignal
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_tracker, start_run
 from tasks.trial_worker import TrialJob, executor_for
-from tasks.tuning import TrialContext, TrialResult, close_stale_parents, lineage_tags, reconcile_trials, run_trial
+from tasks.tuning import (TrialContext, TrialResult, close_stale_parents, drain_recorder, lineage_tags, reconcile_trials,
+                          run_trial)
 from tunedag.executor import close_executors
 from tunedag.config import Config
 from tunedag.data import SPLIT, file_md5, load_prepared
 from tunedag.errors import TunedagError
 from tunedag.estimators import check_estimator_for_task
 from tunedag.metrics import METRICS, check_metric_for_task
-from tunedag.report import best_so_far, format_progress
+from tunedag.report import format_progress
 from tunedag.retune import plan_run
 from tunedag.seeding import check_warm_start_source, enqueue_manual, warm_start
 from tunedag.samplers import build_sampler
@@ -33,13 +35,13 @@ from tunedag.study import (
     HEARTBEAT_S,
     PARENT_RUN_ATTR,
     beat,
-    budget_left,
     claim,
     close_study,
     count_finished,
     grid_points_left,
     open_study,
     recover_orphans,
+    tally,
 )
 
 
@@ -79,9 +81,15 @@ def tune_flow(cfg: Config) -> dict:
 
 
 def trial_context(cfg: Config, data_version: str, tracker: Tracker, parent: str, study_name: str, tags: dict) -> TrialContext:
-    """What each trial task gets; inside Dask workers (their own processes) trials run in the task's thread."""
-    executor = "thread" if cfg.tune.runner.kind == "dask" else cfg.tune.executor
-    return TrialContext(cfg, cfg.paths.prepared, data_version, tracker.experiment_id, parent, study_name, tags, executor)
+    """What each trial task gets; inside Dask workers (their own processes) trials run in the task's thread.
+
+    Trial tasks in this process write finished trials to MLflow from a recorder thread
+    (`record_async`), which `drive_trials` drains; Dask workers, other processes, write before returning.
+    """
+    local = cfg.tune.runner.kind != "dask"
+    executor = cfg.tune.executor if local else "thread"
+    return TrialContext(cfg, cfg.paths.prepared, data_version, tracker.experiment_id, parent, study_name, tags, executor,
+                        record_async=local)
 
 
 def task_runner(cfg: Config):
@@ -134,19 +142,24 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
     trial asked beyond `n_trials` by a race between workers is failed as surplus before it runs.
     SIGTERM or Ctrl-C stops launching, lets running trials finish and be told, then raises
     KeyboardInterrupt: nothing is left half-recorded. A second signal stops at once.
+    The counts come from one `tally` of the storage per question asked of it, not one scan per
+    count, and MLflow writes of finished trials are drained before this returns or raises.
     """
     tune, logger = ctx.cfg.tune, get_run_logger()
     rules = StopRules(ctx.cfg)
     failures, pending, waiting = 0, {}, False
     prune = tune.fidelity.kind != "none" and len(tune.directions) == 1
+    stop_rules = tune.target is not None or tune.patience is not None  # study_done reads the whole study
 
     def can_launch() -> bool:
         nonlocal waiting
         waiting = False
         if stop.requested:
             rules.reason = "interrupted"
-        elif budget_left(study, tune.n_trials) <= 0:
-            waiting = count_finished(study) < tune.n_trials  # other workers' trials still running
+            return False
+        counts = tally(study)
+        if counts.budget_left(tune.n_trials) <= 0:
+            waiting = counts.finished < tune.n_trials  # other workers' trials still running
             rules.reason = None if waiting else f"n_trials {tune.n_trials} reached"
         elif failures > tune.max_failed_trials:
             rules.reason = f"{failures} failed trials (tune.max_failed_trials {tune.max_failed_trials})"
@@ -155,33 +168,37 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
         elif tune.sampler.name == "manual" and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             rules.reason = "every tune.enqueue configuration evaluated"
         else:
-            return not rules.out_of_time() and not rules.study_done(study)
+            return not rules.out_of_time() and not (stop_rules and rules.study_done(study))
         return False
 
     executor_for(ctx.cfg, ctx.executor)  # start the worker processes before the first trial, not inside it
-    with GracefulStop() as stop, Heartbeat(study, pending):
-        while True:
-            while len(pending) < tune.parallelism and can_launch():
-                trial = study.ask()
-                claim(trial)
-                if budget_left(study, tune.n_trials, trial.number) < 0:
-                    _surplus(study, trial, ctx)
+    try:
+        with GracefulStop() as stop, Heartbeat(study, pending):
+            while True:
+                while len(pending) < tune.parallelism and can_launch():
+                    trial = study.ask()
+                    claim(trial)
+                    if tally(study).budget_left(tune.n_trials, trial.number) < 0:
+                        _surplus(study, trial, ctx)
+                        continue
+                    params = suggest(trial, ctx.cfg.families)
+                    job = TrialJob(ctx.cfg, ctx.data_path, ctx.data_version, study.study_name, trial._trial_id, trial.number, params, prune)
+                    pending[run_trial.submit(quote(ctx), quote(job))] = trial
+                if not pending and waiting and not stop.requested:
+                    time.sleep(1.0)  # the budget is held by other workers' running trials: wait for them
+                    recover_orphans(study, ctx.cfg.families)
                     continue
-                params = suggest(trial, ctx.cfg.families)
-                job = TrialJob(ctx.cfg, ctx.data_path, ctx.data_version, study.study_name, trial._trial_id, trial.number, params, prune)
-                pending[run_trial.submit(ctx, job)] = trial
-            if not pending and waiting and not stop.requested:
-                time.sleep(1.0)  # the budget is held by other workers' running trials: wait for them
-                recover_orphans(study, ctx.cfg.families)
-                continue
-            if not pending:
-                break
-            future = next(as_completed(list(pending)))
-            trial, result = pending.pop(future), future.result()
-            failures += result.state == "FAIL"
-            _tell(study, trial, result)
-            logger.info(format_progress(result.number, result.state, result.value, best_so_far(study),
-                                        count_finished(study), tune.n_trials, tune.metric, result.seconds, result.error))
+                if not pending:
+                    break
+                future = next(as_completed(list(pending)))
+                trial, result = pending.pop(future), future.result()
+                failures += result.state == "FAIL"
+                _tell(study, trial, result)
+                counts = tally(study)
+                logger.info(format_progress(result.number, result.state, result.value, counts.best,
+                                            counts.finished, tune.n_trials, tune.metric, result.seconds, result.error))
+    finally:
+        drain_recorder()  # every finished trial's run fully written before the flow goes on (or stops)
     if stop.requested:
         raise KeyboardInterrupt
     return rules.reason or "done"

@@ -43,6 +43,7 @@ class TrialJob:
     number: int
     params: dict[str, Any]
     prune: bool
+    model_dir: str | None = None  # where to write the model folder (the run's local artifact folder); None: a temporary one
 
 
 @dataclass
@@ -57,6 +58,7 @@ class JobResult:
     error: str | None = None
     traceback: str | None = None
     model_dir: str | None = None
+    in_place: bool = False  # model_dir is the run's own artifact folder: nothing to upload or delete
 
 
 def run_job(job: TrialJob) -> JobResult:
@@ -69,7 +71,8 @@ def run_job(job: TrialJob) -> JobResult:
         steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate,
                  **_epochs(outcome.curves)}
         model_dir = _save_model(job, outcome.model) if outcome.model is not None else None  # a train_fn may return none
-        return JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v}, model_dir=model_dir)
+        return JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v}, model_dir=model_dir,
+                         in_place=bool(model_dir and job.model_dir))
     except TrialPruned as pruned:
         steps = {f"val_{metric}_by_step": pruned.intermediate, **_epochs(pruned.curves or {})}
         return JobResult("PRUNED", [pruned.intermediate[-1]], steps={k: v for k, v in steps.items() if v}, pruned_at=pruned.step)
@@ -95,13 +98,18 @@ def executor_for(cfg: Config, kind: str | None = None):
 
 
 def discard(result: JobResult) -> None:
-    if result.model_dir:
+    """Delete a trial's temporary model folder (one written in place belongs to its MLflow run)."""
+    if result.model_dir and not result.in_place:
         shutil.rmtree(Path(result.model_dir).parent, ignore_errors=True)
 
 
 def _save_model(job: TrialJob, model: Any) -> str:
-    """Write the model as an MLflow model folder: PyTorch for networks, scikit-learn (skops) otherwise."""
-    folder = Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT
+    """Write the model as an MLflow model folder: PyTorch for networks, scikit-learn (skops) otherwise.
+
+    Into `job.model_dir` when the trial task gave one (the run's local artifact folder, so there is
+    no copy to make afterwards), else into a temporary folder that the task uploads and deletes.
+    """
+    folder = Path(job.model_dir) if job.model_dir else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT
     if "tunedag.nets" in sys.modules and sys.modules["tunedag.nets"].is_torch_model(model):
         save_torch_model(model, folder)
     else:

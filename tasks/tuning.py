@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import optuna
 from optuna.trial import TrialState
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from tasks.provenance import git_commit, prefect_flow_run_id
 from tasks.tracking import (
@@ -25,8 +29,10 @@ from tasks.tracking import (
     Tracker,
     client_for,
     find_runs,
+    local_artifact_dir,
     log_values,
     start_run,
+    start_trial_run,
 )
 from tasks.trial_worker import JobResult, TrialJob, discard, executor_for, run_job
 from tunedag.config import Config
@@ -45,6 +51,7 @@ class TrialContext:
     study_name: str
     tags: dict[str, str]
     executor: str  # "process" or "thread" (inside a Dask worker, which is its own process)
+    record_async: bool = False  # finished trials written to MLflow by this process's recorder thread (see Recorder)
 
 
 @dataclass(frozen=True)
@@ -73,40 +80,65 @@ def run_trial(ctx: TrialContext, job: TrialJob) -> TrialResult:
     """Evaluate one configuration on the trial executor and record it as a child MLflow run.
 
     A failing, timed-out or crashed trial is recorded, never raised. When the tracking store
-    fails, the result still goes back to Optuna (`run_id` empty); the next run fills the run in.
+    fails, the result still goes back to Optuna; the next run fills the run in. The run is created
+    before the trial starts; with a local artifact store the worker writes the model straight into
+    the run's artifact folder. With `ctx.record_async` the rest (params, metrics, tags, end state)
+    is written by the process's recorder thread while the next trial runs: a trial told to Optuna
+    whose run is not finished yet (the process was killed meanwhile) is filled in by
+    `reconcile_trials` on the next run, and `drain_recorder` waits for every write before the flow ends.
     """
     started = time.perf_counter()
-    run_id = _start_trial_run(ctx, job.number)
+    run_id, model_dir = _start_trial_run(ctx, job.number)
     try:
-        result = executor_for(ctx.cfg, ctx.executor).run(run_job, job)
+        result = executor_for(ctx.cfg, ctx.executor).run(run_job, replace(job, model_dir=model_dir) if model_dir else job)
     except TrialLimitExceeded as exc:
         result = JobResult("FAIL", error=f"TrialLimitExceeded: {exc}")
     seconds = time.perf_counter() - started
-    try:
-        if run_id:
-            _record(ctx, run_id, job, result, seconds)
-    except Exception as exc:  # the store went away mid-study: Optuna keeps the trial, reconcile fills MLflow in
-        get_run_logger().warning("trial %d: MLflow recording failed (%s); it is filled in on the next run", job.number, exc)
-        run_id = ""
-    finally:
-        discard(result)
     values = result.values if result.state != "FAIL" else None
+    if run_id and ctx.record_async:
+        recorder().put(_record_or_warn, ctx, run_id, job, result, seconds, _logger())
+    elif not _record_or_warn(ctx, run_id, job, result, seconds, _logger()):
+        run_id = ""
     return TrialResult(job.number, result.state, values, result.error, run_id or "", seconds)
 
 
-def _start_trial_run(ctx: TrialContext, number: int) -> str:
+def _logger() -> Any:
+    """The task run's logger, or tunedag's when called outside Prefect (`run_trial.fn`)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("tunedag")
+
+
+def _start_trial_run(ctx: TrialContext, number: int) -> tuple[str, str | None]:
+    """Create the trial's run; return its id and, for a local artifact store, the folder its model goes to."""
     tags = {**ctx.tags, TAG_TRIAL: str(number), TAG_ROLE: "trial"}
     try:
-        return start_run(Tracker(client_for(ctx.cfg.tracking.uri), ctx.experiment_id), f"trial-{number}", tags, ctx.parent_run_id)
+        run = start_trial_run(Tracker(client_for(ctx.cfg.tracking.uri), ctx.experiment_id), f"trial-{number}", tags, ctx.parent_run_id)
     except Exception as exc:
-        get_run_logger().warning("trial %d: no MLflow run (%s); it is filled in on the next run", number, exc)
-        return ""
+        _logger().warning("trial %d: no MLflow run (%s); it is filled in on the next run", number, exc)
+        return "", None
+    folder = local_artifact_dir(run.info.artifact_uri)
+    return run.info.run_id, str(folder / MODEL_ARTIFACT) if folder else None
+
+
+def _record_or_warn(ctx: TrialContext, run_id: str, job: TrialJob, result: JobResult, seconds: float, logger: Any) -> bool:
+    """Write the finished trial to its run; on a tracking failure warn (the next run fills it in). Frees the model folder."""
+    try:
+        if run_id:
+            _record(ctx, run_id, job, result, seconds)
+        return True
+    except Exception as exc:  # the store went away mid-study: Optuna keeps the trial, reconcile fills MLflow in
+        logger.warning("trial %d: MLflow recording failed (%s); it is filled in on the next run", job.number, exc)
+        return False
+    finally:
+        discard(result)
 
 
 def _record(ctx: TrialContext, run_id: str, job: TrialJob, result: JobResult, seconds: float) -> None:
     client, metric = client_for(ctx.cfg.tracking.uri), ctx.cfg.tune.metric
     if result.state == "COMPLETE":
-        if result.model_dir:
+        if result.model_dir and not result.in_place:
             client.log_artifacts(run_id, result.model_dir, MODEL_ARTIFACT)
         metrics = {**{f"val_{k}": v for k, v in result.metrics.items()}, "trial_seconds": seconds}
         tags = {TAG_STATE: "COMPLETE", "tunedag.objective": metric}
@@ -117,6 +149,53 @@ def _record(ctx: TrialContext, run_id: str, job: TrialJob, result: JobResult, se
         tags = {TAG_STATE: "FAIL", "tunedag.error": (result.error or "")[:5000], "tunedag.traceback": (result.traceback or "")[-5000:]}
     log_values(client, run_id, params=job.params, metrics=metrics, tags=tags, steps=result.steps, first_step=1)
     client.set_terminated(run_id, status="FAILED" if result.state == "FAIL" else "FINISHED")
+
+
+class Recorder:
+    """One background thread that runs MLflow writes in the order they were put; `drain` waits for all.
+
+    The queue is bounded, so a slow tracking store slows the trial loop down instead of
+    piling up finished trials in memory.
+    """
+
+    def __init__(self, size: int = 32):
+        self._queue: queue.Queue = queue.Queue(size)
+        threading.Thread(target=self._loop, name="tunedag-mlflow-recorder", daemon=True).start()
+
+    def put(self, fn: Any, *args: Any) -> None:
+        self._queue.put((fn, args))
+
+    def drain(self) -> None:
+        self._queue.join()
+
+    def _loop(self) -> None:
+        while True:
+            fn, args = self._queue.get()
+            try:
+                fn(*args)
+            except BaseException:  # never lose the thread; the write's own function logs its failures
+                pass
+            finally:
+                self._queue.task_done()
+
+
+_RECORDER: Recorder | None = None
+_RECORDER_LOCK = threading.Lock()
+
+
+def recorder() -> Recorder:
+    """This process's recorder, started on first use."""
+    global _RECORDER
+    with _RECORDER_LOCK:
+        if _RECORDER is None:
+            _RECORDER = Recorder()
+        return _RECORDER
+
+
+def drain_recorder() -> None:
+    """Wait until every MLflow write put on this process's recorder is done (a no-op when none was)."""
+    if _RECORDER is not None:
+        _RECORDER.drain()
 
 
 def close_stale_parents(tracker: Tracker, study_name: str) -> int:

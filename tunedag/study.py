@@ -6,6 +6,7 @@ import hashlib
 import json
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,8 @@ def worker_id() -> str:
 
 
 def claim(trial: optuna.Trial) -> None:
-    """Record this process as the trial's owner, with a first heartbeat."""
+    """Record this process as the trial's owner (one storage write: the trial's start is its first heartbeat)."""
     trial.set_user_attr(WORKER_ATTR, worker_id())
-    trial.set_user_attr(HEARTBEAT_ATTR, time.time())
 
 
 def beat(study: optuna.Study, trial_ids: list[int]) -> None:
@@ -137,7 +137,8 @@ def owner_alive(trial: optuna.trial.FrozenTrial, now: float | None = None) -> bo
         return now - started < 10.0
     host, pid, started = owner.rsplit(":", 2)
     if host != socket.gethostname():
-        return now - float(trial.user_attrs.get(HEARTBEAT_ATTR, 0.0)) < STALE_S
+        started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+        return now - float(trial.user_attrs.get(HEARTBEAT_ATTR, started)) < STALE_S
     try:
         return f"{psutil.Process(int(pid)).create_time():.0f}" == started
     except psutil.NoSuchProcess:
@@ -169,13 +170,51 @@ def budget_left(study: optuna.Study, n_trials: int, number: int | None = None) -
     With `number`, whether that just-asked trial fits in the budget: it is in when fewer than
     `n_trials` finished or running trials come before it (workers that asked at once agree).
     """
-    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-    if number is None:
-        return n_trials - len(trials)
-    return n_trials - sum(t.number <= number for t in trials)
+    return tally(study).budget_left(n_trials, number)
 
 
 def count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    return tally(study).finished
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The study's trials counted in one pass, as every worker sees them in the shared storage.
+
+    What the trial loop asks several times per trial (budget, finished count, best so far) comes
+    from one `tally` instead of one scan of the storage per question: the scan is linear in the
+    study's length, so thousands of trials made it the loop's largest cost.
+    """
+
+    started: tuple[int, ...]  # numbers of the finished (COMPLETE, PRUNED) and RUNNING trials, any worker's
+    finished: int
+    complete: int
+    best: tuple[int, float] | None  # (number, first objective value) of the best complete trial
+
+    def budget_left(self, n_trials: int, number: int | None = None) -> int:
+        """As `budget_left(study, n_trials, number)`, from this tally."""
+        if number is None:
+            return n_trials - len(self.started)
+        return n_trials - sum(n <= number for n in self.started)
+
+
+def tally(study: optuna.Study) -> Tally:
+    """Count the study's trials in one pass over the storage (see `Tally`)."""
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    started, finished, complete, best = [], 0, 0, None
+    for t in study.get_trials(deepcopy=False):
+        state = t.state
+        if state == TrialState.COMPLETE:
+            finished += 1
+            complete += 1
+            value = t.values[0]
+            if best is None or (value > best[1] if maximize else value < best[1]):
+                best = (t.number, value)
+        elif state == TrialState.PRUNED:
+            finished += 1
+        elif state != TrialState.RUNNING:
+            continue
+        started.append(t.number)
+    return Tally(tuple(started), finished, complete, best)
 
 

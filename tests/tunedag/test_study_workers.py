@@ -62,10 +62,20 @@ def test_beat_refreshes_running_trials_and_ignores_finished_ones(study):
     running, done = study.ask(), study.ask()
     claim(running)
     study.tell(done, 1.0)
+    beat(study, [running._trial_id, done._trial_id])
     before = study.get_trials()[0].user_attrs[HEARTBEAT_ATTR]
     time.sleep(0.01)
     beat(study, [running._trial_id, done._trial_id])
     assert study.get_trials()[0].user_attrs[HEARTBEAT_ATTR] > before
+    assert HEARTBEAT_ATTR not in study.get_trials()[1].user_attrs
+
+
+def test_another_hosts_trial_counts_from_its_start_until_its_first_heartbeat(study):
+    trial = study.ask()
+    trial.set_user_attr(WORKER_ATTR, "elsewhere:123:456")  # claimed on another host, no heartbeat yet
+    frozen = study.get_trials()[0]
+    assert owner_alive(frozen)
+    assert not owner_alive(frozen, now=frozen.datetime_start.timestamp() + STALE_S + 1)
 
 
 def test_recover_orphans_leaves_live_workers_alone(study, monkeypatch):
