@@ -1,22 +1,28 @@
-"""Per-trial overhead of the tunedag tune stage over a bare Optuna loop on the same objective.
+"""Per-trial overhead of tunedag, layer by layer, from a bare loop to the full tune flow.
 
-Run from the repository root:  python benchmarks/overhead.py --trials 100
+Run from the repository root:
 
-Every layer samples the same two-parameter space with the same seeded RandomSampler, so all
-layers see the same parameter sequence (checked and printed). Layers, each adding one thing:
+    python benchmarks/overhead.py                         # 300 trials, a trivial and a 5 ms objective
+    python benchmarks/overhead.py --cost-ms 500 --trials 100 --layers optuna,pipeline   # ~0.5 s trials
 
-  optuna, trivial objective     study.optimize in memory, objective = suggest + sleep
-  optuna + evaluate             the same, objective = tunedag.objective.evaluate (fit + score)
-  + journal storage             Optuna JournalStorage file, as tune.storage configures it
-  + MLflow run, params, metrics one child run per trial through tasks.tracking helpers
-  + model artifact              tasks.tracking.log_sklearn_model, as run_trial does it
-  pipeline: flows.tune.run      the real tune flow: ask/tell driver, one Prefect task per trial
+Every layer runs the same objective, `tunedag.objective.evaluate` on iris with
+`bench_objectives.SpinClassifier(a, b, cost_ms)` (fit spins the CPU `cost_ms` ms; cost 0 is the
+trivial objective), with the same seeded RandomSampler, so all layers see the same parameter
+sequence (checked and printed). Layers, each adding one thing to the one above:
+
+  bare loop            a Python loop: sample 2 ints with numpy, evaluate
+  optuna (memory)      study.optimize, in-memory storage: the baseline of the overhead
+  + journal storage    Optuna JournalStorage file, as tune.storage configures it
+  + MLflow run         one child run per trial with params, metrics and tags (the project's calls)
+  + model artifact     the worker's model folder (skops, explicit requirements) uploaded to the run
+  + worker process     the evaluation and model save in tunedag's process pool (tune.executor: process)
+  + Prefect task       the real `run_trial` task, submitted from a Prefect flow, one at a time
+  full pipeline        `flows.tune.run`: the real tune flow on a params.yaml (parallelism 1)
 
 Per-trial time is the interval between consecutive trial completions (Optuna's
-datetime_complete; the first trial from its datetime_start), so it holds everything a
-trial costs, between-trial work included, and the intervals add up to the trial phase.
-The overhead is p50(pipeline) - p50(optuna + evaluate). All state (MLflow SQLite store and
-artifacts, Optuna journals, Prefect home, prepared data) goes to a fresh temporary folder.
+datetime_complete; the first trial counts from its start; perf_counter marks for the bare loop),
+so between-trial work (ask, tell, bookkeeping) is included. All state goes to a fresh temporary
+folder (MLflow SQLite store and artifacts, Optuna journals, a private PREFECT_HOME), deleted at exit.
 """
 
 from __future__ import annotations
@@ -31,104 +37,101 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
 
-import optuna
-import yaml
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bench_objectives, for this process; PYTHONPATH for the workers below
+os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
 
-# Prefect-free imports only here: flows.* and tasks.tuning import Prefect, which must see
-# PREFECT_HOME (set by `isolate`) first, so they are imported inside the functions using them.
-from tasks.tracking import TAG_ROLE, find_runs, log_sklearn_model, log_values, open_tracker, save_sklearn_model, start_run
-from tunedag.config import Config, load_config
-from tunedag.data import Prepared, file_md5, load_prepared
-from tunedag.estimators import skops_trusted_types
-from tunedag.objective import TrialOutcome, evaluate
-from tunedag.samplers import build_sampler
-from tunedag.study import build_storage
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import yaml  # noqa: E402
 
-TARGET_MS = 100.0
+from bench_objectives import TYPE_NAME  # noqa: E402
+
+LAYERS = ("bare", "optuna", "journal", "mlflow", "model", "process", "prefect", "pipeline")
+NAMES = {"bare": "bare loop", "optuna": "optuna (memory)", "journal": "+ journal storage", "mlflow": "+ MLflow run",
+         "model": "+ model artifact", "process": "+ worker process", "prefect": "+ Prefect task",
+         "pipeline": "full pipeline (flows.tune)"}
+OVERHEAD_TARGET_MS = 25.0
 Params = dict[str, Any]
-Objective = Callable[[Params], float]
-Evaluation = Callable[[Params], TrialOutcome]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Row:
-    """One line of the result table."""
+    """One line of the result table: per-trial intervals (ms) and the layer's wall time."""
 
     layer: str
-    trials: int | None
     per_trial_ms: list[float]
     total_s: float
+    params: list[Params] = field(default_factory=list)
+    note: str = ""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=300, help="trials per layer (default 300)")
+    parser.add_argument("--cost-ms", default="0,5", help="objective costs in ms, comma-separated (default 0,5)")
+    parser.add_argument("--layers", default=",".join(LAYERS), help=f"subset of {','.join(LAYERS)}")
+    parser.add_argument("--executor", default="process", choices=("process", "thread"),
+                        help="tune.executor of the full pipeline (default process, as params.yaml)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    return parser.parse_args(argv)
 
 
 # ---------------------------------------------------------------- set-up
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100, help="trials per layer (default 100)")
-    parser.add_argument("--sleep", type=float, default=0.0, help="extra objective cost in seconds (default 0)")
-    parser.add_argument("--seed", type=int, default=42, help="sampler and model seed (default 42)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (default: delete it at exit)")
-    return parser.parse_args(argv)
-
-
 def isolate(workdir: Path) -> None:
-    """Point Prefect at a private home in `workdir` and make `workdir` the working directory.
-
-    Must run before Prefect is imported. PREFECT_API_URL, if set, is left alone (then that
-    server is used instead of a temporary one).
-    """
+    """A private PREFECT_HOME in `workdir` (before Prefect is imported), `workdir` as working directory."""
     os.environ["PREFECT_HOME"] = str(workdir / "prefect-home")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.chdir(workdir)
 
 
-def bench_config_dict(workdir: Path, trials: int, seed: int) -> dict[str, Any]:
-    """A tiny but complete params.yaml: iris, a decision tree with two int parameters."""
-    paths = ("prepared", "tune_summary", "model_dir", "tune_metrics", "test_metrics", "history_plot")
-    files = ("data/prepared.parquet", "reports/summary.json", "models/final", "metrics/tune.json",
-             "metrics/test.json", "plots/history.csv")
+def config_dict(workdir: Path, trials: int, seed: int, cost_ms: float, executor: str, tag: str) -> dict[str, Any]:
+    """A small complete params.yaml: iris, SpinClassifier with two int parameters, random sampler."""
+    paths = {k: str(workdir / tag / f) for k, f in (("prepared", "../data/prepared.parquet"), ("tune_summary", "summary.json"),
+                                                      ("model_dir", "models/final"), ("tune_metrics", "metrics/tune.json"),
+                                                      ("test_metrics", "metrics/test.json"), ("history_plot", "plots/history.csv"),
+                                                      ("report_dir", "report"))}
     return {
         "seed": seed,
-        "paths": {"raw_dir": str(workdir / "data/raw"), **{k: str(workdir / f) for k, f in zip(paths, files)}},
+        "paths": {"raw_dir": str(workdir / "data/raw"), **paths},
         "data": {"source": "sklearn", "name": "iris"},
-        "model": {"estimator": "sklearn.tree.DecisionTreeClassifier"},
-        "search_space": {"max_depth": {"type": "int", "low": 1, "high": 10},
-                         "min_samples_leaf": {"type": "int", "low": 1, "high": 10}},
-        "tune": {"sampler": "random", "n_trials": trials, "metric": "accuracy", "parallelism": 1,
-                 "storage": str(workdir / "optuna/pipeline.journal")},
-        "tracking": {"uri": f"sqlite:///{workdir / 'mlruns/mlflow.db'}",
-                     "artifact_root": str(workdir / "mlruns/artifacts")},
+        "model": {"estimator": "bench_objectives.SpinClassifier", "fixed": {"cost_ms": cost_ms}, "trusted_types": [TYPE_NAME]},
+        "search_space": {"a": {"type": "int", "low": 0, "high": 1000}, "b": {"type": "int", "low": 0, "high": 1000}},
+        "tune": {"sampler": "random", "n_trials": trials, "metric": "accuracy", "parallelism": 1, "executor": executor,
+                 "storage": str(workdir / tag / "optuna/study.journal"), "study_name": f"bench-{tag}"},
+        "tracking": {"uri": f"sqlite:///{workdir / 'mlruns/mlflow.db'}", "artifact_root": str(workdir / "mlruns/artifacts"),
+                     "experiment": f"bench-{tag}"},
     }
 
 
-def write_config(workdir: Path, trials: int, seed: int) -> Path:
-    """Write the benchmark's params.yaml into `workdir` and return its path."""
-    path = workdir / "params.yaml"
-    path.write_text(yaml.safe_dump(bench_config_dict(workdir, trials, seed), sort_keys=False), encoding="utf-8")
+def write_config(workdir: Path, tag: str, **kw: Any) -> Path:
+    path = workdir / tag / "params.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config_dict(workdir, tag=tag, **kw), sort_keys=False), encoding="utf-8")
     return path
 
 
 def run_prepare(params: Path) -> float:
-    """Run the prepare flow in its own process (so the tune flow starts its own Prefect server)."""
+    """The prepare flow in its own process (so the tune flow here starts its own Prefect server)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "flows.prepare", "--params", str(params)],
-                          cwd=params.parent, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "flows.prepare", "--params", str(params)], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"prepare flow failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
     return time.perf_counter() - started
 
 
-# ---------------------------------------------------------------- timing helpers
+# ---------------------------------------------------------------- timing
 
 
-def per_trial_ms(trials: list[optuna.trial.FrozenTrial]) -> list[float]:
+def intervals(trials: list[optuna.trial.FrozenTrial]) -> list[float]:
     """Completion-to-completion intervals in ms; the first trial counts from its own start."""
     done = sorted((t for t in trials if t.datetime_complete is not None), key=lambda t: t.datetime_complete)
     if not done:
@@ -138,7 +141,7 @@ def per_trial_ms(trials: list[optuna.trial.FrozenTrial]) -> list[float]:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation; NaN for no values."""
+    """The q-th percentile (0-100), linear interpolation; NaN for no values."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -148,173 +151,242 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def with_sleep(fn: Callable[..., Any], seconds: float) -> Callable[..., Any]:
-    """`fn` preceded by time.sleep(seconds): the --sleep objective cost."""
-    if seconds <= 0:
+# ---------------------------------------------------------------- layers below the pipeline
+
+
+class Layers:
+    """The in-process layers for one config, sharing prepared data, tracking and one executor per kind."""
+
+    def __init__(self, cfg: Any, workdir: Path):
+        from tasks.tracking import open_tracker, start_run
+        from tasks.tuning import TrialContext, lineage_tags
+        from tunedag.data import file_md5, load_prepared
+
+        self.cfg, self.workdir = cfg, workdir
+        self.version = file_md5(cfg.paths.prepared)
+        self.prep = load_prepared(cfg.paths.prepared, self.version)
+        self.tracker = open_tracker(cfg.tracking)
+        tags = lineage_tags(f"layers-{cfg.tune.study_name}", self.version)
+        parent = start_run(self.tracker, "bench-layers", tags)
+        self.ctx = {kind: TrialContext(cfg, cfg.paths.prepared, self.version, self.tracker.experiment_id, parent,
+                                       f"layers-{cfg.tune.study_name}", tags, kind) for kind in ("thread", "process")}
+
+    def objective(self, params: Params) -> float:
+        from tunedag.objective import evaluate
+
+        return evaluate(self.cfg, self.prep, params).value
+
+    def _job(self, trial: optuna.Trial, params: Params) -> Any:
+        from tasks.trial_worker import TrialJob
+
+        return TrialJob(self.cfg, self.cfg.paths.prepared, self.version, "layers", trial._trial_id, trial.number, params, False)
+
+    def tracked(self, with_model: bool) -> Callable[[optuna.Trial, Params], float]:
+        """MLflow run with params, metrics and tags (and the model folder) through the trial task's own code."""
+        from tasks.trial_worker import JobResult
+        from tasks.tuning import run_trial
+        from tunedag.objective import evaluate
+
+        ctx = self.ctx["thread"]
+
+        def without_model(trial: optuna.Trial, params: Params) -> float:
+            from tasks import tuning
+
+            started = time.perf_counter()
+            run_id, _ = tuning._start_trial_run(ctx, trial.number)
+            outcome = evaluate(self.cfg, self.prep, params)
+            result = JobResult("COMPLETE", outcome.values, outcome.metrics)
+            tuning._record(ctx, run_id, self._job(trial, params), result, time.perf_counter() - started)
+            return outcome.value
+
+        def with_model_fn(trial: optuna.Trial, params: Params) -> float:
+            result = run_trial.fn(ctx, self._job(trial, params))
+            assert result.state == "COMPLETE", result.error
+            return result.value
+
+        return with_model_fn if with_model else without_model
+
+    def in_process(self) -> Callable[[optuna.Trial, Params], float]:
+        from tasks.trial_worker import executor_for
+        from tasks.tuning import run_trial
+
+        ctx = self.ctx["process"]
+        executor_for(self.cfg, "process")  # started before the first trial, as drive_trials does
+
+        def fn(trial: optuna.Trial, params: Params) -> float:
+            result = run_trial.fn(ctx, self._job(trial, params))
+            assert result.state == "COMPLETE", result.error
+            return result.value
+
         return fn
 
-    def slowed(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(seconds)
-        return fn(*args, **kwargs)
 
-    return slowed
+def suggest(trial: optuna.Trial) -> Params:
+    return {"a": trial.suggest_int("a", 0, 1000), "b": trial.suggest_int("b", 0, 1000)}
 
 
-# ---------------------------------------------------------------- in-process layers
+def optuna_layer(name: str, cfg: Any, fn: Callable[[optuna.Trial, Params], float], trials: int, storage: Any = None) -> Row:
+    from tunedag.samplers import build_sampler
 
-
-def suggest(trial: optuna.Trial, space: dict[str, Any]) -> Params:
-    """Suggest every parameter of the (all-int) benchmark space, in config order."""
-    return {name: trial.suggest_int(name, p.low, p.high, step=p.step, log=p.log) for name, p in space.items()}
-
-
-def optuna_layer(name: str, cfg: Config, objective: Objective, trials: int,
-                 storage: optuna.storages.BaseStorage | None = None) -> tuple[Row, list[Params]]:
-    """Time `study.optimize` with the configured seeded sampler; return the row and the params seen."""
     started = time.perf_counter()
-    study = optuna.create_study(storage=storage, sampler=build_sampler(cfg),
-                                direction=cfg.tune.resolved_direction)
-    study.optimize(lambda t: objective(suggest(t, cfg.search_space)), n_trials=trials)
+    study = optuna.create_study(storage=storage, sampler=build_sampler(cfg), direction=cfg.tune.resolved_direction)
+    study.optimize(lambda t: fn(t, suggest(t)), n_trials=trials)
     total = time.perf_counter() - started
     ordered = sorted(study.trials, key=lambda t: t.number)
-    return Row(name, len(ordered), per_trial_ms(ordered), total), [t.params for t in ordered]
+    return Row(name, intervals(ordered), total, [t.params for t in ordered])
 
 
-def tracked_objective(cfg: Config, evaluation: Evaluation, with_model: bool) -> Objective:
-    """`evaluation` wrapped in one MLflow child run with params, metrics and optionally the model."""
-    tracker = open_tracker(cfg.tracking.model_copy(update={"experiment": "bench-layers"}))
-    parent = start_run(tracker, "bench-parent", {})
-
-    def objective(params: Params) -> float:
-        run_id = start_run(tracker, "bench-trial", {}, parent)
-        log_values(tracker.client, run_id, params=params)
-        outcome = evaluation(params)
-        log_values(tracker.client, run_id, metrics={f"val_{k}": v for k, v in outcome.metrics.items()})
-        if with_model:
-            trusted = skops_trusted_types(outcome.model, cfg.model.trusted_types)
-            log_sklearn_model(tracker.client, run_id, outcome.model, trusted)
-        tracker.client.set_terminated(run_id, status="FINISHED")
-        return outcome.value
-
-    return objective
+def bare_loop(cfg: Any, layers: Layers, trials: int) -> Row:
+    """The physical limit: sample with numpy (not Optuna's sequence), evaluate, nothing else."""
+    rng, marks, params = np.random.default_rng(cfg.seed), [time.perf_counter()], []
+    for _ in range(trials):
+        p = {"a": int(rng.integers(0, 1001)), "b": int(rng.integers(0, 1001))}
+        layers.objective(p)
+        marks.append(time.perf_counter())
+    return Row(NAMES["bare"], [(b - a) * 1000 for a, b in zip(marks, marks[1:])], marks[-1] - marks[0], note="own sequence")
 
 
-def warm_up(cfg: Config, prep: Prepared, workdir: Path) -> None:
-    """One untimed fit, score and model save, so one-time imports (skops, mlflow.sklearn) land in no layer."""
-    outcome = evaluate(cfg, prep, {name: p.low for name, p in cfg.search_space.items()})
-    save_sklearn_model(outcome.model, Path(tempfile.mkdtemp(dir=workdir)) / "model", skops_trusted_types(outcome.model))
+def prefect_layer(cfg: Any, layers: Layers, trials: int, storage: Any) -> Row:
+    """The real trial task, submitted one at a time from a Prefect flow (the process executor)."""
+    from prefect import flow
+    from prefect.task_runners import ThreadPoolTaskRunner
 
+    from tasks.tuning import run_trial
+    from tunedag.executor import close_executors
 
-def in_process_layers(cfg: Config, workdir: Path, trials: int, sleep: float) -> tuple[list[Row], list[list[Params]]]:
-    """The five layers below the pipeline, each on the same prepared data and sampler seed."""
-    prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
-    warm_up(cfg, prep, workdir)
-    outcome = with_sleep(lambda params: evaluate(cfg, prep, params), sleep)
-    trivial = with_sleep(lambda params: float(sum(params.values())), sleep)
+    ctx = layers.ctx["process"]
 
-    def value(params: Params) -> float:
-        return outcome(params).value
+    @flow(name="bench-prefect-layer", task_runner=ThreadPoolTaskRunner(max_workers=1))
+    def bench_flow() -> Row:
+        def fn(trial: optuna.Trial, params: Params) -> float:
+            result = run_trial.submit(ctx, layers._job(trial, params)).result()
+            assert result.state == "COMPLETE", result.error
+            return result.value
 
-    specs = [
-        ("optuna, trivial objective", trivial, None),
-        ("optuna + evaluate", value, None),
-        ("+ journal storage", value, build_storage(str(workdir / "optuna/layer-journal.log"))),
-        ("+ MLflow run, params, metrics", tracked_objective(cfg, outcome, False), build_storage(str(workdir / "optuna/layer-mlflow.log"))),
-        ("+ model artifact", tracked_objective(cfg, outcome, True), build_storage(str(workdir / "optuna/layer-model.log"))),
-    ]
-    results = [optuna_layer(name, cfg, fn, trials, storage) for name, fn, storage in specs]
-    return [r for r, _ in results], [p for _, p in results]
+        from tasks.trial_worker import executor_for
+
+        executor_for(cfg, "process")
+        try:
+            return optuna_layer(NAMES["prefect"], cfg, fn, trials, storage)
+        finally:
+            close_executors()
+
+    return bench_flow()
 
 
 # ---------------------------------------------------------------- the pipeline
 
 
-def pipeline_study(cfg: Config) -> optuna.Study:
-    """The study the tune flow wrote (its journal holds exactly one study)."""
-    storage = build_storage(cfg.tune.storage)
-    (summary,) = optuna.get_all_study_summaries(storage)
-    return optuna.load_study(study_name=summary.study_name, storage=storage)
-
-
-def child_run_ms(cfg: Config) -> list[float]:
-    """Start-to-end durations (ms) of the tune flow's MLflow trial runs: the trial task's body."""
-    runs = find_runs(open_tracker(cfg.tracking), f"tags.`{TAG_ROLE}` = 'trial'")
-    return [float(r.info.end_time - r.info.start_time) for r in runs if r.info.end_time]
-
-
-def pipeline_rows(cfg: Config, sleep: float) -> tuple[list[Row], list[Params]]:
-    """Time flows.tune.run: start-up to the first trial, the trials, and the task bodies."""
+def pipeline_layer(cfg: Any) -> tuple[Row, float]:
+    """flows.tune.run on the config: per-trial intervals and the start-up to the first trial."""
     import flows.tune
-    import tasks.tuning
+    from tunedag.study import build_storage
 
-    tasks.tuning.evaluate = with_sleep(tasks.tuning.evaluate, sleep)  # in this process only
-    called_at, started = dt.datetime.now(), time.perf_counter()
+    called_at = dt.datetime.now()
+    started = time.perf_counter()
     flows.tune.run(cfg)
     total = time.perf_counter() - started
-    trials = sorted(pipeline_study(cfg).trials, key=lambda t: t.number)
+    storage = build_storage(cfg.tune.storage)
+    (summary,) = optuna.get_all_study_summaries(storage)
+    trials = sorted(optuna.load_study(study_name=summary.study_name, storage=storage).trials, key=lambda t: t.number)
     startup = (trials[0].datetime_start - called_at).total_seconds()
-    rows = [
-        Row("pipeline: start-up to first trial", None, [], startup),
-        Row("pipeline: flows.tune.run", len(trials), per_trial_ms(trials), total),
-        Row("  of which trial task body (MLflow run)", len(trials), child_run_ms(cfg), float("nan")),
-    ]
-    return rows, [t.params for t in trials]
+    return Row(NAMES["pipeline"], intervals(trials), total, [t.params for t in trials],
+               note=f"executor {cfg.tune.executor}"), startup
 
 
 # ---------------------------------------------------------------- report
 
 
-def format_table(rows: list[Row]) -> str:
-    """A plain-text table: layer, trials, p50 and p95 ms/trial, total s."""
-    head = f"{'layer':<40} {'trials':>6} {'p50 ms/trial':>13} {'p95 ms/trial':>13} {'total s':>8}"
+def table(rows: list[Row]) -> str:
+    head = f"{'layer':<30} {'trials':>6} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'total s':>8}  note"
     lines = [head, "-" * len(head)]
     for r in rows:
-        trials = "-" if r.trials is None else str(r.trials)
-        p50, p95 = (f"{percentile(r.per_trial_ms, q):.1f}" if r.per_trial_ms else "-" for q in (50, 95))
-        total = "-" if math.isnan(r.total_s) else f"{r.total_s:.3f}"
-        lines.append(f"{r.layer:<40} {trials:>6} {p50:>13} {p95:>13} {total:>8}")
+        p50, p95 = percentile(r.per_trial_ms, 50), percentile(r.per_trial_ms, 95)
+        mean = sum(r.per_trial_ms) / len(r.per_trial_ms) if r.per_trial_ms else math.nan
+        lines.append(f"{r.layer:<30} {len(r.per_trial_ms):>6} {p50:>8.2f} {p95:>8.2f} {mean:>8.2f} {r.total_s:>8.2f}  {r.note}")
     return "\n".join(lines)
 
 
-def environment_line() -> str:
-    """Library versions and CPU count."""
+def verdicts(rows: dict[str, Row], cost_ms: float) -> list[str]:
+    out = []
+    base, pipe = rows.get("optuna"), rows.get("pipeline")
+    if base and pipe:
+        over = percentile(pipe.per_trial_ms, 50) - percentile(base.per_trial_ms, 50)
+        ok = "met" if over < OVERHEAD_TARGET_MS else "NOT met"
+        out.append(f"full pipeline over bare Optuna: p50 {over:.1f} ms/trial (target < {OVERHEAD_TARGET_MS:.0f} ms: {ok}); "
+                   f"mean {sum(pipe.per_trial_ms) / len(pipe.per_trial_ms) - sum(base.per_trial_ms) / len(base.per_trial_ms):.1f} ms/trial")
+        phase = sum(pipe.per_trial_ms) / sum(base.per_trial_ms)
+        out.append(f"trial phase wall time, pipeline / bare Optuna: {phase:.3f}x "
+                   f"({sum(pipe.per_trial_ms) / 1000:.2f} s / {sum(base.per_trial_ms) / 1000:.2f} s; start-up excluded)"
+                   + ("  (target <= 1.05x for ~0.5 s trials: " + ("met)" if phase <= 1.05 else "NOT met)") if cost_ms >= 400 else ""))
+    seqs = [r.params for k, r in rows.items() if r.params]
+    out.append(f"same parameter sequence in every Optuna layer: {'yes' if all(s == seqs[0] for s in seqs) else 'NO'}")
+    return out
+
+
+def environment() -> str:
     libs = ", ".join(f"{n} {version(n)}" for n in ("optuna", "mlflow", "prefect", "scikit-learn"))
-    return f"{libs}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
+    load = os.getloadavg()
+    return f"{libs}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; load average at start {load[0]:.2f}"
 
 
-def overhead_line(rows: list[Row]) -> str:
-    """Median per-trial time of the pipeline minus that of the bare Optuna + evaluate loop."""
-    by_name = {r.layer: r for r in rows}
-    pipe, bare = by_name["pipeline: flows.tune.run"], by_name["optuna + evaluate"]
-    p50 = percentile(pipe.per_trial_ms, 50) - percentile(bare.per_trial_ms, 50)
-    mean = sum(pipe.per_trial_ms) / len(pipe.per_trial_ms) - sum(bare.per_trial_ms) / len(bare.per_trial_ms)
-    verdict = "met" if p50 < TARGET_MS else "MISSED"
-    return f"pipeline overhead over bare Optuna: {p50:.1f} ms/trial (target < {TARGET_MS:.0f} ms, {verdict}; mean difference {mean:.1f} ms/trial)"
+def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: list[str]) -> None:
+    from tunedag.config import load_config
+    from tunedag.executor import close_executors
+    from tunedag.study import build_storage
+
+    tag = f"cost{cost_ms:g}"
+    cfg = load_config(write_config(workdir, tag, trials=args.trials, seed=args.seed, cost_ms=cost_ms, executor=args.executor))
+    if not cfg.paths.prepared.is_file():
+        print(f"prepare flow (own process, not counted): {run_prepare(workdir / tag / 'params.yaml'):.1f} s")
+    rows: dict[str, Row] = {}
+    layers = Layers(cfg, workdir)
+    # One untimed trial through the whole in-process path: one-time imports land in no layer.
+    optuna_layer("warm-up", cfg, layers.tracked(True), 2)
+    journal = lambda name: build_storage(str(workdir / tag / f"optuna/{name}.journal"))  # noqa: E731
+    specs = {
+        "bare": lambda: bare_loop(cfg, layers, args.trials),
+        "optuna": lambda: optuna_layer(NAMES["optuna"], cfg, lambda t, p: layers.objective(p), args.trials),
+        "journal": lambda: optuna_layer(NAMES["journal"], cfg, lambda t, p: layers.objective(p), args.trials, journal("journal")),
+        "mlflow": lambda: optuna_layer(NAMES["mlflow"], cfg, layers.tracked(False), args.trials, journal("mlflow")),
+        "model": lambda: optuna_layer(NAMES["model"], cfg, layers.tracked(True), args.trials, journal("model")),
+        "process": lambda: optuna_layer(NAMES["process"], cfg, layers.in_process(), args.trials, journal("process")),
+        "prefect": lambda: prefect_layer(cfg, layers, args.trials, journal("prefect")),
+    }
+    for key in [k for k in LAYERS if k in wanted and k in specs]:
+        rows[key] = specs[key]()
+        if key == "process":
+            rows[key].note = "pebble pool from a forkserver"
+            close_executors()
+    startup = None
+    if "pipeline" in wanted:
+        rows["pipeline"], startup = pipeline_layer(cfg)
+    print(f"\nobjective: evaluate(SpinClassifier, cost {cost_ms:g} ms) on iris, 2 int params, RandomSampler(seed={args.seed}), "
+          f"{args.trials} trials per layer, parallelism 1")
+    print(table(list(rows.values())))
+    if startup is not None:
+        print(f"full pipeline start-up (flows.tune.run called -> first trial started, Prefect temporary server included): {startup:.2f} s")
+    for line in verdicts(rows, cost_ms):
+        print(line)
+    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Set up the temporary project, run every layer, print the table."""
     args = parse_args(argv)
+    wanted = [k.strip() for k in args.layers.split(",")]
+    unknown = set(wanted) - set(LAYERS)
+    if unknown:
+        raise SystemExit(f"unknown layers: {', '.join(sorted(unknown))}; choose from {', '.join(LAYERS)}")
     workdir = Path(tempfile.mkdtemp(prefix="tunedag-bench-")).resolve()
     if not args.keep:  # registered first, so it runs after Prefect's own exit handlers
         atexit.register(shutil.rmtree, workdir, True)
     isolate(workdir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    params = write_config(workdir, args.trials, args.seed)
-    cfg = load_config(params)
-    prepare_s = run_prepare(params)
-    rows, sequences = in_process_layers(cfg, workdir, args.trials, args.sleep)
-    pipe_rows, pipe_params = pipeline_rows(cfg, args.sleep)
-    same = all(seq == pipe_params for seq in sequences)
-    print(f"\n{environment_line()}")
-    print(f"objective: DecisionTreeClassifier on iris, 2 int params, RandomSampler(seed={args.seed}), sleep {args.sleep} s")
-    print(f"prepare flow in its own process (imports, Prefect server, data): {prepare_s:.1f} s, not counted below")
-    print(f"Prefect API: {os.environ.get('PREFECT_API_URL') or 'temporary local server started by the flow run'}\n")
-    print(format_table(rows + pipe_rows))
-    print(f"\n{overhead_line(rows + pipe_rows)}")
-    print(f"same parameter sequence in every layer: {'yes' if same else 'NO'}")
-    if args.keep:
-        print(f"state kept in {workdir}")
+    started = time.perf_counter()
+    print(environment())
+    for cost in [float(c) for c in args.cost_ms.split(",")]:
+        run_cost(workdir, cost, args, wanted)
+    print(f"\nwhole benchmark: {time.perf_counter() - started:.0f} s" + (f"; state kept in {workdir}" if args.keep else ""))
     return 0
 
 
