@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install run pipeline worker stack test test-fast ui bench clean
+.PHONY: install run pipeline worker stack test test-fast ui serve status bench clean
 
 install: $(STAMP)
 
@@ -21,10 +21,10 @@ run: install  ## the whole pipeline on params.yaml, reproducibly, through DVC
 	dvc repro
 
 pipeline: install  ## the same stages in one Prefect flow run (what a schedule runs)
-	python -m flows.pipeline
+	tunedag run
 
 worker: install  ## one more worker on the running study (same params.yaml; see docs/parallel.md)
-	python -m flows.worker
+	tunedag worker
 
 stack: install  ## a local PostgreSQL, MLflow server and Dask cluster on 127.0.0.1, to try the distributed set-up
 	python -m pip install --quiet -e ".[test]"
@@ -36,8 +36,14 @@ test: install  ## every test, the slow end-to-end ones included, on 2 processes 
 test-fast: install  ## the tests without the slow end-to-end runs
 	python -m pytest -m "not slow" -q
 
-ui: install  ## the MLflow UI on http://127.0.0.1:5000 (one worker: a local UI for one person starts faster)
-	mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+ui: install  ## the MLflow UI on http://127.0.0.1:5000, on the store params.yaml names
+	tunedag ui
+
+serve: install  ## the pipeline as a Prefect deployment on the cron schedule of params.yaml (docs/schedule.md)
+	tunedag serve
+
+status: install  ## the study for the current data, the last pipeline run, champion and challenger
+	tunedag status
 
 bench: install  ## per-trial overhead of the pipeline against a bare Optuna loop
 	python benchmarks/overhead.py

@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from flows.pipeline import pipeline_flow
 from tasks.tracking import open_tracker
@@ -40,10 +39,10 @@ WAIT_S = 90
 
 
 def _make_ui_command() -> list[str]:
-    """The `mlflow ui ...` line of the Makefile's ui target, split into arguments."""
+    """The command of the Makefile's ui target, which must be `tunedag ui`, split into arguments."""
     makefile = (REPO / "Makefile").read_text()
-    recipe = re.search(r"^ui:.*\n\t(mlflow ui .*)$", makefile, re.MULTILINE)
-    assert recipe, "the Makefile has no `ui:` target running `mlflow ui`"
+    recipe = re.search(r"^ui:.*\n\t(tunedag ui.*)$", makefile, re.MULTILINE)
+    assert recipe, "the Makefile has no `ui:` target running `tunedag ui`"
     return shlex.split(recipe.group(1))
 
 
@@ -54,13 +53,9 @@ def _free_port() -> int:
 
 
 def start_mlflow_ui(project: Path) -> tuple[subprocess.Popen, str]:
-    """`make ui`'s command in the project folder, on a free port; returns the process and base URL."""
-    command = _make_ui_command()
-    store = command[command.index("--backend-store-uri") + 1]
-    assert store == yaml.safe_load((REPO / "params.yaml").read_text())["tracking"]["uri"], "make ui must open the store params.yaml names"
+    """`make ui`'s command (`tunedag ui`, which opens the store params.yaml names) in the project, on a free port."""
     port = _free_port()
-    command[command.index("--port") + 1] = str(port)
-    command[0] = str(Path(sys.executable).parent / "mlflow")
+    command = [str(Path(sys.executable).parent / "tunedag"), *_make_ui_command()[1:], "--port", str(port)]
     with (project / "mlflow-ui.log").open("w") as log:
         proc = subprocess.Popen(command, cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, f"http://127.0.0.1:{port}"
@@ -130,11 +125,13 @@ def shoot(tmp_path: Path):
     return save
 
 
-def _wait_text(driver, text: str, present: bool = True):
+def _wait_text(driver, text: str, present: bool = True, within: bool = False):
+    """Wait for an element whose own text is `text` (or, `within`, contains it)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    xpath = f"//*[normalize-space(text())={_xpath_literal(text)}]"
+    literal = _xpath_literal(text)
+    xpath = f"//*[text()[contains(., {literal})]]" if within else f"//*[normalize-space(text())={literal}]"
     wait = WebDriverWait(driver, WAIT_S)
     if present:
         return wait.until(lambda d: d.find_elements(By.XPATH, xpath) or False, f"{text!r} never appeared")[0]
@@ -206,4 +203,5 @@ def _check_ui(browser, shoot, url: str, cfg) -> None:
     _open(browser, f"{url}/#/models/{cfg.final.registered_model}")
     _wait_text(browser, "Version 1")
     _wait_text(browser, "Aliases")
+    _wait_text(browser, "champion", within=True)  # the evaluate stage gave the first version the alias
     shoot(browser, "mlflow_model_versions")
