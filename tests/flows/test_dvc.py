@@ -1,4 +1,4 @@
-"""`dvc repro` runs the stages from dvc.yaml, is a no-op right after, and re-runs only what a change touches."""
+"""`dvc repro` runs the stages from dvc.yaml, is a no-op right after, re-runs only what a change touches; `dvc exp` compares overrides."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
-from tests.flows.ledger import check_ledger, study_runs
+from tests.flows.ledger import check_ledger, load_study, study_runs
 from tasks.tracking import TAG_DATA_VERSION
 from tunedag.config import load_config
 
@@ -45,7 +45,7 @@ def _clone(tmp_path: Path) -> Path:
     return project
 
 
-def test_dvc_repro_runs_the_pipeline_then_does_nothing_then_reruns_only_tuning(tmp_path, monkeypatch):
+def test_dvc_repro_runs_the_pipeline_then_does_nothing_then_reruns_only_tuning_and_exp_compares_overrides(tmp_path, monkeypatch):
     project = _clone(tmp_path)
     _dvc(project, "repro")
 
@@ -67,3 +67,18 @@ def test_dvc_repro_runs_the_pipeline_then_does_nothing_then_reruns_only_tuning(t
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     dry = _dvc(project, "repro", "--dry")
     assert "Stage 'prepare' didn't change" in dry and "Running stage 'tune'" in dry
+
+    # DVC experiments: an override with -S runs as an experiment, and exp show / metrics diff compare it.
+    subprocess.run(["git", "checkout", "params.yaml"], cwd=project, check=True, capture_output=True)
+    for cmd in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"]):
+        subprocess.run(["git", *cmd], cwd=project, check=True, capture_output=True)
+    assert "Ran experiment(s): more-trials" in _dvc(project, "exp", "run", "-S", "tune.n_trials=8", "-n", "more-trials")
+
+    diff = json.loads(_dvc(project, "metrics", "diff", "--json"))
+    assert diff["metrics/tune.json"]["n_trials"] == {"old": SHRINK["tune.n_trials"], "new": 8, "diff": 8 - SHRINK["tune.n_trials"]}
+    (baseline,) = json.loads(_dvc(project, "exp", "show", "--json"))[1:]  # [workspace, the baseline commit with its experiments]
+    (experiment,) = [rev for exp in baseline["experiments"] for rev in exp["revs"] if rev["name"] == "more-trials"]
+    assert experiment["data"]["params"]["params.yaml"]["data"]["tune"]["n_trials"] == 8
+    assert experiment["data"]["metrics"]["metrics/tune.json"]["data"]["n_trials"] == 8
+    assert baseline["data"]["metrics"]["metrics/tune.json"]["data"]["n_trials"] == SHRINK["tune.n_trials"]
+    assert len(load_study(load_config(project / "params.yaml")).trials) == 8  # the experiment resumed the same study

@@ -17,6 +17,7 @@ from sklearn.datasets import load_breast_cancer
 from flows.pipeline import pipeline_flow
 from tasks.promotion import TAG_PROMOTION
 from tasks.schedule import TAG_PLAN
+from tasks.status import status_lines
 from tasks.tracking import absolute_uri, client_for
 from tests.flows.conftest import SHRINK
 from tests.flows.ledger import load_study, study_runs
@@ -160,6 +161,10 @@ def test_same_data_skips_or_adds_trials_as_config_says(project, file_project):
     reason = _versions(more)["2"].tags[TAG_PROMOTION]
     assert ("beats" in reason) == (_alias(more, "champion") == "2")
     assert f"{scores['test_roc_auc']:.6g}" in reason
+    lines = status_lines(more)
+    assert any(line.startswith(f"study: {study.study_name}: 7 trials (7 complete)") for line in lines)
+    assert f"  plan: {parents[1].data.tags[TAG_PLAN]}" in lines
+    assert any(line.startswith(f"champion: {more.final.registered_model} version ") for line in lines)
 
 
 @pytest.mark.usefixtures("prefect_server")

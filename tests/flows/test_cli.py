@@ -1,0 +1,62 @@
+"""The `tunedag` command: help, overrides, one-paragraph errors with exit code 2, status on a fresh folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # each case starts the command in a new process (a few seconds of imports)
+TUNEDAG = str(Path(sys.executable).parent / "tunedag")
+COMMANDS = ("run", "prepare", "tune", "train", "evaluate", "report", "worker", "serve", "deploy", "ui", "status")
+
+
+def _tunedag(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([TUNEDAG, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_command_and_each_command_takes_params_and_set(tmp_path):
+    done = _tunedag("--help", cwd=tmp_path)
+
+    assert done.returncode == 0 and all(name in done.stdout for name in COMMANDS)
+    for name in ("run", "serve", "status"):
+        sub = _tunedag(name, "--help", cwd=tmp_path)
+        assert sub.returncode == 0 and "--params" in sub.stdout and "--set" in sub.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("tune", "--params", "missing.yaml"), ["missing.yaml", "does not exist"]),
+        (("run", "--set", "tune.n_trials"), ["--set 'tune.n_trials'", "section.key=value"]),
+        (("serve", "--set", "schedule.cron=61 * * * *"), ["schedule.cron", "not a cron expression"]),
+        (("status", "--set", "model.estimator=sklearn.nonexistent.Forest"), ["model.estimator"]),
+        (("tune", "--set", "tune.n_trials=0"), ["tune.n_trials"]),
+    ],
+    ids=["missing-params", "override-without-value", "bad-cron", "unknown-estimator", "zero-trials"],
+)
+def test_bad_input_is_one_paragraph_naming_the_key_with_exit_code_2_and_nothing_written(project, args, words):
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+
+    done = _tunedag(*args, cwd=project)
+
+    message = done.stderr.strip()
+    assert done.returncode == 2 and message.startswith("tunedag: error:") and "\n" not in message, done.stderr
+    assert all(w in message for w in words), message
+    assert "Traceback" not in done.stderr
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+
+
+def test_an_unknown_command_exits_non_zero(tmp_path):
+    assert _tunedag("tunee", cwd=tmp_path).returncode != 0
+
+
+def test_status_on_a_fresh_project_reads_and_creates_nothing(project):
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+
+    done = _tunedag("status", cwd=project)
+
+    assert done.returncode == 0 and "not prepared yet" in done.stdout
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
