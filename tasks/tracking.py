@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -103,9 +104,13 @@ def _check_server(uri: str, timeout_s: float = 5.0) -> None:
                            "start it (mlflow server ...) or point tracking.uri at the local store sqlite:///mlruns/mlflow.db.") from None
 
 
+_CLIENT_LOCK = threading.Lock()
+
+
 def client_for(uri: str) -> MlflowClient:
-    """A client for `uri`, one per absolute store location and process."""
-    return _client(absolute_uri(uri))
+    """A client for `uri`, one per absolute store location and process (threads asking at once share it)."""
+    with _CLIENT_LOCK:  # a first client creates the SQLite store: two threads must not do it at once
+        return _client(absolute_uri(uri))
 
 
 def absolute_uri(uri: str) -> str:

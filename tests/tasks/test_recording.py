@@ -1,0 +1,109 @@
+"""MLflow recording of a trial off the trial loop: fully written once drained, filled in after a crash."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from tasks.tracking import MODEL_ARTIFACT, TAG_ROLE, TAG_STATE, TAG_TRIAL, find_runs, local_artifact_dir, open_tracker
+from tasks.trial_worker import TrialJob
+from tasks.tuning import Recorder, TrialContext, _start_trial_run, drain_recorder, reconcile_trials, run_trial
+from tunedag.config import load_config
+from tunedag.data import file_md5, load_source, prepare, save_prepared
+from tunedag.study import build_storage
+
+PARAMS = {"n_estimators": 8, "max_depth": 3, "min_samples_leaf": 2, "max_features": "sqrt", "criterion": "gini"}
+
+
+@pytest.fixture
+def cfg(tmp_path: Path):
+    cfg = load_config("params.yaml", {"paths.prepared": str(tmp_path / "d.parquet"), "tune.storage": str(tmp_path / "s.journal"),
+                                      "tracking.uri": f"sqlite:///{tmp_path / 'mlruns/mlflow.db'}",
+                                      "tracking.artifact_root": str(tmp_path / "mlruns/artifacts"),
+                                      "search_space.n_estimators": {"type": "int", "low": 5, "high": 10}})
+    frame, target = load_source(cfg.data, cfg.seed)
+    save_prepared(prepare(frame, target, cfg.data, cfg.seed, "test"), cfg.paths.prepared, {})
+    return cfg
+
+
+def _ctx(cfg, tracker, record_async: bool) -> TrialContext:
+    tags = {"tunedag.study": "s"}
+    return TrialContext(cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), tracker.experiment_id, "", "s", tags, "thread",
+                        record_async=record_async)
+
+
+def _job(cfg, number: int, params=PARAMS) -> TrialJob:
+    return TrialJob(cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), "s", 0, number, params, False)
+
+
+def test_the_recorder_runs_writes_in_order_and_drain_waits_for_them():
+    done, rec = [], Recorder(size=2)
+    for i in range(5):
+        rec.put(lambda i=i: (time.sleep(0.01), done.append(i)))
+    rec.put(lambda: 1 / 0)  # a failing write does not stop the ones after it
+    rec.put(lambda: done.append("last"))
+    rec.drain()
+    assert done == [0, 1, 2, 3, 4, "last"]
+
+
+@pytest.mark.parametrize("record_async", [True, False])
+def test_a_trial_run_is_fully_recorded_with_its_model_written_in_place(cfg, record_async):
+    tracker = open_tracker(cfg.tracking)
+    result = run_trial.fn(_ctx(cfg, tracker, record_async), _job(cfg, 3))
+    drain_recorder()
+    run = tracker.client.get_run(result.run_id)
+    assert result.state == "COMPLETE" and run.info.status == "FINISHED"
+    assert run.data.params == {k: str(v) for k, v in PARAMS.items()}
+    assert run.data.metrics[f"val_{cfg.tune.metric}"] == result.value and run.data.tags[TAG_TRIAL] == "3"
+    assert run.data.tags[TAG_STATE] == "COMPLETE"
+    folder = local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT
+    assert (folder / "MLmodel").is_file(), "the worker wrote the model straight into the run's artifacts"
+    assert mlflow.pyfunc.load_model(str(folder)) is not None
+
+
+def test_a_failing_trial_is_recorded_as_failed_after_drain(cfg):
+    tracker = open_tracker(cfg.tracking)
+    result = run_trial.fn(_ctx(cfg, tracker, True), _job(cfg, 4, {**PARAMS, "max_depth": -4}))
+    drain_recorder()
+    run = tracker.client.get_run(result.run_id)
+    assert result.state == "FAIL" and run.info.status == "FAILED" and run.data.tags["tunedag.error"]
+
+
+def test_a_trial_told_before_its_run_was_written_is_filled_in_by_reconcile(cfg):
+    """The process died after telling Optuna but before the recorder wrote the run: the next run fills it in."""
+    tracker = open_tracker(cfg.tracking)
+    study = optuna.create_study(study_name="s", storage=build_storage(cfg.tune.storage), direction="maximize")
+    study.set_user_attr("metric", cfg.tune.metric)
+    trial = study.ask()
+    trial.suggest_int("max_depth", 2, 16)
+    run_id, _ = _start_trial_run(_ctx(cfg, tracker, True), trial.number)
+    study.tell(trial, 0.9)  # told; the run is still RUNNING, as if killed now
+    reconcile_trials(tracker, study, [], "", {"tunedag.study": "s"})
+    run = tracker.client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics[f"val_{cfg.tune.metric}"] == 0.9
+    assert run.data.tags.get("tunedag.filled_in")
+    assert len(find_runs(tracker, f"tags.`{TAG_ROLE}` = 'trial'")) == 1
+
+
+def test_local_artifact_dir_only_for_runs_whose_artifacts_are_on_this_disk(tmp_path):
+    assert local_artifact_dir(tmp_path.as_uri()) == tmp_path
+    assert local_artifact_dir(str(tmp_path)) == tmp_path
+    assert local_artifact_dir("mlflow-artifacts:/1/abc/artifacts") is None
+    assert local_artifact_dir("s3://bucket/1/abc/artifacts") is None
+
+
+def test_concurrent_first_clients_share_one(cfg):
+    from tasks.tracking import client_for
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(client_for(cfg.tracking.uri))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in got}) == 1
