@@ -13,6 +13,7 @@ new data means a new study. This module decides, before tuning:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
@@ -52,8 +53,10 @@ def plan_run(cfg: Config, data_version: str, same_data_rule: bool = True) -> Run
     Returns:
         The plan; its `cfg` is `cfg` with `tune.n_trials` raised or `tune.warm_start` set.
     """
-    storage = build_storage(cfg.tune.storage)
     name, short = study_name(cfg, data_version), data_version[:8]
+    if "://" not in cfg.tune.storage and not Path(cfg.tune.storage).is_file():  # decide without creating the journal
+        return RunPlan(cfg, False, f"new study {name} for data version {short}, started cold (no study storage yet)")
+    storage = build_storage(cfg.tune.storage)
     studies = storage.get_all_studies()
     current = next((s for s in studies if s.study_name == name), None)
     if current is not None:

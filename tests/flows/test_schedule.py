@@ -198,7 +198,7 @@ def test_new_data_warm_starts_a_new_study_and_promotes_only_a_better_model(proje
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_a_worse_model_becomes_challenger_and_the_champion_stays(project, file_project):
+def test_a_worse_model_becomes_challenger_and_a_champion_that_cannot_score_new_data_is_replaced(project, file_project):
     good = _file_config(project)
     pipeline_flow(good)
     stumps = {"type": "int", "low": 1, "high": 2}
@@ -208,3 +208,10 @@ def test_a_worse_model_becomes_challenger_and_the_champion_stays(project, file_p
 
     assert _alias(worse, "champion") == "1" and _alias(worse, "challenger") == "2"
     assert "does not beat champion version 1 on the same test split" in _versions(worse)["2"].tags[TAG_PROMOTION]
+
+    file_project.drop(columns=["mean radius"]).to_csv(project / "data/raw/cancer.csv", index=False)  # a column gone
+    pipeline_flow(worse)
+
+    assert _alias(worse, "champion") == "3"
+    assert "which cannot score the current test split" in _versions(worse)["3"].tags[TAG_PROMOTION]
+    assert "mean radius" in _versions(worse)["3"].tags[TAG_PROMOTION]

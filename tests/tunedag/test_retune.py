@@ -35,11 +35,12 @@ def _finish(study: optuna.Study, values: list[float], state: TrialState = TrialS
         study.add_trial(create_trial(params=params, distributions=dists, value=value if state == TrialState.COMPLETE else None, state=state))
 
 
-def test_first_run_starts_a_cold_study(make_cfg):
+def test_first_run_starts_a_cold_study_and_creates_no_storage(make_cfg, tmp_path):
     plan = plan_run(make_cfg(), OLD)
 
     assert not plan.skip and plan.warm_from is None and plan.cfg.tune.warm_start is None
     assert "started cold" in plan.reason and study_name(make_cfg(), OLD) in plan.reason
+    assert not (tmp_path / "study.journal").exists()
 
 
 def test_an_unfinished_study_is_resumed_whatever_on_same_data_says(make_cfg):
