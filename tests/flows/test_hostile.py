@@ -251,11 +251,28 @@ SERVER_COMMANDS = re.compile(r"\b(mlflow (ui|server)|prefect server start|uvicor
 
 def test_every_server_command_in_the_makefile_binds_localhost():
     lines = [line.strip() for line in (REPO / "Makefile").read_text().splitlines() if line.startswith("\t")]
-    servers = [line for line in lines if SERVER_COMMANDS.search(line)]
-    assert servers, "make ui starts the MLflow UI"
-    for line in servers:
+    for line in [line for line in lines if SERVER_COMMANDS.search(line)]:
         assert re.search(r"(--host|-h)[ =]127\.0\.0\.1\b", line), f"binds beyond localhost: {line}"
         assert "0.0.0.0" not in line and "::" not in line
+    assert "tunedag ui" in lines, "make ui starts the MLflow UI through `tunedag ui` (its sockets: the next test)"
+
+
+def test_tunedag_ui_listens_on_localhost_only(project):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([str(BIN / "tunedag"), "ui", "--port", str(port)], cwd=project, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline, sockets = time.time() + 120, set()
+        while not any(p == port for _, _, p in sockets):
+            assert proc.poll() is None and time.time() < deadline, "tunedag ui never listened"
+            time.sleep(0.5)
+            sockets = _listening(proc.pid)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+    assert {ip for _, ip, _ in sockets} <= LOCALHOST, sockets
 
 
 def test_no_code_binds_every_interface():
