@@ -7,10 +7,11 @@ the config once, and exits 0 on success, 2 on bad input (one paragraph naming th
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated
 
 import typer
 
@@ -26,51 +27,51 @@ Overrides = Annotated[list[str], typer.Option("--set", "-s", metavar="KEY=VALUE"
                                               help="override one key, e.g. --set tune.n_trials=50 (repeatable)")]
 
 
-def _run(target: Callable[[], Callable[..., Any]], params: str, overrides: list[str] | None) -> None:
+def _run(module: str, name: str, params: str, overrides: list[str] | None) -> None:
     """Import the flow only now (a fast --help), run it through the shared entry, exit with its code."""
-    raise typer.Exit(execute(lambda cfg: target()(cfg), params, overrides or []))
+    raise typer.Exit(execute(lambda cfg: getattr(importlib.import_module(module), name)(cfg), params, overrides or []))
 
 
 @app.command()
 def run(params: Params = "params.yaml", overrides: Overrides = None) -> None:
     """The whole pipeline in one Prefect flow run: prepare, plan, tune, train, evaluate and promote, report."""
-    _run(lambda: __import__("flows.pipeline", fromlist=["x"]).pipeline_flow, params, overrides)
+    _run("flows.pipeline", "pipeline_flow", params, overrides)
 
 
 @app.command()
 def prepare(params: Params = "params.yaml", overrides: Overrides = None) -> None:
     """Stage 1: read the data source and write the train / val / test splits."""
-    _run(lambda: __import__("flows.prepare", fromlist=["x"]).prepare_flow, params, overrides)
+    _run("flows.prepare", "prepare_flow", params, overrides)
 
 
 @app.command()
 def tune(params: Params = "params.yaml", overrides: Overrides = None) -> None:
     """Stage 2: the Optuna study, one Prefect task per trial, each trial an MLflow run."""
-    _run(lambda: __import__("flows.tune", fromlist=["x"]).run, params, overrides)
+    _run("flows.tune", "run", params, overrides)
 
 
 @app.command()
 def train(params: Params = "params.yaml", overrides: Overrides = None) -> None:
     """Stage 3: refit the chosen configuration on train + validation and register it."""
-    _run(lambda: __import__("flows.train", fromlist=["x"]).train_flow, params, overrides)
+    _run("flows.train", "train_flow", params, overrides)
 
 
 @app.command()
 def evaluate(params: Params = "params.yaml", overrides: Overrides = None) -> None:
     """Stage 4: score the final model on the test split; move `champion` only to a better version."""
-    _run(lambda: __import__("flows.evaluate", fromlist=["x"]).evaluate_flow, params, overrides)
+    _run("flows.evaluate", "evaluate_flow", params, overrides)
 
 
 @app.command()
 def report(params: Params = "params.yaml", overrides: Overrides = None) -> None:
     """Stage 5: the study report (figures, DVC plots, reports/study/index.html)."""
-    _run(lambda: __import__("flows.report", fromlist=["x"]).report_flow, params, overrides)
+    _run("flows.report", "report_flow", params, overrides)
 
 
 @app.command()
 def worker(params: Params = "params.yaml", overrides: Overrides = None) -> None:
     """Join the running study (same params.yaml) and run its trials until the budget is used."""
-    _run(lambda: __import__("flows.worker", fromlist=["x"]).run, params, overrides)
+    _run("flows.worker", "run", params, overrides)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from tasks.training import FINAL_ARTIFACT
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
 from tunedag.metrics import score
-from tunedag.promotion import CHALLENGER, CHAMPION, Promotion, decide
+from tunedag.promotion import CHAMPION, Promotion, decide
 
 TAG_PROMOTION = "tunedag.promotion"
 
@@ -64,5 +64,3 @@ def _score_version(cfg: Config, tracker: Tracker, version, metric: str) -> tuple
         except Exception as exc:  # the champion was trained on other features, or its artifact is gone
             return None, " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
-
-__all__ = ["promote_final_model", "CHALLENGER", "CHAMPION"]
