@@ -27,51 +27,31 @@ Overrides = Annotated[list[str], typer.Option("--set", "-s", metavar="KEY=VALUE"
                                               help="override one key, e.g. --set tune.n_trials=50 (repeatable)")]
 
 
-def _run(module: str, name: str, params: str, overrides: list[str] | None) -> None:
-    """Import the flow only now (a fast --help), run it through the shared entry, exit with its code."""
-    raise typer.Exit(execute(lambda cfg: getattr(importlib.import_module(module), name)(cfg), params, overrides or []))
+# The flows that take the validated config and nothing else: command -> (module, function, help).
+FLOW_COMMANDS = {
+    "run": ("flows.pipeline", "pipeline_flow",
+            "The whole pipeline in one Prefect flow run: prepare, plan, tune, train, evaluate and promote, report."),
+    "prepare": ("flows.prepare", "prepare_flow", "Stage 1: read the data source and write the train / val / test splits."),
+    "tune": ("flows.tune", "run", "Stage 2: the Optuna study, one Prefect task per trial, each trial an MLflow run."),
+    "train": ("flows.train", "train_flow", "Stage 3: refit the chosen configuration on train + validation and register it."),
+    "evaluate": ("flows.evaluate", "evaluate_flow",
+                 "Stage 4: score the final model on the test split; move `champion` only to a better version."),
+    "report": ("flows.report", "report_flow", "Stage 5: the study report (figures, DVC plots, reports/study/index.html)."),
+    "worker": ("flows.worker", "run", "Join the running study (same params.yaml) and run its trials until the budget is used."),
+}
 
 
-@app.command()
-def run(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-    """The whole pipeline in one Prefect flow run: prepare, plan, tune, train, evaluate and promote, report."""
-    _run("flows.pipeline", "pipeline_flow", params, overrides)
+def _flow_command(module: str, name: str):
+    """A command that imports the flow only when it runs (a fast --help) and exits with the shared entry's code."""
+
+    def command(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+        raise typer.Exit(execute(lambda cfg: getattr(importlib.import_module(module), name)(cfg), params, overrides or []))
+
+    return command
 
 
-@app.command()
-def prepare(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-    """Stage 1: read the data source and write the train / val / test splits."""
-    _run("flows.prepare", "prepare_flow", params, overrides)
-
-
-@app.command()
-def tune(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-    """Stage 2: the Optuna study, one Prefect task per trial, each trial an MLflow run."""
-    _run("flows.tune", "run", params, overrides)
-
-
-@app.command()
-def train(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-    """Stage 3: refit the chosen configuration on train + validation and register it."""
-    _run("flows.train", "train_flow", params, overrides)
-
-
-@app.command()
-def evaluate(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-    """Stage 4: score the final model on the test split; move `champion` only to a better version."""
-    _run("flows.evaluate", "evaluate_flow", params, overrides)
-
-
-@app.command()
-def report(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-    """Stage 5: the study report (figures, DVC plots, reports/study/index.html)."""
-    _run("flows.report", "report_flow", params, overrides)
-
-
-@app.command()
-def worker(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-    """Join the running study (same params.yaml) and run its trials until the budget is used."""
-    _run("flows.worker", "run", params, overrides)
+for _name, (_module, _function, _help) in FLOW_COMMANDS.items():
+    app.command(_name, help=_help)(_flow_command(_module, _function))
 
 
 @app.command()
