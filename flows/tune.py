@@ -183,7 +183,7 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
                         continue
                     params = suggest(trial, ctx.cfg.families)
                     job = TrialJob(ctx.cfg, ctx.data_path, ctx.data_version, study.study_name, trial._trial_id, trial.number, params, prune)
-                    pending[run_trial.submit(quote(ctx), quote(job))] = trial
+                    pending[run_trial.submit(*_task_args(ctx, job))] = trial
                 if not pending and waiting and not stop.requested:
                     time.sleep(1.0)  # the budget is held by other workers' running trials: wait for them
                     recover_orphans(study, ctx.cfg.families)
@@ -202,6 +202,16 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
     if stop.requested:
         raise KeyboardInterrupt
     return rules.reason or "done"
+
+
+def _task_args(ctx: TrialContext, job: TrialJob) -> tuple:
+    """The trial task's arguments; in this process wrapped so Prefect does not walk the config in them each trial.
+
+    A Dask worker gets them plain: prefect-dask hands the wrapper itself to the task's run name.
+    """
+    if ctx.cfg.tune.runner.kind == "dask":
+        return ctx, job
+    return quote(ctx), quote(job)
 
 
 def _surplus(study: optuna.Study, trial: optuna.Trial, ctx: TrialContext) -> None:
