@@ -1,6 +1,6 @@
 """Start-up of the tune stage: from the command to the first trial started, on the default params.yaml.
 
-Run from the repository root:  python benchmarks/startup.py [--runs 2] [--prestart]
+Run from the repository root:  python benchmarks/startup.py [--runs 2]
 
 It copies the working tree (git's tracked and untracked, not ignored files) to a temporary
 folder, runs the prepare stage there once (not timed), then times `python -m flows.tune
@@ -9,10 +9,6 @@ SQLite MLflow store, Prefect's temporary server) `--runs` times from a cold proj
 store, no study yet: the database is created) and as many times warm (store and study kept,
 trials added to the study). "first trial" is the earliest `datetime_start` of the trials that
 run added to the study; the phases come from the log lines' timestamps.
-
-`--prestart` patches the copy's `flows/tune.py` so that `run()` calls
-`tasks.tuning.prestart(cfg)` first (the change proposed for the lead): the worker pool then
-starts beside Prefect's server instead of after it.
 """
 
 from __future__ import annotations
@@ -41,14 +37,6 @@ def copy_tree(dest: Path) -> None:
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
-
-
-def patch_prestart(project: Path) -> None:
-    path = project / "flows/tune.py"
-    text = path.read_text()
-    old = "    return tune_flow.with_options(task_runner=task_runner(cfg))(cfg)"
-    assert old in text, "flows/tune.py run() changed; update the patch"
-    path.write_text(text.replace(old, "    from tasks.tuning import prestart\n\n    prestart(cfg)\n" + old))
 
 
 def trial_starts(project: Path) -> list[dt.datetime]:
@@ -98,13 +86,10 @@ def one_run(project: Path, env: dict[str, str]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="cold runs and warm runs each (default 2)")
-    parser.add_argument("--prestart", action="store_true", help="patch run() to call tasks.tuning.prestart first")
     args = parser.parse_args(argv)
     project = Path(tempfile.mkdtemp(prefix="tunedag-startup-")).resolve()
     try:
         copy_tree(project)
-        if args.prestart:
-            patch_prestart(project)
         env = {**os.environ, "PREFECT_HOME": str(project / ".prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("PREFECT_API_URL", None)
         subprocess.run([sys.executable, "-m", "flows.prepare"], cwd=project, env=env, capture_output=True, check=True)
@@ -116,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(project / "optuna", ignore_errors=True)
                 rows.append((kind, one_run(project, env)))
         print(f"\npython -m flows.tune on the default params.yaml (tune.n_trials set to finish after 2 trials); "
-              f"{'run() patched to call prestart' if args.prestart else 'code as committed'}; {os.cpu_count()} CPUs, "
+              f"{os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f}")
         head = f"{'run':<6} {'temp. server starts':>20} {'flow run begins':>16} {'study open':>11} {'first trial':>12} {'whole command':>14}"
         print(head + "\n" + "-" * len(head))

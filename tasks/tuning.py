@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import queue
 import threading
@@ -37,7 +36,7 @@ from tasks.tracking import (
 )
 from tasks.trial_worker import JobResult, TrialJob, discard, executor_for, run_job
 from tunedag.config import Config
-from tunedag.executor import TrialLimitExceeded, close_executors
+from tunedag.executor import TrialLimitExceeded
 
 
 @dataclass(frozen=True)
@@ -101,29 +100,6 @@ def run_trial(ctx: TrialContext, job: TrialJob) -> TrialResult:
     elif not _record_or_warn(ctx, run_id, job, result, seconds, _logger()):
         run_id = ""
     return TrialResult(job.number, result.state, values, result.error, run_id or "", seconds)
-
-
-def prestart(cfg: Config) -> threading.Thread | None:
-    """Start the trial worker pool in the background, before the flow run starts its Prefect server.
-
-    The pool's forkserver imports the trial code (about 4 s here) in its own process, so it
-    overlaps Prefect's temporary server start instead of following it; `drive_trials` then finds
-    the pool ready (or waits for it). It writes nothing, so bad input still leaves nothing behind.
-    Returns the thread (None when trials run in threads or on Dask, which need no pool).
-    """
-    if cfg.tune.executor != "process" or cfg.tune.runner.kind == "dask":
-        return None
-    atexit.register(close_executors)  # the flow closes it; this covers a run refused before its trial loop
-    thread = threading.Thread(target=_start_pool, args=(cfg,), name="tunedag-pool-start", daemon=True)
-    thread.start()
-    return thread
-
-
-def _start_pool(cfg: Config) -> None:
-    try:
-        executor_for(cfg)
-    except Exception:  # drive_trials starts it again and reports the error where it belongs
-        pass
 
 
 def _logger() -> Any:
