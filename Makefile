@@ -45,7 +45,7 @@ serve: install  ## the pipeline as a Prefect deployment on the cron schedule of 
 status: install  ## the study for the current data, the last pipeline run, champion and challenger
 	tunedag status
 
-bench: install  ## per-trial overhead of the pipeline against a bare Optuna loop
+bench: install  ## per-trial overhead, layer by layer, against a bare Optuna loop (about 6 minutes; docs/performance.md)
 	python benchmarks/overhead.py
 
 clean:  ## remove pipeline outputs (keeps the MLflow store and the Optuna study)

@@ -28,7 +28,7 @@ from tunedag.metrics import score
 from tunedag.study import study_name
 
 pytestmark = pytest.mark.slow
-SMALL = {**SHRINK, "tune.n_trials": 4}
+SMALL = {**SHRINK, "tune.n_trials": 4, "tune.executor": "thread"}  # the process pool is tested elsewhere; here it only costs start-up
 
 
 def _versions(cfg) -> dict[str, object]:
