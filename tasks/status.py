@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -44,7 +45,7 @@ def _study_lines(cfg: Config, name: str) -> list[str]:
     except KeyError:
         return [f"study: {name} not started for this data and config (storage {redact(url)})"]
     trials = study.get_trials(deepcopy=False)
-    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if any(t.state == s for t in trials)}
+    counts = Counter(t.state.name.lower() for t in trials)
     lines = [f"study: {name}: {len(trials)} trials ({', '.join(f'{n} {k}' for k, n in counts.items()) or 'none'}), "
              f"budget tune.n_trials {cfg.tune.n_trials}"]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
@@ -22,6 +23,9 @@ from optuna.trial import TrialState
 from tunedag.config import Config
 from tunedag.config_search import WarmStartConfig
 from tunedag.study import FINISHED, build_storage, study_name
+
+if TYPE_CHECKING:
+    from optuna.study._frozen import FrozenStudy  # what BaseStorage.get_all_studies returns
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,6 @@ class RunPlan:
     skip: bool
     reason: str
     warm_from: str | None = None
-
-
-@dataclass(frozen=True)
-class _Earlier:
-    name: str
-    data_version: str | None
-    metric: str | None
-    directions: list[StudyDirection]
 
 
 def plan_run(cfg: Config, data_version: str, same_data_rule: bool = True) -> RunPlan:
@@ -78,15 +74,16 @@ def plan_run(cfg: Config, data_version: str, same_data_rule: bool = True) -> Run
     if earlier is None or cfg.schedule.warm_start_top_k == 0:
         why = "schedule.warm_start_top_k is 0" if earlier else "no earlier study of the same metric"
         return RunPlan(cfg, False, f"new study {name} for data version {short}, started cold ({why})")
-    changed = (f"data version changed ({(earlier.data_version or '?')[:8]} -> {short})"
-               if earlier.data_version != data_version else "config changed on the same data")
-    warm = WarmStartConfig(study=earlier.name, top_k=cfg.schedule.warm_start_top_k)
+    earlier_version = earlier.user_attrs.get("data_version")
+    changed = (f"data version changed ({(earlier_version or '?')[:8]} -> {short})"
+               if earlier_version != data_version else "config changed on the same data")
+    warm = WarmStartConfig(study=earlier.study_name, top_k=cfg.schedule.warm_start_top_k)
     return RunPlan(_with_tune(cfg, warm_start=warm), False,
-                   f"{changed}: new study {name} warm-started from the best {warm.top_k} trials of {earlier.name}",
-                   earlier.name)
+                   f"{changed}: new study {name} warm-started from the best {warm.top_k} trials of {earlier.study_name}",
+                   earlier.study_name)
 
 
-def _latest_earlier(storage: BaseStorage, cfg: Config, name: str) -> _Earlier | None:
+def _latest_earlier(storage: BaseStorage, cfg: Config, name: str) -> FrozenStudy | None:
     """The most recently created other study of this `tune.study_name`, metric and directions, with a complete trial."""
     prefix, directions = f"{cfg.tune.study_name}-", [StudyDirection[d.upper()] for d in cfg.tune.directions]
     for summary in sorted(storage.get_all_studies(), key=lambda s: s._study_id, reverse=True):
@@ -95,7 +92,7 @@ def _latest_earlier(storage: BaseStorage, cfg: Config, name: str) -> _Earlier | 
                 or attrs.get("metric") != cfg.tune.metric or list(summary.directions) != directions):
             continue
         if storage.get_all_trials(summary._study_id, deepcopy=False, states=(TrialState.COMPLETE,)):
-            return _Earlier(summary.study_name, attrs.get("data_version"), attrs.get("metric"), list(summary.directions))
+            return summary
     return None
 
 

@@ -8,6 +8,16 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+# The params.yaml changes that make `logistic` below the model (shared by the config and train_fn tests).
+TRAIN_FN = {
+    "model.estimator": None,
+    "model.train_fn": "tests.tunedag.nets.custom_fns:logistic",
+    "model.fixed": {"steps": 3},
+    "search_space": {"C": {"type": "float", "low": 0.01, "high": 10, "log": True}},
+    "tune.metric": "my_score",
+    "tune.direction": "maximize",
+}
+
 
 def logistic(params, data, reporter):
     """Fit a logistic regression for `steps` rounds of growing max_iter; report and log each round."""

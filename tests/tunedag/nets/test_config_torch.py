@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.tunedag.nets.custom_fns import TRAIN_FN
 from tunedag.config import load_config
 from tunedag.errors import ConfigError
 
@@ -15,14 +16,6 @@ TORCH = {
     "tune.metric": "accuracy",
 }
 EPOCHS = {**TORCH, "tune.fidelity": {"kind": "epochs"}, "tune.pruner": "median"}
-TRAIN_FN = {
-    "model.estimator": None,
-    "model.train_fn": "tests.tunedag.nets.custom_fns:logistic",
-    "model.fixed": {"steps": 2},
-    "search_space": {"C": {"type": "float", "low": 0.01, "high": 10, "log": True}},
-    "tune.metric": "my_score",
-    "tune.direction": "maximize",
-}
 FAMILIES = {
     "model.estimator": None,
     "model.fixed": {},

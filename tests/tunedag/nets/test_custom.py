@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.tunedag.nets.custom_fns import TRAIN_FN
 from tunedag.custom import final_run
 from tunedag.objective import TrialFailed, TrialPruned, evaluate
 
-TRAIN_FN = {
-    "model.estimator": None,
-    "model.train_fn": "tests.tunedag.nets.custom_fns:logistic",
-    "model.fixed": {"steps": 3},
-    "search_space": {"C": {"type": "float", "low": 0.01, "high": 10, "log": True}},
-    "tune.metric": "my_score",
-    "tune.direction": "maximize",
-}
 PRUNED = {**TRAIN_FN, "tune.fidelity": {"kind": "epochs"}, "tune.pruner": "median"}
 
 
