@@ -37,7 +37,6 @@ from tunedag.study import (
     beat,
     claim,
     close_study,
-    count_finished,
     grid_points_left,
     open_study,
     recover_orphans,
@@ -66,7 +65,7 @@ def tune_flow(cfg: Config) -> dict:
                                                      "tunedag.warm_start_trials": ",".join(map(str, warm))})
         reason = drive_trials(study, trial_context(cfg, data_version, tracker, parent, study.study_name, tags))
         log_values(tracker.client, parent, tags={"tunedag.stop_reason": reason})
-        if count_finished(study) == 0 or not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if tally(study).complete == 0:
             raise TunedagError(f"No trial of study {study.study_name} completed; see the tunedag.error tag on the trial runs in MLflow.")
         summary = summarise_study(cfg, study, tracker, parent, data_version)
     except BaseException as exc:
