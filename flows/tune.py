@@ -17,8 +17,8 @@ from prefect.utilities.annotations import quote
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_tracker, start_run
 from tasks.trial_worker import TrialJob, executor_for
-from tasks.tuning import (TrialContext, TrialResult, close_stale_parents, drain_recorder, lineage_tags, reconcile_trials,
-                          run_trial)
+from tasks.tuning import (TrialContext, TrialResult, clear_staging, close_stale_parents, drain_recorder, lineage_tags,
+                          reconcile_trials, run_trial)
 from tunedag.executor import close_executors
 from tunedag.config import Config
 from tunedag.data import SPLIT, file_md5, load_prepared
@@ -51,6 +51,7 @@ def tune_flow(cfg: Config) -> dict:
     tracker = open_tracker(cfg.tracking)
     study = open_study(cfg, data_version)
     close_stale_parents(tracker, study.study_name)
+    clear_staging(tracker, cfg.tracking.uri)
     tags = lineage_tags(study.study_name, data_version)
     parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline"})
     study.set_user_attr(PARENT_RUN_ATTR, parent)  # where workers that join the study nest their trials

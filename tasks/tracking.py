@@ -132,12 +132,19 @@ def start_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str 
     return start_trial_run(tracker, name, tags, parent_id).info.run_id
 
 
-def start_trial_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None) -> Any:
+def start_trial_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None,
+                    start_time: int | None = None) -> Any:
     """Create a run as `start_run` does and return the MLflow `Run` (its id and artifact URI)."""
     tags = {MLFLOW_RUN_NAME: name, **tags}
     if parent_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_id
-    return tracker.client.create_run(tracker.experiment_id, run_name=name, tags=tags)
+    return tracker.client.create_run(tracker.experiment_id, start_time=start_time, run_name=name, tags=tags)
+
+
+@lru_cache(maxsize=8)
+def experiment_artifact_dir(uri: str, experiment_id: str) -> Path | None:
+    """The folder of the experiment's artifacts when it is on this machine's disk, else None."""
+    return local_artifact_dir(client_for(uri).get_experiment(experiment_id).artifact_location)
 
 
 def local_artifact_dir(artifact_uri: str) -> Path | None:

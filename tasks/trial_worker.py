@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from tasks.tracking import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
 from tunedag.config import Config
 from tunedag.data import load_prepared
 from tunedag.estimators import is_torch_estimator, skops_trusted_types
-from tunedag.executor import Limits, default_threads, get_executor
+from tunedag.executor import Limits, default_threads, get_executor, report_early
 from tunedag.objective import Reporter, TrialPruned, evaluate
 from tunedag.samplers import build_pruner
 from tunedag.study import build_storage
@@ -59,10 +59,17 @@ class JobResult:
     traceback: str | None = None
     model_dir: str | None = None
     in_place: bool = False  # model_dir is the run's own artifact folder: nothing to upload or delete
+    model_pending: bool = False  # the early answer: scored, the model files still being written
+    model_error: str | None = None  # scored, but the model could not be saved
 
 
 def run_job(job: TrialJob) -> JobResult:
-    """Evaluate the configuration and save its model; any exception becomes a FAIL result."""
+    """Evaluate the configuration and save its model; any exception becomes a FAIL result.
+
+    Run by `ProcessExecutor.start`, the score goes back early (`report_early`, with `model_pending`
+    set) before the model files are written, so the study goes on meanwhile; the return then
+    says where the model is, or why it could not be saved (state FAIL).
+    """
     metric = job.cfg.tune.metric
     try:
         _match_torch_threads(job.cfg)
@@ -70,9 +77,13 @@ def run_job(job: TrialJob) -> JobResult:
         outcome = evaluate(job.cfg, load_prepared(job.data_path, job.data_version), job.params, reporter)
         steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate,
                  **_epochs(outcome.curves)}
-        model_dir = _save_model(job, outcome.model) if outcome.model is not None else None  # a train_fn may return none
-        return JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v}, model_dir=model_dir,
-                         in_place=bool(model_dir and job.model_dir))
+        scored = JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v})
+        if outcome.model is None:  # a train_fn may return none
+            return scored
+        trusted = _skops_types(outcome.model, job.cfg.model.trusted_types)  # refuses unreviewed types before the answer
+        report_early(replace(scored, model_pending=True))
+        model_dir = _save_model(job, outcome.model, trusted)
+        return replace(scored, model_dir=model_dir, in_place=bool(job.model_dir))
     except TrialPruned as pruned:
         steps = {f"val_{metric}_by_step": pruned.intermediate, **_epochs(pruned.curves or {})}
         return JobResult("PRUNED", [pruned.intermediate[-1]], steps={k: v for k, v in steps.items() if v}, pruned_at=pruned.step)
@@ -94,7 +105,8 @@ def executor_for(cfg: Config, kind: str | None = None):
     tune = cfg.tune
     limits = Limits(default_threads(tune.parallelism, tune.threads_per_trial), tune.trial_timeout, tune.trial_memory_mb)
     nets = any(f.estimator and is_torch_estimator(f.estimator) for f in cfg.families.values())
-    return get_executor(kind or tune.executor, tune.parallelism, limits, PRELOAD + (NETS_PRELOAD if nets else ()))
+    # One spare worker: a trial that has answered early writes its model while the next trial runs.
+    return get_executor(kind or tune.executor, tune.parallelism, limits, PRELOAD + (NETS_PRELOAD if nets else ()), spare=1)
 
 
 def discard(result: JobResult) -> None:
@@ -103,18 +115,58 @@ def discard(result: JobResult) -> None:
         shutil.rmtree(Path(result.model_dir).parent, ignore_errors=True)
 
 
-def _save_model(job: TrialJob, model: Any) -> str:
+def _save_model(job: TrialJob, model: Any, trusted: list[str] | None) -> str:
     """Write the model as an MLflow model folder: PyTorch for networks, scikit-learn (skops) otherwise.
 
-    Into `job.model_dir` when the trial task gave one (the run's local artifact folder, so there is
-    no copy to make afterwards), else into a temporary folder that the task uploads and deletes.
+    Into `job.model_dir` when the trial task gave one (the run's local artifact folder, or a
+    staging folder beside it), else into a temporary folder that the task uploads and deletes.
     """
     folder = Path(job.model_dir) if job.model_dir else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT
-    if "tunedag.nets" in sys.modules and sys.modules["tunedag.nets"].is_torch_model(model):
+    if trusted is None:
         save_torch_model(model, folder)
     else:
-        save_sklearn_model(model, folder, skops_trusted_types(model, job.cfg.model.trusted_types))
+        _save_sklearn(model, folder, trusted, job.cfg.model.trusted_types)
     return str(folder)
+
+
+_TRUSTED: dict[str, list[str]] = {}  # per estimator and model.trusted_types: the reviewed skops types seen in this worker
+
+
+def _skops_types(model: Any, extra: list[str]) -> list[str] | None:
+    """The skops types to trust for a scikit-learn model (None for a network), remembered per estimator.
+
+    Finding a model's types takes one more serialisation, so it is done for an estimator's first
+    model only; `skops_trusted_types` refuses unreviewed types then (the trial fails with why).
+    """
+    if "tunedag.nets" in sys.modules and sys.modules["tunedag.nets"].is_torch_model(model):
+        return None
+    key = _estimator_key(model, extra)
+    if key not in _TRUSTED:
+        _TRUSTED[key] = skops_trusted_types(model, extra)
+    return _TRUSTED[key]
+
+
+def _save_sklearn(model: Any, folder: Path, trusted: list[str], extra: list[str]) -> None:
+    """Save with the remembered types; when this model holds more, look them up and save again.
+
+    MLflow loads the file back with the list given and refuses one that needs a type beyond it.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return save_sklearn_model(model, folder, trusted)
+    except MlflowException as exc:
+        if "untrusted types" not in str(exc):
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
+    key = _estimator_key(model, extra)
+    _TRUSTED[key] = sorted(set(trusted) | set(skops_trusted_types(model, extra)))
+    save_sklearn_model(model, folder, _TRUSTED[key])
+
+
+def _estimator_key(model: Any, extra: list[str]) -> str:
+    estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+    return f"{type(estimator).__module__}.{type(estimator).__qualname__} {sorted(extra)}"
 
 
 _STUDIES: dict[tuple[str, str], optuna.Study] = {}

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import shutil
+import socket
+import tempfile
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,9 @@ from tasks.tracking import (
     TAG_STUDY,
     TAG_TRIAL,
     Tracker,
+    absolute_uri,
     client_for,
+    experiment_artifact_dir,
     find_runs,
     local_artifact_dir,
     log_values,
@@ -80,26 +87,36 @@ def run_trial(ctx: TrialContext, job: TrialJob) -> TrialResult:
     """Evaluate one configuration on the trial executor and record it as a child MLflow run.
 
     A failing, timed-out or crashed trial is recorded, never raised. When the tracking store
-    fails, the result still goes back to Optuna; the next run fills the run in. The run is created
-    before the trial starts; with a local artifact store the worker writes the model straight into
-    the run's artifact folder. With `ctx.record_async` the rest (params, metrics, tags, end state)
-    is written by the process's recorder thread while the next trial runs: a trial told to Optuna
-    whose run is not finished yet (the process was killed meanwhile) is filled in by
-    `reconcile_trials` on the next run, and `drain_recorder` waits for every write before the flow ends.
+    fails, the result still goes back to Optuna; the next run fills the run in. On the process
+    executor the task returns as soon as the worker has the score; the worker writes the model
+    files meanwhile, into the run's artifact folder when the store is on this disk (no copy).
+
+    With `ctx.record_async` every MLflow write is made by the process's recorder thread, in order:
+    the run is created (with the trial's start time) while the trial runs, and written in full
+    once the model files are there, while the next trial runs. The model goes to a staging folder
+    beside the runs and is moved into the run's folder. A trial told to Optuna whose run is not
+    finished yet (the process was killed meanwhile) is filled in by `reconcile_trials` on the next
+    run, and `drain_recorder` waits for every write before the flow ends.
     """
-    started = time.perf_counter()
-    run_id, model_dir = _start_trial_run(ctx, job.number)
-    try:
-        result = executor_for(ctx.cfg, ctx.executor).run(run_job, replace(job, model_dir=model_dir) if model_dir else job)
-    except TrialLimitExceeded as exc:
-        result = JobResult("FAIL", error=f"TrialLimitExceeded: {exc}")
+    started, logger = time.perf_counter(), _logger()
+    if ctx.record_async:
+        staging = _staging_dir(ctx)
+        run = recorder().put(_create_run, ctx, job.number, int(time.time() * 1000), logger)
+        model_dir = str(staging / MODEL_ARTIFACT) if staging else None
+    else:
+        staging, run = None, Future()
+        run.set_result(_create_run(ctx, job.number, None, logger))
+        model_dir = str(run.result()[1] / MODEL_ARTIFACT) if run.result()[1] else None
+    early, final = executor_for(ctx.cfg, ctx.executor).start(run_job, replace(job, model_dir=model_dir) if model_dir else job)
+    result = _job_result(early)
     seconds = time.perf_counter() - started
     values = result.values if result.state != "FAIL" else None
-    if run_id and ctx.record_async:
-        recorder().put(_record_or_warn, ctx, run_id, job, result, seconds, _logger())
-    elif not _record_or_warn(ctx, run_id, job, result, seconds, _logger()):
-        run_id = ""
-    return TrialResult(job.number, result.state, values, result.error, run_id or "", seconds)
+    if ctx.record_async:
+        recorder().put(_record_final, ctx, run, staging, job, result, final, seconds, logger)
+        run_id = run.result()[0]  # created while the trial ran
+    else:
+        run_id = run.result()[0] if _record_final(ctx, run, None, job, result, final, seconds, logger) else ""
+    return TrialResult(job.number, result.state, values, result.error, run_id, seconds)
 
 
 def _logger() -> Any:
@@ -110,16 +127,83 @@ def _logger() -> Any:
         return logging.getLogger("tunedag")
 
 
-def _start_trial_run(ctx: TrialContext, number: int) -> tuple[str, str | None]:
-    """Create the trial's run; return its id and, for a local artifact store, the folder its model goes to."""
+def _create_run(ctx: TrialContext, number: int, start_time: int | None, logger: Any) -> tuple[str, Path | None]:
+    """Create the trial's run; return its id ("" when the store failed) and its local artifact folder (or None)."""
     tags = {**ctx.tags, TAG_TRIAL: str(number), TAG_ROLE: "trial"}
+    tracker = Tracker(client_for(ctx.cfg.tracking.uri), ctx.experiment_id)
     try:
-        run = start_trial_run(Tracker(client_for(ctx.cfg.tracking.uri), ctx.experiment_id), f"trial-{number}", tags, ctx.parent_run_id)
+        run = start_trial_run(tracker, f"trial-{number}", tags, ctx.parent_run_id, start_time)
     except Exception as exc:
-        _logger().warning("trial %d: no MLflow run (%s); it is filled in on the next run", number, exc)
+        logger.warning("trial %d: no MLflow run (%s); it is filled in on the next run", number, exc)
         return "", None
-    folder = local_artifact_dir(run.info.artifact_uri)
-    return run.info.run_id, str(folder / MODEL_ARTIFACT) if folder else None
+    return run.info.run_id, local_artifact_dir(run.info.artifact_uri)
+
+
+def _start_trial_run(ctx: TrialContext, number: int) -> tuple[str, str | None]:
+    """Create the trial's run now; return its id and, for a local artifact store, the folder its model goes to."""
+    run_id, folder = _create_run(ctx, number, None, _logger())
+    return run_id, str(folder / MODEL_ARTIFACT) if folder else None
+
+
+STAGING = ".staging"  # in the experiment's artifact folder: models of trials whose run is not created yet
+
+
+def _staging_dir(ctx: TrialContext) -> Path | None:
+    """A new folder for one trial's model files beside the experiment's runs, or None for a remote store."""
+    root = experiment_artifact_dir(absolute_uri(ctx.cfg.tracking.uri), ctx.experiment_id)
+    if root is None:
+        return None
+    mine = root / STAGING / f"{socket.gethostname()}-{os.getpid()}"
+    mine.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=mine))
+
+
+def clear_staging(tracker: Tracker, uri: str) -> None:
+    """Delete staging folders left by processes of this host that are gone (killed mid-trial)."""
+    root = experiment_artifact_dir(absolute_uri(uri), tracker.experiment_id)
+    host = socket.gethostname()
+    for folder in (root / STAGING).glob(f"{host}-*") if root else []:
+        pid = int(folder.name.rsplit("-", 1)[1])
+        if not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _job_result(done: Future) -> JobResult:
+    try:
+        return done.result()
+    except TrialLimitExceeded as exc:
+        return JobResult("FAIL", error=f"TrialLimitExceeded: {exc}")
+
+
+def _record_final(ctx: TrialContext, run: Future, staging: Path | None, job: TrialJob, scored: JobResult, final: Future,
+                  seconds: float, logger: Any) -> bool:
+    """Once the job has returned (its model files written), write the trial's run; see `_record_or_warn`.
+
+    A model written to `staging` is moved into the run's artifact folder first (or deleted when
+    the run could not be created).
+    """
+    result = scored
+    if scored.model_pending:
+        done = _job_result(final)
+        result = done if done.state == "COMPLETE" else replace(scored, model_pending=False, model_error=done.error)
+    run_id, folder = run.result()
+    if staging is not None:
+        if run_id and folder and result.model_dir:
+            folder.mkdir(parents=True, exist_ok=True)
+            os.replace(result.model_dir, folder / MODEL_ARTIFACT)
+            result = replace(result, model_dir=str(folder / MODEL_ARTIFACT))
+        shutil.rmtree(staging, ignore_errors=True)
+    return _record_or_warn(ctx, run_id, job, result, seconds, logger)
 
 
 def _record_or_warn(ctx: TrialContext, run_id: str, job: TrialJob, result: JobResult, seconds: float, logger: Any) -> bool:
@@ -142,6 +226,8 @@ def _record(ctx: TrialContext, run_id: str, job: TrialJob, result: JobResult, se
             client.log_artifacts(run_id, result.model_dir, MODEL_ARTIFACT)
         metrics = {**{f"val_{k}": v for k, v in result.metrics.items()}, "trial_seconds": seconds}
         tags = {TAG_STATE: "COMPLETE", "tunedag.objective": metric}
+        if result.model_error:  # scored and told, but its model could not be saved
+            tags["tunedag.model_error"] = result.model_error[:5000]
     elif result.state == "PRUNED":
         metrics, tags = {"pruned_at_step": result.pruned_at, "trial_seconds": seconds}, {TAG_STATE: "PRUNED"}
     else:
@@ -162,19 +248,22 @@ class Recorder:
         self._queue: queue.Queue = queue.Queue(size)
         threading.Thread(target=self._loop, name="tunedag-mlflow-recorder", daemon=True).start()
 
-    def put(self, fn: Any, *args: Any) -> None:
-        self._queue.put((fn, args))
+    def put(self, fn: Any, *args: Any) -> Future:
+        """Queue `fn(*args)`; the future holds its return once the thread has run it."""
+        done: Future = Future()
+        self._queue.put((fn, args, done))
+        return done
 
     def drain(self) -> None:
         self._queue.join()
 
     def _loop(self) -> None:
         while True:
-            fn, args = self._queue.get()
+            fn, args, done = self._queue.get()
             try:
-                fn(*args)
-            except BaseException:  # never lose the thread; the write's own function logs its failures
-                pass
+                done.set_result(fn(*args))
+            except BaseException as exc:  # never lose the thread; the write's own function logs its failures
+                done.set_exception(exc)
             finally:
                 self._queue.task_done()
 

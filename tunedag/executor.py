@@ -4,16 +4,23 @@ The process pool is pebble's (a maintained multiprocessing pool with per-task ti
 kill the worker). Workers start from a forkserver that has already imported the trial code, so a
 new or replaced worker costs a fork, not the imports. Each worker caps its BLAS / OpenMP / torch
 threads, so `parallelism` trials never oversubscribe the cores, and may cap its address space.
+
+A job started with `start` may hand back its answer early with `report_early` and go on working
+(a trial reports its score, then writes its model files): the caller gets two futures, the early
+answer and the job's return. With a spare worker in the pool the next job runs meanwhile.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import importlib
 import multiprocessing
 import os
 import resource
 import sys
 import threading
+import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -48,55 +55,131 @@ class ThreadExecutor:
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
 
+    def start(self, fn: Callable[..., Any], *args: Any) -> tuple[Future, Future]:
+        """Run `fn` now; both futures hold its return (`report_early` is a no-op in this thread)."""
+        done: Future = Future()
+        try:
+            done.set_result(fn(*args))
+        except BaseException as exc:
+            done.set_exception(exc)
+        return done, done
+
     def close(self) -> None:
         pass
 
 
 class ProcessExecutor:
-    """Runs the objective in one of `workers` processes; a timeout or a crash kills only that worker."""
+    """Runs the objective in one of `workers` processes; a timeout or a crash kills only that worker.
 
-    def __init__(self, workers: int, limits: Limits, preload: tuple[str, ...] = ()):
+    `spare` more processes let a job that answered early (`report_early`) finish its work while
+    the next job runs.
+    """
+
+    def __init__(self, workers: int, limits: Limits, preload: tuple[str, ...] = (), spare: int = 0):
         import pebble
 
         self.limits = limits
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(preload))
         gpus = _gpu_count() if "torch" in sys.modules else 0
-        self._pool = pebble.ProcessPool(max_workers=workers, context=context, initializer=_init_worker,
-                                        initargs=(limits, gpus, context.Value("i", 0)))
+        self._early, self._waiting, self._lock = context.SimpleQueue(), {}, threading.Lock()
+        self._pool = pebble.ProcessPool(max_workers=workers + spare, context=context, initializer=_init_worker,
+                                        initargs=(limits, gpus, context.Value("i", 0), self._early, preload))
+        threading.Thread(target=self._dispatch, name="tunedag-early-answers", daemon=True).start()
         # Start the workers now, so their imports never count against a trial's timeout.
-        for future in [self._pool.schedule(os.getpid) for _ in range(workers)]:
+        for future in [self._pool.schedule(os.getpid) for _ in range(workers + spare)]:
             future.result()
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        import pebble
+        return _outcome(self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s), self.limits)
 
-        future = self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s)
+    def start(self, fn: Callable[..., Any], *args: Any) -> tuple[Future, Future]:
+        """Start `fn`; return (its early answer, or its return when it gave none; its return).
+
+        Both futures raise `TrialLimitExceeded` for a timeout or a dead worker, the early one only
+        if that happened before the early answer came.
+        """
+        token, early, final = uuid.uuid4().hex, Future(), Future()
+        with self._lock:
+            self._waiting[token] = early
+        job = self._pool.schedule(_with_token, args=(token, fn, args), timeout=self.limits.timeout_s)
+        job.add_done_callback(lambda done: self._settle(token, done, final))
+        return early, final
+
+    def _settle(self, token: str, done: Future, final: Future) -> None:
         try:
-            return future.result()
-        except concurrent.futures.TimeoutError:
-            raise TrialLimitExceeded(f"ran past tune.trial_timeout ({self.limits.timeout_s:g} s); its worker process was killed") from None
-        except pebble.ProcessExpired as exc:
-            raise TrialLimitExceeded(f"its worker process died (exit code {exc.exitcode}), e.g. killed by the system for memory or a crash in native code") from None
+            final.set_result(_outcome(done, self.limits))
+        except BaseException as exc:
+            final.set_exception(exc)
+        with self._lock:
+            early = self._waiting.pop(token, None)
+        if early is None:
+            return
+        if final.exception() is None:
+            early.set_result(final.result())
+        else:
+            early.set_exception(final.exception())
+
+    def _dispatch(self) -> None:
+        while (message := self._early.get()) is not None:
+            token, value = message
+            with self._lock:
+                early = self._waiting.pop(token, None)
+            if early is not None:
+                early.set_result(value)
 
     def close(self) -> None:
         self._pool.close()
         self._pool.join(timeout=30)
         self._pool.stop()
+        self._early.put(None)
+
+
+def _outcome(done: Future, limits: Limits) -> Any:
+    """A finished pool job's return, with a timeout or a dead worker as `TrialLimitExceeded`."""
+    import pebble
+
+    try:
+        return done.result()
+    except concurrent.futures.TimeoutError:
+        raise TrialLimitExceeded(f"ran past tune.trial_timeout ({limits.timeout_s:g} s); its worker process was killed") from None
+    except pebble.ProcessExpired as exc:
+        raise TrialLimitExceeded(f"its worker process died (exit code {exc.exitcode}), e.g. killed by the system for memory or a crash in native code") from None
+
+
+_EARLY: Any = None  # in a pool worker: the queue early answers go back on
+_TOKEN: str | None = None  # in a pool worker: the job `start` is running now
+
+
+def report_early(value: Any) -> bool:
+    """In a job run by `ProcessExecutor.start`, hand `value` to the caller now and go on; False elsewhere."""
+    if _EARLY is None or _TOKEN is None:
+        return False
+    _EARLY.put((_TOKEN, value))
+    return True
+
+
+def _with_token(token: str, fn: Callable[..., Any], args: tuple) -> Any:
+    global _TOKEN
+    _TOKEN = token
+    try:
+        return fn(*args)
+    finally:
+        _TOKEN = None
 
 
 _EXECUTORS: dict[tuple, ThreadExecutor | ProcessExecutor] = {}
 _LOCK = threading.Lock()
 
 
-def get_executor(kind: str, workers: int, limits: Limits, preload: tuple[str, ...] = ()) -> ThreadExecutor | ProcessExecutor:
+def get_executor(kind: str, workers: int, limits: Limits, preload: tuple[str, ...] = (), spare: int = 0) -> ThreadExecutor | ProcessExecutor:
     """The executor of this process for these settings, created on first use and shared by the trial threads."""
-    key = (kind, workers, limits, preload)
+    key = (kind, workers, limits, preload, spare)
     with _LOCK:
         if key not in _EXECUTORS:
             if kind not in ("thread", "process"):
                 raise TunedagError(f"tune.executor {kind!r} is unknown; use process or thread.")
-            _EXECUTORS[key] = ProcessExecutor(workers, limits, preload) if kind == "process" else ThreadExecutor(limits)
+            _EXECUTORS[key] = ProcessExecutor(workers, limits, preload, spare) if kind == "process" else ThreadExecutor(limits)
         return _EXECUTORS[key]
 
 
@@ -108,7 +191,13 @@ def close_executors() -> None:
         _EXECUTORS.clear()
 
 
-def _init_worker(limits: Limits, gpus: int, counter: Any) -> None:
+def _init_worker(limits: Limits, gpus: int, counter: Any, early: Any = None, preload: tuple[str, ...] = ()) -> None:
+    global _EARLY
+    _EARLY = early
+    # A forkserver started earlier in this process (by another pool) has other modules loaded:
+    # import ours before the memory cap, which counts only what a trial allocates.
+    for module in preload:
+        importlib.import_module(module)
     with counter.get_lock():
         slot = counter.value
         counter.value += 1

@@ -34,3 +34,12 @@ def blas_threads() -> list[int]:
 
 def raise_value_error() -> None:
     raise ValueError("bad input")
+
+
+def answer_early_then_sleep(value, seconds: float):
+    """Hand `value` back early, then keep the worker busy `seconds` (a trial writing its model)."""
+    from tunedag.executor import report_early
+
+    report_early(value)
+    time.sleep(seconds)
+    return value * 2

@@ -43,3 +43,8 @@ class MisbehavingClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         proba = self.tree_.predict_proba(X)
         return np.full_like(proba, np.nan) if self.mode == "nan" else proba
+
+
+def shift_features(X):
+    """A feature transform from outside the reviewed modules, so skops lists it as a type to trust."""
+    return X + 1.0

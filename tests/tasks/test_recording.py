@@ -107,3 +107,42 @@ def test_concurrent_first_clients_share_one(cfg):
     for t in threads:
         t.join()
     assert len({id(c) for c in got}) == 1
+
+
+def test_a_trial_scored_before_its_model_failed_to_save_is_finished_with_the_reason(cfg):
+    """The worker answered early with the score, then could not write the model: the run says so, the score stands."""
+    from concurrent.futures import Future
+
+    from tasks.trial_worker import JobResult
+    from tasks.tuning import _create_run, _record_final
+
+    tracker = open_tracker(cfg.tracking)
+    ctx = _ctx(cfg, tracker, True)
+    run, final = Future(), Future()
+    run.set_result(_create_run(ctx, 5, None, None))
+    final.set_result(JobResult("FAIL", error="ConfigError: the fitted model holds types that are not reviewed"))
+    scored = JobResult("COMPLETE", [0.9], {cfg.tune.metric: 0.9}, model_pending=True)
+    assert _record_final(ctx, run, None, _job(cfg, 5), scored, final, 0.1, None)
+    got = tracker.client.get_run(run.result()[0])
+    assert got.info.status == "FINISHED" and got.data.tags[TAG_STATE] == "COMPLETE"
+    assert got.data.metrics[f"val_{cfg.tune.metric}"] == 0.9
+    assert "not reviewed" in got.data.tags["tunedag.model_error"]
+    assert not (local_artifact_dir(got.info.artifact_uri) / MODEL_ARTIFACT).exists()
+
+
+def test_an_async_trial_leaves_no_staging_folder_and_a_dead_process_staging_is_cleared(cfg):
+    import socket
+
+    from tasks.tracking import absolute_uri, experiment_artifact_dir
+    from tasks.tuning import STAGING, clear_staging
+
+    tracker = open_tracker(cfg.tracking)
+    result = run_trial.fn(_ctx(cfg, tracker, True), _job(cfg, 6))
+    drain_recorder()
+    root = experiment_artifact_dir(absolute_uri(cfg.tracking.uri), tracker.experiment_id)
+    assert (local_artifact_dir(tracker.client.get_run(result.run_id).info.artifact_uri) / MODEL_ARTIFACT / "MLmodel").is_file()
+    assert not any(p.is_dir() for p in (root / STAGING).glob("*/*")), "the model was moved out of staging"
+    dead = root / STAGING / f"{socket.gethostname()}-999999999" / "tmpx"
+    dead.mkdir(parents=True)
+    clear_staging(tracker, cfg.tracking.uri)
+    assert not dead.parent.exists() and any((root / STAGING).iterdir()), "only the dead process's folder goes"

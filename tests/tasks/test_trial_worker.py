@@ -63,3 +63,32 @@ def test_pruning_reports_to_the_trial_in_the_shared_storage(cfg):
     assert result.state == "PRUNED" and result.pruned_at == 1
     stored = optuna.load_study(study_name=study.study_name, storage=build_storage(cfg.tune.storage)).trials[trial.number]
     assert stored.intermediate_values == {1: result.values[0]}
+
+
+def test_a_model_needing_a_type_beyond_the_remembered_list_is_saved_after_a_lookup(tmp_path, monkeypatch):
+    """The worker remembers an estimator's skops types; a model that needs more is looked up, never saved unloadable."""
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from tasks import trial_worker
+    from tests.support.misbehaving import shift_features
+
+    extra = ["tests.support.misbehaving.shift_features"]
+    monkeypatch.setattr(trial_worker, "_TRUSTED", {})
+    X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
+    plain = Pipeline([("model", LogisticRegression())]).fit(X, y)
+    trial_worker._save_sklearn(plain, tmp_path / "a", trial_worker._skops_types(plain, extra), extra)
+    assert list(trial_worker._TRUSTED.values()) == [[]]
+    # The same final estimator after a step of a type the first model did not hold.
+    richer = Pipeline([("shift", FunctionTransformer(shift_features)), ("model", LogisticRegression())]).fit(X, y)
+    remembered = trial_worker._skops_types(richer, extra)
+    assert remembered == []
+    trial_worker._save_sklearn(richer, tmp_path / "b", remembered, extra)
+    assert list(trial_worker._TRUSTED.values()) == [extra]
+    assert (mlflow.sklearn.load_model(str(tmp_path / "b")).predict(X) == richer.predict(X)).all()
+    trial_worker._skops_types(RandomForestClassifier(n_estimators=2).fit(X, y), extra)
+    assert len(trial_worker._TRUSTED) == 2, "one list per estimator"

@@ -49,6 +49,42 @@ def test_workers_cap_blas_threads(pool):
     assert set(pool.run(jobs.blas_threads)) <= {1}
 
 
+def test_an_early_answer_comes_back_while_the_job_goes_on(pool):
+    early, final = pool.start(jobs.answer_early_then_sleep, 21, 1.0)
+    assert early.result(timeout=0.8) == 21 and not final.done()
+    assert final.result(timeout=5) == 42
+    # The pool's other worker runs the next job meanwhile.
+    early, final = pool.start(jobs.answer_early_then_sleep, 1, 1.0)
+    early.result(timeout=0.8)
+    assert pool.run(jobs.pid_and_double, 5)[1] == 10 and not final.done()
+    final.result(timeout=5)
+
+
+def test_a_job_that_gives_no_early_answer_answers_with_its_return(pool):
+    early, final = pool.start(jobs.pid_and_double, 4)
+    assert early.result(timeout=5) == final.result(timeout=5) and early.result()[1] == 8
+
+
+def test_a_timeout_after_the_early_answer_fails_only_the_return(pool):
+    early, final = pool.start(jobs.answer_early_then_sleep, 3, 30)
+    assert early.result(timeout=2) == 3
+    with pytest.raises(TrialLimitExceeded, match="trial_timeout"):
+        final.result(timeout=10)
+
+
+def test_a_timeout_before_the_early_answer_fails_both(pool):
+    early, final = pool.start(jobs.sleep, 30)
+    with pytest.raises(TrialLimitExceeded, match="trial_timeout"):
+        early.result(timeout=10)
+    with pytest.raises(TrialLimitExceeded):
+        final.result()
+
+
+def test_the_thread_executor_answers_once_the_job_returned():
+    early, final = ThreadExecutor(Limits(threads=1)).start(jobs.answer_early_then_sleep, 2, 0.0)
+    assert early.result() == final.result() == 4
+
+
 def test_thread_executor_runs_in_the_calling_thread():
     assert ThreadExecutor(Limits(threads=default_threads(1))).run(jobs.pid_and_double, 3) == (os.getpid(), 6)
 
