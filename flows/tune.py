@@ -16,7 +16,7 @@ from prefect.utilities.annotations import quote
 
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_tracker, start_run
-from tasks.trial_worker import TrialJob, executor_for
+from tasks.trial_worker import TrialJob, executor_for, prestart
 from tasks.tuning import (TrialContext, TrialResult, clear_staging, close_stale_parents, drain_recorder, lineage_tags,
                           reconcile_trials, run_trial)
 from tunedag.executor import close_executors
@@ -48,6 +48,7 @@ from tunedag.study import (
 def tune_flow(cfg: Config) -> dict:
     """Tune until the study holds `tune.n_trials` finished trials (or a stop rule fires); return the summary."""
     data_version = _check_inputs(cfg)
+    prestart(cfg)  # the worker processes start while the stores open (a no-op when `run` started them)
     tracker = open_tracker(cfg.tracking)
     study = open_study(cfg, data_version)
     close_stale_parents(tracker, study.study_name)
@@ -284,6 +285,7 @@ def run(cfg: Config) -> dict:
     """
     if cfg.paths.prepared.is_file():  # missing: the flow refuses it with the proper message
         cfg = plan_run(cfg, file_md5(cfg.paths.prepared), same_data_rule=False).cfg
+        prestart(cfg)  # the worker processes start beside Prefect's temporary server
     return tune_flow.with_options(task_runner=task_runner(cfg))(cfg)
 
 

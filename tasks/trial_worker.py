@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import threading
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -107,6 +108,18 @@ def executor_for(cfg: Config, kind: str | None = None):
     nets = any(f.estimator and is_torch_estimator(f.estimator) for f in cfg.families.values())
     # One spare worker: a trial that has answered early writes its model while the next trial runs.
     return get_executor(kind or tune.executor, tune.parallelism, limits, PRELOAD + (NETS_PRELOAD if nets else ()), spare=1)
+
+
+def prestart(cfg: Config) -> None:
+    """Start this process's trial executor in the background, beside other start-up work (the first trial waits for it)."""
+    def start() -> None:
+        try:
+            executor_for(cfg)
+        except Exception:  # the trial loop's own call raises it where it can be reported
+            pass
+
+    if cfg.tune.executor == "process" and cfg.tune.runner.kind == "local":
+        threading.Thread(target=start, name="tunedag-prestart-workers", daemon=True).start()
 
 
 def discard(result: JobResult) -> None:
