@@ -7,11 +7,12 @@ import os
 import queue
 import shutil
 import socket
-import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -149,13 +150,20 @@ STAGING = ".staging"  # in the experiment's artifact folder: models of trials wh
 
 
 def _staging_dir(ctx: TrialContext) -> Path | None:
-    """A new folder for one trial's model files beside the experiment's runs, or None for a remote store."""
-    root = experiment_artifact_dir(absolute_uri(ctx.cfg.tracking.uri), ctx.experiment_id)
+    """A new path for one trial's model files beside the experiment's runs (the save creates it), or None for a remote store."""
+    mine = _process_staging(absolute_uri(ctx.cfg.tracking.uri), ctx.experiment_id, os.getpid())
+    return mine / uuid.uuid4().hex if mine else None
+
+
+@lru_cache(maxsize=8)
+def _process_staging(uri: str, experiment_id: str, pid: int) -> Path | None:
+    """This process's staging folder in the experiment's local artifact folder, created once."""
+    root = experiment_artifact_dir(uri, experiment_id)
     if root is None:
         return None
-    mine = root / STAGING / f"{socket.gethostname()}-{os.getpid()}"
+    mine = root / STAGING / f"{socket.gethostname()}-{pid}"
     mine.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=mine))
+    return mine
 
 
 def clear_staging(tracker: Tracker, uri: str) -> None:
