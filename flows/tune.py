@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -145,6 +146,8 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
     KeyboardInterrupt: nothing is left half-recorded. A second signal stops at once.
     The counts come from one `tally` of the storage per question asked of it, not one scan per
     count, and MLflow writes of finished trials are drained before this returns or raises.
+    Between a result and the next launch only the tell and the ask happen: a trial is claimed just
+    after it is handed out, and the progress line of a told trial is written once the next runs.
     """
     tune, logger = ctx.cfg.tune, get_run_logger()
     rules = StopRules(ctx.cfg)
@@ -173,18 +176,20 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
         return False
 
     executor_for(ctx.cfg, ctx.executor)  # start the worker processes before the first trial, not inside it
+    progress: list[str] = []  # lines for trials told, written once the next trial is launched
     try:
         with GracefulStop() as stop, Heartbeat(study, pending):
             while True:
                 while len(pending) < tune.parallelism and can_launch():
                     trial = study.ask()
-                    claim(trial)
                     if tally(study).budget_left(tune.n_trials, trial.number) < 0:
                         _surplus(study, trial, ctx)
                         continue
                     params = suggest(trial, ctx.cfg.families)
                     job = TrialJob(ctx.cfg, ctx.data_path, ctx.data_version, study.study_name, trial._trial_id, trial.number, params, prune)
                     pending[run_trial.submit(*_task_args(ctx, job))] = trial
+                    claim(trial)  # while it runs: an unclaimed trial is never taken for an orphan in its first 10 s
+                _write_progress(logger, progress)
                 if not pending and waiting and not stop.requested:
                     time.sleep(1.0)  # the budget is held by other workers' running trials: wait for them
                     recover_orphans(study, ctx.cfg.families)
@@ -196,13 +201,20 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
                 failures += result.state == "FAIL"
                 _tell(study, trial, result)
                 counts = tally(study)
-                logger.info(format_progress(result.number, result.state, result.value, counts.best,
-                                            counts.finished, tune.n_trials, tune.metric, result.seconds, result.error))
+                progress.append(format_progress(result.number, result.state, result.value, counts.best,
+                                                counts.finished, tune.n_trials, tune.metric, result.seconds, result.error))
     finally:
+        _write_progress(logger, progress)
         drain_recorder()  # every finished trial's run fully written before the flow goes on (or stops)
     if stop.requested:
         raise KeyboardInterrupt
     return rules.reason or "done"
+
+
+def _write_progress(logger: Any, lines: list[str]) -> None:
+    for line in lines:
+        logger.info(line)
+    lines.clear()
 
 
 def _task_args(ctx: TrialContext, job: TrialJob) -> tuple:
