@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import psutil
 from optuna.trial import TrialState
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -172,18 +173,8 @@ def clear_staging(tracker: Tracker, uri: str) -> None:
     host = socket.gethostname()
     for folder in (root / STAGING).glob(f"{host}-*") if root else []:
         pid = int(folder.name.rsplit("-", 1)[1])
-        if not _alive(pid):
+        if not psutil.pid_exists(pid):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _job_result(done: Future) -> JobResult:
