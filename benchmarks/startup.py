@@ -27,7 +27,7 @@ from pathlib import Path
 import optuna
 
 ROOT = Path(__file__).resolve().parent.parent
-PATTERNS = {"server": "Starting temporary server", "flow": "Beginning flow run", "study": "study created in|Using an existing study"}
+PATTERNS = {"server": "Starting temporary server|Temporary server on", "flow": "Beginning flow run", "study": "study created in|Using an existing study"}
 
 
 def copy_tree(dest: Path) -> None:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\npython -m flows.tune on the default params.yaml (tune.n_trials set to finish after 2 trials); "
               f"{os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f}")
-        head = f"{'run':<6} {'temp. server starts':>20} {'flow run begins':>16} {'study open':>11} {'first trial':>12} {'whole command':>14}"
+        head = f"{'run':<6} {'temp. server ready':>20} {'flow run begins':>16} {'study open':>11} {'first trial':>12} {'whole command':>14}"
         print(head + "\n" + "-" * len(head))
         for kind, r in rows:
             cells = [f"{r[k]:.2f}" if k in r else "-" for k in ("server", "flow", "study", "first trial", "whole command")]

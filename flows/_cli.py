@@ -10,6 +10,7 @@ from typing import Any, Callable
 import yaml
 from prefect.exceptions import TerminationSignal
 
+from flows._server import temporary_server
 from tunedag.config import Config, load_config
 from tunedag.errors import TunedagError
 
@@ -25,22 +26,31 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def main(run: Callable[[Config], Any], description: str, argv: list[str] | None = None) -> int:
+def main(run: Callable[[Config], Any], description: str, argv: list[str] | None = None,
+         warm_up: Callable[[Config], None] | None = None) -> int:
     """Parse `--params` and `--set`, load the config, run; errors print one paragraph and exit 2."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="the config file (default: params.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one key of the config, e.g. --set tune.n_trials=50")
     args = parser.parse_args(argv)
-    return execute(run, args.params, args.overrides)
+    return execute(run, args.params, args.overrides, warm_up)
 
 
-def execute(run: Callable[[Config], Any], params: str, overrides: list[str]) -> int:
-    """Load and validate the config once, run; 0 on success, 2 on a TunedagError (one paragraph), 130 when interrupted."""
+def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
+            warm_up: Callable[[Config], None] | None = None) -> int:
+    """Load and validate the config once, run; 0 on success, 2 on a TunedagError (one paragraph), 130 when interrupted.
+
+    `warm_up(cfg)` starts work that needs no Prefect API before the command waits for the temporary
+    server that `flows._server.start_early` launched; `run` then runs with Prefect pointed at it.
+    """
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         cfg = load_config(params, parse_overrides(overrides))
-        run(cfg)
+        if warm_up is not None:
+            warm_up(cfg)
+        with temporary_server():
+            run(cfg)
     except TunedagError as exc:
         print(f"tunedag: error: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from flows._cli import execute
+from flows._server import start_early
 
 HELP = ("One command for every stage, the whole pipeline, its schedule, the MLflow UI and a status. Every command "
         "reads --params (default params.yaml) with --set KEY=VALUE overrides and validates the config once; exit 0 on "
@@ -45,7 +46,9 @@ def _flow_command(module: str, name: str):
     """A command that imports the flow only when it runs (a fast --help) and exits with the shared entry's code."""
 
     def command(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-        raise typer.Exit(execute(lambda cfg: getattr(importlib.import_module(module), name)(cfg), params, overrides or []))
+        start_early()  # Prefect's temporary server starts while the flow's module imports
+        flows = importlib.import_module(module)
+        raise typer.Exit(execute(getattr(flows, name), params, overrides or [], getattr(flows, "warm_up", None)))
 
     return command
 

@@ -7,6 +7,11 @@ one's best trials when it did (`schedule` in params.yaml, docs/schedule.md).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, beside the imports below
+    from flows._server import start_early
+
+    start_early()
+
 import os
 from pathlib import Path
 from typing import Any

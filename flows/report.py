@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, beside the imports below
+    from flows._server import start_early
+
+    start_early()
+
 from prefect import flow
 
 from tasks.outputs import read_json

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, beside the imports below
+    from flows._server import start_early
+
+    start_early()
+
 import signal
 import threading
 import time
@@ -289,6 +294,11 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None
         study.tell(trial, state=TrialState.FAIL)
 
 
+def warm_up(cfg: Config) -> None:
+    """Start the trial workers while the command waits for Prefect's temporary server (`run` then finds them)."""
+    prestart(cfg)
+
+
 def run(cfg: Config) -> dict:
     """Run the tune flow with the task runner `tune.runner` names.
 
@@ -304,4 +314,4 @@ def run(cfg: Config) -> dict:
 if __name__ == "__main__":
     from flows._cli import main
 
-    raise SystemExit(main(run, __doc__))
+    raise SystemExit(main(run, __doc__, warm_up=warm_up))

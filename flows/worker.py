@@ -8,6 +8,11 @@ params.yaml, here or on other machines (with a PostgreSQL `tune.storage` and an 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, beside the imports below
+    from flows._server import start_early
+
+    start_early()
+
 from prefect import flow
 
 from flows.tune import _check_inputs, drive_trials, task_runner, trial_context
