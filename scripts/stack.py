@@ -10,11 +10,14 @@ It prints the `--set` overrides that point the pipeline at the stack.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from flows.cli import UI_ENV
 
 
 def main() -> int:
@@ -33,7 +36,8 @@ def main() -> int:
     scheduler = f"tcp://127.0.0.1:{args.dask_port}"
     procs = [
         subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(args.mlflow_port),
-                          "--backend-store-uri", f"sqlite:///{home}/mlflow.db", "--artifacts-destination", str(home / "artifacts")]),
+                          "--backend-store-uri", f"sqlite:///{home}/mlflow.db", "--artifacts-destination", str(home / "artifacts")],
+                         env=UI_ENV | dict(os.environ)),
         subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", str(args.dask_port), "--dashboard-address", "127.0.0.1:8787"]),
     ]
     time.sleep(3)

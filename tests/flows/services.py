@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from flows.cli import UI_ENV  # the server as tunedag's own UI runs it (no job runner)
 
 
 def free_port() -> int:
@@ -21,7 +24,8 @@ def start_mlflow_server(home: Path, port: int | None = None, timeout_s: float = 
     port = port or free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                              "--backend-store-uri", f"sqlite:///{home}/mlflow.db", "--artifacts-destination", str(home / "artifacts"),
-                             "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                             "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=UI_ENV | dict(os.environ))
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout_s
     while True:

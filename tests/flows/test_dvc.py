@@ -37,7 +37,9 @@ def _clone(tmp_path: Path) -> Path:
             (project / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, project / name)
     raw = yaml.safe_load((project / "params.yaml").read_text())
-    raw["tune"].update(n_trials=SHRINK["tune.n_trials"], parallelism=2)
+    # Trials in threads: the worker processes' start-up (their imports) would be most of each tune stage here,
+    # and the process pool is tested end to end elsewhere (test_resume, test_pipeline).
+    raw["tune"].update(n_trials=SHRINK["tune.n_trials"], parallelism=2, executor="thread")
     raw["search_space"]["n_estimators"] = SHRINK["search_space.n_estimators"]
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):

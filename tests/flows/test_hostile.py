@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from flows._cli import main
+from flows.cli import UI_ENV
 from flows.prepare import prepare_flow
 from flows.tune import _check_inputs
 from flows.tune import run as run_tune
@@ -150,7 +151,7 @@ def mlflow_server(tmp_path: Path):
     proc = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{store / 'm.db'}", "--artifacts-destination", str(store / "art")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=UI_ENV | dict(os.environ),
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -269,10 +270,12 @@ def test_tunedag_ui_listens_on_localhost_only(project):
             assert proc.poll() is None and time.time() < deadline, "tunedag ui never listened"
             time.sleep(0.5)
             sockets = _listening(proc.pid)
+        tree = [" ".join(p.cmdline()) for p in psutil.Process(proc.pid).children(recursive=True)]
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)
     assert {ip for _, ip, _ in sockets} <= LOCALHOST, sockets
+    assert not [c for c in tree if "huey" in c or "_job_runner" in c], tree  # no MLflow job runner for a UI
 
 
 def test_no_code_binds_every_interface():

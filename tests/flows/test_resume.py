@@ -65,8 +65,8 @@ def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicate
     prepare_flow(cfg)
     study = open_study(cfg, file_md5(cfg.paths.prepared))
 
-    # Five kills at different points: mid-ask, mid-fit, mid-MLflow write, between trials (the delays vary it).
-    for after, delay in ((1, 0.0), (3, 0.05), (5, 0.2), (7, 0.35), (9, 0.1)):
+    # Three kills at different points: mid-ask, mid-fit, mid-MLflow write, between trials (the delays vary it).
+    for after, delay in ((1, 0.0), (4, 0.2), (7, 0.05)):
         _run_and_kill(project, study, after, delay)
     done = subprocess.run([sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300,
                           env=subprocess_env())
@@ -75,7 +75,7 @@ def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicate
     study = check_ledger(cfg, n_complete=N_TRIALS)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     requeued = {t.user_attrs.get("requeued_from"): t for t in study.trials if "requeued_from" in t.user_attrs}
-    assert len(failed) >= 5
+    assert len(failed) >= 3
     # A trial killed while its parameters were being sampled has nothing to re-run; every other is re-queued.
     whole = [t for t in failed if is_complete(t.params, cfg.families)]
     assert whole
