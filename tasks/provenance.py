@@ -8,10 +8,14 @@ from functools import lru_cache
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """HEAD's commit, suffixed `-dirty` when tracked files have uncommitted changes; `unknown` outside git."""
+    """HEAD's commit, suffixed `-dirty` when tracked files have uncommitted changes; `unknown` outside git.
+
+    dvc.lock does not count: `dvc repro` rewrites it after each stage, so the later stages of a
+    reproduction from a clean checkout would otherwise call their own code dirty.
+    """
     try:
         head = _git("rev-parse", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(exclude,top,glob)**/dvc.lock")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}-dirty" if dirty else head
