@@ -349,7 +349,8 @@ def test_a_second_dvc_repro_while_one_runs_is_refused_and_the_first_completes(tm
     env = {**subprocess_env(), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     log = tmp_path / "first.log"
     with open(log, "w") as out:
-        first = subprocess.Popen(["dvc", "repro"], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # Up to the tune stage only: the lock is the point, the later stages would only add minutes.
+        first = subprocess.Popen(["dvc", "repro", "tune"], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 300
             while "Running stage 'tune'" not in log.read_text():
@@ -364,8 +365,8 @@ def test_a_second_dvc_repro_while_one_runs_is_refused_and_the_first_completes(tm
     message = second.stdout + second.stderr
     assert "Unable to acquire lock" in message or "is busy, it is being blocked by" in message, message
     assert first.returncode == 0, log.read_text()[-3000:]
-    assert "Data and pipelines are up to date" in ok(project, "dvc", "status")
+    assert "Data and pipelines are up to date" in ok(project, "dvc", "status", "tune")
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert set(lock["stages"]) == set(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
+    assert {"prepare", "tune"} <= set(lock["stages"])  # parsed whole; `dvc status tune` above compared it with the files
     rwlock = json.loads((project / ".dvc" / "tmp" / "rwlock").read_text())
     assert not rwlock.get("read") and not rwlock.get("write"), rwlock
