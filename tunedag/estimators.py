@@ -110,9 +110,9 @@ def skops_trusted_types(model: Any, extra: Sequence[str] = ()) -> list[str]:
     Types from scikit-learn, NumPy and SciPy are reviewed by policy; anything else must be
     listed by the user in `model.trusted_types`.
     """
-    import skops.io
+    from tunedag.skops_io import skops_io
 
-    found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    found = skops_io.get_untrusted_types(data=skops_io.dumps(model))
     unreviewed = [t for t in found if not t.startswith(REVIEWED_TYPE_PREFIXES) and t not in extra]
     if unreviewed:
         raise ConfigError(

@@ -243,9 +243,9 @@ def _extra_objective(name: str, model: Pipeline, prep: Prepared) -> float:
 
         return parameter_bytes(model.steps[-1][1].module_) / 1024
     if name == "model_size_kb":
-        import skops.io
+        from tunedag.skops_io import skops_io
 
-        return len(skops.io.dumps(model)) / 1024
+        return len(skops_io.dumps(model)) / 1024
     X_val, _ = prep.xy("val") if (prep.frame[SPLIT] == "val").any() else prep.xy("train")
     times = []
     for _ in range(3):
