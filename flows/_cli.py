@@ -1,4 +1,8 @@
-"""The command-line entry every stage shares: validate params.yaml once, run the flow, exit cleanly."""
+"""The command-line entry every stage shares: validate params.yaml once, run the flow, exit cleanly.
+
+Light to import (Prefect is imported when the flow runs): a stage command may load its config
+and start work that needs no Prefect API (`warm_start`) from its first lines, before the flow's imports.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,12 @@ import sys
 from typing import Any, Callable
 
 import yaml
-from prefect.exceptions import TerminationSignal
 
 from flows._server import temporary_server
 from tunedag.config import Config, load_config
 from tunedag.errors import TunedagError
+
+_EARLY: tuple[tuple[str, tuple[str, ...]], Config] | None = None  # the config `warm_start` loaded, for `execute`
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -26,15 +31,34 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def main(run: Callable[[Config], Any], description: str, argv: list[str] | None = None,
-         warm_up: Callable[[Config], None] | None = None) -> int:
-    """Parse `--params` and `--set`, load the config, run; errors print one paragraph and exit 2."""
+def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """`--params` and repeated `--set KEY=VALUE`; argparse exits with its usage message on a bad command line."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="the config file (default: params.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one key of the config, e.g. --set tune.n_trials=50")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(run: Callable[[Config], Any], description: str, argv: list[str] | None = None,
+         warm_up: Callable[[Config], None] | None = None) -> int:
+    """Parse `--params` and `--set`, load the config, run; errors print one paragraph and exit 2."""
+    args = parse_args(description, argv)
     return execute(run, args.params, args.overrides, warm_up)
+
+
+def warm_start(warm_up: Callable[[Config], None], params: str, overrides: list[str]) -> None:
+    """Load the config now and call `warm_up(cfg)`; a config that does not validate is left to `execute` to report.
+
+    `execute` with the same arguments then uses this config instead of loading it again.
+    """
+    global _EARLY
+    try:
+        cfg = load_config(params, parse_overrides(overrides))
+    except TunedagError:
+        return
+    _EARLY = ((params, tuple(overrides)), cfg)
+    warm_up(cfg)
 
 
 def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
@@ -44,9 +68,11 @@ def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
     `warm_up(cfg)` starts work that needs no Prefect API before the command waits for the temporary
     server that `flows._server.start_early` launched; `run` then runs with Prefect pointed at it.
     """
+    from prefect.exceptions import TerminationSignal
+
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        cfg = load_config(params, parse_overrides(overrides))
+        cfg = _load(params, overrides)
         if warm_up is not None:
             warm_up(cfg)
         with temporary_server():
@@ -60,6 +86,15 @@ def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _load(params: str, overrides: list[str]) -> Config:
+    """The config `warm_start` loaded for these arguments (once), else a fresh load."""
+    global _EARLY
+    early, _EARLY = _EARLY, None
+    if early is not None and early[0] == (params, tuple(overrides)):
+        return early[1]
+    return load_config(params, parse_overrides(overrides))
 
 
 def _interrupt(signum: int, frame: Any) -> None:

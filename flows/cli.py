@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from flows._cli import execute
+from flows._cli import execute, warm_start
 from flows._server import start_early
 
 HELP = ("One command for every stage, the whole pipeline, its schedule, the MLflow UI and a status. Every command "
@@ -45,6 +45,7 @@ FLOW_COMMANDS = {
     "report": ("flows.report", "report_flow", "Stage 5: the study report (figures, DVC plots, reports/study/index.html)."),
     "worker": ("flows.worker", "run", "Join the running study (same params.yaml) and run its trials until the budget is used."),
 }
+TRIAL_COMMANDS = ("flows.tune", "flows.worker")  # the flows that run trials on the worker pool
 
 
 def _flow_command(module: str, name: str):
@@ -52,6 +53,10 @@ def _flow_command(module: str, name: str):
 
     def command(params: Params = "params.yaml", overrides: Overrides = None) -> None:
         start_early()  # Prefect's temporary server starts while the flow's module imports
+        if module in TRIAL_COMMANDS:  # and the trial workers, from the validated config
+            from tasks.pool import prestart
+
+            warm_start(prestart, params, overrides or [])
         flows = importlib.import_module(module)
         raise typer.Exit(execute(getattr(flows, name), params, overrides or [], getattr(flows, "warm_up", None)))
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, beside the imports below
+if __name__ == "__main__":  # a stage command: Prefect's temporary server and the trial workers start now, beside the imports below
     from flows._server import start_early
 
     start_early()
+    from flows._cli import parse_args, warm_start
+    from tasks.pool import prestart
+
+    warm_start(prestart, **vars(parse_args(__doc__)))
 
 import signal
 import threading
@@ -21,8 +25,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from tasks.reports import summarise_study
-from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_tracker, start_run
-from tasks.trial_worker import TrialJob, executor_for, prestart
+from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_tracker, preload_store, start_run
+from tasks.pool import executor_for, prestart
+from tasks.trial_worker import TrialJob
 from tasks.tuning import (TrialContext, TrialResult, clear_staging, close_stale_parents, drain_recorder, lineage_tags,
                           reconcile_trials, run_trial)
 from tunedag.executor import close_executors
@@ -295,8 +300,8 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None
 
 
 def warm_up(cfg: Config) -> None:
-    """Start the trial workers while the command waits for Prefect's temporary server (`run` then finds them)."""
-    prestart(cfg)
+    """What the command starts before it waits for Prefect's temporary server (the workers started earlier)."""
+    preload_store(cfg.tracking.uri)
 
 
 def run(cfg: Config) -> dict:

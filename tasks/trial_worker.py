@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-import threading
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,16 +20,11 @@ import optuna
 from tasks.tracking import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
 from tunedag.config import Config
 from tunedag.data import load_prepared
-from tunedag.estimators import is_torch_estimator, skops_trusted_types
-from tunedag.executor import Limits, default_threads, get_executor, report_early
+from tunedag.estimators import skops_trusted_types
+from tunedag.executor import default_threads, report_early
 from tunedag.objective import Reporter, TrialPruned, evaluate
 from tunedag.samplers import build_pruner
 from tunedag.study import build_storage
-
-# What the forkserver imports once, so each new worker process starts warm.
-PRELOAD = ("tasks.trial_worker", "mlflow.sklearn", "skops.io")
-NETS_PRELOAD = ("tunedag.nets", "mlflow.pytorch")  # torch itself, for studies of networks
-
 
 @dataclass(frozen=True)
 class TrialJob:
@@ -101,27 +95,6 @@ def _epochs(curves: dict[str, list[float]]) -> dict[str, list[float]]:
     return {f"epoch_{name}": series for name, series in curves.items()}
 
 
-def executor_for(cfg: Config, kind: str | None = None):
-    """The trial executor of this process for `cfg` (shared by the trial tasks, closed by the flow)."""
-    tune = cfg.tune
-    limits = Limits(default_threads(tune.parallelism, tune.threads_per_trial), tune.trial_timeout, tune.trial_memory_mb)
-    nets = any(f.estimator and is_torch_estimator(f.estimator) for f in cfg.families.values())
-    # One spare worker: a trial that has answered early writes its model while the next trial runs.
-    return get_executor(kind or tune.executor, tune.parallelism, limits, PRELOAD + (NETS_PRELOAD if nets else ()), spare=1)
-
-
-def prestart(cfg: Config) -> None:
-    """Start this process's trial executor in the background, beside other start-up work (the first trial waits for it)."""
-    def start() -> None:
-        try:
-            executor_for(cfg)
-        except Exception:  # the trial loop's own call raises it where it can be reported
-            pass
-
-    if cfg.tune.executor == "process" and cfg.tune.runner.kind == "local":
-        threading.Thread(target=start, name="tunedag-prestart-workers", daemon=True).start()
-
-
 def discard(result: JobResult) -> None:
     """Delete a trial's temporary model folder (one written in place belongs to its MLflow run)."""
     if result.model_dir and not result.in_place:
@@ -189,7 +162,8 @@ def _study(job: TrialJob) -> optuna.Study:
     """The study in this process, loaded once (the journal is replayed once per worker)."""
     key = (job.cfg.tune.storage, job.study_name)
     if key not in _STUDIES:
-        _STUDIES[key] = optuna.load_study(study_name=job.study_name, storage=build_storage(key[0]), pruner=build_pruner(job.cfg))
+        storage = build_storage(key[0], job.cfg.tune.journal_sync)
+        _STUDIES[key] = optuna.load_study(study_name=job.study_name, storage=storage, pruner=build_pruner(job.cfg))
     return _STUDIES[key]
 
 

@@ -43,7 +43,8 @@ from tasks.tracking import (
     start_run,
     start_trial_run,
 )
-from tasks.trial_worker import JobResult, TrialJob, discard, executor_for, run_job
+from tasks.pool import executor_for
+from tasks.trial_worker import JobResult, TrialJob, discard, run_job
 from tunedag.config import Config
 from tunedag.executor import TrialLimitExceeded
 

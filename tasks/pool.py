@@ -1,0 +1,38 @@
+"""This process's trial executor for a config: which worker pool, what its forkserver preloads, started early.
+
+Light on purpose (no MLflow, no Prefect): a stage command starts the workers from its first lines,
+before it imports the flow, so the forkserver's imports of the trial code run beside the command's own.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from tunedag.config import Config
+from tunedag.estimators import is_torch_estimator
+from tunedag.executor import Limits, ProcessExecutor, ThreadExecutor, default_threads, get_executor
+
+# What the forkserver imports once, so each new worker process starts warm.
+PRELOAD = ("tasks.trial_worker", "mlflow.sklearn", "tunedag.skops_io")
+NETS_PRELOAD = ("tunedag.nets", "mlflow.pytorch")  # torch itself, for studies of networks
+
+
+def executor_for(cfg: Config, kind: str | None = None) -> ThreadExecutor | ProcessExecutor:
+    """The trial executor of this process for `cfg` (shared by the trial tasks, closed by the flow)."""
+    tune = cfg.tune
+    limits = Limits(default_threads(tune.parallelism, tune.threads_per_trial), tune.trial_timeout, tune.trial_memory_mb)
+    nets = any(f.estimator and is_torch_estimator(f.estimator) for f in cfg.families.values())
+    # One spare worker: a trial that has answered early writes its model while the next trial runs.
+    return get_executor(kind or tune.executor, tune.parallelism, limits, PRELOAD + (NETS_PRELOAD if nets else ()), spare=1)
+
+
+def prestart(cfg: Config) -> None:
+    """Start this process's trial executor in the background, beside other start-up work (the first trial waits for it)."""
+    def start() -> None:
+        try:
+            executor_for(cfg)
+        except Exception:  # the trial loop's own call raises it where it can be reported
+            pass
+
+    if cfg.tune.executor == "process" and cfg.tune.runner.kind == "local":
+        threading.Thread(target=start, name="tunedag-prestart-workers", daemon=True).start()

@@ -1,0 +1,39 @@
+"""The stage commands' shared entry (flows._cli): a config loaded early for the warm-up is the one the run gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows import _cli
+
+
+@pytest.fixture(autouse=True)
+def no_early_config(monkeypatch):
+    monkeypatch.setattr(_cli, "_EARLY", None)
+
+
+def test_the_config_warmed_up_early_is_the_one_the_run_gets_and_it_is_used_once(project):
+    warmed, ran = [], []
+    _cli.warm_start(warmed.append, "params.yaml", ["tune.n_trials=7"])
+
+    assert _cli.execute(ran.append, "params.yaml", ["tune.n_trials=7"]) == 0
+    assert _cli.execute(ran.append, "params.yaml", ["tune.n_trials=7"]) == 0
+    assert warmed[0].tune.n_trials == 7 and ran[0] is warmed[0]
+    assert ran[1] is not warmed[0] and ran[1] == warmed[0]  # loaded again: the early one served one run
+
+
+def test_other_arguments_than_the_early_ones_are_loaded_as_given(project):
+    warmed, ran = [], []
+    _cli.warm_start(warmed.append, "params.yaml", ["tune.n_trials=7"])
+
+    assert _cli.execute(ran.append, "params.yaml", ["tune.n_trials=9"]) == 0
+    assert ran[0].tune.n_trials == 9
+
+
+def test_a_config_that_does_not_validate_warms_nothing_and_the_run_reports_it(project, capsys):
+    warmed, ran = [], []
+    _cli.warm_start(warmed.append, "params.yaml", ["model.estimator=sklearn.nope.Thing"])
+
+    assert _cli.execute(ran.append, "params.yaml", ["model.estimator=sklearn.nope.Thing"]) == 2
+    assert warmed == [] and ran == []
+    assert "model.estimator" in capsys.readouterr().err
