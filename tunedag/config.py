@@ -265,6 +265,7 @@ class TuneConfig(_Strict):
     runner: RunnerConfig = RunnerConfig()
     max_failed_trials: int = Field(10, ge=0)
     storage: str = "optuna/study.journal"
+    journal_sync: bool = False  # fsync each journal write (survives a power cut); off: survives a killed process
     study_name: str = Field("tunedag", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
 
     # JSON (what Prefect stores as flow-run parameters) never carries the password; Python access does.
