@@ -12,7 +12,7 @@ sequence (checked and printed). Layers, each adding one thing to the one above:
 
   bare loop            a Python loop: sample 2 ints with numpy, evaluate
   optuna (memory)      study.optimize, in-memory storage: the baseline of the overhead
-  + journal storage    Optuna JournalStorage file, as tune.storage configures it
+  + journal storage    Optuna JournalStorage file, as tune.storage and tune.journal_sync configure it
   + MLflow run         one child run per trial with params, metrics and tags (the project's calls)
   + model artifact     the worker's model folder (skops, explicit requirements) uploaded to the run
   + worker process     the evaluation and model save in tunedag's process pool (tune.executor: process)
@@ -78,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layers", default=",".join(LAYERS), help=f"subset of {','.join(LAYERS)}")
     parser.add_argument("--executor", default="process", choices=("process", "thread"),
                         help="tune.executor of the full pipeline (default process, as params.yaml)")
+    parser.add_argument("--journal-sync", action="store_true",
+                        help="tune.journal_sync true: fsync every journal write, as Optuna does (default: params.yaml's false)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     return parser.parse_args(argv)
@@ -93,7 +95,8 @@ def isolate(workdir: Path) -> None:
     os.chdir(workdir)
 
 
-def config_dict(workdir: Path, trials: int, seed: int, cost_ms: float, executor: str, tag: str) -> dict[str, Any]:
+def config_dict(workdir: Path, trials: int, seed: int, cost_ms: float, executor: str, tag: str,
+                journal_sync: bool = False) -> dict[str, Any]:
     """A small complete params.yaml: iris, SpinClassifier with two int parameters, random sampler."""
     paths = {k: str(workdir / tag / f) for k, f in (("prepared", "../data/prepared.parquet"), ("tune_summary", "summary.json"),
                                                       ("model_dir", "models/final"), ("tune_metrics", "metrics/tune.json"),
@@ -106,7 +109,7 @@ def config_dict(workdir: Path, trials: int, seed: int, cost_ms: float, executor:
         "model": {"estimator": "bench_objectives.SpinClassifier", "fixed": {"cost_ms": cost_ms}, "trusted_types": [TYPE_NAME]},
         "search_space": {"a": {"type": "int", "low": 0, "high": 1000}, "b": {"type": "int", "low": 0, "high": 1000}},
         "tune": {"sampler": "random", "n_trials": trials, "metric": "accuracy", "parallelism": 1, "executor": executor,
-                 "storage": str(workdir / tag / "optuna/study.journal"), "study_name": f"bench-{tag}"},
+                 "storage": str(workdir / tag / "optuna/study.journal"), "journal_sync": journal_sync, "study_name": f"bench-{tag}"},
         "tracking": {"uri": f"sqlite:///{workdir / 'mlruns/mlflow.db'}", "artifact_root": str(workdir / "mlruns/artifacts"),
                      "experiment": f"bench-{tag}"},
     }
@@ -207,7 +210,7 @@ class Layers:
         return with_model_fn if with_model else without_model
 
     def in_process(self) -> Callable[[optuna.Trial, Params], float]:
-        from tasks.trial_worker import executor_for
+        from tasks.pool import executor_for
         from tasks.tuning import run_trial
 
         ctx = self.ctx["process"]
@@ -263,7 +266,7 @@ def prefect_layer(cfg: Any, layers: Layers, trials: int, storage: Any) -> Row:
             assert result.state == "COMPLETE", result.error
             return result.value
 
-        from tasks.trial_worker import executor_for
+        from tasks.pool import executor_for
 
         executor_for(cfg, "process")
         try:
@@ -278,20 +281,36 @@ def prefect_layer(cfg: Any, layers: Layers, trials: int, storage: Any) -> Row:
 
 
 def pipeline_layer(cfg: Any) -> tuple[Row, float]:
-    """flows.tune.run on the config: per-trial intervals and the start-up to the first trial."""
+    """flows.tune.run on the config, on the temporary server a command starts: intervals, start-up to the first trial.
+
+    The note gives the CPU the Prefect server process used per trial once it was up (the flow's run included).
+    """
+    import psutil
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
     import flows.tune
+    from flows import _server
     from tunedag.study import build_storage
 
     called_at = dt.datetime.now()
     started = time.perf_counter()
-    flows.tune.run(cfg)
+    _server.start_early()  # as `python -m flows.tune` does: its own server, started with the command
+    server = psutil.Process(_server._early[0].pid)
+    with _server.temporary_server():
+        ready_cpu = sum(server.cpu_times()[:2])  # its start-up apart
+        flows.tune.run(cfg)
+        APILogWorker.drain_all(timeout=10)  # the flow's last log lines reach the server before it stops
+        EventsWorker.drain_all(timeout=10)
+    server_cpu = sum(server.cpu_times()[:2]) - ready_cpu
+    _server.stop_early()
     total = time.perf_counter() - started
     storage = build_storage(cfg.tune.storage)
     (summary,) = optuna.get_all_study_summaries(storage)
     trials = sorted(optuna.load_study(study_name=summary.study_name, storage=storage).trials, key=lambda t: t.number)
     startup = (trials[0].datetime_start - called_at).total_seconds()
     return Row(NAMES["pipeline"], intervals(trials), total, [t.params for t in trials],
-               note=f"executor {cfg.tune.executor}"), startup
+               note=f"executor {cfg.tune.executor}; server {server_cpu * 1000 / len(trials):.0f} ms CPU/trial"), startup
 
 
 # ---------------------------------------------------------------- report
@@ -336,14 +355,15 @@ def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: li
     from tunedag.study import build_storage
 
     tag = f"cost{cost_ms:g}"
-    cfg = load_config(write_config(workdir, tag, trials=args.trials, seed=args.seed, cost_ms=cost_ms, executor=args.executor))
+    cfg = load_config(write_config(workdir, tag, trials=args.trials, seed=args.seed, cost_ms=cost_ms, executor=args.executor,
+                                   journal_sync=args.journal_sync))
     if not cfg.paths.prepared.is_file():
         print(f"prepare flow (own process, not counted): {run_prepare(workdir / tag / 'params.yaml'):.1f} s")
     rows: dict[str, Row] = {}
     layers = Layers(cfg, workdir)
     # One untimed trial through the whole in-process path: one-time imports land in no layer.
     optuna_layer("warm-up", cfg, layers.tracked(True), 2)
-    journal = lambda name: build_storage(str(workdir / tag / f"optuna/{name}.journal"))  # noqa: E731
+    journal = lambda name: build_storage(str(workdir / tag / f"optuna/{name}.journal"), cfg.tune.journal_sync)  # noqa: E731
     specs = {
         "bare": lambda: bare_loop(cfg, layers, args.trials),
         "optuna": lambda: optuna_layer(NAMES["optuna"], cfg, lambda t, p: layers.objective(p), args.trials),
@@ -362,7 +382,7 @@ def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: li
     if "pipeline" in wanted:
         rows["pipeline"], startup = pipeline_layer(cfg)
     print(f"\nobjective: evaluate(SpinClassifier, cost {cost_ms:g} ms) on iris, 2 int params, RandomSampler(seed={args.seed}), "
-          f"{args.trials} trials per layer, parallelism 1")
+          f"{args.trials} trials per layer, parallelism 1, tune.journal_sync {str(args.journal_sync).lower()}")
     print(table(list(rows.values())))
     if startup is not None:
         print(f"full pipeline start-up (flows.tune.run called -> first trial started, Prefect temporary server included): {startup:.2f} s")
