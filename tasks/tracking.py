@@ -148,8 +148,8 @@ def _sync_normal(engine: Any) -> None:
     """SQLite's `synchronous=NORMAL` on the tracking store's connections, as Prefect's server sets on its own store.
 
     In write-ahead-log mode (`_write_ahead_log`) a commit then syncs nothing; the log is synced at
-    checkpoints. A killed process loses no committed run; a power cut can lose the last commits, which
-    `reconcile_trials` fills in from the Optuna study (whose journal is synced on every write).
+    checkpoints. A killed process loses no committed run; an OS crash or power cut can lose the last
+    commits (docs/robustness.md), and `reconcile_trials` fills in runs of trials the Optuna study holds.
     """
     from sqlalchemy import event
 

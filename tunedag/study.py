@@ -56,17 +56,30 @@ def build_storage(url: str, sync: bool = True) -> BaseStorage:
 def _cut_torn_tail(backend: JournalFileBackend) -> None:
     """Drop a last line without its newline (a write cut short by an OS crash), which would make every later append unreadable."""
     path = Path(backend._file_path)
-    if not path.is_file() or path.stat().st_size == 0:
+    if _ends_whole(path):
         return
     with get_lock_file(backend._lock), open(path, "rb+") as f:
+        end = pos = f.seek(0, os.SEEK_END)
+        while pos > 0:
+            step = min(pos, 1 << 16)
+            f.seek(pos - step)
+            chunk = f.read(step)
+            if pos == end and chunk.endswith(b"\n"):
+                return  # mended meanwhile by another process
+            if (cut := chunk.rfind(b"\n")) >= 0:
+                f.truncate(pos - step + cut + 1)
+                return
+            pos -= step
+        f.truncate(0)
+
+
+def _ends_whole(path: Path) -> bool:
+    """True for a missing or empty journal or one whose last byte ends a line."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return True
+    with open(path, "rb") as f:
         f.seek(-1, os.SEEK_END)
-        if f.read(1) == b"\n":
-            return
-        size = f.seek(0, os.SEEK_END)
-        start = max(0, size - (1 << 20))
-        f.seek(start)
-        tail = f.read()
-        f.truncate(start + tail.rfind(b"\n") + 1 if b"\n" in tail else start)
+        return f.read(1) == b"\n"
 
 
 class UnsyncedJournalFile(JournalFileBackend):
@@ -76,7 +89,7 @@ class UnsyncedJournalFile(JournalFileBackend):
     the model files and store pages written since the last, 1-2 ms each under a study's writes,
     six a trial. Without it a write is in the OS's cache when the call returns: other processes
     read it at once and a killed process loses nothing; an OS crash or power cut can lose the
-    last writes (a torn last line is skipped on reading). That is the durability Prefect's server
+    last writes (a line cut short is dropped when the study next opens). That is the durability Prefect's server
     gives its own SQLite store (synchronous=NORMAL) and tunedag's MLflow store.
     """
 

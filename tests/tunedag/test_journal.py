@@ -59,3 +59,14 @@ def test_a_torn_last_write_is_cut_off_and_the_study_goes_on(tmp_path, sync):
 
     assert path.read_bytes().startswith(whole)
     assert len(optuna.load_study(study_name="s", storage=build_storage(str(path))).trials) == 7
+
+
+def test_a_journal_that_is_only_a_torn_line_is_emptied_and_one_that_ends_whole_is_untouched(tmp_path):
+    torn, whole = tmp_path / "torn.journal", tmp_path / "whole.journal"
+    torn.write_bytes(b'{"op_code": 0, "worker_id": "w", "study_na')
+    _study(whole, sync=False)
+    before = whole.read_bytes()
+
+    build_storage(str(torn), False), build_storage(str(whole), False)
+
+    assert torn.read_bytes() == b"" and whole.read_bytes() == before
