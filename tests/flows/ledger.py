@@ -32,7 +32,7 @@ def check_ledger(cfg: Config, n_complete: int) -> optuna.Study:
     assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     children = study_runs(cfg, study.study_name, "trial")
     numbers = [int(r.data.tags[TAG_TRIAL]) for r in children]
-    assert sorted(numbers) == sorted(t.number for t in trials), "one MLflow child run per Optuna trial"
+    assert sorted(numbers) == sorted(t.number for t in trials), f"one MLflow child run per Optuna trial: runs {sorted(numbers)}, trials {sorted((t.number, t.state.name) for t in trials)}"
     by_number = {int(r.data.tags[TAG_TRIAL]): r for r in children}
     for t in trials:
         run = by_number[t.number]
