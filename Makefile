@@ -30,7 +30,7 @@ stack: install  ## a local PostgreSQL, MLflow server and Dask cluster on 127.0.0
 	python -m pip install --quiet -e ".[test]"
 	python -m scripts.stack
 
-test: install  ## every test, the slow end-to-end ones included, on 2 processes (about 11 minutes on 2 cores, 13 with the install)
+test: install  ## every test, the slow end-to-end ones included, on 2 processes (11-14 minutes on 2 cores, 13-16 with the install)
 	python -m pytest -q -n 2 --dist loadfile
 
 test-fast: install  ## the tests without the slow end-to-end runs
