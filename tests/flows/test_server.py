@@ -123,3 +123,11 @@ def test_a_stage_command_with_no_api_runs_on_its_own_server_on_localhost_and_sto
     assert (tmp_path / load_config(tmp_path / "params.yaml").paths.prepared).is_file()
     with pytest.raises(OSError):  # stopped with the command
         urllib.request.urlopen(f"{url.group(1)}/health", timeout=2)
+
+
+def test_the_projects_settings_give_a_temporary_server_time_to_migrate_a_new_database_on_a_busy_machine(tmp_path):
+    shutil.copy(REPO / "prefect.toml", tmp_path / "prefect.toml")
+    env = {k: v for k, v in subprocess_env().items() if not k.startswith("PREFECT_SERVER_EPHEMERAL")}
+    probe = "from prefect.settings import get_current_settings as s; print(s().server.ephemeral.startup_timeout_seconds)"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout.split()[-1]) >= 60  # Prefect's 20 s default was exceeded under a CI run's load
