@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
 from flows._server import temporary_server
-from tunedag.config import Config, load_config
 from tunedag.errors import TunedagError
+
+if TYPE_CHECKING:
+    from tunedag.config import Config  # imports scikit-learn (2 s): loaded when a config is, not for `--help`
 
 _EARLY: tuple[tuple[str, tuple[str, ...]], Config] | None = None  # the config `warm_start` loaded, for `execute`
 
@@ -53,6 +55,8 @@ def warm_start(warm_up: Callable[[Config], None], params: str, overrides: list[s
     `execute` with the same arguments then uses this config instead of loading it again.
     """
     global _EARLY
+    from tunedag.config import load_config
+
     try:
         cfg = load_config(params, parse_overrides(overrides))
     except TunedagError:
@@ -94,6 +98,8 @@ def _load(params: str, overrides: list[str]) -> Config:
     early, _EARLY = _EARLY, None
     if early is not None and early[0] == (params, tuple(overrides)):
         return early[1]
+    from tunedag.config import load_config
+
     return load_config(params, parse_overrides(overrides))
 
 

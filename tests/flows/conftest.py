@@ -41,8 +41,9 @@ def subprocess_env() -> dict[str, str]:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh project folder with the repository's params.yaml and raw data, as the working dir."""
+    """A fresh project folder with the repository's params.yaml, prefect.toml and raw data, as the working dir."""
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(REPO / "prefect.toml", tmp_path / "prefect.toml")  # Prefect's settings, as in a clone
     shutil.copytree(REPO / "data" / "raw", tmp_path / "data" / "raw")
     monkeypatch.chdir(tmp_path)
     return tmp_path

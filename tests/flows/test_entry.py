@@ -37,3 +37,14 @@ def test_a_config_that_does_not_validate_warms_nothing_and_the_run_reports_it(pr
     assert _cli.execute(ran.append, "params.yaml", ["model.estimator=sklearn.nope.Thing"]) == 2
     assert warmed == [] and ran == []
     assert "model.estimator" in capsys.readouterr().err
+
+
+def test_the_tunedag_command_imports_neither_prefect_nor_mlflow_nor_sklearn_before_it_runs_one():
+    """`tunedag --help` answers at once, and `tunedag tune` launches Prefect's server before the heavy imports."""
+    import json
+    import subprocess
+    import sys
+
+    code = "import sys, json, flows.cli; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'mlflow', 'sklearn', 'optuna'})))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []
