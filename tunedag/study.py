@@ -159,8 +159,13 @@ STALE_S = 120.0  # a trial of another host with no heartbeat for this long is an
 
 def worker_id() -> str:
     """This process, as recorded on the trials it runs: host, pid and start time (pids are reused)."""
-    me = psutil.Process()
-    return f"{socket.gethostname()}:{me.pid}:{me.create_time():.0f}"
+    pid = os.getpid()  # a forked child has its own, so the cache is keyed on it
+    if pid not in _WORKER_IDS:  # psutil reads /proc on every call: milliseconds a trial under load
+        _WORKER_IDS[pid] = f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.0f}"
+    return _WORKER_IDS[pid]
+
+
+_WORKER_IDS: dict[int, str] = {}
 
 
 def claim(trial: optuna.Trial) -> None:

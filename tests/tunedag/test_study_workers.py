@@ -105,6 +105,17 @@ def test_worker_id_names_this_process():
     assert worker_id().split(":")[1] == str(os.getpid())
 
 
+def test_a_forked_child_has_its_own_worker_id_though_the_parent_cached_its_own():
+    import multiprocessing
+    import os
+
+    parent = worker_id()
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # forked after the parent's id was cached
+        child = pool.apply(worker_id)
+    assert child != parent and child.split(":")[1] != str(os.getpid())
+    assert child.rsplit(":", 2)[0] == parent.rsplit(":", 2)[0]  # same host
+
+
 def test_a_worker_never_creates_a_study(tmp_path):
     from tunedag.config import load_config
     from tunedag.errors import TunedagError
