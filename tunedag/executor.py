@@ -13,6 +13,7 @@ answer and the job's return. With a spare worker in the pool the next job runs m
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import importlib
 import multiprocessing
 import os
@@ -81,7 +82,7 @@ class ProcessExecutor:
         self.limits = limits
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(preload))
-        gpus = _gpu_count() if "torch" in sys.modules else 0
+        gpus = visible_gpus()
         self._early, self._waiting, self._lock = context.SimpleQueue(), {}, threading.Lock()
         self._pool = pebble.ProcessPool(max_workers=workers + spare, context=context, initializer=_init_worker,
                                         initargs=(limits, gpus, context.Value("i", 0), self._early, preload))
@@ -191,7 +192,7 @@ def close_executors() -> None:
         _EXECUTORS.clear()
 
 
-def _init_worker(limits: Limits, gpus: int, counter: Any, early: Any = None, preload: tuple[str, ...] = ()) -> None:
+def _init_worker(limits: Limits, gpus: list[str], counter: Any, early: Any = None, preload: tuple[str, ...] = ()) -> None:
     global _EARLY
     _EARLY = early
     # A forkserver started earlier in this process (by another pool) has other modules loaded:
@@ -201,8 +202,8 @@ def _init_worker(limits: Limits, gpus: int, counter: Any, early: Any = None, pre
     with counter.get_lock():
         slot = counter.value
         counter.value += 1
-    if gpus > 1:  # one GPU per concurrent trial: worker k sees GPU k mod n as its only device
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+    if len(gpus) > 1:  # one GPU per concurrent trial: worker k sees GPU k mod n as its only device
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     _cap_threads(limits.threads)
     if limits.memory_mb:
         _cap_memory(limits.memory_mb)
@@ -226,6 +227,27 @@ def _cap_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 
-def _gpu_count() -> int:
-    torch = sys.modules["torch"]
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+def visible_gpus() -> list[str]:
+    """The GPUs trials may use, as `CUDA_VISIBLE_DEVICES` entries: that variable's own list when it is set, else every GPU.
+
+    Counted without importing torch (the flow's process never does): through NVML, the NVIDIA
+    driver's library, as torch counts them before CUDA starts. No driver, no GPU.
+    """
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:  # ids or UUIDs, as the user restricted them
+        return [device.strip() for device in listed.split(",") if device.strip()]
+    return [str(index) for index in range(_nvml_gpu_count())]
+
+
+def _nvml_gpu_count() -> int:
+    try:
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return 0
+    if nvml.nvmlInit_v2() != 0:
+        return 0
+    try:
+        count = ctypes.c_uint(0)
+        return count.value if nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)) == 0 else 0
+    finally:
+        nvml.nvmlShutdown()

@@ -43,3 +43,9 @@ def answer_early_then_sleep(value, seconds: float):
     report_early(value)
     time.sleep(seconds)
     return value * 2
+
+
+def visible_devices_after(seconds: float) -> str | None:
+    """The worker's CUDA_VISIBLE_DEVICES, after holding the worker `seconds` (so concurrent jobs land on different ones)."""
+    time.sleep(seconds)
+    return os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -94,3 +94,45 @@ def test_default_threads_share_the_cores():
     assert default_threads(1) == cores
     assert default_threads(cores * 2) == 1
     assert default_threads(2, requested=3) == 3
+
+
+@pytest.mark.parametrize(("listed", "nvml", "expected"), [
+    (None, 3, ["0", "1", "2"]),  # every GPU the driver counts
+    ("5,7", 8, ["5", "7"]),  # the user's restriction, ids kept as given
+    ("GPU-aa, GPU-bb", 0, ["GPU-aa", "GPU-bb"]),  # UUIDs
+    ("", 2, []),  # GPUs hidden
+    (None, 0, []),  # no NVIDIA driver
+])
+def test_visible_gpus_follow_cuda_visible_devices_else_the_driver(monkeypatch, listed, nvml, expected):
+    from tunedag import executor
+
+    if listed is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
+    monkeypatch.setattr(executor, "_nvml_gpu_count", lambda: nvml)
+    assert executor.visible_gpus() == expected
+
+
+def test_without_nvidias_library_there_is_no_gpu_and_no_error(monkeypatch):
+    import ctypes
+
+    from tunedag import executor
+
+    def missing(name, *args, **kwargs):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert executor._nvml_gpu_count() == 0
+
+
+def test_with_several_gpus_each_worker_sees_one_of_them(monkeypatch):
+    """Concurrent trials each get their own GPU, from the user's CUDA_VISIBLE_DEVICES list, without torch in this process."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    executor = ProcessExecutor(2, Limits(threads=1), preload=("tests.support.jobs",), spare=1)
+    try:
+        started = [executor.start(jobs.visible_devices_after, 1.0)[1] for _ in range(3)]  # all three workers busy
+        seen = [future.result(timeout=60) for future in started]
+    finally:
+        executor.close()
+    assert sorted(seen) in (["5", "5", "7"], ["5", "7", "7"])  # never both, never the whole list
