@@ -45,6 +45,19 @@ def answer_early_then_sleep(value, seconds: float):
     return value * 2
 
 
+def answer_early_then_wait(value, release: str, most_s: float = 60.0):
+    """Hand `value` back early, then keep the worker busy until the file `release` exists (at most `most_s`)."""
+    from pathlib import Path
+
+    from tunedag.executor import report_early
+
+    report_early(value)
+    deadline = time.monotonic() + most_s
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value * 2
+
+
 def visible_devices_after(seconds: float) -> str | None:
     """The worker's CUDA_VISIBLE_DEVICES, after holding the worker `seconds` (so concurrent jobs land on different ones)."""
     time.sleep(seconds)
