@@ -242,9 +242,9 @@ def visible_gpus() -> list[str]:
 def _nvml_gpu_count() -> int:
     try:
         nvml = ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        return 0
-    if nvml.nvmlInit_v2() != 0:
+        if nvml.nvmlInit_v2() != 0:
+            return 0
+    except (OSError, AttributeError):  # no driver, or one too old for these calls
         return 0
     try:
         count = ctypes.c_uint(0)
