@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
-from flows._server import temporary_server
+from flows._server import discard_unused, temporary_server
 from tunedag.errors import TunedagError
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
         with temporary_server():
             run(cfg)
     except TunedagError as exc:
+        discard_unused()  # before the message: nothing of a half-started server's may follow it
         print(f"tunedag: error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, TerminationSignal):

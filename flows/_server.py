@@ -25,6 +25,7 @@ from typing import Iterator
 SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
 _early: tuple[subprocess.Popen, int] | None = None
+_served = False  # whether a flow ran on the early server (then it is stopped gracefully, never killed)
 
 
 def server_command(port: int) -> list[str]:
@@ -45,6 +46,21 @@ def start_early() -> None:
     proc = subprocess.Popen(server_command(port), env={**os.environ, **SERVER_ENV})
     _early = (proc, port)
     atexit.register(stop_early)
+
+
+def discard_unused() -> None:
+    """Kill the early server if no flow ran on it (the command stops on bad input).
+
+    SIGKILL, not SIGTERM: a server stopped halfway through its start-up writes its shutdown errors
+    to the command's terminal, after the one-paragraph message.
+    """
+    global _early
+    if _early is None or _served:
+        return
+    proc, _ = _early
+    _early = None
+    proc.kill()
+    proc.wait()
 
 
 def stop_early() -> None:
@@ -76,6 +92,8 @@ def temporary_server() -> Iterator[None]:
         return
     from prefect.logging import get_logger
 
+    global _served
+    _served = True
     get_logger().info("Temporary server on %s, started with the command (it stops when the command ends)", url)
     with temporary_settings({PREFECT_API_URL: url, PREFECT_UI_URL: ""}):  # it serves no UI: no "View at" links
         yield

@@ -22,13 +22,16 @@ class FakeServer:
     """A stand-in for the uvicorn process: `exit_code` None while it runs."""
 
     def __init__(self, args, env):
-        self.args, self.env, self.exit_code, self.terminated = args, env, None, False
+        self.args, self.env, self.exit_code, self.terminated, self.killed = args, env, None, False, False
 
     def poll(self):
         return self.exit_code
 
     def terminate(self):
         self.terminated, self.exit_code = True, -15
+
+    def kill(self):
+        self.killed, self.exit_code = True, -9
 
     def wait(self, timeout=None):
         return self.exit_code
@@ -45,6 +48,7 @@ def launched(monkeypatch):
 
     monkeypatch.setattr(_server.subprocess, "Popen", popen)
     monkeypatch.setattr(_server, "_early", None)
+    monkeypatch.setattr(_server, "_served", False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     return calls
 
@@ -131,3 +135,29 @@ def test_the_projects_settings_give_a_temporary_server_time_to_migrate_a_new_dat
     probe = "from prefect.settings import get_current_settings as s; print(s().server.ephemeral.startup_timeout_seconds)"
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert int(out.stdout.split()[-1]) >= 60  # Prefect's 20 s default was exceeded under a CI run's load
+
+
+def test_bad_input_kills_the_unused_server_before_the_message_and_a_served_one_is_left_to_stop_at_exit(launched, monkeypatch, project, capsys):
+    from flows import _cli
+    from tunedag.errors import ConfigError
+
+    monkeypatch.setattr(_cli, "_EARLY", None)
+    _server.start_early()
+
+    def refused(cfg):
+        assert False, "the run never starts on a config that does not load"
+
+    assert _cli.execute(refused, "missing.yaml", []) == 2
+    assert launched[0].killed and _server._early is None and "missing.yaml" in capsys.readouterr().err
+
+    monkeypatch.setattr(_server, "_wait_until_healthy", lambda timeout: "http://127.0.0.1:9/api")
+    _server.start_early()
+
+    def fails_inside(cfg):
+        raise ConfigError("refused inside the flow run")
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert _cli.execute(fails_inside, "params.yaml", []) == 2
+    assert not launched[1].killed and not launched[1].terminated  # the flow's events drain; atexit stops it
+    _server.stop_early()
+    assert launched[1].terminated
