@@ -45,7 +45,7 @@ def start_early() -> None:
         port = sock.getsockname()[1]
     proc = subprocess.Popen(server_command(port), env={**os.environ, **SERVER_ENV})
     _early = (proc, port)
-    atexit.register(stop_early)
+    atexit.register(_at_exit)
 
 
 def discard_unused() -> None:
@@ -61,6 +61,12 @@ def discard_unused() -> None:
     _early = None
     proc.kill()
     proc.wait()
+
+
+def _at_exit() -> None:
+    """An unused server (a bad command line or config) is killed, a served one stopped gracefully."""
+    discard_unused()
+    stop_early()
 
 
 def stop_early() -> None:

@@ -161,3 +161,16 @@ def test_bad_input_kills_the_unused_server_before_the_message_and_a_served_one_i
     assert not launched[1].killed and not launched[1].terminated  # the flow's events drain; atexit stops it
     _server.stop_early()
     assert launched[1].terminated
+
+
+def test_at_exit_an_unused_server_is_killed_and_a_served_one_stopped_gracefully(launched, monkeypatch):
+    _server.start_early()  # then, say, argparse refuses the command line
+    _server._at_exit()
+    monkeypatch.setattr(_server, "_wait_until_healthy", lambda timeout: "http://127.0.0.1:9/api")
+    _server.start_early()
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        with _server.temporary_server():
+            pass
+    _server._at_exit()
+    assert (launched[0].killed, launched[0].terminated) == (True, False)
+    assert (launched[1].killed, launched[1].terminated) == (False, True)
