@@ -37,9 +37,10 @@ def server_command(port: int) -> list[str]:
 
 def start_early() -> None:
     """Launch the temporary server now, unless `PREFECT_API_URL` is set in the environment (or one was launched)."""
-    global _early
+    global _early, _served
     if _early is not None or os.environ.get("PREFECT_API_URL"):
         return
+    _served = False
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -54,13 +55,8 @@ def discard_unused() -> None:
     SIGKILL, not SIGTERM: a server stopped halfway through its start-up writes its shutdown errors
     to the command's terminal, after the one-paragraph message.
     """
-    global _early
-    if _early is None or _served:
-        return
-    proc, _ = _early
-    _early = None
-    proc.kill()
-    proc.wait()
+    if not _served:
+        stop_early(kill=True)
 
 
 def _at_exit() -> None:
@@ -69,13 +65,17 @@ def _at_exit() -> None:
     stop_early()
 
 
-def stop_early() -> None:
-    """Stop the early server, as Prefect stops its own: SIGTERM, then SIGKILL after 5 s."""
+def stop_early(kill: bool = False) -> None:
+    """Stop the early server, as Prefect stops its own: SIGTERM, then SIGKILL after 5 s (at once with `kill`)."""
     global _early
     if _early is None:
         return
     proc, _ = _early
     _early = None
+    if kill:
+        proc.kill()
+        proc.wait()
+        return
     proc.terminate()
     try:
         proc.wait(timeout=5)

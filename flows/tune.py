@@ -29,7 +29,7 @@ from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_tracker, preload_store, start_run
 from tasks.trial_worker import TrialJob
 from tasks.tuning import (TrialContext, TrialResult, clear_staging, close_stale_parents, drain_recorder, lineage_tags,
-                          reconcile_trials, run_trial)
+                          reconcile_trials, recover_orphan_trials, run_trial)
 from tunedag.executor import close_executors
 from tunedag.config import Config
 from tunedag.data import SPLIT, file_md5, load_prepared
@@ -202,7 +202,7 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
                 _write_progress(logger, progress)
                 if not pending and waiting and not stop.requested:
                     time.sleep(1.0)  # the budget is held by other workers' running trials: wait for them
-                    _recover_orphans(study, ctx)
+                    recover_orphan_trials(study, ctx)
                     continue
                 if not pending:
                     break
@@ -219,18 +219,6 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
     if stop.requested:
         raise KeyboardInterrupt
     return rules.reason or "done"
-
-
-def _recover_orphans(study: optuna.Study, ctx: TrialContext) -> None:
-    """Fail and re-queue trials of dead processes found while waiting, and close or create their MLflow runs.
-
-    A trial killed between its ask and its claim counts as alive for its first 10 s, so a run
-    started right after the kill finds it here, not in the flow's first recovery.
-    """
-    orphans = [t.number for t in recover_orphans(study, ctx.cfg.families)]
-    if orphans:
-        tracker = Tracker(client_for(ctx.cfg.tracking.uri), ctx.experiment_id)
-        reconcile_trials(tracker, study, orphans, ctx.parent_run_id, ctx.tags)
 
 
 def _write_progress(logger: Any, lines: list[str]) -> None:

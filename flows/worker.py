@@ -19,9 +19,9 @@ if __name__ == "__main__":  # a stage command: Prefect's temporary server and th
 
 from prefect import flow
 
-from flows.tune import _check_inputs, _recover_orphans, drive_trials, task_runner, trial_context
+from flows.tune import _check_inputs, drive_trials, task_runner, trial_context
 from tasks.tracking import open_tracker
-from tasks.tuning import lineage_tags
+from tasks.tuning import lineage_tags, recover_orphan_trials
 from tunedag.config import Config
 from tunedag.errors import TunedagError
 from tunedag.executor import close_executors
@@ -38,7 +38,7 @@ def worker_flow(cfg: Config) -> str:
     if parent is None:
         raise TunedagError(f"Study {study.study_name} has no pipeline run yet; start it with `python -m flows.tune` first.")
     ctx = trial_context(cfg, data_version, tracker, parent, study.study_name, lineage_tags(study.study_name, data_version))
-    _recover_orphans(study, ctx)  # with their MLflow runs closed or created, as the tune flow does
+    recover_orphan_trials(study, ctx)  # with their MLflow runs closed or created, as the tune flow does
     try:
         return drive_trials(study, ctx)
     finally:

@@ -47,6 +47,7 @@ from tasks.pool import executor_for
 from tasks.trial_worker import JobResult, TrialJob, discard, run_job
 from tunedag.config import Config
 from tunedag.executor import TrialLimitExceeded
+from tunedag.study import recover_orphans
 
 
 @dataclass(frozen=True)
@@ -322,6 +323,19 @@ def reconcile_trials(tracker: Tracker, study: optuna.Study, orphans: list[int], 
     for trial in study.get_trials(deepcopy=False, states=finished):
         if trial.number not in by_trial and trial.number not in orphans:
             fill_in_run(tracker, study, trial, parent_run_id, tags)
+
+
+def recover_orphan_trials(study: optuna.Study, ctx: TrialContext) -> list[int]:
+    """Fail and re-queue the trials of dead processes, and close or create their MLflow runs; their numbers.
+
+    For a worker joining the study and the trial loop's waits: a trial killed between its ask and
+    its claim counts as alive for its first 10 s, so a run started right after the kill finds it
+    there, not in the tune flow's first recovery (which reconciles every trial).
+    """
+    orphans = [t.number for t in recover_orphans(study, ctx.cfg.families)]
+    if orphans:
+        reconcile_trials(Tracker(client_for(ctx.cfg.tracking.uri), ctx.experiment_id), study, orphans, ctx.parent_run_id, ctx.tags)
+    return orphans
 
 
 def fill_in_run(tracker: Tracker, study: optuna.Study, trial: optuna.trial.FrozenTrial, parent_run_id: str,

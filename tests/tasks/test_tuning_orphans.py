@@ -1,4 +1,4 @@
-"""flows.tune's trial loop: an orphan recovered while it waits gets its MLflow run closed or created, as at start."""
+"""tasks.tuning.recover_orphan_trials (the trial loop's waits, a joining worker): an orphan gets its MLflow run closed or created."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import socket
 import optuna
 from optuna.trial import TrialState
 
-from flows.tune import _recover_orphans
 from tasks.tracking import TAG_STUDY, TAG_TRIAL, find_runs, open_tracker
-from tasks.tuning import TrialContext
+from tasks.tuning import TrialContext, recover_orphan_trials
 from tunedag.config import load_config
 from tunedag.space import suggest
 from tunedag.study import WORKER_ATTR, build_storage
@@ -26,7 +25,7 @@ def test_an_orphan_found_while_waiting_is_failed_requeued_and_gets_a_killed_run(
     trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:999999999:0")  # killed after its claim, before any run
     ctx = TrialContext(cfg, cfg.paths.prepared, "v", tracker.experiment_id, "", "s", {TAG_STUDY: "s"}, "thread")
 
-    _recover_orphans(study, ctx)
+    recover_orphan_trials(study, ctx)
 
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
