@@ -14,6 +14,8 @@ if __name__ == "__main__":  # a stage command: Prefect's temporary server and th
 import signal
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -28,8 +30,8 @@ from tasks.pool import executor_for, prestart
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_tracker, preload_store, start_run
 from tasks.trial_worker import TrialJob
-from tasks.tuning import (TrialContext, TrialResult, clear_staging, close_stale_parents, drain_recorder, lineage_tags,
-                          reconcile_trials, recover_orphan_trials, run_trial)
+from tasks.tuning import (LaunchedTrial, TrialContext, TrialResult, clear_staging, close_stale_parents, drain_recorder,
+                          launch_trial, lineage_tags, reconcile_trials, recover_orphan_trials, run_trial)
 from tunedag.executor import close_executors
 from tunedag.config import Config
 from tunedag.data import SPLIT, file_md5, load_prepared
@@ -114,7 +116,8 @@ def task_runner(cfg: Config):
         return DaskTaskRunner(cluster_class="distributed.LocalCluster",
                               cluster_kwargs={"n_workers": cfg.tune.parallelism, "threads_per_worker": 1,
                                               "processes": True, "dashboard_address": None, "host": "127.0.0.1"})
-    return ThreadPoolTaskRunner(max_workers=cfg.tune.parallelism)
+    # Twice the trials in flight: a told trial's task run may still be ending when the next one starts.
+    return ThreadPoolTaskRunner(max_workers=2 * cfg.tune.parallelism)
 
 
 def _check_inputs(cfg: Config) -> str:
@@ -158,6 +161,11 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
     count, and MLflow writes of finished trials are drained before this returns or raises.
     Between a result and the next launch only the tell and the ask happen: a trial is claimed just
     after it is handed out, and the progress line of a told trial is written once the next runs.
+    On the process executor in this process the loop hands each trial to its worker itself and
+    tells it on the worker's answer; the trial's task run, submitted right after the launch, waits
+    for that answer, records the trial and ends while the next trial runs (so Prefect's start and
+    end of a task run are off the path from one trial to the next). The loop waits for every
+    task run before it returns.
     """
     tune, logger = ctx.cfg.tune, get_run_logger()
     rules = StopRules(ctx.cfg)
@@ -186,7 +194,10 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
         return False
 
     executor_for(ctx.cfg, ctx.executor)  # start the worker processes before the first trial, not inside it
+    launch_here = ctx.record_async and ctx.executor == "process"
     progress: list[str] = []  # lines for trials told, written once the next trial is launched
+    task_runs: list[Any] = []  # trial task runs that may not have ended yet
+    told: list[InFlight] = []  # told trials whose task runs wait to record them until the next trials are out
     try:
         with GracefulStop() as stop, Heartbeat(study, pending):
             while True:
@@ -197,8 +208,12 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
                         continue
                     params = suggest(trial, ctx.cfg.families)
                     job = TrialJob(ctx.cfg, ctx.data_path, ctx.data_version, study.study_name, trial._trial_id, trial.number, params, prune)
-                    pending[run_trial.submit(*_task_args(ctx, job))] = trial
+                    launched = launch_trial(ctx, job, held=True) if launch_here else None
+                    task_run = run_trial.submit(*_task_args(ctx, job, launched))
+                    pending[launched.early if launched else task_run] = InFlight(trial, launched, task_run)
+                    task_runs = [t for t in task_runs if not t.wrapped_future.done()] + [task_run]
                     claim(trial)  # while it runs: an unclaimed trial is never taken for an orphan in its first 10 s
+                _release(told)
                 _write_progress(logger, progress)
                 if not pending and waiting and not stop.requested:
                     time.sleep(1.0)  # the budget is held by other workers' running trials: wait for them
@@ -206,19 +221,61 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
                     continue
                 if not pending:
                     break
-                future = next(as_completed(list(pending)))
-                trial, result = pending.pop(future), future.result()
+                entry = pending.pop(_first_answer(pending))
+                trial = entry.trial
+                result = entry.launched.told() if entry.launched else entry.task_run.result()
                 failures += result.state == "FAIL"
                 _tell(study, trial, result)
+                told.append(entry)
                 counts = tally(study)
                 progress.append(format_progress(result.number, result.state, result.value, counts.best,
                                                 counts.finished, tune.n_trials, tune.metric, result.seconds, result.error))
+        _release(told)
+        _wait_for_task_runs(task_runs, logger)
     finally:
+        _release(told + list(pending.values()))  # no task run is left waiting (a stop, an error)
         _write_progress(logger, progress)
         drain_recorder()  # every finished trial's run fully written before the flow goes on (or stops)
     if stop.requested:
         raise KeyboardInterrupt
     return rules.reason or "done"
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A trial asked and handed out: its task run, and its launch when the loop launched it itself."""
+
+    trial: optuna.Trial
+    launched: LaunchedTrial | None
+    task_run: Any  # a PrefectFuture
+
+
+def _release(entries: list[InFlight]) -> None:
+    """Let the task runs of these trials record them; empties the list."""
+    for entry in entries:
+        if entry.launched:
+            entry.launched.release()
+    entries.clear()
+
+
+def _first_answer(pending: dict) -> Any:
+    """The key of the first trial in `pending` to answer: its worker's answer, or its task run's end.
+
+    A trial the loop launched is told on its worker's answer, while its task run records it
+    and ends; trials run inside their task (a Dask worker, the thread executor) end with it.
+    """
+    answers = [key for key in pending if isinstance(key, Future)]
+    if answers:
+        return next(iter(wait(answers, return_when=FIRST_COMPLETED).done))
+    return next(as_completed(list(pending)))
+
+
+def _wait_for_task_runs(task_runs: list[Any], logger: Any) -> None:
+    """Wait for the trial task runs told before they ended; warn of one that did not complete."""
+    for task_run in task_runs:
+        task_run.wait()
+        if not task_run.state.is_completed():
+            logger.warning("Trial task run %s ended %s", task_run.task_run_id, task_run.state.name)
 
 
 def _write_progress(logger: Any, lines: list[str]) -> None:
@@ -227,14 +284,14 @@ def _write_progress(logger: Any, lines: list[str]) -> None:
     lines.clear()
 
 
-def _task_args(ctx: TrialContext, job: TrialJob) -> tuple:
+def _task_args(ctx: TrialContext, job: TrialJob, launched: LaunchedTrial | None) -> tuple:
     """The trial task's arguments; in this process wrapped so Prefect does not walk the config in them each trial.
 
     A Dask worker gets them plain: prefect-dask hands the wrapper itself to the task's run name.
     """
     if ctx.cfg.tune.runner.kind == "dask":
         return ctx, job
-    return quote(ctx), quote(job)
+    return (quote(ctx), quote(job)) + ((quote(launched),) if launched else ())
 
 
 def _surplus(study: optuna.Study, trial: optuna.Trial, ctx: TrialContext) -> None:
@@ -265,7 +322,7 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
-            beat(self._study, [t._trial_id for t in list(self._pending.values())])
+            beat(self._study, [entry.trial._trial_id for entry in list(self._pending.values())])
 
 
 class GracefulStop:

@@ -86,41 +86,98 @@ def lineage_tags(study_name: str, data_version: str) -> dict[str, str]:
     return {TAG_STUDY: study_name, TAG_DATA_VERSION: data_version, TAG_GIT: git_commit(), TAG_FLOW_RUN: prefect_flow_run_id()}
 
 
+class LaunchedTrial:
+    """A trial handed to its worker: what its task and the trial loop wait on (`launch_trial` makes one).
+
+    The worker's answer is read by both; the trial's time is taken once, by whichever reads it
+    first. A held trial's task waits for `release` before it records the trial, so that its
+    work does not compete with the loop's tell and next launch for this process's GIL.
+    """
+
+    def __init__(self, job: TrialJob, run: Future, staging: Path | None, early: Future, final: Future, started: float,
+                 held: bool):
+        self.job, self.run, self.staging, self.early, self.final = job, run, staging, early, final
+        self._started, self._seconds, self._lock, self._released = started, None, threading.Lock(), threading.Event()
+        if not held:
+            self._released.set()
+
+    def answer(self) -> JobResult:
+        """The worker's score (its model may still be being written); waits for it."""
+        return _job_result(self.early)
+
+    def seconds(self) -> float:
+        """From the launch to the answer, as first read once the answer is in."""
+        self.early.exception()  # waits for the answer
+        with self._lock:
+            if self._seconds is None:
+                self._seconds = time.perf_counter() - self._started
+            return self._seconds
+
+    def told(self, run_id: str | None = None) -> TrialResult:
+        """The trial's outcome as the loop tells it to Optuna: once answered, with its MLflow run's id (or `run_id`)."""
+        result = self.answer()
+        values = result.values if result.state != "FAIL" else None
+        run_id = self.run.result()[0] if run_id is None else run_id  # created while the trial ran
+        return TrialResult(self.job.number, result.state, values, result.error, run_id, self.seconds())
+
+    def release(self) -> None:
+        """Let the trial's task record it (the loop has told it and launched what comes next)."""
+        self._released.set()
+
+    def wait_released(self) -> None:
+        self._released.wait()
+
+
+def launch_trial(ctx: TrialContext, job: TrialJob, held: bool = False) -> LaunchedTrial:
+    """Hand the trial to the executor now; its MLflow run is created meanwhile (by the recorder), or first.
+
+    With `ctx.record_async` the run is created by the recorder thread (with the trial's start
+    time) while the job runs, and the model goes to a staging folder beside the runs, moved into
+    the run's folder once written; else the run is created first and the model written straight
+    into its folder. `held`: the task waits for `LaunchedTrial.release` before it records.
+    """
+    started, start_ms, logger = time.perf_counter(), int(time.time() * 1000), _logger()
+    executor = executor_for(ctx.cfg, ctx.executor)
+    if ctx.record_async:
+        staging = _staging_dir(ctx)
+        # A worker process gets its job before the recorder competes for the GIL; a job run in this
+        # thread has its run created meanwhile.
+        run = None if ctx.executor == "process" else recorder().put(_create_run, ctx, job.number, start_ms, logger)
+        early, final = executor.start(run_job, replace(job, model_dir=str(staging / MODEL_ARTIFACT)) if staging else job)
+        run = run or recorder().put(_create_run, ctx, job.number, start_ms, logger)
+    else:
+        staging, run = None, Future()
+        run.set_result(_create_run(ctx, job.number, None, logger))
+        folder = run.result()[1]
+        early, final = executor.start(run_job, replace(job, model_dir=str(folder / MODEL_ARTIFACT)) if folder else job)
+    return LaunchedTrial(job, run, staging, early, final, started, held)
+
+
 @task(cache_policy=NO_CACHE, task_run_name="trial-{job.number}")
-def run_trial(ctx: TrialContext, job: TrialJob) -> TrialResult:
+def run_trial(ctx: TrialContext, job: TrialJob, launched: LaunchedTrial | None = None) -> TrialResult:
     """Evaluate one configuration on the trial executor and record it as a child MLflow run.
 
     A failing, timed-out or crashed trial is recorded, never raised. When the tracking store
     fails, the result still goes back to Optuna; the next run fills the run in. On the process
     executor the task returns as soon as the worker has the score; the worker writes the model
     files meanwhile, into the run's artifact folder when the store is on this disk (no copy).
+    `launched`: the trial loop has handed the trial to its worker already (`launch_trial`) and
+    tells its answer without waiting for this task to end; the task records it once released.
 
     With `ctx.record_async` every MLflow write is made by the process's recorder thread, in order:
-    the run is created (with the trial's start time) while the trial runs, and written in full
-    once the model files are there, while the next trial runs. The model goes to a staging folder
-    beside the runs and is moved into the run's folder. A trial told to Optuna whose run is not
-    finished yet (the process was killed meanwhile) is filled in by `reconcile_trials` on the next
-    run, and `drain_recorder` waits for every write before the flow ends.
+    the run is created while the trial runs, and written in full once the model files are there,
+    while the next trial runs. A trial told to Optuna whose run is not finished yet (the process
+    was killed meanwhile) is filled in by `reconcile_trials` on the next run, and `drain_recorder`
+    waits for every write before the flow ends.
     """
-    started, logger = time.perf_counter(), _logger()
+    launched, logger = launched or launch_trial(ctx, job), _logger()
+    launched.wait_released()
+    result, seconds = launched.answer(), launched.seconds()
     if ctx.record_async:
-        staging = _staging_dir(ctx)
-        run = recorder().put(_create_run, ctx, job.number, int(time.time() * 1000), logger)
-        model_dir = str(staging / MODEL_ARTIFACT) if staging else None
-    else:
-        staging, run = None, Future()
-        run.set_result(_create_run(ctx, job.number, None, logger))
-        model_dir = str(run.result()[1] / MODEL_ARTIFACT) if run.result()[1] else None
-    early, final = executor_for(ctx.cfg, ctx.executor).start(run_job, replace(job, model_dir=model_dir) if model_dir else job)
-    result = _job_result(early)
-    seconds = time.perf_counter() - started
-    values = result.values if result.state != "FAIL" else None
-    if ctx.record_async:
-        recorder().put(_record_final, ctx, run, staging, job, result, final, seconds, logger)
-        run_id = run.result()[0]  # created while the trial ran
-    else:
-        run_id = run.result()[0] if _record_final(ctx, run, None, job, result, final, seconds, logger) else ""
-    return TrialResult(job.number, result.state, values, result.error, run_id, seconds)
+        recorder().put(_record_final, ctx, launched.run, launched.staging, job, result, launched.final, seconds, logger)
+        return launched.told()
+    recorded = _record_final(ctx, launched.run, None, job, result, launched.final, seconds, logger)
+    return launched.told(None if recorded else "")
 
 
 def _logger() -> Any:

@@ -12,7 +12,8 @@ import pytest
 
 from tasks.tracking import MODEL_ARTIFACT, TAG_ROLE, TAG_STATE, TAG_TRIAL, find_runs, local_artifact_dir, open_tracker
 from tasks.trial_worker import TrialJob
-from tasks.tuning import Recorder, TrialContext, _start_trial_run, drain_recorder, reconcile_trials, run_trial
+from tasks.tuning import (Recorder, TrialContext, _start_trial_run, drain_recorder, launch_trial, reconcile_trials,
+                          run_trial)
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_source, prepare, save_prepared
 from tunedag.study import build_storage
@@ -64,6 +65,27 @@ def test_a_trial_run_is_fully_recorded_with_its_model_written_in_place(cfg, reco
     folder = local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT
     assert (folder / "MLmodel").is_file(), "the worker wrote the model straight into the run's artifacts"
     assert mlflow.pyfunc.load_model(str(folder)) is not None
+
+
+def test_a_held_trial_is_told_from_its_answer_and_recorded_by_its_task_once_released(cfg):
+    tracker = open_tracker(cfg.tracking)
+    ctx, job = _ctx(cfg, tracker, True), _job(cfg, 7)
+    launched = launch_trial(ctx, job, held=True)
+    told = launched.told()  # what the loop tells Optuna: the answer and the run's id, no task run needed
+    returned: list = []
+    task = threading.Thread(target=lambda: returned.append(run_trial.fn(ctx, job, launched)))
+    task.start()
+    task.join(0.5)
+    drain_recorder()
+    assert task.is_alive() and not returned, "a held trial's task waits for its release"
+    assert tracker.client.get_run(told.run_id).info.status == "RUNNING", "nothing recorded before the release"
+    launched.release()
+    task.join(30)
+    drain_recorder()
+    assert returned == [told], "the task returns what the loop told, with the same trial time"
+    run = tracker.client.get_run(told.run_id)
+    assert told.state == "COMPLETE" and run.info.status == "FINISHED"
+    assert run.data.metrics["trial_seconds"] == told.seconds and run.data.metrics[f"val_{cfg.tune.metric}"] == told.value
 
 
 def test_a_failing_trial_is_recorded_as_failed_after_drain(cfg):
