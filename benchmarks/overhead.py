@@ -4,6 +4,7 @@ Run from the repository root:
 
     python benchmarks/overhead.py                         # 300 trials, a trivial and a 5 ms objective
     python benchmarks/overhead.py --cost-ms 500 --trials 100 --layers optuna,pipeline   # ~0.5 s trials
+    python benchmarks/overhead.py --cost-ms 0 --layers optuna,pipeline --repeat 3       # 3 runs in turn, summarised
 
 Every layer runs the same objective, `tunedag.objective.evaluate` on iris with
 `bench_objectives.SpinClassifier(a, b, cost_ms)` (fit spins the CPU `cost_ms` ms; cost 0 is the
@@ -21,7 +22,10 @@ sequence (checked and printed). Layers, each adding one thing to the one above:
 
 Per-trial time is the interval between consecutive trial completions (Optuna's
 datetime_complete; the first trial counts from its start; perf_counter marks for the bare loop),
-so between-trial work (ask, tell, bookkeeping) is included. All state goes to a fresh temporary
+so between-trial work (ask, tell, bookkeeping) is included. Each layer's "steal %" is the share of
+the machine's CPU time its hypervisor gave to other guests meanwhile: on a shared virtual machine
+a run with a high one is slow for reasons outside it. `--repeat N` runs the layers N times in turn
+and prints the median overhead over the runs. All state goes to a fresh temporary
 folder (MLflow SQLite store and artifacts, Optuna journals, a private PREFECT_HOME), deleted at exit.
 """
 
@@ -69,6 +73,7 @@ class Row:
     total_s: float
     params: list[Params] = field(default_factory=list)
     note: str = ""
+    steal_pct: float | None = None  # CPU time the hypervisor took from this machine during the layer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="tune.executor of the full pipeline (default process, as params.yaml)")
     parser.add_argument("--journal-sync", action="store_true",
                         help="tune.journal_sync true: fsync every journal write, as Optuna does (default: params.yaml's false)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the chosen layers this many times in turn and summarise the pipeline's overhead over the runs")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     return parser.parse_args(argv)
@@ -152,6 +159,25 @@ def percentile(values: list[float], q: float) -> float:
     low = int(pos)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def cpu_counters() -> tuple[int, int] | None:
+    """(stolen, total) CPU time in ticks since boot, from /proc/stat; None where there is none (not Linux)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def timed_layer(run: Callable[[], Row]) -> Row:
+    """Run a layer and note the share of CPU time stolen meanwhile (a virtual machine's noisy neighbours)."""
+    before = cpu_counters()
+    row = run()
+    after = cpu_counters()
+    if before and after and after[1] > before[1]:
+        row.steal_pct = 100 * (after[0] - before[0]) / (after[1] - before[1])
+    return row
 
 
 # ---------------------------------------------------------------- layers below the pipeline
@@ -317,12 +343,13 @@ def pipeline_layer(cfg: Any) -> tuple[Row, float]:
 
 
 def table(rows: list[Row]) -> str:
-    head = f"{'layer':<30} {'trials':>6} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'total s':>8}  note"
+    head = f"{'layer':<30} {'trials':>6} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'total s':>8} {'steal %':>7}  note"
     lines = [head, "-" * len(head)]
     for r in rows:
         p50, p95 = percentile(r.per_trial_ms, 50), percentile(r.per_trial_ms, 95)
         mean = sum(r.per_trial_ms) / len(r.per_trial_ms) if r.per_trial_ms else math.nan
-        lines.append(f"{r.layer:<30} {len(r.per_trial_ms):>6} {p50:>8.2f} {p95:>8.2f} {mean:>8.2f} {r.total_s:>8.2f}  {r.note}")
+        steal = f"{r.steal_pct:.1f}" if r.steal_pct is not None else "n/a"
+        lines.append(f"{r.layer:<30} {len(r.per_trial_ms):>6} {p50:>8.2f} {p95:>8.2f} {mean:>8.2f} {r.total_s:>8.2f} {steal:>7}  {r.note}")
     return "\n".join(lines)
 
 
@@ -349,12 +376,13 @@ def environment() -> str:
     return f"{libs}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; load average at start {load[0]:.2f}"
 
 
-def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: list[str]) -> None:
+def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: list[str], rep: int = 0) -> dict[str, Row]:
+    """The chosen layers for one objective cost, printed as a table; the rows (run `rep` of `--repeat` has its own study files)."""
     from tunedag.config import load_config
     from tunedag.executor import close_executors
     from tunedag.study import build_storage
 
-    tag = f"cost{cost_ms:g}"
+    tag = f"cost{cost_ms:g}" + (f"-run{rep + 1}" if rep else "")
     cfg = load_config(write_config(workdir, tag, trials=args.trials, seed=args.seed, cost_ms=cost_ms, executor=args.executor,
                                    journal_sync=args.journal_sync))
     if not cfg.paths.prepared.is_file():
@@ -374,21 +402,43 @@ def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: li
         "prefect": lambda: prefect_layer(cfg, layers, args.trials, journal("prefect")),
     }
     for key in [k for k in LAYERS if k in wanted and k in specs]:
-        rows[key] = specs[key]()
+        rows[key] = timed_layer(specs[key])
         if key == "process":
             rows[key].note = "pebble pool from a forkserver"
             close_executors()
-    startup = None
+    startup: list[float] = []
     if "pipeline" in wanted:
-        rows["pipeline"], startup = pipeline_layer(cfg)
+        rows["pipeline"] = timed_layer(lambda: _with_startup(pipeline_layer(cfg), startup))
+    run = f", run {rep + 1} of {args.repeat}" if args.repeat > 1 else ""
     print(f"\nobjective: evaluate(SpinClassifier, cost {cost_ms:g} ms) on iris, 2 int params, RandomSampler(seed={args.seed}), "
-          f"{args.trials} trials per layer, parallelism 1, tune.journal_sync {str(args.journal_sync).lower()}")
+          f"{args.trials} trials per layer, parallelism 1, tune.journal_sync {str(args.journal_sync).lower()}{run}")
     print(table(list(rows.values())))
-    if startup is not None:
-        print(f"full pipeline start-up (flows.tune.run called -> first trial started, Prefect temporary server included): {startup:.2f} s")
+    if startup:
+        print(f"full pipeline start-up (flows.tune.run called -> first trial started, Prefect temporary server included): {startup[0]:.2f} s")
     for line in verdicts(rows, cost_ms):
         print(line)
     sys.stdout.flush()
+    return rows
+
+
+def _with_startup(result: tuple[Row, float], startup: list[float]) -> Row:
+    startup.append(result[1])
+    return result[0]
+
+
+def summary(runs: list[dict[str, Row]], cost_ms: float) -> list[str]:
+    """The pipeline's overhead over bare Optuna across `--repeat` runs: the median and every run's value."""
+    pairs = [(r["optuna"], r["pipeline"]) for r in runs if "optuna" in r and "pipeline" in r]
+    if len(pairs) < 2:
+        return []
+    over = [percentile(p.per_trial_ms, 50) - percentile(b.per_trial_ms, 50) for b, p in pairs]
+    phase = [sum(p.per_trial_ms) / sum(b.per_trial_ms) for b, p in pairs]
+    steal = [max(x.steal_pct or 0.0 for x in pair) for pair in pairs]
+    each = lambda values, fmt: ", ".join(format(v, fmt) for v in values)  # noqa: E731
+    return [f"over {len(pairs)} runs (cost {cost_ms:g} ms), each bare Optuna then the pipeline:",
+            f"  pipeline over bare Optuna, p50: median {percentile(over, 50):.1f} ms/trial (runs: {each(over, '.1f')})",
+            f"  trial phase wall time, pipeline / bare Optuna: median {percentile(phase, 50):.3f}x (runs: {each(phase, '.3f')})",
+            f"  CPU stolen by the hypervisor, the worse layer of each run: {each(steal, '.1f')} %"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(wanted) - set(LAYERS)
     if unknown:
         raise SystemExit(f"unknown layers: {', '.join(sorted(unknown))}; choose from {', '.join(LAYERS)}")
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be 1 or more")
     workdir = Path(tempfile.mkdtemp(prefix="tunedag-bench-")).resolve()
     if not args.keep:  # registered first, so it runs after Prefect's own exit handlers
         atexit.register(shutil.rmtree, workdir, True)
@@ -405,7 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     print(environment())
     for cost in [float(c) for c in args.cost_ms.split(",")]:
-        run_cost(workdir, cost, args, wanted)
+        runs = [run_cost(workdir, cost, args, wanted, rep) for rep in range(args.repeat)]
+        lines = summary(runs, cost)
+        if lines:
+            print("\n" + "\n".join(lines))
     print(f"\nwhole benchmark: {time.perf_counter() - started:.0f} s" + (f"; state kept in {workdir}" if args.keep else ""))
     return 0
 
