@@ -58,7 +58,8 @@ def _flow_command(module: str, name: str):
 
             warm_start(prestart, params, overrides or [])
         flows = importlib.import_module(module)
-        raise typer.Exit(execute(getattr(flows, name), params, overrides or [], getattr(flows, "warm_up", None)))
+        raise typer.Exit(execute(getattr(flows, name), params, overrides or [], getattr(flows, "warm_up", None),
+                                 getattr(flows, "check_inputs", None)))
 
     return command
 

@@ -26,7 +26,12 @@ def evaluate_flow(cfg: Config) -> dict:
     return scores
 
 
+def check_inputs(cfg: Config) -> None:
+    """What the command refuses before the flow runs: no tune summary."""
+    read_json(cfg.paths.tune_summary, "paths.tune_summary")
+
+
 if __name__ == "__main__":
     from flows._cli import main
 
-    raise SystemExit(main(evaluate_flow, __doc__))
+    raise SystemExit(main(evaluate_flow, __doc__, check=check_inputs))

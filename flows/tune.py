@@ -34,7 +34,7 @@ from tasks.tuning import (LaunchedTrial, TrialContext, TrialResult, clear_stagin
                           launch_trial, lineage_tags, reconcile_trials, recover_orphan_trials, run_trial)
 from tunedag.executor import close_executors
 from tunedag.config import Config
-from tunedag.data import SPLIT, file_md5, load_prepared
+from tunedag.data import SPLIT, file_md5, load_prepared, require_prepared
 from tunedag.errors import TunedagError
 from tunedag.estimators import check_estimator_for_task
 from tunedag.metrics import METRICS, check_metric_for_task
@@ -122,8 +122,7 @@ def task_runner(cfg: Config):
 
 def _check_inputs(cfg: Config) -> str:
     """Refuse what cannot work before anything is written; return the data version."""
-    if not cfg.paths.prepared.is_file():
-        raise TunedagError(f"Prepared dataset {cfg.paths.prepared} (paths.prepared) is missing; run the prepare stage first (dvc repro prepare).")
+    require_prepared(cfg.paths.prepared)
     version = file_md5(cfg.paths.prepared)
     from tunedag.integrity import verify_tracked  # its only use in this module
 
@@ -367,9 +366,10 @@ def run(cfg: Config) -> dict:
     A new study (new data or config) is warm-started from the previous study's best trials as
     `schedule.warm_start_top_k` says; `schedule.on_same_data` is left to the pipeline flow.
     """
-    if cfg.paths.prepared.is_file():  # missing: the flow refuses it with the proper message
-        cfg = plan_run(cfg, file_md5(cfg.paths.prepared), same_data_rule=False).cfg
-        prestart(cfg)  # the worker processes start beside Prefect's temporary server
+    require_prepared(cfg.paths.prepared)
+    cfg = plan_run(cfg, file_md5(cfg.paths.prepared), same_data_rule=False).cfg
+    prestart(cfg)  # the worker processes start beside Prefect's temporary server
+    _check_inputs(cfg)  # bad input refused before the flow run: one paragraph, no flow run failing with its traceback
     return tune_flow.with_options(task_runner=task_runner(cfg))(cfg)
 
 

@@ -204,8 +204,7 @@ def save_prepared(prep: Prepared, path: Path, extra_meta: dict | None = None) ->
 @lru_cache(maxsize=4)
 def load_prepared(path: Path, version: str) -> Prepared:
     """Read a prepared dataset (cached per path and version, so trials share one copy)."""
-    if not path.is_file():
-        raise DataError(f"Prepared dataset {path} (paths.prepared) is missing; run the prepare stage first (dvc repro prepare).")
+    require_prepared(path)
     try:
         table = pq.read_table(path)
         meta = json.loads(table.schema.metadata[_META_KEY])
@@ -217,8 +216,20 @@ def load_prepared(path: Path, version: str) -> Prepared:
     return Prepared(frame, meta["target"], meta["task"], tuple(meta["numeric"]), tuple(meta["categorical"]))
 
 
+def require_prepared(path: Path) -> None:
+    """Refuse a missing prepared dataset, naming the file and the key (`paths.prepared`)."""
+    if not path.is_file():
+        raise DataError(f"Prepared dataset {path} (paths.prepared) is missing; run the prepare stage first (dvc repro prepare).")
+
+
 def file_md5(path: Path) -> str:
-    """The MD5 of a file's bytes: the hash DVC 3 records for it in dvc.lock."""
+    """The MD5 of a file's bytes: the hash DVC 3 records for it in dvc.lock (computed once per file state)."""
+    stat = Path(path).stat()
+    return _md5(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=16)
+def _md5(path: str, mtime_ns: int, size: int) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
