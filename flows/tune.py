@@ -58,9 +58,12 @@ from tunedag.study import (
 
 
 @flow(name="tune")
-def tune_flow(cfg: Config) -> dict:
-    """Tune until the study holds `tune.n_trials` finished trials (or a stop rule fires); return the summary."""
-    data_version = _check_inputs(cfg)
+def tune_flow(cfg: Config, checked_version: str | None = None) -> dict:
+    """Tune until the study holds `tune.n_trials` finished trials (or a stop rule fires); return the summary.
+
+    `checked_version`: the caller has checked the inputs (`_check_inputs`) and this is the data version it returned.
+    """
+    data_version = checked_version or _check_inputs(cfg)
     prestart(cfg)  # the worker processes start while the stores open (a no-op when `run` started them)
     tracker = open_tracker(cfg.tracking)
     study = open_study(cfg, data_version)
@@ -369,8 +372,8 @@ def run(cfg: Config) -> dict:
     require_prepared(cfg.paths.prepared)
     cfg = plan_run(cfg, file_md5(cfg.paths.prepared), same_data_rule=False).cfg
     prestart(cfg)  # the worker processes start beside Prefect's temporary server
-    _check_inputs(cfg)  # bad input refused before the flow run: one paragraph, no flow run failing with its traceback
-    return tune_flow.with_options(task_runner=task_runner(cfg))(cfg)
+    version = _check_inputs(cfg)  # bad input refused before the flow run: one paragraph, no flow run failing with its traceback
+    return tune_flow.with_options(task_runner=task_runner(cfg))(cfg, version)
 
 
 if __name__ == "__main__":
