@@ -34,5 +34,6 @@ def prestart(cfg: Config) -> None:
         except Exception:  # the trial loop's own call raises it where it can be reported
             pass
 
-    if cfg.tune.executor == "process" and cfg.tune.runner.kind == "local":
+    # No prepared data: the command refuses to run at once, and workers cut off halfway through their start print tracebacks.
+    if cfg.tune.executor == "process" and cfg.tune.runner.kind == "local" and cfg.paths.prepared.is_file():
         threading.Thread(target=start, name="tunedag-prestart-workers", daemon=True).start()

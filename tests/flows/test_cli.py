@@ -48,6 +48,15 @@ def test_bad_input_is_one_paragraph_naming_the_key_with_exit_code_2_and_nothing_
     assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
 
 
+def test_tune_without_prepared_data_is_refused_before_its_flow_runs(project):
+    done = _tunedag("tune", cwd=project)
+
+    lines = done.stderr.strip().splitlines()  # Prefect's line naming the temporary server may come first
+    assert done.returncode == 2 and lines[-1].startswith("tunedag: error:"), done.stderr
+    assert "paths.prepared" in lines[-1] and "dataset.parquet" in lines[-1]
+    assert "Traceback" not in done.stderr and "Failed" not in done.stderr + done.stdout, "no flow run failed, no worker cut off"
+
+
 def test_an_unknown_command_exits_non_zero(tmp_path):
     assert _tunedag("tunee", cwd=tmp_path).returncode != 0
 
