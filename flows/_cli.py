@@ -85,7 +85,10 @@ def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
         with temporary_server():
             run(cfg)
     except TunedagError as exc:
-        discard_unused()  # before the message: nothing of a half-started server's may follow it
+        discard_unused()  # before the message: nothing of a half-started server's or worker pool's may follow it
+        from tunedag.executor import close_executors
+
+        close_executors()  # trial workers prestarted for the run
         print(f"tunedag: error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, TerminationSignal):

@@ -6,11 +6,9 @@ before it imports the flow, so the forkserver's imports of the trial code run be
 
 from __future__ import annotations
 
-import threading
-
 from tunedag.config import Config
 from tunedag.estimators import is_torch_estimator
-from tunedag.executor import Limits, ProcessExecutor, ThreadExecutor, default_threads, get_executor
+from tunedag.executor import Limits, ProcessExecutor, ThreadExecutor, default_threads, get_executor, start_in_background
 
 # What the forkserver imports once, so each new worker process starts warm.
 PRELOAD = ("tasks.trial_worker", "mlflow.sklearn", "tunedag.skops_io")
@@ -36,4 +34,4 @@ def prestart(cfg: Config) -> None:
 
     # No prepared data: the command refuses to run at once, and workers cut off halfway through their start print tracebacks.
     if cfg.tune.executor == "process" and cfg.tune.runner.kind == "local" and cfg.paths.prepared.is_file():
-        threading.Thread(target=start, name="tunedag-prestart-workers", daemon=True).start()
+        start_in_background(start)

@@ -20,6 +20,7 @@ import os
 import resource
 import sys
 import threading
+import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -84,12 +85,17 @@ class ProcessExecutor:
         context.set_forkserver_preload(list(preload))
         gpus = visible_gpus()
         self._early, self._waiting, self._lock = context.SimpleQueue(), {}, threading.Lock()
+        started = context.Value("i", 0)  # workers through their initializer
         self._pool = pebble.ProcessPool(max_workers=workers + spare, context=context, initializer=_init_worker,
-                                        initargs=(limits, gpus, context.Value("i", 0), self._early, preload))
+                                        initargs=(limits, gpus, started, self._early, preload))
         threading.Thread(target=self._dispatch, name="tunedag-early-answers", daemon=True).start()
-        # Start the workers now, so their imports never count against a trial's timeout.
+        # Start the workers now, so their imports never count against a trial's timeout. One worker
+        # may run all these jobs: the count says when every one is up (a pool closed while a worker
+        # is still starting removes the semaphores it is opening, and it prints a traceback).
         for future in [self._pool.schedule(os.getpid) for _ in range(workers + spare)]:
             future.result()
+        while started.value < workers + spare:
+            time.sleep(0.005)
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return _outcome(self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s), self.limits)
@@ -171,6 +177,7 @@ def _with_token(token: str, fn: Callable[..., Any], args: tuple) -> Any:
 
 _EXECUTORS: dict[tuple, ThreadExecutor | ProcessExecutor] = {}
 _LOCK = threading.Lock()
+_STARTING: list[threading.Thread] = []  # threads creating an executor (`start_in_background`)
 
 
 def get_executor(kind: str, workers: int, limits: Limits, preload: tuple[str, ...] = (), spare: int = 0) -> ThreadExecutor | ProcessExecutor:
@@ -184,8 +191,22 @@ def get_executor(kind: str, workers: int, limits: Limits, preload: tuple[str, ..
         return _EXECUTORS[key]
 
 
+def start_in_background(start: Callable[[], Any]) -> None:
+    """Run `start` (which creates an executor with `get_executor`) in a thread; `close_executors` waits for it."""
+    thread = threading.Thread(target=start, name="tunedag-prestart-workers", daemon=True)
+    _STARTING.append(thread)
+    thread.start()
+
+
 def close_executors() -> None:
-    """Stop every worker pool of this process (the flow calls this when it ends)."""
+    """Stop every worker pool of this process, once those starting in the background are up.
+
+    The flow calls this when it ends, the command when it stops on bad input. A process that
+    exits while its pool starts removes the pool's semaphores under the workers still starting,
+    and each of them prints a multiprocessing traceback.
+    """
+    while _STARTING:
+        _STARTING.pop().join(timeout=60)
     with _LOCK:
         for executor in _EXECUTORS.values():
             executor.close()

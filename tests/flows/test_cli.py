@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tunedag.config import load_config
+from tunedag.data import load_source, prepare, save_prepared
+
 pytestmark = pytest.mark.slow  # each case starts the command in a new process (a few seconds of imports)
 TUNEDAG = str(Path(sys.executable).parent / "tunedag")
 COMMANDS = ("run", "prepare", "tune", "train", "evaluate", "report", "worker", "serve", "deploy", "ui", "status")
@@ -55,6 +58,20 @@ def test_tune_without_prepared_data_is_refused_before_its_flow_runs(project):
     assert done.returncode == 2 and lines[-1].startswith("tunedag: error:"), done.stderr
     assert "paths.prepared" in lines[-1] and "dataset.parquet" in lines[-1]
     assert "Traceback" not in done.stderr and "Failed" not in done.stderr + done.stdout, "no flow run failed, no worker cut off"
+
+
+def test_tune_refused_while_its_workers_start_prints_the_paragraph_alone(project):
+    """The trial workers start with the command; a refusal closes them first (a worker cut off prints a traceback)."""
+    cfg = load_config(project / "params.yaml")
+    frame, target = load_source(cfg.data, cfg.seed)
+    save_prepared(prepare(frame, target, cfg.data, cfg.seed, str(cfg.data.path)), cfg.paths.prepared)
+
+    for _ in range(3):  # the worker cut off was a race: 3 of 4 runs before the fix
+        done = _tunedag("tune", "--set", "tune.metric=rmse", cwd=project)
+
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and lines[-1].startswith("tunedag: error: tune.metric 'rmse'"), done.stderr
+        assert "Traceback" not in done.stderr and "Failed" not in done.stderr + done.stdout, done.stderr
 
 
 def test_an_unknown_command_exits_non_zero(tmp_path):
