@@ -49,20 +49,33 @@ def main(run: Callable[[Config], Any], description: str, argv: list[str] | None 
     return execute(run, args.params, args.overrides, warm_up, check)
 
 
-def warm_start(warm_up: Callable[[Config], None], params: str, overrides: list[str]) -> None:
-    """Load the config now and call `warm_up(cfg)`; a config that does not validate is left to `execute` to report.
+def warm_start(warm_up: Callable[[Config], None] | None, params: str, overrides: list[str]) -> None:
+    """Load the config now, before the flow's imports, and call `warm_up(cfg)` (when given).
 
-    `execute` with the same arguments then uses this config instead of loading it again.
+    A config that does not validate ends the command here: its one paragraph, exit code 2, and
+    none of the flow's imports waited for. `execute` with the same arguments then uses this config
+    instead of loading it again.
     """
     global _EARLY
     from tunedag.config import load_config
 
     try:
         cfg = load_config(params, parse_overrides(overrides))
-    except TunedagError:
-        return
+    except TunedagError as exc:
+        raise SystemExit(refuse(exc)) from None
     _EARLY = ((params, tuple(overrides)), cfg)
-    warm_up(cfg)
+    if warm_up is not None:
+        warm_up(cfg)
+
+
+def refuse(exc: TunedagError) -> int:
+    """Stop what the command started early, print the one-paragraph message; the exit code, 2."""
+    from tunedag.executor import close_executors
+
+    discard_unused()  # before the message: nothing of a half-started server's or worker pool's may follow it
+    close_executors()  # trial workers prestarted for the run
+    print(f"tunedag: error: {exc}", file=sys.stderr)
+    return 2
 
 
 def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
@@ -85,12 +98,7 @@ def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
         with temporary_server():
             run(cfg)
     except TunedagError as exc:
-        discard_unused()  # before the message: nothing of a half-started server's or worker pool's may follow it
-        from tunedag.executor import close_executors
-
-        close_executors()  # trial workers prestarted for the run
-        print(f"tunedag: error: {exc}", file=sys.stderr)
-        return 2
+        return refuse(exc)
     except (KeyboardInterrupt, TerminationSignal):
         print("tunedag: interrupted; finished trials are kept, run the same command again to resume", file=sys.stderr)
         return 130

@@ -52,11 +52,13 @@ def _flow_command(module: str, name: str):
     """A command that imports the flow only when it runs (a fast --help) and exits with the shared entry's code."""
 
     def command(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-        start_early()  # Prefect's temporary server starts while the flow's module imports
+        start_early()  # Prefect's temporary server starts while the config loads and the flow's module imports
         if module in TRIAL_COMMANDS:  # and the trial workers, from the validated config
             from tasks.pool import prestart
 
             warm_start(prestart, params, overrides or [])
+        else:
+            warm_start(None, params, overrides or [])  # a bad config is refused before the flow's imports
         flows = importlib.import_module(module)
         raise typer.Exit(execute(getattr(flows, name), params, overrides or [], getattr(flows, "warm_up", None),
                                  getattr(flows, "check_inputs", None)))

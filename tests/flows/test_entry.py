@@ -30,13 +30,20 @@ def test_other_arguments_than_the_early_ones_are_loaded_as_given(project):
     assert ran[0].tune.n_trials == 9
 
 
-def test_a_config_that_does_not_validate_warms_nothing_and_the_run_reports_it(project, capsys):
-    warmed, ran = [], []
-    _cli.warm_start(warmed.append, "params.yaml", ["model.estimator=sklearn.nope.Thing"])
+def test_a_config_that_does_not_validate_ends_the_command_at_the_warm_start_and_warms_nothing(project, capsys):
+    """Refused before the flow's module is imported: the message comes in about 2 s instead of 6."""
+    warmed = []
+    with pytest.raises(SystemExit) as stop:
+        _cli.warm_start(warmed.append, "params.yaml", ["model.estimator=sklearn.nope.Thing"])
 
+    assert stop.value.code == 2 and warmed == []
+    assert capsys.readouterr().err.startswith("tunedag: error: params.yaml is invalid: model.estimator")
+
+
+def test_a_config_that_does_not_validate_without_a_warm_start_is_reported_by_the_run(project, capsys):
+    ran = []
     assert _cli.execute(ran.append, "params.yaml", ["model.estimator=sklearn.nope.Thing"]) == 2
-    assert warmed == [] and ran == []
-    assert "model.estimator" in capsys.readouterr().err
+    assert ran == [] and "model.estimator" in capsys.readouterr().err
 
 
 def test_the_tunedag_command_imports_neither_prefect_nor_mlflow_nor_sklearn_before_it_runs_one():
