@@ -49,18 +49,21 @@ def main(run: Callable[[Config], Any], description: str, argv: list[str] | None 
     return execute(run, args.params, args.overrides, warm_up, check)
 
 
-def warm_start(warm_up: Callable[[Config], None] | None, params: str, overrides: list[str]) -> None:
-    """Load the config now, before the flow's imports, and call `warm_up(cfg)` (when given).
+def warm_start(warm_up: Callable[[Config], None] | None, params: str, overrides: list[str],
+               check: Callable[[Config], None] | None = None) -> None:
+    """Load the config now, before the flow's imports, run `check(cfg)` and call `warm_up(cfg)` (each when given).
 
-    A config that does not validate ends the command here: its one paragraph, exit code 2, and
-    none of the flow's imports waited for. `execute` with the same arguments then uses this config
-    instead of loading it again.
+    A config that does not validate, or input the check refuses, ends the command here: its one
+    paragraph, exit code 2, and none of the flow's imports waited for. `execute` with the same
+    arguments then uses this config instead of loading it again.
     """
     global _EARLY
     from tunedag.config import load_config
 
     try:
         cfg = load_config(params, parse_overrides(overrides))
+        if check is not None:
+            check(cfg)
     except TunedagError as exc:
         raise SystemExit(refuse(exc)) from None
     _EARLY = ((params, tuple(overrides)), cfg)

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from flows._cli import execute, warm_start
+from flows._inputs import CHECKS
 from flows._server import start_early
 
 HELP = ("One command for every stage, the whole pipeline, its schedule, the MLflow UI and a status. Every command "
@@ -57,11 +58,10 @@ def _flow_command(module: str, name: str):
             from tasks.pool import prestart
 
             warm_start(prestart, params, overrides or [])
-        else:
-            warm_start(None, params, overrides or [])  # a bad config is refused before the flow's imports
+        else:  # a bad config, or a missing input of the stage, is refused before the flow's imports
+            warm_start(None, params, overrides or [], CHECKS.get(module))
         flows = importlib.import_module(module)
-        raise typer.Exit(execute(getattr(flows, name), params, overrides or [], getattr(flows, "warm_up", None),
-                                 getattr(flows, "check_inputs", None)))
+        raise typer.Exit(execute(getattr(flows, name), params, overrides or [], getattr(flows, "warm_up", None)))
 
     return command
 

@@ -26,12 +26,8 @@ def evaluate_flow(cfg: Config) -> dict:
     return scores
 
 
-def check_inputs(cfg: Config) -> None:
-    """What the command refuses before the flow runs: no tune summary."""
-    read_json(cfg.paths.tune_summary, "paths.tune_summary")
-
-
 if __name__ == "__main__":
     from flows._cli import main
+    from flows._inputs import tune_summary
 
-    raise SystemExit(main(evaluate_flow, __doc__, check=check_inputs))
+    raise SystemExit(main(evaluate_flow, __doc__, check=tune_summary))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows import _cli
+from flows._inputs import tune_summary
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +39,16 @@ def test_a_config_that_does_not_validate_ends_the_command_at_the_warm_start_and_
 
     assert stop.value.code == 2 and warmed == []
     assert capsys.readouterr().err.startswith("tunedag: error: params.yaml is invalid: model.estimator")
+
+
+def test_a_missing_stage_input_ends_the_command_at_the_warm_start(project, capsys):
+    """`tunedag train` before any tune: refused on the missing tune summary, not after the flow's imports."""
+    warmed = []
+    with pytest.raises(SystemExit) as stop:
+        _cli.warm_start(warmed.append, "params.yaml", [], tune_summary)
+
+    assert stop.value.code == 2 and warmed == []
+    assert "(paths.tune_summary) is missing" in capsys.readouterr().err
 
 
 def test_a_config_that_does_not_validate_without_a_warm_start_is_reported_by_the_run(project, capsys):
