@@ -43,10 +43,10 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
 
 
 def main(run: Callable[[Config], Any], description: str, argv: list[str] | None = None,
-         warm_up: Callable[[Config], None] | None = None, check: Callable[[Config], None] | None = None) -> int:
+         warm_up: Callable[[Config], None] | None = None) -> int:
     """Parse `--params` and `--set`, load the config, run; errors print one paragraph and exit 2."""
     args = parse_args(description, argv)
-    return execute(run, args.params, args.overrides, warm_up, check)
+    return execute(run, args.params, args.overrides, warm_up)
 
 
 def warm_start(warm_up: Callable[[Config], None] | None, params: str, overrides: list[str],
@@ -82,20 +82,18 @@ def refuse(exc: TunedagError) -> int:
 
 
 def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
-            warm_up: Callable[[Config], None] | None = None, check: Callable[[Config], None] | None = None) -> int:
+            warm_up: Callable[[Config], None] | None = None) -> int:
     """Load and validate the config once, run; 0 on success, 2 on a TunedagError (one paragraph), 130 when interrupted.
 
-    `check(cfg)` refuses bad input (a missing input file, a metric for another task) before any
-    flow runs, so its message is all the command prints. `warm_up(cfg)` starts work that needs no Prefect API before the command waits for the temporary
+    `warm_up(cfg)` starts work that needs no Prefect API before the command waits for the temporary
     server that `flows._server.start_early` launched; `run` then runs with Prefect pointed at it.
+    A stage's own input check runs earlier, in `warm_start`, before the flow's imports.
     """
     from prefect.exceptions import TerminationSignal
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         cfg = _load(params, overrides)
-        if check is not None:
-            check(cfg)
         if warm_up is not None:
             warm_up(cfg)
         with temporary_server():

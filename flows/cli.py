@@ -54,12 +54,10 @@ def _flow_command(module: str, name: str):
 
     def command(params: Params = "params.yaml", overrides: Overrides = None) -> None:
         start_early()  # Prefect's temporary server starts while the config loads and the flow's module imports
-        if module in TRIAL_COMMANDS:  # and the trial workers, from the validated config
-            from tasks.pool import prestart
-
-            warm_start(prestart, params, overrides or [])
-        else:  # a bad config, or a missing input of the stage, is refused before the flow's imports
-            warm_start(None, params, overrides or [], CHECKS.get(module))
+        # A bad config, or a missing input of the stage, is refused before the flow's imports; the trial
+        # flows' workers start from the validated config.
+        prestart = importlib.import_module("tasks.pool").prestart if module in TRIAL_COMMANDS else None
+        warm_start(prestart, params, overrides or [], CHECKS.get(module))
         flows = importlib.import_module(module)
         raise typer.Exit(execute(getattr(flows, name), params, overrides or [], getattr(flows, "warm_up", None)))
 

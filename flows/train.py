@@ -6,6 +6,10 @@ if __name__ == "__main__":  # a stage command: Prefect's temporary server starts
     from flows._server import start_early
 
     start_early()
+    from flows._cli import parse_args, warm_start
+    from flows._inputs import tune_summary
+
+    warm_start(None, **vars(parse_args(__doc__)), check=tune_summary)  # bad input refused before the imports below
 
 from prefect import flow
 
@@ -26,6 +30,5 @@ def train_flow(cfg: Config) -> str:
 
 if __name__ == "__main__":
     from flows._cli import main
-    from flows._inputs import tune_summary
 
-    raise SystemExit(main(train_flow, __doc__, check=tune_summary))
+    raise SystemExit(main(train_flow, __doc__))

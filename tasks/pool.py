@@ -32,6 +32,6 @@ def prestart(cfg: Config) -> None:
         except Exception:  # the trial loop's own call raises it where it can be reported
             pass
 
-    # No prepared data: the command refuses to run at once, and workers cut off halfway through their start print tracebacks.
+    # No prepared data: the command refuses to run at once, and would first wait for workers started for nothing.
     if cfg.tune.executor == "process" and cfg.tune.runner.kind == "local" and cfg.paths.prepared.is_file():
         start_in_background(start)

@@ -89,11 +89,11 @@ class ProcessExecutor:
         self._pool = pebble.ProcessPool(max_workers=workers + spare, context=context, initializer=_init_worker,
                                         initargs=(limits, gpus, started, self._early, preload))
         threading.Thread(target=self._dispatch, name="tunedag-early-answers", daemon=True).start()
-        # Start the workers now, so their imports never count against a trial's timeout. One worker
-        # may run all these jobs: the count says when every one is up (a pool closed while a worker
-        # is still starting removes the semaphores it is opening, and it prints a traceback).
-        for future in [self._pool.schedule(os.getpid) for _ in range(workers + spare)]:
-            future.result()
+        # Start the workers now (pebble starts them on the first job), so their imports never count
+        # against a trial's timeout, and wait until every one has passed its initializer: a pool
+        # closed while a worker is still starting removes the semaphores it is opening, and it
+        # prints a traceback.
+        self._pool.schedule(os.getpid).result()
         while started.value < workers + spare:
             time.sleep(0.005)
 
