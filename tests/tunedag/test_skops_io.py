@@ -34,3 +34,50 @@ def test_the_refused_package_imports_afterwards_and_skops_round_trips():
                  "print(json.dumps({'coef': back.coef_.tolist() == m.coef_.tolist(), 'before': torch_before, "
                  "'after': 'torch' in sys.modules}))")
     assert out == {"coef": True, "before": False, "after": True}
+
+
+def test_plain_skops_still_indents_its_schema():
+    out = _fresh("import io, json, zipfile, skops.io\n"
+                 "from sklearn.preprocessing import StandardScaler\n"
+                 "data = skops.io.dumps(StandardScaler().fit([[0.0], [1.0]]))\n"
+                 "print(json.dumps({'indented': b'\\n  ' in zipfile.ZipFile(io.BytesIO(data)).read('schema.json')}))")
+    assert out["indented"], "skops writes a compact schema itself now: CompactJson in tunedag.skops_io can go"
+
+
+def test_the_schema_is_written_compact_and_reads_back_the_same():
+    import io
+    import re
+    import zipfile
+
+    import numpy as np
+    import skops.io._persist as persist
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from tunedag.skops_io import CompactJson, skops_io
+
+    X = np.array([[0.0, 1.0], [1.0, np.nan], [2.0, 0.5], [3.0, 2.0]])
+    model = make_pipeline(ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), [0, 1])]),
+                          LogisticRegression()).fit(X, [0, 0, 1, 1])
+    assert persist.json is CompactJson
+    compact = skops_io.dumps(model)
+    persist.json = json
+    try:
+        indented = skops_io.dumps(model)
+    finally:
+        persist.json = CompactJson
+
+    def schema(data: bytes) -> bytes:
+        return zipfile.ZipFile(io.BytesIO(data)).read("schema.json")
+
+    def arrays_renamed(data: bytes) -> str:  # object ids and the array files named after them differ between dumps
+        text = json.dumps(json.loads(schema(data)), sort_keys=True)
+        return re.sub(r'"\d+\.npy"', '"array.npy"', re.sub(r'"__id__": \d+', '"__id__": 0', text))
+
+    assert b"\n" not in schema(compact) and b"\n" in schema(indented)
+    assert arrays_renamed(compact) == arrays_renamed(indented)
+    back = skops_io.loads(compact, trusted=skops_io.get_untrusted_types(data=compact))
+    assert back.predict_proba(X).tolist() == model.predict_proba(X).tolist()
