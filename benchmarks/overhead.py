@@ -74,6 +74,7 @@ class Row:
     params: list[Params] = field(default_factory=list)
     note: str = ""
     steal_pct: float | None = None  # CPU time the hypervisor took from this machine during the layer
+    cpu: str = ""  # where the CPU of a steady-state trial went, by process (the pipeline layer)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -255,14 +256,15 @@ def suggest(trial: optuna.Trial) -> Params:
 
 
 def optuna_layer(name: str, cfg: Any, fn: Callable[[optuna.Trial, Params], float], trials: int, storage: Any = None) -> Row:
+    """`study.optimize` over `fn`; the note gives this process's CPU per trial (all of it, for the in-memory baseline)."""
     from tunedag.samplers import build_sampler
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     study = optuna.create_study(storage=storage, sampler=build_sampler(cfg), direction=cfg.tune.resolved_direction)
     study.optimize(lambda t: fn(t, suggest(t)), n_trials=trials)
-    total = time.perf_counter() - started
+    total, cpu = time.perf_counter() - started, time.process_time() - cpu
     ordered = sorted(study.trials, key=lambda t: t.number)
-    return Row(name, intervals(ordered), total, [t.params for t in ordered])
+    return Row(name, intervals(ordered), total, [t.params for t in ordered], note=f"this process {cpu * 1000 / trials:.1f} ms CPU/trial")
 
 
 def bare_loop(cfg: Any, layers: Layers, trials: int) -> Row:
@@ -323,9 +325,14 @@ def pipeline_layer(cfg: Any) -> tuple[Row, float]:
     started = time.perf_counter()
     _server.start_early()  # as `python -m flows.tune` does: its own server, started with the command
     server = psutil.Process(_server._early[0].pid)
+    sampler = CpuSampler(server.pid)
     with _server.temporary_server():
         ready_cpu = sum(server.cpu_times()[:2])  # its start-up apart
-        flows.tune.run(cfg)
+        sampler.start()
+        try:
+            flows.tune.run(cfg)
+        finally:
+            sampler.stop()
         APILogWorker.drain_all(timeout=10)  # the flow's last log lines reach the server before it stops
         EventsWorker.drain_all(timeout=10)
     server_cpu = sum(server.cpu_times()[:2]) - ready_cpu
@@ -336,7 +343,68 @@ def pipeline_layer(cfg: Any) -> tuple[Row, float]:
     trials = sorted(optuna.load_study(study_name=summary.study_name, storage=storage).trials, key=lambda t: t.number)
     startup = (trials[0].datetime_start - called_at).total_seconds()
     return Row(NAMES["pipeline"], intervals(trials), total, [t.params for t in trials],
-               note=f"executor {cfg.tune.executor}; server {server_cpu * 1000 / len(trials):.0f} ms CPU/trial"), startup
+               note=f"executor {cfg.tune.executor}; server {server_cpu * 1000 / len(trials):.0f} ms CPU/trial",
+               cpu=sampler.per_trial([t.datetime_complete for t in trials if t.datetime_complete])), startup
+
+
+class CpuSampler:
+    """CPU time of this process (the flow), the Prefect server and the trial workers, sampled twice a second.
+
+    `per_trial` divides what each used between two samples in the steady state (the first tenth of
+    the trials and the end apart: start-up, the last model writes) by the trials completed between them.
+    """
+
+    GROUPS = ("flow process", "Prefect server", "trial workers", "other")
+
+    def __init__(self, server_pid: int, every_s: float = 0.5):
+        import threading
+
+        import psutil
+
+        self._me, self._server_pid, self._every = psutil.Process(), server_pid, every_s
+        self._stop, self.samples = threading.Event(), []
+        self._thread = threading.Thread(target=self._run, name="bench-cpu-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.samples.append((dt.datetime.now(), self._snapshot()))
+
+    def _snapshot(self) -> dict[str, float]:
+        import psutil
+
+        cpu = dict.fromkeys(self.GROUPS, 0.0)
+        cpu["flow process"] = sum(self._me.cpu_times()[:2])
+        for child in self._me.children(recursive=True):
+            try:
+                used = sum(child.cpu_times()[:2])
+                group = ("Prefect server" if child.pid == self._server_pid
+                         else "trial workers" if "forkserver" in " ".join(child.cmdline()) else "other")
+            except psutil.Error:  # gone meanwhile
+                continue
+            cpu[group] += used
+        return cpu
+
+    def per_trial(self, completed: list[dt.datetime]) -> str:
+        done = sorted(completed)
+        if len(done) < 20 or len(self.samples) < 3:
+            return ""
+        first = next((s for s in self.samples if s[0] >= done[len(done) // 10]), None)
+        last = next((s for s in reversed(self.samples) if s[0] <= done[-1]), None)
+        n = sum(first[0] < t <= last[0] for t in done) if first and last else 0
+        if n < 10:
+            return ""
+        used = {g: (last[1][g] - first[1][g]) * 1000 / n for g in self.GROUPS}
+        total = sum(used.values())
+        parts = ", ".join(f"{g} {ms:.1f}" for g, ms in used.items() if g != "other" or ms >= 0.5)
+        return (f"CPU per trial in the steady state ({n} trials): {parts}; total {total:.1f} ms, "
+                f"at least {total / (os.cpu_count() or 1):.1f} ms of wall time a trial on {os.cpu_count()} CPUs")
 
 
 # ---------------------------------------------------------------- report
@@ -415,6 +483,8 @@ def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: li
     print(table(list(rows.values())))
     if startup:
         print(f"full pipeline start-up (flows.tune.run called -> first trial started, Prefect temporary server included): {startup[0]:.2f} s")
+    if "pipeline" in rows and rows["pipeline"].cpu:
+        print(rows["pipeline"].cpu)
     for line in verdicts(rows, cost_ms):
         print(line)
     sys.stdout.flush()
