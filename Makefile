@@ -30,8 +30,10 @@ stack: install  ## a local PostgreSQL, MLflow server and Dask cluster on 127.0.0
 	python -m pip install --quiet -e ".[test]"
 	python -m scripts.stack
 
-test: install  ## every test, the slow end-to-end ones included, on 2 processes (11-14 minutes on 2 cores, 13-16 with the install)
-	python -m pytest -q -n 2 --dist loadfile
+# 3 test processes on 2 cores: the end-to-end tests wait on their subprocesses and servers part of
+# the time (11:41 and 11:56 with 3, 11:48 with 4, 13:33 with 2, in one sitting; docs/performance.md).
+test: install  ## every test, the slow end-to-end ones included (about 12 minutes on 2 cores, 14 with the install)
+	python -m pytest -q -n 3 --dist loadfile
 
 test-fast: install  ## the tests without the slow end-to-end runs
 	python -m pytest -m "not slow" -q
