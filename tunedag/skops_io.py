@@ -9,9 +9,10 @@ refused (the walk skips packages that fail to import); the list comes out the sa
 already loaded (studies of networks) skops is imported as it is.
 
 skops writes a file's `schema.json` with `json.dumps(state, indent=2)`, and an indent makes Python
-use its pure-Python JSON encoder instead of the C one: 4.5 ms of a 5.9 ms dump of tunedag's
-preprocessing pipeline here (an 88 kB schema), on every trial's model. The schema is written
-compact instead; skops and MLflow read it back the same (tests/tunedag/test_skops_io.py).
+use its pure-Python JSON encoder instead of the C one. For tunedag's preprocessing pipeline (an
+88 kB schema) that was a third of the CPU of an MLflow model save, on every trial's model (14.1 ms
+against 9.3 ms compact: benchmarks/model_save.py). The schema is written compact instead; skops
+and MLflow read it back the same (tests/tunedag/test_skops_io.py).
 
 Import this module where skops is needed; a worker's forkserver preloads it.
 """
