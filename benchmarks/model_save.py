@@ -30,27 +30,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from bench_objectives import TYPE_NAME  # noqa: E402
-
 
 def fitted_model():
-    """The overhead benchmark's trial model, fitted on iris through tunedag's own data preparation and objective."""
+    """The overhead benchmark's trial model, from its own config, fitted on iris through tunedag's data preparation and objective."""
+    from overhead import parse_args, write_config
+
     from tunedag.config import load_config
     from tunedag.data import load_source, prepare
     from tunedag.objective import evaluate
 
+    defaults = parse_args([])
     with tempfile.TemporaryDirectory() as tmp:
-        params = Path(tmp) / "params.yaml"
-        params.write_text(json.dumps({
-            "data": {"source": "sklearn", "name": "iris"},
-            "model": {"estimator": "bench_objectives.SpinClassifier", "trusted_types": [TYPE_NAME]},
-            "search_space": {"a": {"type": "int", "low": 0, "high": 1000}, "b": {"type": "int", "low": 0, "high": 1000}},
-            "tune": {"sampler": "random", "metric": "accuracy"},
-        }))
-        cfg = load_config(params)
+        cfg = load_config(write_config(Path(tmp), "save", trials=1, seed=defaults.seed, cost_ms=0, executor=defaults.executor))
     frame, target = load_source(cfg.data, cfg.seed)
-    prep = prepare(frame, target, cfg.data, cfg.seed, "iris")
-    return cfg, evaluate(cfg, prep, {"a": 1, "b": 2}).model
+    return cfg, evaluate(cfg, prepare(frame, target, cfg.data, cfg.seed, "iris"), {"a": 1, "b": 2}).model
 
 
 def main() -> None:
@@ -69,7 +62,6 @@ def main() -> None:
     trusted = skops_trusted_types(model, cfg.model.trusted_types)
     kinds = {"compact (tunedag)": CompactJson, "indented (skops as shipped)": json}
     per_save: dict[str, list[float]] = {name: [] for name in kinds}
-    sizes = {}
     with tempfile.TemporaryDirectory() as tmp:
         save_sklearn_model(model, Path(tmp) / "warm-up", trusted)  # one-time imports and caches
         count = 0
@@ -81,7 +73,10 @@ def main() -> None:
                     count += 1
                     save_sklearn_model(model, Path(tmp) / f"m{count}", trusted)
                 per_save[name].append((time.process_time() - started) * 1000 / args.saves)
-                sizes[name] = len(zipfile.ZipFile(io.BytesIO(skops_io.dumps(model))).read("schema.json"))
+        sizes = {}
+        for name, writer in kinds.items():
+            persist.json = writer
+            sizes[name] = len(zipfile.ZipFile(io.BytesIO(skops_io.dumps(model))).read("schema.json"))
         persist.json = CompactJson
 
     print(f"MLflow sklearn model save (skops) of the overhead benchmark's trial model; {args.rounds} rounds x "

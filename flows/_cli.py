@@ -7,19 +7,22 @@ and start work that needs no Prefect API (`warm_start`) from its first lines, be
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
-from flows._server import discard_unused, temporary_server
+from flows._inputs import CHECKS
+from flows._server import discard_unused, start_early, temporary_server
 from tunedag.errors import TunedagError
 
 if TYPE_CHECKING:
     from tunedag.config import Config  # imports scikit-learn (2 s): loaded when a config is, not for `--help`
 
 _EARLY: tuple[tuple[str, tuple[str, ...]], Config] | None = None  # the config `warm_start` loaded, for `execute`
+TRIAL_FLOWS = ("flows.tune", "flows.worker")  # the flows that run trials on the worker pool
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -69,6 +72,18 @@ def warm_start(warm_up: Callable[[Config], None] | None, params: str, overrides:
     _EARLY = ((params, tuple(overrides)), cfg)
     if warm_up is not None:
         warm_up(cfg)
+
+
+def start_stage(module: str, params: str, overrides: list[str]) -> None:
+    """A stage command's first step, before its flow's imports (`module`, as `flows.tune`).
+
+    Prefect's temporary server is launched, the config loaded and the stage's input checked
+    (`flows._inputs.CHECKS`), and a flow that runs trials starts its workers from the validated
+    config; bad input ends the command here (`warm_start`).
+    """
+    start_early()
+    prestart = importlib.import_module("tasks.pool").prestart if module in TRIAL_FLOWS else None
+    warm_start(prestart, params, overrides, CHECKS.get(module))
 
 
 def refuse(exc: TunedagError) -> int:

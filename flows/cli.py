@@ -16,9 +16,7 @@ from typing import Annotated
 
 import typer
 
-from flows._cli import execute, warm_start
-from flows._inputs import CHECKS
-from flows._server import start_early
+from flows._cli import execute, start_stage
 
 HELP = ("One command for every stage, the whole pipeline, its schedule, the MLflow UI and a status. Every command "
         "reads --params (default params.yaml) with --set KEY=VALUE overrides and validates the config once; exit 0 on "
@@ -46,18 +44,13 @@ FLOW_COMMANDS = {
     "report": ("flows.report", "report_flow", "Stage 5: the study report (figures, DVC plots, reports/study/index.html)."),
     "worker": ("flows.worker", "run", "Join the running study (same params.yaml) and run its trials until the budget is used."),
 }
-TRIAL_COMMANDS = ("flows.tune", "flows.worker")  # the flows that run trials on the worker pool
 
 
 def _flow_command(module: str, name: str):
     """A command that imports the flow only when it runs (a fast --help) and exits with the shared entry's code."""
 
     def command(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-        start_early()  # Prefect's temporary server starts while the config loads and the flow's module imports
-        # A bad config, or a missing input of the stage, is refused before the flow's imports; the trial
-        # flows' workers start from the validated config.
-        prestart = importlib.import_module("tasks.pool").prestart if module in TRIAL_COMMANDS else None
-        warm_start(prestart, params, overrides or [], CHECKS.get(module))
+        start_stage(module, params, overrides or [])  # Prefect's server, the config and its check, the trial workers
         flows = importlib.import_module(module)
         raise typer.Exit(execute(getattr(flows, name), params, overrides or [], getattr(flows, "warm_up", None)))
 

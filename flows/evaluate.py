@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, beside the imports below
-    from flows._server import start_early
+if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, bad input is refused, before the imports below
+    from flows._cli import parse_args, start_stage
 
-    start_early()
-    from flows._cli import parse_args, warm_start
-    from flows._inputs import tune_summary
-
-    warm_start(None, **vars(parse_args(__doc__)), check=tune_summary)  # bad input refused before the imports below
+    start_stage(__spec__.name, **vars(parse_args(__doc__)))
 
 from prefect import flow
 

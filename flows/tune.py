@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 if __name__ == "__main__":  # a stage command: Prefect's temporary server and the trial workers start now, beside the imports below
-    from flows._server import start_early
+    from flows._cli import parse_args, start_stage
 
-    start_early()
-    from flows._cli import parse_args, warm_start
-    from tasks.pool import prestart
-
-    warm_start(prestart, **vars(parse_args(__doc__)))
+    start_stage(__spec__.name, **vars(parse_args(__doc__)))
 
 import signal
 import threading
