@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -135,3 +138,23 @@ def test_with_several_gpus_each_worker_sees_one_of_them(monkeypatch):
     finally:
         executor.close()
     assert sorted(seen) in (["5", "5", "7"], ["5", "7", "7"])  # never both, never the whole list
+
+
+def test_workers_of_a_command_run_by_module_name_find_its_imports_loaded(tmp_path):
+    """multiprocessing runs the command's main module again in each worker; the forkserver has its imports already."""
+    (tmp_path / "heavy.py").write_text("import os\nwith open('imports.txt', 'a') as fh:\n    fh.write(f'{os.getpid()}\\n')\n")
+    (tmp_path / "command.py").write_text(
+        "import heavy\n"
+        "if __name__ == '__main__':\n"
+        "    import json, os, sys\n"
+        "    from tunedag.executor import Limits, ProcessExecutor\n"
+        "    pool = ProcessExecutor(2, Limits(threads=1))\n"
+        "    print(json.dumps([pool.run(os.getpid) for _ in range(4)]))\n"
+        "    pool.close()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
+    done = subprocess.run([sys.executable, "-m", "command"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+
+    workers = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    importers = set(map(int, (tmp_path / "imports.txt").read_text().split()))
+    assert workers and not workers & importers  # inherited from the forkserver, not imported again
+    assert len(importers) == 2  # the command and the forkserver
