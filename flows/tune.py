@@ -365,11 +365,11 @@ def warm_up(cfg: Config) -> None:
     a new project's MLflow database is created while the server starts.
     """
     global _PLANNED
-    _PLANNED = (cfg, *plan(cfg))
+    _PLANNED = (cfg, *_plan(cfg))
     open_store_early(cfg.tracking.uri)
 
 
-def plan(cfg: Config) -> tuple[Config, str]:
+def _plan(cfg: Config) -> tuple[Config, str]:
     """This run's config (`tunedag.retune.plan_run`) and data version, its inputs checked; the workers are started."""
     require_prepared(cfg.paths.prepared)
     cfg = plan_run(cfg, file_md5(cfg.paths.prepared), same_data_rule=False).cfg
@@ -385,7 +385,7 @@ def run(cfg: Config) -> dict:
     """
     global _PLANNED
     planned, _PLANNED = _PLANNED, None
-    cfg, version = planned[1:] if planned is not None and planned[0] is cfg else plan(cfg)
+    cfg, version = planned[1:] if planned is not None and planned[0] is cfg else _plan(cfg)
     return tune_flow.with_options(task_runner=task_runner(cfg))(cfg, version)
 
 
