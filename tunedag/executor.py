@@ -82,7 +82,6 @@ class ProcessExecutor:
 
         self.limits = limits
         context = multiprocessing.get_context("forkserver")
-        preload = preload + _main_module()
         context.set_forkserver_preload(list(preload))
         gpus = visible_gpus()
         self._early, self._waiting, self._lock = context.SimpleQueue(), {}, threading.Lock()
@@ -214,14 +213,15 @@ def close_executors() -> None:
         _EXECUTORS.clear()
 
 
-def _main_module() -> tuple[str, ...]:
-    """The command's main module, when run by name (`python -m flows.tune`), for the forkserver to preload.
+def main_module() -> str | None:
+    """The name of this process's main module when it runs by name (`python -m flows.tune`), else None.
 
-    multiprocessing runs that module again in every worker, as `__mp_main__`. Preloaded, its
-    imports are already loaded there, and each worker runs only the module's own body.
+    multiprocessing runs that module again in every worker, as `__mp_main__` (a script's path
+    too, but not a package's `__main__`). Preloaded by name in the forkserver, its imports are
+    loaded there once, and each worker runs only the module's own body.
     """
     name = getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", None)
-    return () if name is None or name.endswith("__main__") else (name,)
+    return None if name is None or name.endswith("__main__") else name
 
 
 def _init_worker(limits: Limits, gpus: list[str], counter: Any, early: Any = None, preload: tuple[str, ...] = ()) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
 from tests.support import jobs
-from tunedag.executor import Limits, ProcessExecutor, ThreadExecutor, TrialLimitExceeded, default_threads
+from tunedag.executor import Limits, ProcessExecutor, ThreadExecutor, TrialLimitExceeded, default_threads, main_module
 
 
 @pytest.fixture(scope="module")
@@ -140,21 +142,31 @@ def test_with_several_gpus_each_worker_sees_one_of_them(monkeypatch):
     assert sorted(seen) in (["5", "5", "7"], ["5", "7", "7"])  # never both, never the whole list
 
 
-def test_workers_of_a_command_run_by_module_name_find_its_imports_loaded(tmp_path):
-    """multiprocessing runs the command's main module again in each worker; the forkserver has its imports already."""
+def test_workers_find_the_main_module_loaded_when_the_forkserver_preloads_it_by_name(tmp_path):
+    """multiprocessing runs the command's main module again in each worker; preloaded, its imports are there already."""
     (tmp_path / "heavy.py").write_text("import os\nwith open('imports.txt', 'a') as fh:\n    fh.write(f'{os.getpid()}\\n')\n")
     (tmp_path / "command.py").write_text(
         "import heavy\n"
         "if __name__ == '__main__':\n"
         "    import json, os, sys\n"
-        "    from tunedag.executor import Limits, ProcessExecutor\n"
-        "    pool = ProcessExecutor(2, Limits(threads=1))\n"
-        "    print(json.dumps([pool.run(os.getpid) for _ in range(4)]))\n"
+        "    from tunedag.executor import Limits, ProcessExecutor, main_module\n"
+        "    pool = ProcessExecutor(2, Limits(threads=1), (main_module(),))\n"
+        "    print(json.dumps([main_module(), [pool.run(os.getpid) for _ in range(4)]]))\n"
         "    pool.close()\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
     done = subprocess.run([sys.executable, "-m", "command"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
 
-    workers = set(json.loads(done.stdout.strip().splitlines()[-1]))
-    importers = set(map(int, (tmp_path / "imports.txt").read_text().split()))
+    name, pids = json.loads(done.stdout.strip().splitlines()[-1])
+    workers, importers = set(pids), set(map(int, (tmp_path / "imports.txt").read_text().split()))
+    assert name == "command"
     assert workers and not workers & importers  # inherited from the forkserver, not imported again
     assert len(importers) == 2  # the command and the forkserver
+
+
+@pytest.mark.parametrize(("spec", "expected"), [("flows.tune", "flows.tune"), ("pytest.__main__", None), (None, None)],
+                         ids=["module", "package-main", "script"])
+def test_main_module_is_named_only_when_it_runs_by_name(monkeypatch, spec, expected):
+    main = types.ModuleType("__main__")
+    main.__spec__ = importlib.machinery.ModuleSpec(spec, None) if spec else None
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert main_module() == expected
