@@ -24,7 +24,7 @@ from prefect.utilities.annotations import quote
 
 from tasks.pool import executor_for, prestart
 from tasks.reports import summarise_study
-from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_store_early, open_tracker, start_run
+from tasks.tracking import TAG_ROLE, TAG_TRIAL, Tracker, client_for, log_values, open_tracker, preload_store, start_run
 from tasks.trial_worker import TrialJob
 from tasks.tuning import (LaunchedTrial, TrialContext, TrialResult, clear_staging, close_stale_parents, drain_recorder,
                           launch_trial, lineage_tags, reconcile_trials, recover_orphan_trials, run_trial)
@@ -354,27 +354,9 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: TrialResult) -> None
         study.tell(trial, state=TrialState.FAIL)
 
 
-_PLANNED: tuple[Config, Config, str] | None = None  # warm_up's (config, planned config, data version), for run
-
-
 def warm_up(cfg: Config) -> None:
-    """What the command does before it waits for Prefect's temporary server (the workers started earlier).
-
-    The run is planned and its inputs checked now: bad input is refused before anything is
-    written, without waiting for the server. Then the tracking store opens in the background, so
-    a new project's MLflow database is created while the server starts.
-    """
-    global _PLANNED
-    _PLANNED = (cfg, *_plan(cfg))
-    open_store_early(cfg.tracking.uri)
-
-
-def _plan(cfg: Config) -> tuple[Config, str]:
-    """This run's config (`tunedag.retune.plan_run`) and data version, its inputs checked; the workers are started."""
-    require_prepared(cfg.paths.prepared)
-    cfg = plan_run(cfg, file_md5(cfg.paths.prepared), same_data_rule=False).cfg
-    prestart(cfg)  # the worker processes start beside Prefect's temporary server
-    return cfg, _check_inputs(cfg)  # bad input refused before the flow run: one paragraph, no flow run failing with its traceback
+    """What the command starts before it waits for Prefect's temporary server (the workers started earlier)."""
+    preload_store(cfg.tracking.uri)
 
 
 def run(cfg: Config) -> dict:
@@ -383,9 +365,10 @@ def run(cfg: Config) -> dict:
     A new study (new data or config) is warm-started from the previous study's best trials as
     `schedule.warm_start_top_k` says; `schedule.on_same_data` is left to the pipeline flow.
     """
-    global _PLANNED
-    planned, _PLANNED = _PLANNED, None
-    cfg, version = planned[1:] if planned is not None and planned[0] is cfg else _plan(cfg)
+    require_prepared(cfg.paths.prepared)
+    cfg = plan_run(cfg, file_md5(cfg.paths.prepared), same_data_rule=False).cfg
+    prestart(cfg)  # the worker processes start beside Prefect's temporary server
+    version = _check_inputs(cfg)  # bad input refused before the flow run: one paragraph, no flow run failing with its traceback
     return tune_flow.with_options(task_runner=task_runner(cfg))(cfg, version)
 
 

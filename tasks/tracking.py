@@ -105,9 +105,6 @@ def _check_server(uri: str, timeout_s: float = 5.0) -> None:
                            "start it (mlflow server ...) or point tracking.uri at the local store sqlite:///mlruns/mlflow.db.") from None
 
 
-STORE_MODULE = "mlflow.store.tracking.sqlalchemy_store"  # MLflow's database store, 1.8 s of imports here
-
-
 def preload_store(uri: str) -> None:
     """Import MLflow's database store in the background (1.8 s of imports here; nothing is opened or written).
 
@@ -117,29 +114,8 @@ def preload_store(uri: str) -> None:
     from mlflow.store.db.db_types import DATABASE_ENGINES
 
     if uri.partition(":")[0].partition("+")[0] in DATABASE_ENGINES:
-        threading.Thread(target=importlib.import_module, args=(STORE_MODULE,), name="tunedag-import-store", daemon=True).start()
-
-
-def open_store_early(uri: str) -> None:
-    """`preload_store`, and the embedded SQLite store also opened, in the background: for a command whose inputs are checked.
-
-    On a new project that creates the database and runs MLflow's migrations (1.5-2 s here) while
-    the command waits for Prefect's temporary server; the flow's first `client_for` gets the open
-    client. The thread is no daemon, so a command that stops meanwhile exits with the database
-    whole. An error is left to that first `client_for`, which reports it.
-    """
-    if not uri.startswith("sqlite:///"):
-        preload_store(uri)
-        return
-
-    def open_store() -> None:
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            client_for(uri)
-        except Exception:  # reported by the flow's own open
-            pass
-
-    threading.Thread(target=open_store, name="tunedag-open-store").start()
+        threading.Thread(target=importlib.import_module, args=("mlflow.store.tracking.sqlalchemy_store",),
+                         name="tunedag-import-store", daemon=True).start()
 
 
 _CLIENT_LOCK = threading.Lock()

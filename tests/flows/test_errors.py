@@ -10,7 +10,6 @@ from flows._cli import main
 from flows.prepare import prepare_flow
 from flows.train import train_flow
 from flows.tune import run as run_tune
-from flows.tune import warm_up as warm_up_tune
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -19,9 +18,9 @@ def _listing(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-def _fails_cleanly(project: Path, flow, args: list[str], capsys, *expected: str, warm_up=None) -> None:
+def _fails_cleanly(project: Path, flow, args: list[str], capsys, *expected: str) -> None:
     before = _listing(project)
-    assert main(flow, "test", ["--params", "params.yaml", *args], warm_up=warm_up) == 2
+    assert main(flow, "test", ["--params", "params.yaml", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert "s3cret" not in err
     assert err.startswith("tunedag: error:") and "\n" not in err
@@ -64,14 +63,6 @@ def test_tune_refuses_a_missing_prepared_dataset(project, capsys):
 def test_tune_refuses_what_cannot_work_before_writing(project, capsys, args, expected):
     assert main(prepare_flow, "test", ["--params", "params.yaml"]) == 0
     _fails_cleanly(project, run_tune, args, capsys, *expected)
-
-
-@pytest.mark.parametrize("args", [["--set", "tune.metric=rmse"], ["--set", "tune.warm_start={study: no-such-study}"]],
-                         ids=["metric-for-another-task", "warm-start-unknown-study"])
-def test_the_tune_command_refuses_before_its_warm_up_opens_the_tracking_store(project, capsys, args):
-    """The command's warm-up creates a new project's MLflow database early, once the inputs are checked."""
-    assert main(prepare_flow, "test", ["--params", "params.yaml"]) == 0
-    _fails_cleanly(project, run_tune, args, capsys, args[1].partition("=")[0], warm_up=warm_up_tune)
 
 
 def test_train_refuses_a_missing_tune_summary(project, capsys):
