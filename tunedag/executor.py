@@ -22,11 +22,16 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from tunedag.errors import TunedagError
+
+# A worker runs the command's module again as `__mp_main__` beside the copy its forkserver preloaded
+# (`main_module`), as meant; runpy warns of that second copy. The forkserver imports this module first.
+warnings.filterwarnings("ignore", r"'[\w.]+' found in sys\.modules after import of package", RuntimeWarning, "runpy")
 
 
 class TrialLimitExceeded(Exception):
@@ -82,7 +87,7 @@ class ProcessExecutor:
 
         self.limits = limits
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(preload))
+        context.set_forkserver_preload([__name__, *preload])  # this module first: the workers run its code
         gpus = visible_gpus()
         self._early, self._waiting, self._lock = context.SimpleQueue(), {}, threading.Lock()
         started = context.Value("i", 0)  # workers through their initializer

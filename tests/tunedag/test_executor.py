@@ -145,7 +145,9 @@ def test_with_several_gpus_each_worker_sees_one_of_them(monkeypatch):
 def test_workers_find_the_main_module_loaded_when_the_forkserver_preloads_it_by_name(tmp_path):
     """multiprocessing runs the command's main module again in each worker; preloaded, its imports are there already."""
     (tmp_path / "heavy.py").write_text("import os\nwith open('imports.txt', 'a') as fh:\n    fh.write(f'{os.getpid()}\\n')\n")
-    (tmp_path / "command.py").write_text(
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "__init__.py").write_text("")
+    (tmp_path / "stages" / "command.py").write_text(  # in a package, as flows.tune
         "import heavy\n"
         "if __name__ == '__main__':\n"
         "    import json, os, sys\n"
@@ -154,13 +156,15 @@ def test_workers_find_the_main_module_loaded_when_the_forkserver_preloads_it_by_
         "    print(json.dumps([main_module(), [pool.run(os.getpid) for _ in range(4)]]))\n"
         "    pool.close()\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
-    done = subprocess.run([sys.executable, "-m", "command"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-m", "stages.command"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          check=True)
 
     name, pids = json.loads(done.stdout.strip().splitlines()[-1])
     workers, importers = set(pids), set(map(int, (tmp_path / "imports.txt").read_text().split()))
-    assert name == "command"
+    assert name == "stages.command"
     assert workers and not workers & importers  # inherited from the forkserver, not imported again
     assert len(importers) == 2  # the command and the forkserver
+    assert done.stderr == ""  # runpy's warning of the module run again beside its preloaded copy is not shown
 
 
 @pytest.mark.parametrize(("spec", "expected"), [("flows.tune", "flows.tune"), ("pytest.__main__", None), (None, None)],
