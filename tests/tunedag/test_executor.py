@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import json
 import os
 import subprocess
 import sys
-import types
 
 import pytest
 
 from tests.support import jobs
+from tests.support.main_module import fake_main
 from tunedag.executor import Limits, ProcessExecutor, ThreadExecutor, TrialLimitExceeded, default_threads, main_module
 
 
@@ -170,7 +169,5 @@ def test_workers_find_the_main_module_loaded_when_the_forkserver_preloads_it_by_
 @pytest.mark.parametrize(("spec", "expected"), [("flows.tune", "flows.tune"), ("pytest.__main__", None), (None, None)],
                          ids=["module", "package-main", "script"])
 def test_main_module_is_named_only_when_it_runs_by_name(monkeypatch, spec, expected):
-    main = types.ModuleType("__main__")
-    main.__spec__ = importlib.machinery.ModuleSpec(spec, None) if spec else None
-    monkeypatch.setitem(sys.modules, "__main__", main)
+    fake_main(monkeypatch, spec)
     assert main_module() == expected
