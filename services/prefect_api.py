@@ -84,6 +84,17 @@ def alive(pid: int) -> bool:
     return True
 
 
+def is_supervisor(pid: int, state: Path) -> bool:
+    """Whether `pid` runs this file for `state` (a pid in a stale server.json may since belong to another program)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): the pid alone
+        return alive(pid)
+    return Path(__file__).name.encode() in b" ".join(command) and str(state).encode() in command
+
+
 class Lease:
     """A stage's hold on the project's server: taken at once, the URL ready after `wait`, released by `release` or exit."""
 
@@ -97,7 +108,7 @@ class Lease:
         with open(self.state / "start.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             found = read_state(self.state)
-            if found is None or not alive(found["supervisor"]):
+            if found is None or not is_supervisor(found["supervisor"], self.state):
                 found = self._start()
         self.url: str = found["url"]
         self.supervisor: int = found["supervisor"]
@@ -140,7 +151,7 @@ def stop(project: Path, timeout: float = 30.0) -> bool:
     """Stop the project's server now (as its supervisor does when idle); whether one was running."""
     state = (project / STATE_DIR).resolve()
     found = read_state(state)
-    if found is None or not alive(found["supervisor"]):
+    if found is None or not is_supervisor(found["supervisor"], state):
         return False
     os.kill(found["supervisor"], signal.SIGTERM)
     deadline = time.monotonic() + timeout

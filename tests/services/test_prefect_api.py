@@ -87,6 +87,7 @@ def test_a_stage_arriving_while_the_server_stops_waits_then_starts_a_new_one(tmp
     state = tmp_path / prefect_api.STATE_DIR
     state.mkdir(parents=True)
     (state / "server.json").write_text(json.dumps({"supervisor": os.getpid(), "port": 1, "url": "http://127.0.0.1:1/api", "ready": True}))
+    monkeypatch.setattr(prefect_api, "is_supervisor", lambda pid, state: True)
     starts = []
 
     def start(self):  # as the real start: a fresh state; no process launched here
@@ -107,11 +108,19 @@ def test_a_stage_arriving_while_the_server_stops_waits_then_starts_a_new_one(tmp
     got[0].release()
 
 
-def test_a_live_server_is_found_again_without_a_start(tmp_path, monkeypatch):
+def test_a_live_supervisor_is_found_again_and_a_stale_pid_is_not_taken_for_one(tmp_path, monkeypatch):
     state = tmp_path / prefect_api.STATE_DIR
     state.mkdir(parents=True)
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "prefect_api.py", str(state.resolve())])
+    try:
+        (state / "server.json").write_text(json.dumps({"supervisor": stand_in.pid, "port": 1, "url": "http://127.0.0.1:1/api", "ready": True}))
+        monkeypatch.setattr(Lease, "_start", lambda self: pytest.fail("started a second server"))
+        lease = Lease(tmp_path)
+        assert (lease.url, lease.started) == ("http://127.0.0.1:1/api", False)
+        lease.release()
+    finally:
+        stand_in.kill()
+        stand_in.wait()
     (state / "server.json").write_text(json.dumps({"supervisor": os.getpid(), "port": 1, "url": "http://127.0.0.1:1/api", "ready": True}))
-    monkeypatch.setattr(Lease, "_start", lambda self: pytest.fail("started a second server"))
-    lease = Lease(tmp_path)
-    assert (lease.url, lease.started) == ("http://127.0.0.1:1/api", False)
-    lease.release()
+    monkeypatch.setattr(Lease, "_start", lambda self: {"supervisor": 7, "port": 2, "url": "http://127.0.0.1:2/api"})
+    assert Lease(tmp_path).url == "http://127.0.0.1:2/api", "this test process is alive but no supervisor"
