@@ -98,4 +98,4 @@ def test_each_stage_runs_tunedag_and_depends_on_every_package_its_flow_imports(s
     imported = set(done.stdout.split()) & set(PACKAGES)
 
     assert declared["cmd"] == f"tunedag {stage}"
-    assert {"flows", "tasks", "tunedag"} <= imported and imported <= set(declared["deps"]), (imported, declared["deps"])
+    assert {"flows", "tasks", "tunedag"} <= imported <= set(declared["deps"]), (imported, declared["deps"])
