@@ -52,11 +52,12 @@ def main() -> None:
     parser.add_argument("--saves", type=int, default=40, help="saves per round (default 40)")
     args = parser.parse_args()
 
-    import skops.io._persist as persist
-
+    from compat.skops import writer_module
     from tasks.tracking import save_sklearn_model
     from tunedag.estimators import skops_trusted_types
     from tunedag.skops_io import CompactJson, skops_io
+
+    persist = writer_module()  # skops' writer, whose `json` is swapped each way
 
     cfg, model = fitted_model()
     trusted = skops_trusted_types(model, cfg.model.trusted_types)

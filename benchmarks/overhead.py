@@ -309,24 +309,26 @@ def prefect_layer(cfg: Any, layers: Layers, trials: int, storage: Any) -> Row:
 
 
 def pipeline_layer(cfg: Any) -> tuple[Row, float]:
-    """flows.tune.run on the config, on the temporary server a command starts: intervals, start-up to the first trial.
+    """flows.tune.run on the config, on the project's Prefect server (started here): intervals, start-up to the first trial.
 
     The note gives the CPU the Prefect server process used per trial once it was up (the flow's run included).
     """
     import psutil
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     import flows.tune
-    from flows import _server
+    from services.prefect_api import STATE_DIR, Lease, read_state, stop
     from tunedag.study import build_storage
 
     called_at = dt.datetime.now()
     started = time.perf_counter()
-    _server.start_early()  # as `python -m flows.tune` does: its own server, started with the command
-    server = psutil.Process(_server._early[0].pid)
+    lease = Lease(Path.cwd())  # as a stage command does: the project's server, started if none runs
+    url = lease.wait()
+    server = psutil.Process(read_state(Path.cwd() / STATE_DIR)["server"])
     sampler = CpuSampler(server.pid)
-    with _server.temporary_server():
+    with temporary_settings({PREFECT_API_URL: url}):
         ready_cpu = sum(server.cpu_times()[:2])  # its start-up apart
         sampler.start()
         try:
@@ -336,7 +338,8 @@ def pipeline_layer(cfg: Any) -> tuple[Row, float]:
         APILogWorker.drain_all(timeout=10)  # the flow's last log lines reach the server before it stops
         EventsWorker.drain_all(timeout=10)
     server_cpu = sum(server.cpu_times()[:2]) - ready_cpu
-    _server.stop_early()
+    lease.release()
+    stop(Path.cwd())
     total = time.perf_counter() - started
     storage = build_storage(cfg.tune.storage)
     (summary,) = optuna.get_all_study_summaries(storage)

@@ -1,28 +1,35 @@
-"""The command-line entry every stage shares: validate params.yaml once, run the flow, exit cleanly.
+"""The command-line entry every stage shares: load and validate params.yaml once, check the stage's inputs, run the flow.
 
-Light to import (Prefect is imported when the flow runs): a stage command may load its config
-and start work that needs no Prefect API (`warm_start`) from its first lines, before the flow's imports.
+`execute` is what `tunedag <stage>` and `python -m flows.<stage>` both end in: exit code 0 on
+success, 2 on bad input (one paragraph naming the key or file, also when a flow run raised it),
+130 when interrupted. Light to import (Prefect is imported when the flow runs), so `tunedag --help`
+answers at once and a config that does not validate is refused before any heavy import.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any, Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from flows._inputs import CHECKS
-from flows._server import discard_unused, start_early, temporary_server
+from services.prefect_api import Lease, ServerError
 from tunedag.errors import TunedagError
 
 if TYPE_CHECKING:
     from tunedag.config import Config  # imports scikit-learn (2 s): loaded when a config is, not for `--help`
 
-_EARLY: tuple[tuple[str, tuple[str, ...]], Config] | None = None  # the config `warm_start` loaded, for `execute`
-TRIAL_FLOWS = ("flows.tune", "flows.worker")  # the flows that run trials on the worker pool
+# Prefect's loggers that report a failed flow or task run with its traceback.
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -37,85 +44,55 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
-    """`--params` and repeated `--set KEY=VALUE`; argparse exits with its usage message on a bad command line."""
+    """`--params`, repeated `--set KEY=VALUE` and `--debug`; argparse exits with its usage message on a bad command line."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="the config file (default: params.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one key of the config, e.g. --set tune.n_trials=50")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a refusal")
     return parser.parse_args(argv)
 
 
-def main(run: Callable[[Config], Any], description: str, argv: list[str] | None = None,
-         warm_up: Callable[[Config], None] | None = None) -> int:
-    """Parse `--params` and `--set`, load the config, run; errors print one paragraph and exit 2."""
+def main(run: Callable[[Config], Any], description: str, argv: list[str] | None = None) -> int:
+    """`python -m flows.<stage>`: parse `--params`, `--set` and `--debug`, then `execute`."""
+    from flows._inputs import CHECKS
+
     args = parse_args(description, argv)
-    return execute(run, args.params, args.overrides, warm_up)
+    module = getattr(getattr(run, "fn", run), "__module__", None)  # a Prefect flow keeps its function as `fn`
+    if module == "__main__":  # python -m flows.<stage>
+        module = getattr(sys.modules["__main__"].__spec__, "name", None)
+    return execute(run, args.params, args.overrides, check=CHECKS.get(module), debug=args.debug, prefect_api=True)
 
 
-def warm_start(warm_up: Callable[[Config], None] | None, params: str, overrides: list[str],
-               check: Callable[[Config], None] | None = None) -> None:
-    """Load the config now, before the flow's imports, run `check(cfg)` and call `warm_up(cfg)` (each when given).
+def execute(run: Callable[[Config], Any] | str, params: str, overrides: list[str], *,
+            check: Callable[[Config], None] | None = None, debug: bool = False, prefect_api: bool = False) -> int:
+    """Load and validate the config once, `check(cfg)`, run; 0 on success, 2 on a TunedagError (one paragraph), 130 when interrupted.
 
-    A config that does not validate, or input the check refuses, ends the command here: its one
-    paragraph, exit code 2, and none of the flow's imports waited for. `execute` with the same
-    arguments then uses this config instead of loading it again.
+    `run` is the function, or `"module:function"` imported only after the config and the check
+    passed (a refusal comes before the flow's imports). With `prefect_api`, the run uses the
+    project's Prefect server (services.prefect_api) unless Prefect's settings name an API; it is
+    launched before the flow's imports so that both proceed at once.
     """
-    global _EARLY
-    from tunedag.config import load_config
-
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        from tunedag.config import load_config
+
         cfg = load_config(params, parse_overrides(overrides))
         if check is not None:
             check(cfg)
+        with _project_api(prefect_api) as lease, quiet_refusals(not debug):
+            if isinstance(run, str):
+                module, _, name = run.partition(":")
+                run = getattr(importlib.import_module(module), name)
+            with _point_prefect_at(lease):
+                run(cfg)
     except TunedagError as exc:
-        raise SystemExit(refuse(exc)) from None
-    _EARLY = ((params, tuple(overrides)), cfg)
-    if warm_up is not None:
-        warm_up(cfg)
-
-
-def start_stage(module: str, params: str, overrides: list[str]) -> None:
-    """A stage command's first step, before its flow's imports (`module`, as `flows.tune`).
-
-    Prefect's temporary server is launched, the config loaded and the stage's input checked
-    (`flows._inputs.CHECKS`), and a flow that runs trials starts its workers from the validated
-    config; bad input ends the command here (`warm_start`).
-    """
-    start_early()
-    prestart = importlib.import_module("tasks.pool").prestart if module in TRIAL_FLOWS else None
-    warm_start(prestart, params, overrides, CHECKS.get(module))
-
-
-def refuse(exc: TunedagError) -> int:
-    """Stop what the command started early, print the one-paragraph message; the exit code, 2."""
-    from tunedag.executor import close_executors
-
-    discard_unused()  # before the message: nothing of a half-started server's or worker pool's may follow it
-    close_executors()  # trial workers prestarted for the run
-    print(f"tunedag: error: {exc}", file=sys.stderr)
-    return 2
-
-
-def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
-            warm_up: Callable[[Config], None] | None = None) -> int:
-    """Load and validate the config once, run; 0 on success, 2 on a TunedagError (one paragraph), 130 when interrupted.
-
-    `warm_up(cfg)` starts work that needs no Prefect API before the command waits for the temporary
-    server that `flows._server.start_early` launched; `run` then runs with Prefect pointed at it.
-    A stage's own input check runs earlier, in `warm_start`, before the flow's imports.
-    """
-    from prefect.exceptions import TerminationSignal
-
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        cfg = _load(params, overrides)
-        if warm_up is not None:
-            warm_up(cfg)
-        with temporary_server():
-            run(cfg)
-    except TunedagError as exc:
-        return refuse(exc)
-    except (KeyboardInterrupt, TerminationSignal):
+        return refuse(exc, debug)
+    except ServerError as exc:
+        return refuse(TunedagError(str(exc)), debug)
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
         print("tunedag: interrupted; finished trials are kept, run the same command again to resume", file=sys.stderr)
         return 130
     finally:
@@ -123,15 +100,100 @@ def execute(run: Callable[[Config], Any], params: str, overrides: list[str],
     return 0
 
 
-def _load(params: str, overrides: list[str]) -> Config:
-    """The config `warm_start` loaded for these arguments (once), else a fresh load."""
-    global _EARLY
-    early, _EARLY = _EARLY, None
-    if early is not None and early[0] == (params, tuple(overrides)):
-        return early[1]
-    from tunedag.config import load_config
+def refuse(exc: TunedagError, debug: bool = False) -> int:
+    """Print the one-paragraph message (after its traceback with `debug`); the exit code, 2."""
+    if debug:
+        traceback.print_exception(exc)
+    print(f"tunedag: error: {exc}", file=sys.stderr)
+    return 2
 
-    return load_config(params, parse_overrides(overrides))
+
+@contextmanager
+def _project_api(wanted: bool) -> Iterator[Lease | None]:
+    """A lease on the project's Prefect server when wanted and no API is configured yet; released at the end."""
+    configured = os.environ.get("PREFECT_API_URL")
+    if not configured and "prefect.settings" in sys.modules:  # already imported (python -m, tests): ask Prefect
+        from prefect.settings import get_current_settings
+
+        configured = get_current_settings().api.url
+    if not wanted or configured:
+        yield None
+        return
+    lease = Lease(Path.cwd())
+    try:
+        yield lease
+    finally:
+        lease.release()
+
+
+@contextmanager
+def _point_prefect_at(lease: Lease | None) -> Iterator[None]:
+    """Prefect (and every process the run starts) uses the leased server, unless a profile or prefect.toml names an API."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_UI_URL,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    if lease is None or get_current_settings().api.url:
+        yield
+        return
+    url = lease.wait()
+    if lease.started:
+        print(f"tunedag: Prefect API for this project on {url} (it stops after {lease.idle_s:g} s without a stage)", file=sys.stderr)
+    saved = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        with temporary_settings({PREFECT_API_URL: url, PREFECT_UI_URL: ""}):  # it serves no UI: no "View at" links
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = saved
+
+
+class RefusalFilter(logging.Filter):
+    """Drops Prefect's report of a run failed by a refusal (a TunedagError): its traceback, and the state line after it.
+
+    The command prints the refusal itself, as one paragraph. Every other failure is logged as Prefect logs it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: set[str] = set()  # class names of the refusals seen, as Prefect's state messages print them
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, TunedagError):
+            self.refused.add(f"{type(exc).__name__}: ")
+            return False
+        message = record.getMessage()
+        return not (message.startswith("Finished in state Failed") and any(name in message for name in self.refused))
+
+
+@contextmanager
+def quiet_refusals(enabled: bool = True) -> Iterator[None]:
+    """`RefusalFilter` on Prefect's flow and task run loggers for the block."""
+    if not enabled:
+        yield
+        return
+    refusals = RefusalFilter()
+    loggers = [logging.getLogger(name) for name in RUN_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(refusals)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(refusals)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C, SIGTERM, or Prefect's own termination signal (Prefect is imported once a flow ran)."""
+    prefect_exceptions = sys.modules.get("prefect.exceptions")
+    return isinstance(exc, KeyboardInterrupt) or (prefect_exceptions is not None and isinstance(exc, prefect_exceptions.TerminationSignal))
 
 
 def _interrupt(signum: int, frame: Any) -> None:

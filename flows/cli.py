@@ -7,7 +7,6 @@ the config once, and exits 0 on success, 2 on bad input (one paragraph naming th
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -16,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from flows._cli import execute, start_stage
+from flows._cli import execute
+from flows._inputs import CHECKS
 
 HELP = ("One command for every stage, the whole pipeline, its schedule, the MLflow UI and a status. Every command "
         "reads --params (default params.yaml) with --set KEY=VALUE overrides and validates the config once; exit 0 on "
@@ -46,13 +46,27 @@ FLOW_COMMANDS = {
 }
 
 
-def _flow_command(module: str, name: str):
-    """A command that imports the flow only when it runs (a fast --help) and exits with the shared entry's code."""
+@app.callback()
+def options(debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a refusal (bad input), "
+                                                                 "and Prefect's report of a run it failed")] = False) -> None:
+    """Options for every command (before the command's name: `tunedag --debug tune`)."""
 
-    def command(params: Params = "params.yaml", overrides: Overrides = None) -> None:
-        start_stage(module, params, overrides or [])  # Prefect's server, the config and its check, the trial workers
-        flows = importlib.import_module(module)
-        raise typer.Exit(execute(getattr(flows, name), params, overrides or [], getattr(flows, "warm_up", None)))
+
+def _debug(ctx: typer.Context) -> bool:
+    """Whether `tunedag --debug` was given."""
+    return bool(ctx.find_root().params.get("debug"))
+
+
+def _flow_command(module: str, name: str):
+    """A command that loads and checks the config, then imports the flow and runs it on the project's Prefect API.
+
+    The flow's module is imported only once the config and the stage's inputs (flows._inputs) passed:
+    a fast --help, and bad input refused in about 2 s.
+    """
+
+    def command(ctx: typer.Context, params: Params = "params.yaml", overrides: Overrides = None) -> None:
+        raise typer.Exit(execute(f"{module}:{name}", params, overrides or [], check=CHECKS.get(module), debug=_debug(ctx),
+                                 prefect_api=True))
 
     return command
 
@@ -62,7 +76,7 @@ for _name, (_module, _function, _help) in FLOW_COMMANDS.items():
 
 
 @app.command()
-def serve(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+def serve(ctx: typer.Context, params: Params = "params.yaml", overrides: Overrides = None) -> None:
     """Serve the pipeline as a Prefect deployment on the cron schedule of `schedule` in params.yaml (blocks).
 
     Each scheduled run reads params.yaml again, so edits apply to the next run.
@@ -73,11 +87,11 @@ def serve(params: Params = "params.yaml", overrides: Overrides = None) -> None:
 
         serve_pipeline(cfg, params, overrides or [])
 
-    raise typer.Exit(execute(start, params, overrides or []))
+    raise typer.Exit(execute(start, params, overrides or [], debug=_debug(ctx), prefect_api=True))
 
 
 @app.command()
-def deploy(pool: Annotated[str, typer.Option("--pool", help="the Prefect work pool (type process) that runs it")],
+def deploy(ctx: typer.Context, pool: Annotated[str, typer.Option("--pool", help="the Prefect work pool (type process) that runs it")],
            params: Params = "params.yaml", overrides: Overrides = None) -> None:
     """Register the scheduled pipeline with a Prefect server's work pool; `prefect worker start --pool NAME` runs it."""
 
@@ -86,7 +100,7 @@ def deploy(pool: Annotated[str, typer.Option("--pool", help="the Prefect work po
 
         print(f"tunedag: deployment {deploy_pipeline(cfg, params, overrides or [], pool)} registered on work pool {pool}")
 
-    raise typer.Exit(execute(register, params, overrides or []))
+    raise typer.Exit(execute(register, params, overrides or [], debug=_debug(ctx)))
 
 
 @app.command()
@@ -108,7 +122,7 @@ def ui(params: Params = "params.yaml", overrides: Overrides = None,
 
 
 @app.command()
-def status(params: Params = "params.yaml", overrides: Overrides = None) -> None:
+def status(ctx: typer.Context, params: Params = "params.yaml", overrides: Overrides = None) -> None:
     """Where things stand: data version, study progress and best trial, last pipeline run, champion and challenger."""
 
     def show(cfg) -> None:
@@ -116,7 +130,7 @@ def status(params: Params = "params.yaml", overrides: Overrides = None) -> None:
 
         print("\n".join(status_lines(cfg)))
 
-    raise typer.Exit(execute(show, params, overrides or []))
+    raise typer.Exit(execute(show, params, overrides or [], debug=_debug(ctx)))
 
 
 def main() -> None:

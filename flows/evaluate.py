@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, bad input is refused, before the imports below
-    from flows._cli import parse_args, start_stage
-
-    start_stage(__spec__.name, **vars(parse_args(__doc__)))
-
 from prefect import flow
 
 from tasks.evaluation import evaluate_final_model
@@ -26,7 +21,7 @@ def evaluate_flow(cfg: Config) -> dict:
     return scores
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m flows.evaluate`, an alias of `tunedag evaluate`
     from flows._cli import main
 
     raise SystemExit(main(evaluate_flow, __doc__))

@@ -7,11 +7,6 @@ one's best trials when it did (`schedule` in params.yaml, docs/schedule.md).
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, beside the imports below
-    from flows._server import start_early
-
-    start_early()
-
 import os
 from pathlib import Path
 from typing import Any
@@ -56,7 +51,7 @@ def scheduled_flow(params: str = "params.yaml", overrides: dict[str, Any] | None
     return pipeline_flow(cfg)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m flows.pipeline`, an alias of `tunedag run`
     from flows._cli import main
 
     raise SystemExit(main(pipeline_flow, __doc__))

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, beside the imports below
-    from flows._server import start_early
-
-    start_early()
-
 from prefect import flow
 
 from tasks.data import prepare_dataset, verify_source
@@ -21,7 +16,7 @@ def prepare_flow(cfg: Config) -> dict:
     return prepare_dataset(cfg)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m flows.prepare`, an alias of `tunedag prepare`
     from flows._cli import main
 
     raise SystemExit(main(prepare_flow, __doc__))

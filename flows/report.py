@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, beside the imports below
-    from flows._server import start_early
-
-    start_early()
-
 from prefect import flow
 
 from tasks.outputs import read_json
@@ -40,7 +35,7 @@ def run(cfg: Config) -> str:
     return text
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m flows.report`, an alias of `tunedag report`
     from flows._cli import main
 
     raise SystemExit(main(run, __doc__))

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a stage command: Prefect's temporary server starts now, bad input is refused, before the imports below
-    from flows._cli import parse_args, start_stage
-
-    start_stage(__spec__.name, **vars(parse_args(__doc__)))
-
 from prefect import flow
 
 from tasks.outputs import read_json
@@ -24,7 +19,7 @@ def train_flow(cfg: Config) -> str:
     return register_final_model(cfg, tracker, summary)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m flows.train`, an alias of `tunedag train`
     from flows._cli import main
 
     raise SystemExit(main(train_flow, __doc__))

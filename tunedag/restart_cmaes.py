@@ -31,12 +31,13 @@ from typing import Any, Literal, Union, cast
 import cmaes
 import numpy as np
 import optuna
-from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.search_space import IntersectionSearchSpace
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from compat.optuna import SearchSpaceTransform, study_storage, trial_id
 
 Optimizer = Union[cmaes.CMA, cmaes.SepCMA, cmaes.CMAwM]
 
@@ -119,7 +120,7 @@ class RestartCmaEsSampler(BaseSampler):
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         if not search_space or len(complete) < self._n_startup_trials:
             return {}
-        trans = _SearchSpaceTransform(search_space, transform_step=not self._margin, transform_0_1=True)
+        trans = SearchSpaceTransform(search_space, transform_step=not self._margin, transform_0_1=True)
         state = _restore(trials)
         if state is None:
             first = self._optimizer(search_space, np.full(len(search_space), 0.5), self._sigma0, seed=self._derive(1, 0))
@@ -143,7 +144,7 @@ class RestartCmaEsSampler(BaseSampler):
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:  # noqa: D102
         self._independent.after_trial(study, trial, state, values)
 
-    def _tell(self, study: optuna.Study, state: _State, trans: _SearchSpaceTransform, complete: list[FrozenTrial]) -> bool:
+    def _tell(self, study: optuna.Study, state: _State, trans: SearchSpaceTransform, complete: list[FrozenTrial]) -> bool:
         """Update the optimizer with the first `popsize` completed trials of its generation, if there are as many."""
         opt, key = state.optimizer, state.key
         batch = [t for t in complete if t.system_attrs.get(GENERATION) == key][: opt.population_size]
@@ -153,17 +154,17 @@ class RestartCmaEsSampler(BaseSampler):
         opt.tell([(self._x(t, trans), sign * float(t.value)) for t in batch])  # type: ignore[arg-type]
         return True
 
-    def _ask(self, study: optuna.Study, trial: FrozenTrial, state: _State, trans: _SearchSpaceTransform) -> dict[str, Any]:
+    def _ask(self, study: optuna.Study, trial: FrozenTrial, state: _State, trans: SearchSpaceTransform) -> dict[str, Any]:
         opt = state.optimizer
         opt.reseed_rng(self._derive(0, trial.number))
-        storage = study._storage  # as Optuna's samplers do: the trial is RUNNING, owned by this sampler call
+        storage = study_storage(study)  # as Optuna's samplers do: the trial is RUNNING, owned by this sampler call
         if isinstance(opt, cmaes.CMAwM):
             x, x_for_tell = opt.ask()
-            storage.set_trial_system_attr(trial._trial_id, _X_FOR_TELL, x_for_tell.tolist())
+            storage.set_trial_system_attr(trial_id(trial), _X_FOR_TELL, x_for_tell.tolist())
         else:
             x = opt.ask()
         for key, value in ((GENERATION, state.key), (POPSIZE, opt.population_size), (RESTARTS, state.restarts)):
-            storage.set_trial_system_attr(trial._trial_id, key, value)
+            storage.set_trial_system_attr(trial_id(trial), key, value)
         return trans.untransform(x)
 
     def _restart(self, state: _State, space: dict[str, BaseDistribution]) -> _State:
@@ -205,7 +206,7 @@ class RestartCmaEsSampler(BaseSampler):
     def _popsize0(self, dim: int) -> int:
         return self._popsize or 4 + math.floor(3 * math.log(dim))
 
-    def _x(self, trial: FrozenTrial, trans: _SearchSpaceTransform) -> np.ndarray:
+    def _x(self, trial: FrozenTrial, trans: SearchSpaceTransform) -> np.ndarray:
         if self._margin:
             return np.array(trial.system_attrs[_X_FOR_TELL])
         return trans.transform(trial.params)
@@ -229,6 +230,6 @@ def _store(study: optuna.Study, trial: FrozenTrial, state: _State) -> None:
     text = pickle.dumps(state).hex()
     chunks = [text[i:i + _CHUNK] for i in range(0, len(text), _CHUNK)]
     for i, chunk in enumerate(chunks):
-        study._storage.set_trial_system_attr(trial._trial_id, f"{_STATE}:{i}", chunk)
-    study._storage.set_trial_system_attr(trial._trial_id, _STATE + ":n", len(chunks))
-    study._storage.set_trial_system_attr(trial._trial_id, _STATE_KEY, state.key)
+        study_storage(study).set_trial_system_attr(trial_id(trial), f"{_STATE}:{i}", chunk)
+    study_storage(study).set_trial_system_attr(trial_id(trial), _STATE + ":n", len(chunks))
+    study_storage(study).set_trial_system_attr(trial_id(trial), _STATE_KEY, state.key)

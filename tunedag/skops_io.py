@@ -26,6 +26,8 @@ import sys
 from types import ModuleType
 from typing import Any
 
+from compat.skops import writer_module
+
 TORCH_SHIM = "sklearn.externals.array_api_compat.torch"
 
 
@@ -60,10 +62,10 @@ class CompactJson:
 
 
 def compact_schemas(persist: ModuleType) -> None:
-    """Make skops' writer module (`skops.io._persist`) write `schema.json` compact."""
+    """Make skops' writer module (`compat.skops.writer_module`) write `schema.json` compact."""
     if getattr(persist, "json", None) is json:
         persist.json = CompactJson
 
 
 skops_io = load()
-compact_schemas(sys.modules["skops.io._persist"])
+compact_schemas(writer_module())

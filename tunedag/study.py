@@ -17,8 +17,9 @@ import optuna
 import psutil
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.storages.journal._file import get_lock_file
 from optuna.trial import TrialState
+
+from compat.optuna import journal_lock, journal_path, rdb_storage, study_storage
 
 from tunedag.config import Config
 from tunedag.errors import TunedagError, redact
@@ -57,10 +58,10 @@ def build_storage(url: str, sync: bool = True) -> BaseStorage:
 
 def _cut_torn_tail(backend: JournalFileBackend) -> None:
     """Drop a last line without its newline (a write cut short by an OS crash), which would make every later append unreadable."""
-    path = Path(backend._file_path)
+    path = journal_path(backend)
     if _ends_whole(path):
         return
-    with get_lock_file(backend._lock), open(path, "rb+") as f:
+    with journal_lock(backend), open(path, "rb+") as f:
         end = pos = f.seek(0, os.SEEK_END)
         while pos > 0:
             step = min(pos, 1 << 16)
@@ -97,7 +98,7 @@ class UnsyncedJournalFile(JournalFileBackend):
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         lines = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-        with get_lock_file(self._lock), open(self._file_path, "ab") as f:
+        with journal_lock(self), open(journal_path(self), "ab") as f:
             f.write(lines.encode("utf-8"))
 
 
@@ -116,8 +117,7 @@ def study_key(cfg: Config, data_version: str) -> str:
 
 def close_study(study: optuna.Study) -> None:
     """Close the storage's pooled database connections (a no-op for the journal file)."""
-    backend = getattr(study._storage, "_backend", study._storage)
-    if isinstance(backend, RDBStorage):
+    if (backend := rdb_storage(study)) is not None:
         backend.engine.dispose()
 
 
@@ -180,7 +180,7 @@ def beat(study: optuna.Study, trial_ids: list[int]) -> None:
     now = time.time()
     for trial_id in trial_ids:
         try:
-            study._storage.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, now)
+            study_storage(study).set_trial_user_attr(trial_id, HEARTBEAT_ATTR, now)
         except (RuntimeError, ValueError):  # finished meanwhile: Optuna refuses to touch it
             pass
 

@@ -9,7 +9,7 @@ import pytest
 
 from compat import check_range
 
-MODULES = ["compat.optuna"]
+MODULES = ["compat.optuna", "compat.skops"]
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -31,3 +31,55 @@ def test_optuna_private_names_resolve() -> None:
     assert storage.get_trial_number_from_id(trial_id(trial)) == trial.number
     assert storage.get_study_name_from_id(study_id(study)) == study.study_name
     assert trial_id(study.trials[0]) == trial_id(trial)
+
+
+def test_optuna_journal_file_path_and_lock_resolve(tmp_path):
+    from optuna.storages.journal import JournalFileBackend
+
+    from compat.optuna import journal_lock, journal_path
+
+    backend = JournalFileBackend(str(tmp_path / "study.journal"))
+    assert journal_path(backend) == tmp_path / "study.journal" and journal_path(backend).is_file()
+    with journal_lock(backend):  # Optuna's symlink lock: a link beside the file while held
+        assert (tmp_path / "study.journal.lock").is_symlink()
+    assert not (tmp_path / "study.journal.lock").exists()
+
+
+def test_optuna_rdb_storage_under_a_study_resolves(tmp_path):
+    from optuna.storages import RDBStorage
+
+    from compat.optuna import rdb_storage
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert isinstance(rdb_storage(study), RDBStorage) and rdb_storage(optuna.create_study()) is None
+    rdb_storage(study).engine.dispose()
+
+
+def test_optuna_search_space_transform_maps_to_the_unit_cube_and_back():
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from compat.optuna import SearchSpaceTransform
+
+    space = {"n": IntDistribution(10, 50, step=10), "lr": FloatDistribution(1e-3, 1.0, log=True)}
+    trans = SearchSpaceTransform(space, transform_step=True, transform_0_1=True)
+    x = trans.transform({"n": 30, "lr": 0.1})
+    assert ((0 <= x) & (x <= 1)).all() and trans.untransform(x) == pytest.approx({"n": 30, "lr": 0.1})
+
+
+def test_skops_writer_module_writes_the_schema_with_its_json_global():
+    import json
+    import zipfile
+    from io import BytesIO
+
+    from compat.skops import writer_module
+    from tunedag.skops_io import CompactJson, skops_io
+
+    writer = writer_module()
+    assert writer.json is CompactJson  # tunedag.skops_io swapped it at import
+    schema = zipfile.ZipFile(BytesIO(skops_io.dumps({"a": [1, 2]}))).read("schema.json").decode()
+    assert "\n" not in schema and json.loads(schema)
+    writer.json = json
+    try:
+        assert "\n" in zipfile.ZipFile(BytesIO(skops_io.dumps({"a": [1, 2]}))).read("schema.json").decode()  # skops' own, indented
+    finally:
+        writer.json = CompactJson

@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.flows.conftest import subprocess_env
 from tunedag.config import load_config
 from tunedag.data import load_source, prepare, save_prepared
 
-pytestmark = pytest.mark.slow  # each case starts the command in a new process (a few seconds of imports)
+# Each case starts the command in a new process (a few seconds of imports), on the session's Prefect API.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 TUNEDAG = str(Path(sys.executable).parent / "tunedag")
 COMMANDS = ("run", "prepare", "tune", "train", "evaluate", "report", "worker", "serve", "deploy", "ui", "status")
 
 
 def _tunedag(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([TUNEDAG, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run([TUNEDAG, *args], cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=120)
 
 
 def test_help_lists_every_command_and_each_command_takes_params_and_set(tmp_path):
@@ -51,23 +53,24 @@ def test_bad_input_is_one_paragraph_naming_the_key_with_exit_code_2_and_nothing_
     assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
 
 
-def test_tune_without_prepared_data_is_refused_before_its_flow_runs(project):
-    done = _tunedag("tune", cwd=project)
+@pytest.mark.parametrize("stage", ["tune", "worker"])
+def test_tune_without_prepared_data_is_refused_before_its_flow_runs(project, stage):
+    done = _tunedag(stage, cwd=project)
 
-    lines = done.stderr.strip().splitlines()  # Prefect's line naming the temporary server may come first
-    assert done.returncode == 2 and lines[-1].startswith("tunedag: error:"), done.stderr
-    assert "paths.prepared" in lines[-1] and "dataset.parquet" in lines[-1]
-    assert "Traceback" not in done.stderr and "Failed" not in done.stderr + done.stdout, "no flow run failed, no worker cut off"
+    message = done.stderr.strip()
+    assert done.returncode == 2 and message.startswith("tunedag: error:") and "\n" not in message, done.stderr
+    assert "paths.prepared" in message and "dataset.parquet" in message
+    assert "Beginning flow run" not in done.stderr + done.stdout and not (project / ".tunedag").exists()
 
 
-def test_tune_refused_while_its_workers_start_prints_the_paragraph_alone(project):
-    """The trial workers start with the command; a refusal closes them first (a worker cut off prints a traceback)."""
+def test_a_refusal_inside_the_tune_flow_prints_the_paragraph_alone(project):
+    """A worker cut off, or Prefect's report of the failed run, would print a traceback."""
     cfg = load_config(project / "params.yaml")
     frame, target = load_source(cfg.data, cfg.seed)
     save_prepared(prepare(frame, target, cfg.data, cfg.seed, str(cfg.data.path)), cfg.paths.prepared)
 
     for _ in range(2):  # the worker cut off was a race: 3 of 4 runs before the fix
-        done = _tunedag("tune", "--set", "tune.metric=rmse", cwd=project)
+        done = _tunedag("tune", "--set", "tune.metric=rmse", cwd=project)  # refused by the flow's own check
 
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and lines[-1].startswith("tunedag: error: tune.metric 'rmse'"), done.stderr

@@ -84,3 +84,18 @@ def test_dvc_repro_runs_the_pipeline_then_does_nothing_then_reruns_only_tuning_a
     assert experiment["data"]["metrics"]["metrics/tune.json"]["data"]["n_trials"] == 8
     assert baseline["data"]["metrics"]["metrics/tune.json"]["data"]["n_trials"] == SHRINK["tune.n_trials"]
     assert len(load_study(load_config(project / "params.yaml")).trials) == 8  # the experiment resumed the same study
+
+
+PACKAGES = ("flows", "tasks", "tunedag", "services", "compat", "runners")
+
+
+@pytest.mark.parametrize("stage", ["prepare", "tune", "train", "evaluate", "report"])
+def test_each_stage_runs_tunedag_and_depends_on_every_package_its_flow_imports(stage):
+    """So an edit to any module a stage imports (say make_model in tunedag/objective.py for train) re-runs it."""
+    declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]
+    probe = f"import sys, flows.{stage}; print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+    imported = set(done.stdout.split()) & set(PACKAGES)
+
+    assert declared["cmd"] == f"tunedag {stage}"
+    assert {"flows", "tasks", "tunedag"} <= imported <= set(declared["deps"]), (imported, declared["deps"])

@@ -1,64 +1,90 @@
-"""The stage commands' shared entry (flows._cli): a config loaded early for the warm-up is the one the run gets."""
+"""The stage commands' shared entry (flows._cli): config and input checks before the flow's imports, refusals in one paragraph."""
 
 from __future__ import annotations
 
-import pytest
+import logging
 
 from flows import _cli
 from flows._inputs import tune_summary
+from tunedag.errors import ConfigError, TunedagError
 
 
-@pytest.fixture(autouse=True)
-def no_early_config(monkeypatch):
-    monkeypatch.setattr(_cli, "_EARLY", None)
-
-
-def test_the_config_warmed_up_early_is_the_one_the_run_gets_and_it_is_used_once(project):
-    warmed, ran = [], []
-    _cli.warm_start(warmed.append, "params.yaml", ["tune.n_trials=7"])
-
+def test_the_config_is_loaded_once_with_the_overrides_and_the_run_gets_it(project):
+    ran = []
     assert _cli.execute(ran.append, "params.yaml", ["tune.n_trials=7"]) == 0
-    assert _cli.execute(ran.append, "params.yaml", ["tune.n_trials=7"]) == 0
-    assert warmed[0].tune.n_trials == 7 and ran[0] is warmed[0]
-    assert ran[1] is not warmed[0] and ran[1] == warmed[0]  # loaded again: the early one served one run
+    assert len(ran) == 1 and ran[0].tune.n_trials == 7
 
 
-def test_other_arguments_than_the_early_ones_are_loaded_as_given(project):
-    warmed, ran = [], []
-    _cli.warm_start(warmed.append, "params.yaml", ["tune.n_trials=7"])
-
-    assert _cli.execute(ran.append, "params.yaml", ["tune.n_trials=9"]) == 0
-    assert ran[0].tune.n_trials == 9
-
-
-def test_a_config_that_does_not_validate_ends_the_command_at_the_warm_start_and_warms_nothing(project, capsys):
-    """Refused before the flow's module is imported: the message comes in about 2 s instead of 6."""
-    warmed = []
-    with pytest.raises(SystemExit) as stop:
-        _cli.warm_start(warmed.append, "params.yaml", ["model.estimator=sklearn.nope.Thing"])
-
-    assert stop.value.code == 2 and warmed == []
+def test_a_config_that_does_not_validate_is_refused_before_the_flows_module_is_imported(project, capsys):
+    """The flow's module does not exist here: importing it would fail otherwise than with the one paragraph."""
+    assert _cli.execute("flows.no_such_stage:run", "params.yaml", ["model.estimator=sklearn.nope.Thing"]) == 2
     assert capsys.readouterr().err.startswith("tunedag: error: params.yaml is invalid: model.estimator")
 
 
-def test_a_missing_stage_input_ends_the_command_at_the_warm_start(project, capsys):
+def test_a_missing_stage_input_is_refused_before_the_flows_module_is_imported(project, capsys):
     """`tunedag train` before any tune: refused on the missing tune summary, not after the flow's imports."""
-    warmed = []
-    with pytest.raises(SystemExit) as stop:
-        _cli.warm_start(warmed.append, "params.yaml", [], tune_summary)
-
-    assert stop.value.code == 2 and warmed == []
+    assert _cli.execute("flows.no_such_stage:run", "params.yaml", [], check=tune_summary) == 2
     assert "(paths.tune_summary) is missing" in capsys.readouterr().err
 
 
-def test_a_config_that_does_not_validate_without_a_warm_start_is_reported_by_the_run(project, capsys):
+def test_the_flow_is_imported_and_run_by_name_once_the_checks_pass(project, monkeypatch):
+    import flows.prepare
+
     ran = []
-    assert _cli.execute(ran.append, "params.yaml", ["model.estimator=sklearn.nope.Thing"]) == 2
-    assert ran == [] and "model.estimator" in capsys.readouterr().err
+    monkeypatch.setattr(flows.prepare, "prepare_flow", ran.append)
+    assert _cli.execute("flows.prepare:prepare_flow", "params.yaml", []) == 0
+    assert len(ran) == 1
+
+
+def test_an_api_in_the_environment_or_in_prefects_settings_is_used_and_no_project_server_started(project, monkeypatch):
+    """The tests' session server (prefect_test_harness) is named in Prefect's settings only; a user's, in the environment."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    seen = []
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    assert _cli.execute(seen.append, "params.yaml", [], prefect_api=True) == 0
+    monkeypatch.delenv("PREFECT_API_URL")
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:8/api"}):
+        assert _cli.execute(lambda cfg: seen.append(PREFECT_API_URL.value()), "params.yaml", [], prefect_api=True) == 0
+    assert len(seen) == 2 and seen[1] == "http://127.0.0.1:8/api"
+    assert not (project / ".tunedag").exists(), "no project server was leased"
+
+
+def _record(msg: str, exc: BaseException | None = None) -> logging.LogRecord:
+    exc_info = (type(exc), exc, None) if exc else None
+    return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, msg, (), exc_info)
+
+
+def test_a_refusal_raised_in_a_run_drops_prefects_traceback_and_state_line_and_nothing_else():
+    refusals = _cli.RefusalFilter()
+
+    assert not refusals.filter(_record("Encountered exception during execution: %r", ConfigError("data.target 'y' is missing")))
+    assert not refusals.filter(_record("Finished in state Failed('Flow run encountered an exception: ConfigError: data.target')"))
+    assert refusals.filter(_record("Finished in state Failed('Flow run encountered an exception: ValueError: boom')"))
+    assert refusals.filter(_record("Encountered exception during execution: %r", ValueError("a bug keeps its traceback")))
+    assert refusals.filter(_record("Finished in state Completed()"))
+
+
+def test_quiet_refusals_filters_prefects_run_loggers_for_the_block_only():
+    logger = logging.getLogger("prefect.task_runs")
+    with _cli.quiet_refusals():
+        assert any(isinstance(f, _cli.RefusalFilter) for f in logger.filters)
+    assert not any(isinstance(f, _cli.RefusalFilter) for f in logger.filters)
+    with _cli.quiet_refusals(enabled=False):  # --debug
+        assert not any(isinstance(f, _cli.RefusalFilter) for f in logger.filters)
+
+
+def test_debug_prints_the_traceback_above_the_paragraph(capsys):
+    try:
+        raise TunedagError("data.path 'x.csv' does not exist")
+    except TunedagError as exc:
+        assert _cli.refuse(exc, debug=True) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and err.rstrip().splitlines()[-1] == "tunedag: error: data.path 'x.csv' does not exist"
 
 
 def test_the_tunedag_command_imports_neither_prefect_nor_mlflow_nor_sklearn_before_it_runs_one():
-    """`tunedag --help` answers at once, and `tunedag tune` launches Prefect's server before the heavy imports."""
+    """`tunedag --help` answers at once, and a bad config is refused before the heavy imports."""
     import json
     import subprocess
     import sys

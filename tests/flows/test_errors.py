@@ -114,3 +114,30 @@ def test_the_pipeline_command_refuses_a_bad_config_file_writing_nothing(tmp_path
         assert word in err, f"{word!r} not in {err}"
     assert _listing(tmp_path) == before, "nothing is written"
     assert not marker.exists()
+
+
+# --- a refusal raised inside a flow run, through the real `tunedag` command ------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("debug", [False, True], ids=["quiet", "debug"])
+def test_a_refusal_raised_inside_the_flow_run_is_one_paragraph_without_prefects_traceback(project, debug):
+    """prepare's task finds the data file without its target column; `--debug` brings the tracebacks back."""
+    import subprocess
+    import sys
+
+    from tests.flows.conftest import subprocess_env
+
+    tunedag = [str(Path(sys.executable).parent / "tunedag"), *(["--debug"] if debug else [])]
+    args = ["prepare", "--set", "data.source=file", "--set", "data.path=data/raw/example_churn.csv", "--set", "data.target=label"]
+    done = subprocess.run([*tunedag, *args], cwd=project, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False)
+
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Beginning flow run" in done.stderr, "refused inside the flow run"
+    paragraph = [line for line in done.stderr.splitlines() if line.startswith("tunedag: error:")]
+    assert len(paragraph) == 1 and "data.target" in paragraph[0] and "'label'" in paragraph[0], done.stderr
+    assert done.stderr.rstrip().endswith(paragraph[0])
+    if debug:
+        assert "Traceback" in done.stderr and "Finished in state Failed" in done.stderr
+    else:
+        assert "Traceback" not in done.stderr and "Failed" not in done.stderr, done.stderr
+        assert "data.target" not in done.stderr.replace(paragraph[0], ""), "the message is printed once"

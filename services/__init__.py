@@ -1,0 +1,1 @@
+"""Services tunedag runs for a project: its Prefect API."""
