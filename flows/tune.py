@@ -126,7 +126,7 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
     """
     tune, logger, rules = ctx.cfg.tune, get_run_logger(), StopRules(ctx.cfg)
     prune = tune.fidelity.kind != "none" and len(tune.directions) == 1
-    running: dict[Any, tuple[optuna.Trial, Any]] = {}  # wrapped future -> (trial, its task run)
+    running: dict[Any, tuple[optuna.Trial, Any, str]] = {}  # wrapped future -> (trial, its task run, its MLflow run)
     failures, halt, beaten = 0, None, time.monotonic()
     with _Signals(ctx.stop), runner_for(ctx.cfg) as runner:
         ctx = replace(ctx, runner=runner)
@@ -146,14 +146,17 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
                 runner.close(cancel=True)  # the trial tasks come back INTERRUPTED within seconds
                 done = wait(list(running), timeout=30).done
             for future in done:
-                trial, task_run = running.pop(future)
-                result = task_run.result()
+                trial, task_run, run_id = running.pop(future)
+                try:
+                    result = task_run.result()
+                except Exception as exc:  # the task itself broke: the trial fails with why, the study goes on
+                    result = TrialResult(trial.number, "FAIL", None, f"{type(exc).__name__}: {exc}"[:2000], run_id, 0.0)
                 failures, halt = _tell(study, ctx, trial, result, failures, halt)
                 counts = tally(study)
                 logger.info(format_progress(result.number, result.state, result.value, counts.best, counts.finished,
                                             tune.n_trials, tune.metric, result.seconds, result.error))
             if time.monotonic() - beaten > HEARTBEAT_S:
-                beat(study, [trial_id(trial) for trial, _ in running.values()])
+                beat(study, [trial_id(trial) for trial, _, _ in running.values()])
                 beaten = time.monotonic()
     if ctx.stop.is_set():
         raise KeyboardInterrupt
@@ -187,7 +190,7 @@ def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) 
         fail_and_requeue(study, trial.number, params, f"not recorded: MLflow failed ({exc})"[:2000], ctx.cfg.families)
         return f"trial {trial.number}'s run could not be created: {exc}"[:2000]
     task_run = run_trial.submit(quote(ctx), quote(job_for(ctx, trial, params, model_dir, prune)), run_id)
-    running[task_run.wrapped_future] = (trial, task_run)
+    running[task_run.wrapped_future] = (trial, task_run, run_id)
     return None
 
 

@@ -8,6 +8,7 @@ Workers ignore SIGINT: on Ctrl-C the parent decides, and `close(cancel=True)` st
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
 import ctypes
 import importlib
 import multiprocessing
@@ -68,6 +69,8 @@ class ProcessRunner(Runner):
         except pebble.ProcessExpired as exc:
             done.set_exception(TrialLimitExceeded(f"its worker process died (exit code {exc.exitcode}), "
                                                   "e.g. killed by the system for memory or a crash in native code"))
+        except concurrent.futures.process.BrokenProcessPool as exc:  # every worker died at once (a signal to the group)
+            done.set_exception(TrialLimitExceeded(f"its worker process died ({exc})"))
         except concurrent.futures.CancelledError:
             done.set_exception(TrialLimitExceeded("interrupted"))
         except BaseException as exc:
