@@ -190,7 +190,7 @@ def recover_orphan_trials(study: optuna.Study, ctx: TrialContext, whole: bool = 
         except (RuntimeError, ValueError):  # another worker recovered it first
             continue
     if whole:
-        _reconcile(study, ctx, tracker, runs)
+        _reconcile(study, ctx, tracker, _runs_by_trial(tracker, ctx.study_name) if orphans else runs)
     return [t.number for t in orphans]
 
 

@@ -98,11 +98,13 @@ def test_an_orphan_not_recorded_is_failed_requeued_and_its_run_killed_with_why(s
     start_trial_run(ctx, trial.number)
     _trial(study, ctx, DEAD)  # killed after its claim, before its run was created
 
-    assert recover_orphan_trials(study, ctx) == [0, 1]
+    assert recover_orphan_trials(study, ctx, whole=True) == [0, 1]
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
     assert trials[2].user_attrs["requeued_from"] == 0
-    runs = {r.data.tags[TAG_TRIAL]: r for r in find_runs(tracker, f"tags.`{TAG_STUDY}` = 's'")}
+    found = find_runs(tracker, f"tags.`{TAG_STUDY}` = 's'")
+    runs = {r.data.tags[TAG_TRIAL]: r for r in found}
+    assert len(found) == 2, "one run per trial number"
     assert {n: r.info.status for n, r in runs.items()} == {"0": "KILLED", "1": "KILLED"}
     assert all(r.data.tags["tunedag.error"].startswith("interrupted: ") for r in runs.values())
 
