@@ -7,8 +7,7 @@ import signal
 
 import pytest
 
-from runners import Limits, TrialLimitExceeded, default_threads
-from runners import processes
+from runners import Limits, TrialLimitExceeded, default_threads, processes
 from runners.processes import ProcessRunner
 from tests.support import jobs
 

@@ -12,9 +12,25 @@ import pytest
 from optuna.trial import TrialState
 
 from runners import Limits, make_runner
-from tasks.tracking import MODEL_ARTIFACT, TAG_STATE, TAG_STUDY, TAG_TRIAL, find_runs, local_artifact_dir, open_tracker
-from tasks.tuning import (INTERRUPTED, TAG_VALUES, TrialContext, job_for, record, recover_orphan_trials, run_trial,
-                          start_trial_run)
+from tasks.tracking import (
+    MODEL_ARTIFACT,
+    TAG_STATE,
+    TAG_STUDY,
+    TAG_TRIAL,
+    find_runs,
+    local_artifact_dir,
+    open_tracker,
+)
+from tasks.tuning import (
+    INTERRUPTED,
+    TAG_VALUES,
+    TrialContext,
+    job_for,
+    record,
+    recover_orphan_trials,
+    run_trial,
+    start_trial_run,
+)
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_source, prepare, save_prepared
 from tunedag.space import suggest
