@@ -207,7 +207,7 @@ def _tell(study: optuna.Study, ctx: TrialContext, trial: optuna.Trial, result: T
         return failures, halt or result.error
     elif result.state == "INTERRUPTED" or (ctx.stop.is_set() and "TrialLimitExceeded" in (result.error or "")):
         fail_and_requeue(study, trial.number, trial.params, INTERRUPTED, ctx.cfg.families)
-        kill_run(ctx.tracker(), result.run_id, trial.number, ctx.parent_run_id, ctx.tags, INTERRUPTED)
+        kill_run(ctx.tracker(), result.run_id, trial.number, ctx.parent_run_id, ctx.tags, INTERRUPTED, trial.params)
     else:
         trial.set_user_attr("error", result.error)
         study.tell(trial, state=TrialState.FAIL)

@@ -147,11 +147,12 @@ def fail_and_requeue(study: optuna.Study, number: int, params: dict, error: str,
         study.enqueue_trial(params, user_attrs={"requeued_from": number}, skip_if_exists=False)
 
 
-def kill_run(tracker: Tracker, run_id: str | None, number: int, parent_run_id: str, tags: dict[str, str], reason: str) -> None:
-    """Close the trial's run KILLED with the reason (creating it when the trial had none)."""
+def kill_run(tracker: Tracker, run_id: str | None, number: int, parent_run_id: str, tags: dict[str, str], reason: str,
+             params: dict | None = None) -> None:
+    """Close the trial's run KILLED with the reason and the trial's parameters (creating the run when it had none)."""
     if not run_id:
         run_id = start_run(tracker, f"trial-{number}", {**tags, TAG_TRIAL: str(number), TAG_ROLE: "trial"}, parent_run_id)
-    log_values(tracker.client, run_id, tags={TAG_ERROR: reason})
+    log_values(tracker.client, run_id, params=params, tags={TAG_ERROR: reason})
     tracker.client.set_terminated(run_id, status="KILLED")
 
 
@@ -186,7 +187,7 @@ def recover_orphan_trials(study: optuna.Study, ctx: TrialContext, whole: bool = 
             else:
                 fail_and_requeue(study, t.number, t.params, "interrupted: the process running it died", ctx.cfg.families)
                 kill_run(tracker, run.info.run_id if run else None, t.number, ctx.parent_run_id, ctx.tags,
-                         "interrupted: the process running it died; parameters re-queued")
+                         "interrupted: the process running it died; parameters re-queued", t.params)
         except (RuntimeError, ValueError):  # another worker recovered it first
             continue
     if whole:
@@ -204,7 +205,7 @@ def _reconcile(study: optuna.Study, ctx: TrialContext, tracker: Tracker, runs: d
             log_values(tracker.client, run_id, params=t.params, tags={TAG_STATE: "FAIL", TAG_ERROR: error[:5000]})
             tracker.client.set_terminated(run_id, status="KILLED" if error.startswith(("interrupted", "not recorded")) else "FAILED")
         elif t.state == TrialState.FAIL and run.info.status == "RUNNING":
-            kill_run(tracker, run.info.run_id, t.number, ctx.parent_run_id, ctx.tags, error[:5000])
+            kill_run(tracker, run.info.run_id, t.number, ctx.parent_run_id, ctx.tags, error[:5000], t.params)
     lost = sorted(n for n in runs if n >= len(trials))
     for number in lost:  # the study lost its last records (journal_sync false and an OS crash): its trials come back in order
         run = runs[number]

@@ -123,6 +123,7 @@ def test_an_orphan_not_recorded_is_failed_requeued_and_its_run_killed_with_why(s
     assert len(found) == 2, "one run per trial number"
     assert {n: r.info.status for n, r in runs.items()} == {"0": "KILLED", "1": "KILLED"}
     assert all(r.data.tags["tunedag.error"].startswith("interrupted: ") for r in runs.values())
+    assert runs["0"].data.params == {k: str(v) for k, v in params.items()}
 
 
 def test_a_live_trial_is_left_alone(setup):
