@@ -188,8 +188,9 @@ class Layers:
     """The in-process layers for one config, sharing prepared data, tracking and one executor per kind."""
 
     def __init__(self, cfg: Any, workdir: Path):
+        from runners import Limits, make_runner
         from tasks.tracking import open_tracker, start_run
-        from tasks.tuning import TrialContext, lineage_tags
+        from tasks.tuning import PRELOAD, TrialContext, lineage_tags
         from tunedag.data import file_md5, load_prepared
 
         self.cfg, self.workdir = cfg, workdir
@@ -199,7 +200,20 @@ class Layers:
         tags = lineage_tags(f"layers-{cfg.tune.study_name}", self.version)
         parent = start_run(self.tracker, "bench-layers", tags)
         self.ctx = {kind: TrialContext(cfg, cfg.paths.prepared, self.version, self.tracker.experiment_id, parent,
-                                       f"layers-{cfg.tune.study_name}", tags, kind) for kind in ("thread", "process")}
+                                       f"layers-{cfg.tune.study_name}", tags, make_runner(kind, 1, Limits(1), PRELOAD))
+                    for kind in ("thread", "process")}
+
+    def close(self) -> None:
+        for ctx in self.ctx.values():
+            ctx.runner.close()
+
+    def run_trial(self, kind: str, trial: optuna.Trial, params: Params) -> Any:
+        """The trial task's own code, called in this thread: create the run, run the job, record the run."""
+        from tasks.tuning import job_for, run_trial, start_trial_run
+
+        ctx = self.ctx[kind]
+        run_id, model_dir = start_trial_run(ctx, trial.number)
+        return run_trial.fn(ctx, job_for(ctx, trial, params, model_dir, False), run_id)
 
     def objective(self, params: Params) -> float:
         from tunedag.objective import evaluate
@@ -209,12 +223,13 @@ class Layers:
     def _job(self, trial: optuna.Trial, params: Params) -> Any:
         from tasks.trial_worker import TrialJob
 
-        return TrialJob(self.cfg, self.cfg.paths.prepared, self.version, "layers", trial._trial_id, trial.number, params, False)
+        from compat.optuna import trial_id
+
+        return TrialJob(self.cfg, self.cfg.paths.prepared, self.version, "layers", trial_id(trial), trial.number, params, False)
 
     def tracked(self, with_model: bool) -> Callable[[optuna.Trial, Params], float]:
         """MLflow run with params, metrics and tags (and the model folder) through the trial task's own code."""
         from tasks.trial_worker import JobResult
-        from tasks.tuning import run_trial
         from tunedag.objective import evaluate
 
         ctx = self.ctx["thread"]
@@ -223,28 +238,23 @@ class Layers:
             from tasks import tuning
 
             started = time.perf_counter()
-            run_id, _ = tuning._start_trial_run(ctx, trial.number)
+            run_id, _ = tuning.start_trial_run(ctx, trial.number)
             outcome = evaluate(self.cfg, self.prep, params)
             result = JobResult("COMPLETE", outcome.values, outcome.metrics)
-            tuning._record(ctx, run_id, self._job(trial, params), result, time.perf_counter() - started)
+            tuning.record(ctx.tracker().client, run_id, self._job(trial, params), result, time.perf_counter() - started,
+                          self.cfg.tune.metric)
             return outcome.value
 
         def with_model_fn(trial: optuna.Trial, params: Params) -> float:
-            result = run_trial.fn(ctx, self._job(trial, params))
+            result = self.run_trial("thread", trial, params)
             assert result.state == "COMPLETE", result.error
             return result.value
 
         return with_model_fn if with_model else without_model
 
     def in_process(self) -> Callable[[optuna.Trial, Params], float]:
-        from tasks.pool import executor_for
-        from tasks.tuning import run_trial
-
-        ctx = self.ctx["process"]
-        executor_for(self.cfg, "process")  # started before the first trial, as drive_trials does
-
         def fn(trial: optuna.Trial, params: Params) -> float:
-            result = run_trial.fn(ctx, self._job(trial, params))
+            result = self.run_trial("process", trial, params)
             assert result.state == "COMPLETE", result.error
             return result.value
 
@@ -282,25 +292,19 @@ def prefect_layer(cfg: Any, layers: Layers, trials: int, storage: Any) -> Row:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from tasks.tuning import run_trial
-    from tunedag.executor import close_executors
+    from tasks.tuning import job_for, run_trial, start_trial_run
 
     ctx = layers.ctx["process"]
 
     @flow(name="bench-prefect-layer", task_runner=ThreadPoolTaskRunner(max_workers=1))
     def bench_flow() -> Row:
         def fn(trial: optuna.Trial, params: Params) -> float:
-            result = run_trial.submit(ctx, layers._job(trial, params)).result()
+            run_id, model_dir = start_trial_run(ctx, trial.number)
+            result = run_trial.submit(ctx, job_for(ctx, trial, params, model_dir, False), run_id).result()
             assert result.state == "COMPLETE", result.error
             return result.value
 
-        from tasks.pool import executor_for
-
-        executor_for(cfg, "process")
-        try:
-            return optuna_layer(NAMES["prefect"], cfg, fn, trials, storage)
-        finally:
-            close_executors()
+        return optuna_layer(NAMES["prefect"], cfg, fn, trials, storage)
 
     return bench_flow()
 
@@ -450,7 +454,6 @@ def environment() -> str:
 def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: list[str], rep: int = 0) -> dict[str, Row]:
     """The chosen layers for one objective cost, printed as a table; the rows (run `rep` of `--repeat` has its own study files)."""
     from tunedag.config import load_config
-    from tunedag.executor import close_executors
     from tunedag.study import build_storage
 
     tag = f"cost{cost_ms:g}" + (f"-run{rep + 1}" if rep else "")
@@ -476,7 +479,6 @@ def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: li
         rows[key] = timed_layer(specs[key])
         if key == "process":
             rows[key].note = "pebble pool from a forkserver"
-            close_executors()
     startup: list[float] = []
     if "pipeline" in wanted:
         rows["pipeline"] = timed_layer(lambda: _with_startup(pipeline_layer(cfg), startup))
@@ -491,6 +493,7 @@ def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: li
     for line in verdicts(rows, cost_ms):
         print(line)
     sys.stdout.flush()
+    layers.close()
     return rows
 
 

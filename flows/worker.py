@@ -8,11 +8,6 @@ params.yaml, here or on other machines (with a PostgreSQL `tune.storage` and an 
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a stage command: Prefect's temporary server and the trial workers start now, beside the imports below
-    from flows._cli import parse_args, start_stage
-
-    start_stage(__spec__.name, **vars(parse_args(__doc__)))
-
 from prefect import flow
 
 from flows.tune import _check_inputs, drive_trials, task_runner, trial_context
@@ -20,7 +15,6 @@ from tasks.tracking import open_tracker
 from tasks.tuning import lineage_tags, recover_orphan_trials
 from tunedag.config import Config
 from tunedag.errors import TunedagError
-from tunedag.executor import close_executors
 from tunedag.study import PARENT_RUN_ATTR, close_study, join_study
 
 
@@ -34,16 +28,15 @@ def worker_flow(cfg: Config) -> str:
     if parent is None:
         raise TunedagError(f"Study {study.study_name} has no pipeline run yet; start it with `python -m flows.tune` first.")
     ctx = trial_context(cfg, data_version, tracker, parent, study.study_name, lineage_tags(study.study_name, data_version))
-    recover_orphan_trials(study, ctx)  # with their MLflow runs closed or created, as the tune flow does
+    recover_orphan_trials(study, ctx)  # trials of dead processes: told from their runs, or failed and re-queued
     try:
         return drive_trials(study, ctx)
     finally:
-        close_executors()
         close_study(study)
 
 
 def run(cfg: Config) -> str:
-    """Run the worker flow with the task runner `tune.runner` names."""
+    """Run the worker flow (the CLI's `worker`)."""
     return worker_flow.with_options(task_runner=task_runner(cfg))(cfg)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import tempfile
 import threading
@@ -105,19 +104,6 @@ def _check_server(uri: str, timeout_s: float = 5.0) -> None:
                            "start it (mlflow server ...) or point tracking.uri at the local store sqlite:///mlruns/mlflow.db.") from None
 
 
-def preload_store(uri: str) -> None:
-    """Import MLflow's database store in the background (1.8 s of imports here; nothing is opened or written).
-
-    A stage command calls it while it waits for Prefect's temporary server, so the flow's first
-    `client_for` finds the code loaded.
-    """
-    from mlflow.store.db.db_types import DATABASE_ENGINES
-
-    if uri.partition(":")[0].partition("+")[0] in DATABASE_ENGINES:
-        threading.Thread(target=importlib.import_module, args=("mlflow.store.tracking.sqlalchemy_store",),
-                         name="tunedag-import-store", daemon=True).start()
-
-
 _CLIENT_LOCK = threading.Lock()
 
 
@@ -138,46 +124,20 @@ def absolute_uri(uri: str) -> str:
 def _client(uri: str) -> MlflowClient:
     if redact(uri) != uri:  # MLflow prints run links built from the tracking URI, password included
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    if uri.startswith("sqlite:"):
-        _sync_normal(client._tracking_client.store.engine)
-    return client
-
-
-def _sync_normal(engine: Any) -> None:
-    """SQLite's `synchronous=NORMAL` on the tracking store's connections, as Prefect's server sets on its own store.
-
-    In write-ahead-log mode (`_write_ahead_log`) a commit then syncs nothing; the log is synced at
-    checkpoints. A killed process loses no committed run; an OS crash or power cut can lose the last
-    commits (docs/robustness.md), and `reconcile_trials` fills in runs of trials the Optuna study holds.
-    """
-    from sqlalchemy import event
-
-    def on_connect(dbapi_connection: Any, record: Any) -> None:
-        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-
-    event.listen(engine, "connect", on_connect)
-    engine.dispose()  # connections opened before the listener (store creation) are replaced
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def start_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None) -> str:
     """Create a run (nested under `parent_id` when given) and return its id."""
-    return start_trial_run(tracker, name, tags, parent_id).info.run_id
+    return create_run(tracker, name, tags, parent_id).info.run_id
 
 
-def start_trial_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None,
-                    start_time: int | None = None) -> Any:
+def create_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None) -> Any:
     """Create a run as `start_run` does and return the MLflow `Run` (its id and artifact URI)."""
     tags = {MLFLOW_RUN_NAME: name, **tags}
     if parent_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_id
-    return tracker.client.create_run(tracker.experiment_id, start_time=start_time, run_name=name, tags=tags)
-
-
-@lru_cache(maxsize=8)
-def experiment_artifact_dir(uri: str, experiment_id: str) -> Path | None:
-    """The folder of the experiment's artifacts when it is on this machine's disk, else None."""
-    return local_artifact_dir(client_for(uri).get_experiment(experiment_id).artifact_location)
+    return tracker.client.create_run(tracker.experiment_id, run_name=name, tags=tags)
 
 
 def local_artifact_dir(artifact_uri: str) -> Path | None:

@@ -1,8 +1,8 @@
-"""The part of a trial that runs in a worker process: evaluate, save the model files, report back.
+"""The part of a trial that runs on the runner (a worker process, a thread or a Dask worker): evaluate, save the model.
 
-It never raises for a failing, pruned or over-budget trial: it returns a `JobResult`, a small
-picklable record the trial task turns into MLflow calls in the flow's process (one writer to the
-tracking store). Only the model files cross over, as a folder on local disk, never as pickles.
+It never raises for a failing or pruned trial: it returns a `JobResult`, a small picklable record
+the trial task turns into MLflow calls in the flow's process. Only the model files cross over, as
+an MLflow model folder on disk (the run's own artifact folder when the store is local), never as pickles.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from typing import Any
 
 import optuna
 
+from runners.base import default_threads
 from tasks.tracking import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
 from tunedag.config import Config
 from tunedag.data import load_prepared
 from tunedag.estimators import skops_trusted_types
-from tunedag.executor import default_threads, report_early
 from tunedag.objective import Reporter, TrialPruned, evaluate
 from tunedag.samplers import build_pruner
 from tunedag.study import build_storage
+
 
 @dataclass(frozen=True)
 class TrialJob:
@@ -54,16 +55,12 @@ class JobResult:
     traceback: str | None = None
     model_dir: str | None = None
     in_place: bool = False  # model_dir is the run's own artifact folder: nothing to upload or delete
-    model_pending: bool = False  # the early answer: scored, the model files still being written
-    model_error: str | None = None  # scored, but the model could not be saved
 
 
 def run_job(job: TrialJob) -> JobResult:
-    """Evaluate the configuration and save its model; any exception becomes a FAIL result.
+    """Evaluate the configuration and save its model; any exception (a model that cannot be saved too) becomes FAIL.
 
-    Run by `ProcessExecutor.start`, the score goes back early (`report_early`, with `model_pending`
-    set) before the model files are written, so the study goes on meanwhile; the return then
-    says where the model is, or why it could not be saved (state FAIL).
+    A COMPLETE result has its model folder written (unless a `train_fn` returned no model).
     """
     metric = job.cfg.tune.metric
     try:
@@ -75,8 +72,7 @@ def run_job(job: TrialJob) -> JobResult:
         scored = JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v})
         if outcome.model is None:  # a train_fn may return none
             return scored
-        trusted = _skops_types(outcome.model, job.cfg.model.trusted_types)  # refuses unreviewed types before the answer
-        report_early(replace(scored, model_pending=True))
+        trusted = _skops_types(outcome.model, job.cfg.model.trusted_types)  # refuses unreviewed types
         model_dir = _save_model(job, outcome.model, trusted)
         return replace(scored, model_dir=model_dir, in_place=bool(job.model_dir))
     except TrialPruned as pruned:
@@ -104,8 +100,7 @@ def discard(result: JobResult) -> None:
 def _save_model(job: TrialJob, model: Any, trusted: list[str] | None) -> str:
     """Write the model as an MLflow model folder: PyTorch for networks, scikit-learn (skops) otherwise.
 
-    Into `job.model_dir` when the trial task gave one (the run's local artifact folder, or a
-    staging folder beside it), else into a temporary folder that the task uploads and deletes.
+    Into `job.model_dir` when the trial task gave one (the run's local artifact folder), else into a temporary folder that the task uploads and deletes.
     """
     folder = Path(job.model_dir) if job.model_dir else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT
     if trusted is None:

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 MODES = ["ok", "raise", "hang", "memory", "crash", "nan", "ok"]
 REASONS = {
     "raise": "broken on purpose",
-    "hang": "ran past tune.trial_timeout (10 s); its worker process was killed",
+    "hang": "ran past tune.trial_timeout (10 s); its worker was stopped",
     "memory": "ran out of memory (tune.trial_memory_mb 300 MB)",
     "crash": "its worker process died (exit code 3)",
     "nan": "NaN",

@@ -14,7 +14,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+import mlflow
+
 from flows.prepare import prepare_flow
+from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, local_artifact_dir
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tunedag.config import load_config
@@ -59,6 +62,23 @@ def _run_and_kill(project: Path, study: optuna.Study, after_complete: int, delay
     proc.wait()
 
 
+def _check_runs(cfg, study: optuna.Study) -> None:
+    """Every FINISHED trial run whole (params, metrics, a loadable model); interrupted trials' runs KILLED with why."""
+    runs = study_runs(cfg, study.study_name, "trial")
+    numbers = [int(r.data.tags[TAG_TRIAL]) for r in runs]
+    assert len(numbers) == len(set(numbers)), "no trial number has two runs"
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    by_number = {int(r.data.tags[TAG_TRIAL]): r for r in runs}
+    for t in study.trials:
+        run = by_number[t.number]
+        if run.info.status == "FINISHED" and t.state == TrialState.COMPLETE:
+            assert run.data.params and run.data.metrics[f"val_{cfg.tune.metric}"] == t.values[0]
+            assert mlflow.pyfunc.load_model(str(local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT)) is not None
+        if t.state == TrialState.FAIL and str(t.user_attrs.get("error", "")).startswith("interrupted"):
+            assert run.info.status == "KILLED" and run.data.tags["tunedag.error"].startswith("interrupted")
+            assert run.data.params == {k: str(v) for k, v in t.params.items()}, "an interrupted run carries its parameters"
+
+
 def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicated(project):
     _write_params(project)
     cfg = load_config(project / "params.yaml")
@@ -73,6 +93,7 @@ def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicate
     assert done.returncode == 0, done.stderr[-3000:]
 
     study = check_ledger(cfg, n_complete=N_TRIALS)
+    _check_runs(cfg, study)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     requeued = {t.user_attrs.get("requeued_from"): t for t in study.trials if "requeued_from" in t.user_attrs}
     assert len(failed) >= 3
@@ -84,23 +105,38 @@ def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicate
     assert all(t.number not in requeued for t in failed if t not in whole)
 
 
-def test_sigterm_stops_cleanly_and_the_next_run_resumes(project):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_to_the_process_group_stops_within_seconds_and_the_next_run_resumes(project, signum):
     _write_params(project)
     cfg = load_config(project / "params.yaml")
     prepare_flow(cfg)
     study = open_study(cfg, file_md5(cfg.paths.prepared))
-    proc = subprocess.Popen([sys.executable, "-m", "flows.tune"], cwd=project, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "flows.tune"], cwd=project, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=subprocess_env())
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and _states(study).count(TrialState.COMPLETE) < 2:
+    while time.monotonic() < deadline:
+        states = _states(study)
+        if states.count(TrialState.COMPLETE) >= 2 and TrialState.RUNNING in states:
+            break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signum)  # as a terminal's Ctrl-C does: every process of the group
+    sent = time.monotonic()
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "interrupted" in err, err[-3000:]
+    assert proc.returncode == 130, err[-3000:]
+    assert time.monotonic() - sent < 15, err[-5000:]
 
-    parents = study_runs(cfg, study.study_name, "pipeline")
-    assert [r.info.status for r in parents] == ["KILLED"]
-    done = subprocess.run([sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300,
-                          env=subprocess_env())
-    assert done.returncode == 0, done.stderr[-3000:]
-    check_ledger(cfg, n_complete=N_TRIALS)
+    trials = optuna.load_study(study_name=study.study_name, storage=build_storage(cfg.tune.storage)).trials
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert interrupted and all(t.user_attrs["error"].startswith("interrupted") for t in interrupted), [t.user_attrs for t in interrupted]
+    runs = {int(r.data.tags[TAG_TRIAL]): r for r in study_runs(cfg, study.study_name, "trial")}
+    assert all(runs[t.number].info.status == "KILLED" and runs[t.number].data.tags["tunedag.error"].startswith("interrupted")
+               for t in interrupted), [(runs[t.number].info.status, runs[t.number].data.tags) for t in interrupted]
+    assert [r.info.status for r in study_runs(cfg, study.study_name, "pipeline")] == ["KILLED"]
+
+    done = subprocess.run([sys.executable, "-m", "flows.tune", "--set", f"tune.max_failed_trials={0}"], cwd=project,
+                          capture_output=True, text=True, timeout=300, env=subprocess_env())
+    assert done.returncode == 0, done.stderr[-3000:]  # interrupted trials are no failures, even with none allowed
+    study = check_ledger(cfg, n_complete=N_TRIALS)
+    _check_runs(cfg, study)
+    requeued = {t.user_attrs["requeued_from"]: t for t in study.trials if "requeued_from" in t.user_attrs}
+    assert all(requeued[t.number].params == t.params for t in interrupted if is_complete(t.params, cfg.families))

@@ -1,4 +1,4 @@
-"""The MLflow server goes away mid-study: Optuna keeps every trial, the next run fills MLflow in."""
+"""The MLflow server goes away mid-study: no trial is COMPLETE without its run; the study stops and the next run finishes it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from flows.prepare import prepare_flow
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tests.flows.services import start_mlflow_server, stop
+from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, client_for
 from tunedag.config import load_config
 from tunedag.study import build_storage
 
@@ -26,7 +27,7 @@ def _complete(storage: str) -> int:
                for s in backend.get_all_studies())
 
 
-def test_trials_finished_while_the_server_was_down_are_filled_in_on_the_next_run(project, tmp_path_factory):
+def test_trials_that_cannot_be_recorded_are_failed_and_requeued_and_the_next_run_finishes(project, tmp_path_factory):
     home = tmp_path_factory.mktemp("mlflow")
     server, url = start_mlflow_server(home)
     port = int(url.rsplit(":", 1)[1])
@@ -43,8 +44,9 @@ def test_trials_finished_while_the_server_was_down_are_filled_in_on_the_next_run
         time.sleep(0.2)
     stop(server)
     out = first.communicate(timeout=300)[0]
-    assert first.returncode != 0, "the summary cannot be logged while the server is down"
-    assert _complete(cfg.tune.storage) == 8, out[-3000:]  # every trial still ran and is kept in Optuna
+    assert first.returncode != 0, out[-3000:]
+    assert "failed mid-study" in out, out[-3000:]  # the study stops with why instead of running trials it cannot record
+    assert 2 <= _complete(cfg.tune.storage) < 8, out[-3000:]
 
     server, url = start_mlflow_server(home, port)
     try:
@@ -52,7 +54,12 @@ def test_trials_finished_while_the_server_was_down_are_filled_in_on_the_next_run
                                capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         study = check_ledger(cfg, n_complete=8)
-        filled = [r for r in study_runs(cfg, study.study_name, "trial") if "tunedag.filled_in" in r.data.tags]
-        assert filled, "trials finished while the server was down are recorded from Optuna"
+        runs = {int(r.data.tags[TAG_TRIAL]): r for r in study_runs(cfg, study.study_name, "trial")}
+        for t in study.get_trials(deepcopy=False):
+            if t.state == TrialState.COMPLETE:  # every complete trial has its run and model, written before it was told
+                assert MODEL_ARTIFACT in {a.path for a in client_for(url).list_artifacts(runs[t.number].info.run_id)}
+            elif t.state == TrialState.FAIL:
+                assert runs[t.number].data.tags["tunedag.error"].startswith("not recorded: MLflow failed")
+        assert not [r for r in runs.values() if "tunedag.filled_in" in r.data.tags]
     finally:
         stop(server)

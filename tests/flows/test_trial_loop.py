@@ -1,40 +1,34 @@
-"""The trial loop tells a trial on its worker's answer and launches the next one before the trial's task run ends."""
+"""The trial loop's order of record: when Optuna hears of a trial, its MLflow run is already written and closed."""
 
 from __future__ import annotations
 
-import time
-
+import optuna
 import pytest
 
-import flows.tune
 from flows.prepare import prepare_flow
 from flows.tune import tune_flow
-from tasks.tuning import LaunchedTrial
+from tasks.tracking import MODEL_ARTIFACT, client_for, local_artifact_dir
 from tests.flows.ledger import check_ledger
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 
-def test_the_next_trial_starts_before_the_told_trials_task_run_records_it(make_config, monkeypatch):
-    events: list[tuple[str, int]] = []
-    real_launch, real_wait = flows.tune.launch_trial, LaunchedTrial.wait_released
+def test_each_trial_is_told_only_after_its_run_and_model_are_written(make_config, monkeypatch):
+    cfg = make_config(**{"tune.n_trials": 4, "tune.parallelism": 2})
+    seen: list[tuple[int, str, bool]] = []
+    real_tell = optuna.Study.tell
 
-    def launch(ctx, job, held=False):
-        events.append(("launched", job.number))
-        return real_launch(ctx, job, held)
+    def tell(self, trial, values=None, state=None, **kw):
+        if isinstance(trial, optuna.Trial) and "mlflow_run_id" in trial.user_attrs:
+            run = client_for(cfg.tracking.uri).get_run(trial.user_attrs["mlflow_run_id"])
+            model = local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT / "MLmodel"
+            seen.append((trial.number, run.info.status, model.is_file()))
+        return real_tell(self, trial, values, state, **kw)
 
-    def late_task(self):  # the trial's task run gets to its recording one second after its release
-        real_wait(self)
-        time.sleep(1.0)
-        events.append(("recorded", self.job.number))
-
-    monkeypatch.setattr(flows.tune, "launch_trial", launch)
-    monkeypatch.setattr(LaunchedTrial, "wait_released", late_task)
-    cfg = make_config(**{"tune.n_trials": 3, "tune.parallelism": 1})
+    monkeypatch.setattr(optuna.Study, "tell", tell)
     prepare_flow(cfg)
     tune_flow(cfg)
 
-    assert events.index(("launched", 1)) < events.index(("recorded", 0))
-    assert events.index(("launched", 2)) < events.index(("recorded", 1))
-    assert sorted(e for e in events if e[0] == "recorded") == [("recorded", n) for n in range(3)]
-    check_ledger(cfg, n_complete=3)  # the flow waited for every task run: each trial's MLflow run is finished
+    assert sorted(n for n, _, _ in seen) == [0, 1, 2, 3]
+    assert all(status == "FINISHED" and has_model for _, status, has_model in seen), seen
+    check_ledger(cfg, n_complete=4)

@@ -1,4 +1,4 @@
-"""Module-level functions for executor tests (worker processes import them by name)."""
+"""Module-level functions for runner tests (worker processes import them by name)."""
 
 from __future__ import annotations
 
@@ -34,28 +34,6 @@ def blas_threads() -> list[int]:
 
 def raise_value_error() -> None:
     raise ValueError("bad input")
-
-
-def answer_early_then_sleep(value, seconds: float):
-    """Hand `value` back early, then keep the worker busy `seconds` (a trial writing its model)."""
-    from tunedag.executor import report_early
-
-    report_early(value)
-    time.sleep(seconds)
-    return value * 2
-
-
-def answer_early_then_wait(value, release: str, most_s: float = 60.0):
-    """Hand `value` back early, then keep the worker busy until the file `release` exists (at most `most_s`)."""
-    from pathlib import Path
-
-    from tunedag.executor import report_early
-
-    report_early(value)
-    deadline = time.monotonic() + most_s
-    while not Path(release).exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return value * 2
 
 
 def visible_devices_after(seconds: float) -> str | None:

@@ -1,24 +1,42 @@
-"""MLflow recording of a trial off the trial loop: fully written once drained, filled in after a crash."""
+"""A trial's record: evaluated, model saved, run written and closed before Optuna hears of it; repairs after a crash."""
 
 from __future__ import annotations
 
-import threading
-import time
+import json
+import socket
 from pathlib import Path
 
 import mlflow
 import optuna
 import pytest
+from optuna.trial import TrialState
 
-from tasks.tracking import MODEL_ARTIFACT, TAG_ROLE, TAG_STATE, TAG_TRIAL, find_runs, local_artifact_dir, open_tracker
-from tasks.trial_worker import TrialJob
-from tasks.tuning import (Recorder, TrialContext, _start_trial_run, drain_recorder, launch_trial, reconcile_trials,
-                          run_trial)
+from runners import Limits, make_runner
+from tasks.tracking import (
+    MODEL_ARTIFACT,
+    TAG_STATE,
+    TAG_STUDY,
+    TAG_TRIAL,
+    find_runs,
+    local_artifact_dir,
+    open_tracker,
+)
+from tasks.tuning import (
+    INTERRUPTED,
+    TAG_VALUES,
+    TrialContext,
+    job_for,
+    record,
+    recover_orphan_trials,
+    run_trial,
+    start_trial_run,
+)
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_source, prepare, save_prepared
-from tunedag.study import build_storage
+from tunedag.space import suggest
+from tunedag.study import WORKER_ATTR, build_storage
 
-PARAMS = {"n_estimators": 8, "max_depth": 3, "min_samples_leaf": 2, "max_features": "sqrt", "criterion": "gini"}
+DEAD = f"{socket.gethostname()}:999999999:0"  # a claim by a process that is gone
 
 
 @pytest.fixture
@@ -32,139 +50,126 @@ def cfg(tmp_path: Path):
     return cfg
 
 
-def _ctx(cfg, tracker, record_async: bool) -> TrialContext:
-    tags = {"tunedag.study": "s"}
-    return TrialContext(cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), tracker.experiment_id, "", "s", tags, "thread",
-                        record_async=record_async)
-
-
-def _job(cfg, number: int, params=PARAMS) -> TrialJob:
-    return TrialJob(cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), "s", 0, number, params, False)
-
-
-def test_the_recorder_runs_writes_in_order_and_drain_waits_for_them():
-    done, rec = [], Recorder(size=2)
-    for i in range(5):
-        rec.put(lambda i=i: (time.sleep(0.01), done.append(i)))
-    rec.put(lambda: 1 / 0)  # a failing write does not stop the ones after it
-    rec.put(lambda: done.append("last"))
-    rec.drain()
-    assert done == [0, 1, 2, 3, 4, "last"]
-
-
-@pytest.mark.parametrize("record_async", [True, False])
-def test_a_trial_run_is_fully_recorded_with_its_model_written_in_place(cfg, record_async):
+@pytest.fixture
+def setup(cfg):
     tracker = open_tracker(cfg.tracking)
-    result = run_trial.fn(_ctx(cfg, tracker, record_async), _job(cfg, 3))
-    drain_recorder()
-    run = tracker.client.get_run(result.run_id)
-    assert result.state == "COMPLETE" and run.info.status == "FINISHED"
-    assert run.data.params == {k: str(v) for k, v in PARAMS.items()}
-    assert run.data.metrics[f"val_{cfg.tune.metric}"] == result.value and run.data.tags[TAG_TRIAL] == "3"
-    assert run.data.tags[TAG_STATE] == "COMPLETE"
-    folder = local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT
-    assert (folder / "MLmodel").is_file(), "the worker wrote the model straight into the run's artifacts"
-    assert mlflow.pyfunc.load_model(str(folder)) is not None
+    study = optuna.create_study(study_name="s", storage=build_storage(cfg.tune.storage, False), direction="maximize")
+    parent = tracker.client.create_run(tracker.experiment_id).info.run_id
+    ctx = TrialContext(cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), tracker.experiment_id, parent, "s", {TAG_STUDY: "s"})
+    return tracker, study, ctx
 
 
-def test_a_held_trial_is_told_from_its_answer_and_recorded_by_its_task_once_released(cfg):
-    tracker = open_tracker(cfg.tracking)
-    ctx, job = _ctx(cfg, tracker, True), _job(cfg, 7)
-    launched = launch_trial(ctx, job, held=True)
-    told = launched.told()  # what the loop tells Optuna: the answer and the run's id, no task run needed
-    returned: list = []
-    task = threading.Thread(target=lambda: returned.append(run_trial.fn(ctx, job, launched)))
-    task.start()
-    task.join(0.5)
-    drain_recorder()
-    assert task.is_alive() and not returned, "a held trial's task waits for its release"
-    assert tracker.client.get_run(told.run_id).info.status == "RUNNING", "nothing recorded before the release"
-    launched.release()
-    task.join(30)
-    drain_recorder()
-    assert returned == [told], "the task returns what the loop told, with the same trial time"
-    run = tracker.client.get_run(told.run_id)
-    assert told.state == "COMPLETE" and run.info.status == "FINISHED"
-    assert run.data.metrics["trial_seconds"] == told.seconds and run.data.metrics[f"val_{cfg.tune.metric}"] == told.value
-
-
-def test_a_failing_trial_is_recorded_as_failed_after_drain(cfg):
-    tracker = open_tracker(cfg.tracking)
-    result = run_trial.fn(_ctx(cfg, tracker, True), _job(cfg, 4, {**PARAMS, "max_depth": -4}))
-    drain_recorder()
-    run = tracker.client.get_run(result.run_id)
-    assert result.state == "FAIL" and run.info.status == "FAILED" and run.data.tags["tunedag.error"]
-
-
-def test_a_trial_told_before_its_run_was_written_is_filled_in_by_reconcile(cfg):
-    """The process died after telling Optuna but before the recorder wrote the run: the next run fills it in."""
-    tracker = open_tracker(cfg.tracking)
-    study = optuna.create_study(study_name="s", storage=build_storage(cfg.tune.storage), direction="maximize")
-    study.set_user_attr("metric", cfg.tune.metric)
+def _trial(study, ctx, owner=None):
     trial = study.ask()
-    trial.suggest_int("max_depth", 2, 16)
-    run_id, _ = _start_trial_run(_ctx(cfg, tracker, True), trial.number)
-    study.tell(trial, 0.9)  # told; the run is still RUNNING, as if killed now
-    reconcile_trials(tracker, study, [], "", {"tunedag.study": "s"})
+    params = suggest(trial, ctx.cfg.families)
+    if owner:
+        trial.set_user_attr(WORKER_ATTR, owner)
+    return trial, params
+
+
+def test_a_trial_is_recorded_in_full_with_its_model_in_the_runs_own_folder(setup):
+    tracker, study, ctx = setup
+    trial, params = _trial(study, ctx)
+    run_id, model_dir = start_trial_run(ctx, trial.number)
+    with make_runner("thread", 1, Limits(threads=1)) as runner:
+        from dataclasses import replace
+
+        result = run_trial.fn(replace(ctx, runner=runner), job_for(ctx, trial, params, model_dir, False), run_id)
     run = tracker.client.get_run(run_id)
-    assert run.info.status == "FINISHED" and run.data.metrics[f"val_{cfg.tune.metric}"] == 0.9
-    assert run.data.tags.get("tunedag.filled_in")
-    assert len(find_runs(tracker, f"tags.`{TAG_ROLE}` = 'trial'")) == 1
+    assert result.state == "COMPLETE" and run.info.status == "FINISHED"
+    assert json.loads(run.data.tags[TAG_VALUES]) == result.values
+    assert run.data.params == {k: str(v) for k, v in params.items()} and run.data.metrics["val_" + ctx.cfg.tune.metric] == result.value
+    assert (local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT) == Path(model_dir)
+    assert mlflow.pyfunc.load_model(model_dir) is not None
+
+
+def test_a_run_that_cannot_be_written_is_unrecorded_never_complete(setup, monkeypatch):
+    tracker, study, ctx = setup
+    trial, params = _trial(study, ctx)
+    run_id, model_dir = start_trial_run(ctx, trial.number)
+    monkeypatch.setattr("tasks.tuning.record", lambda *a: (_ for _ in ()).throw(ConnectionError("store down")))
+    with make_runner("thread", 1, Limits(threads=1)) as runner:
+        from dataclasses import replace
+
+        result = run_trial.fn(replace(ctx, runner=runner), job_for(ctx, trial, params, model_dir, False), run_id)
+    assert result.state == "UNRECORDED" and "store down" in result.error
+
+
+def test_an_orphan_recorded_but_not_told_is_told_from_its_run_without_running_again(setup):
+    tracker, study, ctx = setup
+    trial, params = _trial(study, ctx, DEAD)
+    run_id, _ = start_trial_run(ctx, trial.number)
+    from tasks.trial_worker import JobResult
+
+    record(tracker.client, run_id, job_for(ctx, trial, params, None, False), JobResult("COMPLETE", [0.91], {"f1": 0.91}), 1.0, "f1")
+
+    assert recover_orphan_trials(study, ctx) == [0]
+    [told] = study.get_trials(deepcopy=False)
+    assert told.state == TrialState.COMPLETE and told.values == [0.91] and told.user_attrs["mlflow_run_id"] == run_id
+
+
+def test_an_orphan_not_recorded_is_failed_requeued_and_its_run_killed_with_why(setup):
+    tracker, study, ctx = setup
+    trial, params = _trial(study, ctx, DEAD)
+    start_trial_run(ctx, trial.number)
+    _trial(study, ctx, DEAD)  # killed after its claim, before its run was created
+
+    assert recover_orphan_trials(study, ctx, whole=True) == [0, 1]
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
+    assert trials[2].user_attrs["requeued_from"] == 0
+    found = find_runs(tracker, f"tags.`{TAG_STUDY}` = 's'")
+    runs = {r.data.tags[TAG_TRIAL]: r for r in found}
+    assert len(found) == 2, "one run per trial number"
+    assert {n: r.info.status for n, r in runs.items()} == {"0": "KILLED", "1": "KILLED"}
+    assert all(r.data.tags["tunedag.error"].startswith("interrupted: ") for r in runs.values())
+    assert runs["0"].data.params == {k: str(v) for k, v in params.items()}
+
+
+def test_a_live_trial_is_left_alone(setup):
+    tracker, study, ctx = setup
+    _trial(study, ctx, f"{socket.gethostname()}:{__import__('os').getpid()}:{__import__('psutil').Process().create_time():.0f}")
+    assert recover_orphan_trials(study, ctx, whole=True) == []
+    assert study.get_trials(deepcopy=False)[0].state == TrialState.RUNNING
+
+
+def test_trials_a_journal_lost_are_told_again_in_order_from_their_runs(setup):
+    tracker, study, ctx = setup
+    from tasks.trial_worker import JobResult
+
+    runs = []
+    for value in (0.8, 0.9):
+        trial, params = _trial(study, ctx)
+        run_id, _ = start_trial_run(ctx, trial.number)
+        record(tracker.client, run_id, job_for(ctx, trial, params, None, False), JobResult("COMPLETE", [value]), 1.0, "f1")
+        runs.append((params, value))
+    study.tell(0, [0.8])
+    study.tell(1, [0.9])
+    fresh = optuna.create_study(study_name="s2", storage=build_storage(ctx.cfg.tune.storage, False), direction="maximize")
+    fresh.enqueue_trial(runs[0][0])  # trial 0 kept, trial 1 lost with the journal's tail
+    trial = fresh.ask()
+    suggest(trial, ctx.cfg.families)
+    fresh.tell(trial, [0.8])
+    from dataclasses import replace
+
+    recover_orphan_trials(fresh, replace(ctx, study_name="s"), whole=True)
+    trials = fresh.get_trials(deepcopy=False)
+    assert [(t.number, t.state, t.values) for t in trials] == [(0, TrialState.COMPLETE, [0.8]), (1, TrialState.COMPLETE, [0.9])]
+    assert trials[1].params == runs[1][0] and fresh.best_value == 0.9
+
+
+def test_a_failed_trial_without_a_run_gets_one_with_its_own_reason(setup):
+    tracker, study, ctx = setup
+    trial, _ = _trial(study, ctx)
+    trial.set_user_attr("error", INTERRUPTED)
+    study.tell(trial, state=TrialState.FAIL)
+    recover_orphan_trials(study, ctx, whole=True)
+    [run] = find_runs(tracker, f"tags.`{TAG_STUDY}` = 's'")
+    assert run.info.status == "KILLED" and run.data.tags["tunedag.error"] == INTERRUPTED and run.data.tags[TAG_STATE] == "FAIL"
 
 
 def test_local_artifact_dir_only_for_runs_whose_artifacts_are_on_this_disk(tmp_path):
     assert local_artifact_dir(tmp_path.as_uri()) == tmp_path
     assert local_artifact_dir(str(tmp_path)) == tmp_path
+    assert local_artifact_dir("s3://bucket/x") is None
     assert local_artifact_dir("mlflow-artifacts:/1/abc/artifacts") is None
-    assert local_artifact_dir("s3://bucket/1/abc/artifacts") is None
-
-
-def test_concurrent_first_clients_share_one(cfg):
-    from tasks.tracking import client_for
-
-    got = []
-    threads = [threading.Thread(target=lambda: got.append(client_for(cfg.tracking.uri))) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len({id(c) for c in got}) == 1
-
-
-def test_a_trial_scored_before_its_model_failed_to_save_is_finished_with_the_reason(cfg):
-    """The worker answered early with the score, then could not write the model: the run says so, the score stands."""
-    from concurrent.futures import Future
-
-    from tasks.trial_worker import JobResult
-    from tasks.tuning import _create_run, _record_final
-
-    tracker = open_tracker(cfg.tracking)
-    ctx = _ctx(cfg, tracker, True)
-    run, final = Future(), Future()
-    run.set_result(_create_run(ctx, 5, None, None))
-    final.set_result(JobResult("FAIL", error="ConfigError: the fitted model holds types that are not reviewed"))
-    scored = JobResult("COMPLETE", [0.9], {cfg.tune.metric: 0.9}, model_pending=True)
-    assert _record_final(ctx, run, None, _job(cfg, 5), scored, final, 0.1, None)
-    got = tracker.client.get_run(run.result()[0])
-    assert got.info.status == "FINISHED" and got.data.tags[TAG_STATE] == "COMPLETE"
-    assert got.data.metrics[f"val_{cfg.tune.metric}"] == 0.9
-    assert "not reviewed" in got.data.tags["tunedag.model_error"]
-    assert not (local_artifact_dir(got.info.artifact_uri) / MODEL_ARTIFACT).exists()
-
-
-def test_an_async_trial_leaves_no_staging_folder_and_a_dead_process_staging_is_cleared(cfg):
-    import socket
-
-    from tasks.tracking import absolute_uri, experiment_artifact_dir
-    from tasks.tuning import STAGING, clear_staging
-
-    tracker = open_tracker(cfg.tracking)
-    result = run_trial.fn(_ctx(cfg, tracker, True), _job(cfg, 6))
-    drain_recorder()
-    root = experiment_artifact_dir(absolute_uri(cfg.tracking.uri), tracker.experiment_id)
-    assert (local_artifact_dir(tracker.client.get_run(result.run_id).info.artifact_uri) / MODEL_ARTIFACT / "MLmodel").is_file()
-    assert not any(p.is_dir() for p in (root / STAGING).glob("*/*")), "the model was moved out of staging"
-    dead = root / STAGING / f"{socket.gethostname()}-999999999" / "tmpx"
-    dead.mkdir(parents=True)
-    clear_staging(tracker, cfg.tracking.uri)
-    assert not dead.parent.exists() and any((root / STAGING).iterdir()), "only the dead process's folder goes"

@@ -1,0 +1,68 @@
+"""The runner contract: where a trial's job runs, behind one small interface (as Optuna's `BaseSampler`)."""
+
+from __future__ import annotations
+
+import abc
+import os
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class TrialLimitExceeded(Exception):
+    """The job ran past its timeout, its worker died, or the runner was closed under it; the message says which."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What each job may use; `None` means no limit."""
+
+    threads: int
+    timeout_s: float | None = None
+    memory_mb: int | None = None
+
+
+def default_threads(parallelism: int, requested: int | None = None) -> int:
+    """Threads per trial: as requested, else the cores shared out between the parallel trials."""
+    return requested or max(1, (os.cpu_count() or 1) // parallelism)
+
+
+class Runner(abc.ABC):
+    """Runs jobs (a module-level function and picklable arguments) and hands back futures of their returns.
+
+    Contract, which tests/runners/test_contract.py holds every implementation to:
+
+    - `submit(fn, *args)` starts `fn(*args)` and returns at once a `concurrent.futures.Future`
+      of its return. An exception `fn` raises comes back as itself from `Future.result()`.
+    - A job that runs past `limits.timeout_s` (counted from `submit`), or whose worker dies, ends with `TrialLimitExceeded`
+      whose message says why ("ran past tune.trial_timeout", "worker process died"); the runner
+      goes on with the next job. A runner that cannot stop a job (threads) leaves it running
+      unseen but still answers the future with `TrialLimitExceeded` on time.
+    - `close(cancel=False)` waits for running jobs and frees the workers; `close(cancel=True)`
+      stops running jobs within seconds, their futures ending with `TrialLimitExceeded("interrupted")`.
+      Closing twice is a no-op; `submit` after `close` raises RuntimeError.
+    - `submit` and `close` may be called from any thread (the trial tasks are threads of the flow).
+
+    Ownership: whoever creates a runner closes it (the trial loop, in a `with` block); the jobs own
+    nothing of the runner, and the runner owns its worker processes or cluster and nothing else.
+    """
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+
+    @abc.abstractmethod
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def close(self, cancel: bool = False) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(cancel=exc[0] is not None)
+
+    def _timed_out(self) -> TrialLimitExceeded:
+        return TrialLimitExceeded(f"ran past tune.trial_timeout ({self.limits.timeout_s:g} s); its worker was stopped")

@@ -1,0 +1,143 @@
+"""Jobs in a pebble pool of worker processes: enforced timeout and memory cap, capped threads, one GPU per worker.
+
+Workers start from a forkserver that has imported the trial code (`preload`), so a new or
+replaced worker costs a fork, not the imports. A timeout or a crash kills only that worker.
+Workers ignore SIGINT: on Ctrl-C the parent decides, and `close(cancel=True)` stops them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import concurrent.futures.process
+import ctypes
+import importlib
+import multiprocessing
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+import warnings
+from concurrent.futures import Future
+from typing import Any, Callable
+
+from runners.base import Limits, Runner, TrialLimitExceeded
+
+# multiprocessing runs the command's main module again in each worker; runpy warns when it was imported there already.
+warnings.filterwarnings("ignore", r"'[\w.]+' found in sys\.modules after import of package", RuntimeWarning, "runpy")
+
+
+class ProcessRunner(Runner):
+    """`workers` processes, started (through their initializer) before the constructor returns."""
+
+    def __init__(self, workers: int, limits: Limits, preload: tuple[str, ...] = ()):
+        import pebble
+
+        super().__init__(limits)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__, *preload])
+        started = context.Value("i", 0)
+        self._pool = pebble.ProcessPool(max_workers=workers, context=context, initializer=_init_worker,
+                                        initargs=(limits, visible_gpus(), started, preload))
+        self._lock, self._closed, self._jobs = threading.Lock(), False, {}
+        # Started now, so their imports never count against a trial's timeout; a pool closed while a
+        # worker is still starting removes semaphores under it (a traceback).
+        self._pool.schedule(os.getpid).result()
+        while started.value < workers:
+            time.sleep(0.005)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        done: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("submit on a closed runner")
+            job = self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s)
+            self._jobs[done] = job
+        job.add_done_callback(lambda finished: self._settle(done, finished))
+        return done
+
+    def _settle(self, done: Future, job: Future) -> None:
+        import pebble
+
+        with self._lock:
+            self._jobs.pop(done, None)
+        try:
+            done.set_result(job.result())
+        except concurrent.futures.TimeoutError:
+            done.set_exception(self._timed_out())
+        except pebble.ProcessExpired as exc:
+            done.set_exception(TrialLimitExceeded(f"its worker process died (exit code {exc.exitcode}), "
+                                                  "e.g. killed by the system for memory or a crash in native code"))
+        except concurrent.futures.process.BrokenProcessPool as exc:  # every worker died at once (a signal to the group)
+            done.set_exception(TrialLimitExceeded(f"its worker process died ({exc})"))
+        except concurrent.futures.CancelledError:
+            done.set_exception(TrialLimitExceeded("interrupted"))
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    def close(self, cancel: bool = False) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed, jobs = True, list(self._jobs.items())
+        if cancel:
+            for done, job in jobs:
+                job.cancel()  # pebble stops a running job's worker
+                if not done.done():
+                    done.set_exception(TrialLimitExceeded("interrupted"))
+            self._pool.stop()
+        else:
+            self._pool.close()
+        self._pool.join(timeout=30)
+
+
+def _init_worker(limits: Limits, gpus: list[str], counter: Any, preload: tuple[str, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the jobs
+    for module in preload:  # a forkserver started by another pool may lack ours: import them before the memory cap
+        importlib.import_module(module)
+    with counter.get_lock():
+        slot = counter.value
+        counter.value += 1
+    if len(gpus) > 1:  # one GPU per concurrent trial: worker k sees GPU k mod n as its only device
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+    cap_threads(limits.threads)
+    if limits.memory_mb:
+        _cap_memory(limits.memory_mb)
+
+
+def cap_threads(threads: int) -> None:
+    """Cap BLAS / OpenMP / torch threads in this process (inherited by what it starts)."""
+    from threadpoolctl import threadpool_limits
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    threadpool_limits(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _cap_memory(memory_mb: int) -> None:
+    """Cap the worker's address space at what it maps now (imports) plus `memory_mb`."""
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = mapped + memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs trials may use: `CUDA_VISIBLE_DEVICES`'s list when set, else every GPU NVML counts (no torch import)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [device.strip() for device in listed.split(",") if device.strip()]
+    try:
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+        if nvml.nvmlInit_v2() != 0:
+            return []
+    except (OSError, AttributeError):  # no driver, or one too old for these calls
+        return []
+    try:
+        count = ctypes.c_uint(0)
+        return [str(i) for i in range(count.value)] if nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)) == 0 else []
+    finally:
+        nvml.nvmlShutdown()
