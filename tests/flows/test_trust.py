@@ -53,3 +53,22 @@ def test_training_again_leaves_the_champions_files_alone_and_promotion_scores_th
     assert client.get_model_version(name, "1").tags["test_roc_auc"] == str(v1_score)  # its own score, not re-tagged
     champion = str(client.get_model_version_by_alias(name, CHAMPION).version)
     assert champion == ("2" if v2_score > v1_score else "1")
+
+
+def test_raising_n_trials_through_the_tune_flow_draws_new_configurations(make_config):
+    """Issue 23, item 3, end to end: `tune.sampler: random`, n_trials 4 then 8 (trials 4-7 were trials 0-3 again)."""
+    from optuna.trial import TrialState
+
+    cfg = make_config(tune__sampler={"name": "random"}, tune__n_trials=4)
+    prepare_flow(cfg)
+    tune_flow(cfg)
+    more = make_config(tune__sampler={"name": "random"}, tune__n_trials=8)
+    tune_flow(more)
+
+    from tasks.report import load_tuned_study
+    from tasks.outputs import read_json
+
+    study = load_tuned_study(more, read_json(more.paths.tune_summary, "paths.tune_summary"))
+    configs = [t.params for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    assert len(configs) == 8
+    assert all(configs[i] != configs[j] for i in range(8) for j in range(i)), configs
