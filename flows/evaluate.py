@@ -9,12 +9,14 @@ from tasks.promotion import promote_final_model
 from tasks.outputs import read_json
 from tasks.tracking import open_tracker
 from tunedag.config import Config
+from tunedag.integrity import verify_prepared
 
 
 @flow(name="evaluate")
 def evaluate_flow(cfg: Config) -> dict:
     """Write `paths.test_metrics`, log the test scores on the pipeline run, then promote or not."""
     summary = read_json(cfg.paths.tune_summary, "paths.tune_summary")
+    verify_prepared(cfg)  # a corrupted or changed prepared file stops here, before anything is written
     tracker = open_tracker(cfg.tracking)
     scores = evaluate_final_model(cfg, tracker, summary)
     promote_final_model(cfg, tracker, summary, scores)

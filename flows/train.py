@@ -8,12 +8,14 @@ from tasks.outputs import read_json
 from tasks.tracking import open_tracker
 from tasks.training import fit_final_model, register_final_model
 from tunedag.config import Config
+from tunedag.integrity import verify_prepared
 
 
 @flow(name="train")
 def train_flow(cfg: Config) -> str:
     """Fit, save to `paths.model_dir`, register under `final.registered_model`; return the version."""
     summary = read_json(cfg.paths.tune_summary, "paths.tune_summary")
+    verify_prepared(cfg)  # a corrupted or changed prepared file stops here, before anything is written
     tracker = open_tracker(cfg.tracking)
     fit_final_model(cfg, summary)
     return register_final_model(cfg, tracker, summary)

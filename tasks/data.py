@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tunedag.config import Config
 from tunedag.data import SPLIT, file_md5, load_source, prepare, save_prepared
-from tunedag.integrity import verify_tracked
+from tunedag.integrity import seal_prepared, verify_tracked
 
 
 @task(cache_policy=NO_CACHE)
@@ -18,7 +18,7 @@ def verify_source(cfg: Config) -> str:
 
 @task(cache_policy=NO_CACHE)
 def prepare_dataset(cfg: Config) -> dict:
-    """Write `paths.prepared` and return a summary (rows per split, task, data version)."""
+    """Write `paths.prepared`, sealed with its content's MD5, and return a summary (rows per split, task, data version)."""
     frame, target = load_source(cfg.data, cfg.seed)
     source_name = str(cfg.data.path) if cfg.data.source == "file" else f"{cfg.data.source}:{cfg.data.name or cfg.data.task}"
     prep = prepare(frame, target, cfg.data, cfg.seed, source_name)
@@ -26,5 +26,6 @@ def prepare_dataset(cfg: Config) -> dict:
     if cfg.data.source == "file":
         extra["raw_md5"] = file_md5(cfg.data.path)
     save_prepared(prep, cfg.paths.prepared, extra)
+    seal_prepared(cfg.paths.prepared)  # its content's MD5, in its own metadata: later stages refuse a changed file
     counts = prep.frame[SPLIT].value_counts().to_dict()
     return {"task": prep.task, "rows": counts, "data_version": file_md5(cfg.paths.prepared), **extra}

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.outputs import write_json
 from tasks.tracking import Tracker, load_torch_model, log_values
-from tasks.training import CUSTOM_RESULT
+from tasks.training import CUSTOM_RESULT, registered_versions
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
 from tunedag.metrics import score, usable_metrics
@@ -27,7 +27,7 @@ def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
     if cfg.final.ensemble.kind != "none":
         scores |= _test_scores(cfg, cfg.paths.single_model_dir, prep.task, X, y, "single_best_test_")
     log_values(tracker.client, summary["parent_run_id"], metrics=scores)
-    for version in tracker.client.search_model_versions(f"run_id = '{summary['parent_run_id']}'"):
+    for version in registered_versions(tracker, summary):
         for key, value in scores.items():
             tracker.client.set_model_version_tag(version.name, version.version, key, str(value))
     write_json(cfg.paths.test_metrics, {**scores, f"best_val_{summary['metric']}": summary["best_value"]})

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.evaluation import load_final_model
 from tasks.tracking import Tracker, log_values
-from tasks.training import FINAL_ARTIFACT
+from tasks.training import FINAL_ARTIFACT, registered_versions
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
 from tunedag.metrics import score
@@ -28,7 +28,7 @@ def promote_final_model(cfg: Config, tracker: Tracker, summary: dict, scores: di
     same rows. Returns None when this run registered no version (a train_fn family).
     """
     client, name, metric = tracker.client, cfg.final.registered_model, cfg.tune.metric
-    versions = client.search_model_versions(f"run_id = '{summary['parent_run_id']}'")
+    versions = registered_versions(tracker, summary)
     if not versions:
         return None
     new = max(versions, key=lambda v: int(v.version))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from mlflow.models import infer_signature
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.tracking import TAG_DATA_VERSION, TAG_GIT, TAG_STUDY, Tracker, save_sklearn_model, save_torch_model
+from tasks.tracking import (
+    TAG_DATA_VERSION, TAG_GIT, TAG_ROLE, TAG_STUDY, Tracker, find_runs, save_sklearn_model, save_torch_model, start_run,
+)
 from tasks.provenance import git_commit
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
@@ -18,10 +19,13 @@ from tunedag.estimators import is_torch_estimator_instance, skops_trusted_types
 from tunedag.ensemble import build_ensemble
 from tunedag.custom import final_run
 from tunedag.objective import make_model
+from tunedag.paths import clear_staging, replace_folder
 from tunedag.space import split_params
 
 FINAL_ARTIFACT = "final_model"
 CUSTOM_RESULT = "train_fn_result.json"  # a train_fn family's final metrics, in place of a model
+ROLE_FINAL = "final"  # TAG_ROLE of the run holding one training's final model (what a registry version points at)
+OUTPUT_DIRS = {"paths.model_dir": "model_dir", "paths.single_model_dir": "single_model_dir"}  # checked at config load too
 
 
 @task(cache_policy=NO_CACHE)
@@ -37,12 +41,12 @@ def fit_final_model(cfg: Config, summary: dict) -> Path:
         return _run_train_fn(cfg, prep, summary["best_params"])
     X, y = prep.xy("train", "val")
     single = make_model(cfg, prep, summary["best_params"]).fit(X, y)
-    _save(cfg, single, cfg.paths.single_model_dir, X)
+    _save(cfg, single, cfg.paths.single_model_dir, X, "paths.single_model_dir")
     final = single
     if cfg.final.ensemble.kind != "none":
         members = [(f"trial_{m['number']}", make_model(cfg, prep, m["params"])) for m in summary["top_trials"][: cfg.final.ensemble.top_k]]
         final = build_ensemble(cfg.final.ensemble.kind, members, prep.task, cfg.seed).fit(X, y)
-    _save(cfg, final, cfg.paths.model_dir, X)
+    _save(cfg, final, cfg.paths.model_dir, X, "paths.model_dir")
     return cfg.paths.model_dir
 
 
@@ -53,19 +57,17 @@ def _run_train_fn(cfg: Config, prep, params: dict) -> Path:
     (it can be any object), so nothing is registered for it.
     """
     result = final_run(cfg, prep, params)
-    for target in (cfg.paths.single_model_dir, cfg.paths.model_dir):
-        staging = target.with_name(f".{target.name}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
+    for key, field in OUTPUT_DIRS.items():
+        target = getattr(cfg.paths, field)
+        staging = clear_staging(target)
         staging.mkdir(parents=True)
         (staging / CUSTOM_RESULT).write_text(json.dumps({"params": params, "test_metrics": result.metrics}, indent=2))
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        replace_folder(staging, target, key)
     return cfg.paths.model_dir
 
 
-def _save(cfg: Config, model, target: Path, X) -> None:
-    staging = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
+def _save(cfg: Config, model, target: Path, X, key: str) -> None:
+    staging = clear_staging(target)
     last = model.steps[-1][1] if hasattr(model, "steps") else model
     if is_torch_estimator_instance(last):  # a tunedag.nets network: an MLflow PyTorch model (pt2)
         save_torch_model(model, staging, input_example=X.head(20))
@@ -73,22 +75,45 @@ def _save(cfg: Config, model, target: Path, X) -> None:
         trusted = skops_trusted_types(model, cfg.model.trusted_types)
         signature = infer_signature(X.head(20), model.predict(X.head(20)))
         save_sklearn_model(model, staging, trusted, signature)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    replace_folder(staging, target, key)
 
 
 @task(cache_policy=NO_CACHE)
 def register_final_model(cfg: Config, tracker: Tracker, summary: dict) -> str:
-    """Upload the final model to the pipeline's parent run and register it as a new version."""
-    client, run_id, name = tracker.client, summary["parent_run_id"], cfg.final.registered_model
-    client.log_artifacts(run_id, str(cfg.paths.model_dir), FINAL_ARTIFACT)
-    if (cfg.paths.model_dir / CUSTOM_RESULT).is_file():
-        client.set_tag(run_id, "tunedag.registered", "no: a train_fn family leaves no model file to register")
-        return ""
-    if not client.search_registered_models(f"name = '{name}'"):
-        client.create_registered_model(name, description="Best configuration found by tunedag, refit on train + validation.")
-    tags = {TAG_STUDY: summary["study_name"], TAG_DATA_VERSION: summary["data_version"], TAG_GIT: git_commit(),
-            f"best_val_{summary['metric']}": str(summary["best_value"]), "tunedag.best_trial": str(summary["best_trial"]),
-            "tunedag.ensemble": cfg.final.ensemble.kind}
-    version = client.create_model_version(name, source=f"runs:/{run_id}/{FINAL_ARTIFACT}", run_id=run_id, tags=tags)
+    """Upload the final model to a run of its own and register it as a new version; return the version ("" if none).
+
+    Each training gets a fresh run `final-<study>` nested under the pipeline run, and the version
+    points at `runs:/<that run>/final_model`: nothing writes to that run's artifacts afterwards, so a
+    later training never changes the files of a version registered before (the champion's included).
+    """
+    client, name = tracker.client, cfg.final.registered_model
+    tags = {TAG_STUDY: summary["study_name"], TAG_DATA_VERSION: summary["data_version"], TAG_GIT: git_commit()}
+    run_id = start_run(tracker, f"final-{summary['study_name']}", {**tags, TAG_ROLE: ROLE_FINAL}, summary["parent_run_id"])
+    try:
+        client.log_artifacts(run_id, str(cfg.paths.model_dir), FINAL_ARTIFACT)
+        if (cfg.paths.model_dir / CUSTOM_RESULT).is_file():
+            client.set_tag(run_id, "tunedag.registered", "no: a train_fn family leaves no model file to register")
+            client.set_terminated(run_id)
+            return ""
+        if not client.search_registered_models(f"name = '{name}'"):
+            client.create_registered_model(name, description="Best configuration found by tunedag, refit on train + validation.")
+        tags |= {f"best_val_{summary['metric']}": str(summary["best_value"]), "tunedag.best_trial": str(summary["best_trial"]),
+                 "tunedag.ensemble": cfg.final.ensemble.kind}
+        version = client.create_model_version(name, source=f"runs:/{run_id}/{FINAL_ARTIFACT}", run_id=run_id, tags=tags)
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id)
     return version.version
+
+
+def latest_final_run(tracker: Tracker, summary: dict) -> str | None:
+    """The id of the newest final-model run under this pipeline run (the last `train`), or None if none yet."""
+    runs = find_runs(tracker, f"tags.`mlflow.parentRunId` = '{summary['parent_run_id']}' and tags.`{TAG_ROLE}` = '{ROLE_FINAL}'")
+    return max(runs, key=lambda r: r.info.start_time).info.run_id if runs else None
+
+
+def registered_versions(tracker: Tracker, summary: dict) -> list:
+    """The registry versions the last `train` of this pipeline run registered (empty for a train_fn family)."""
+    run_id = latest_final_run(tracker, summary)
+    return tracker.client.search_model_versions(f"run_id = '{run_id}'") if run_id else []

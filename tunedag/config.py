@@ -28,6 +28,7 @@ from tunedag.config_search import (
 from tunedag.config_exec import RunnerConfig
 from tunedag.config_schedule import ScheduleConfig
 from tunedag.errors import ConfigError, redact
+from tunedag.paths import inside_project, output_folder
 from tunedag.estimators import (
     check_estimator_path,
     estimator_param_names,
@@ -358,6 +359,12 @@ class PathsConfig(_Strict):
     test_metrics: Path = Path("metrics/test.json")
     history_plot: Path = Path("plots/optimization_history.csv")
     report_dir: Path = Path("reports/study")  # the study report: index.html, figures, DVC plot tables
+
+    # Outputs stay inside the project (the working directory); the model folders, which train replaces, only where tunedag
+    # wrote them before (tunedag.paths). paths.prepared and raw_dir are not checked here.
+    _outputs_inside = field_validator("tune_summary", "tune_metrics", "test_metrics", "history_plot", "report_dir")(
+        lambda cls, v, info: inside_project(v, f"paths.{info.field_name}"))
+    _model_dirs_ours = field_validator("model_dir", "single_model_dir")(lambda cls, v, info: output_folder(v, f"paths.{info.field_name}"))
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,28 @@ the directory's listing is in the local cache (`.dvc/cache`). Records written by
 `hash: md5`) hashed text files with CRLF turned into LF; both forms are accepted for them.
 A library upgrade that changes the bytes the prepare stage writes for the same inputs reads
 as corruption until `dvc repro` records the new file.
+
+Only regular files are read (a symlink is followed only to a regular file): a FIFO, a device
+or a socket among the dependencies is refused, naming it, since reading one can block forever.
+Hashing the dependencies is bounded (`HASH_MAX_BYTES` a file, `HASH_MAX_S` in all); past a
+bound the stage gives no verdict ("stale", with a warning) rather than keep the command waiting.
+
+The prepared dataset carries its own record besides: `seal_prepared` stores an MD5 of its
+content in the file's metadata when the prepare stage writes it, and `verify_prepared` (run
+before every stage that reads the file) refuses a file whose content no longer matches it,
+whatever DVC's records say or whether they are stale.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import stat
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -48,6 +62,13 @@ from tunedag.errors import TunedagError
 
 Verdict = Literal["match", "untracked", "stale", "missing"]
 DEFAULT_PARAMS_FILE = "params.yaml"
+HASH_MAX_BYTES = 8 << 30  # a dependency larger than this is not hashed (the stage reads as stale)
+HASH_MAX_S = 120.0  # nor are the dependencies of one stage past this many seconds
+_log = logging.getLogger(__name__)
+
+
+class _Unhashable(Exception):
+    """A dependency over a hashing bound: its stage gives no verdict."""
 
 
 @dataclass(frozen=True)
@@ -126,11 +147,20 @@ def find_record(path: Path | str) -> Record | None:
 
 
 def stage_in_sync(lock: Path, stage: str, current: Any = None) -> bool:
-    """Whether every dependency and parameter recorded for `stage` in `lock` still has its recorded value."""
+    """Whether every dependency and parameter recorded for `stage` in `lock` still has its recorded value.
+
+    A dependency over a hashing bound (`HASH_MAX_BYTES`, `HASH_MAX_S`) makes the stage read as
+    out of sync, with a warning; one that is not a regular file is refused (TunedagError naming it).
+    """
     entry = _stages(lock).get(stage, {})
     base = lock.parent
+    deadline = time.monotonic() + HASH_MAX_S
     for dep in entry.get("deps") or []:
-        if not _dep_unchanged(base / str(dep.get("path", "")), dep):
+        try:
+            if not _dep_unchanged(base / str(dep.get("path", "")), dep, deadline):
+                return False
+        except _Unhashable as exc:
+            _log.warning("Stage %r of %s is not checked against its record: %s", stage, lock, exc)
             return False
     for params_file, recorded in (entry.get("params") or {}).items():
         values = _current_values(base / params_file, current if params_file == DEFAULT_PARAMS_FILE else None)
@@ -140,16 +170,50 @@ def stage_in_sync(lock: Path, stage: str, current: Any = None) -> bool:
     return True
 
 
-def dir_md5(folder: Path) -> str:
-    """DVC 3's hash of a folder: the MD5 of its sorted JSON listing of relative paths and file MD5s, plus `.dir`."""
+def dir_md5(folder: Path, deadline: float | None = None) -> str:
+    """DVC 3's hash of a folder: the MD5 of its sorted JSON listing of relative paths and file MD5s, plus `.dir`.
+
+    Reads regular files only (see `_regular`); `deadline` (time.monotonic) bounds the time spent.
+    """
     entries = []
     for top, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if d not in (".dvc", ".git")]
         for name in files:
             file = Path(top) / name
-            entries.append({"md5": _md5(file), "relpath": file.relative_to(folder).as_posix()})
+            entries.append({"md5": _bounded_md5(file, deadline), "relpath": file.relative_to(folder).as_posix()})
     entries.sort(key=lambda e: e["relpath"])
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def _regular(path: Path) -> os.stat_result:
+    """The stat of `path` (a symlink followed) if it is a regular file; TunedagError naming it otherwise."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise TunedagError(f"{path} cannot be read to check it against its DVC record ({exc.strerror}); "
+                           "remove it or make it a readable file.") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file"
+        link = f" (a symlink to {os.path.realpath(path)})" if path.is_symlink() else ""
+        raise TunedagError(f"{path}{link} is {kind}; tunedag checks DVC-tracked inputs by reading their files and reads "
+                           "only regular files, so nothing was run. Remove it from the folder, or replace it with a regular file.")
+    return info
+
+
+def _bounded_md5(path: Path, deadline: float | None) -> str:
+    """The MD5 of a regular file, within `HASH_MAX_BYTES` and before `deadline`, else _Unhashable."""
+    info = _regular(path)
+    if info.st_size > HASH_MAX_BYTES:
+        raise _Unhashable(f"{path} holds {info.st_size} bytes, over the {HASH_MAX_BYTES} tunedag hashes")
+    if deadline is None:
+        return _md5(path)
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            if time.monotonic() > deadline:
+                raise _Unhashable(f"hashing the stage's dependencies took over {HASH_MAX_S:.0f} s (at {path})")
+    return digest.hexdigest()
 
 
 def _record_in(source: Path, outs: list, target: Path, root: Path, stage: str | None) -> Record | None:
@@ -179,15 +243,15 @@ def _listed_md5(root: Path, dir_hash: str, relpath: str) -> str | None:
     return None
 
 
-def _dep_unchanged(path: Path, dep: dict) -> bool:
+def _dep_unchanged(path: Path, dep: dict, deadline: float | None = None) -> bool:
     recorded = dep.get("md5")
     if not recorded or dep.get("hash") not in (None, "md5"):
         return False  # a dependency DVC hashes otherwise (a URL's etag): no way to tell here
     if str(recorded).endswith(".dir"):
-        return path.is_dir() and dir_md5(path) == recorded
-    if not path.is_file():
+        return path.is_dir() and dir_md5(path, deadline) == recorded
+    if not path.exists():
         return False
-    return _md5(path) == recorded or (dep.get("hash") is None and _md5(path, crlf_to_lf=True) == recorded)
+    return _bounded_md5(path, deadline) == recorded or (dep.get("hash") is None and _md5(path, crlf_to_lf=True) == recorded)
 
 
 def _current_values(params_file: Path, current: Any) -> Any:
@@ -259,3 +323,71 @@ def _shown(path: Path) -> Path:
         return path.relative_to(Path.cwd().resolve())
     except ValueError:
         return path
+
+
+SEAL_KEY = b"tunedag.content_md5"  # in the prepared file's Parquet metadata: the MD5 of its content when prepare wrote it
+
+
+def seal_prepared(path: Path) -> str:
+    """Record the MD5 of the prepared file's content in its own metadata (rewritten atomically); return it.
+
+    The prepare stage calls this once it has written the file; `verify_prepared` compares.
+    """
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    digest = _content_md5(table)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), SEAL_KEY: digest.encode()}), tmp)
+    os.replace(tmp, path)
+    return digest
+
+
+def verify_prepared(cfg: Any) -> str:
+    """Refuse a prepared dataset (`paths.prepared`) that is not what the prepare stage wrote; return its data version (MD5).
+
+    Run before every stage that reads the file. Two records are compared, each when present:
+    DVC's (`verify_tracked`), and the content MD5 the prepare stage sealed into the file, which
+    catches a changed file whatever else changed (a stale dvc.lock entry included). A file
+    without a seal (written by hand or by an older tunedag) is checked against DVC's record only.
+    """
+    from tunedag.data import require_prepared
+
+    path = Path(cfg.paths.prepared)
+    require_prepared(path)
+    version = file_md5(path)
+    verify_tracked(path, cfg, md5=version)
+    _check_seal(path.resolve(), version)
+    return version
+
+
+@lru_cache(maxsize=8)
+def _check_seal(path: Path, version: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TunedagError(f"Prepared dataset {_shown(path)} (paths.prepared) is unreadable ({' '.join(str(exc).split())}); "
+                           "it is corrupted: run the prepare stage again (dvc repro prepare).") from None
+    sealed = (table.schema.metadata or {}).get(SEAL_KEY)
+    if sealed is None:
+        _log.warning("%s (paths.prepared) has no content record of tunedag's; only its DVC record is checked", path)
+        return
+    actual = _content_md5(table)
+    if actual != sealed.decode():
+        raise TunedagError(f"Prepared dataset {_shown(path)} (paths.prepared) was changed after the prepare stage wrote it: "
+                           f"its content MD5 is {actual}, the one recorded in the file at prepare time {sealed.decode()}. "
+                           "Nothing was run on it. Run the prepare stage again (dvc repro prepare, or tunedag prepare).")
+
+
+def _content_md5(table: Any) -> str:
+    """The MD5 of a table's columns (names, types, values), independent of the file's encoding and of the seal."""
+    import pandas as pd
+
+    digest = hashlib.md5()
+    for field, column in zip(table.schema, table.columns):  # column by column: one pandas copy of a column at a time
+        digest.update(f"{field.name}\0{field.type}\0{len(column)}\0".encode())
+        digest.update(pd.util.hash_pandas_object(column.to_pandas(), index=False).to_numpy().tobytes())
+    return digest.hexdigest()

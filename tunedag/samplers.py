@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import BaseSampler, RandomSampler
@@ -42,18 +43,34 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
         return None
 
 
-def build_sampler(cfg: Config) -> BaseSampler:
-    """The sampler named by `tune.sampler`, seeded with `seed`.
+def build_sampler(cfg: Config, seed: int | None = None) -> BaseSampler:
+    """The sampler named by `tune.sampler`, seeded with `seed` (default: the config's `seed`).
 
     Args:
         cfg: the validated config; `tune.sampler` holds the name and every argument.
+        seed: the driver's seed (`continuation_seed`); grid, QMC's sequence and the restart CMA-ES
+            keep `cfg.seed`, since they continue a study from what it holds already.
 
     Returns:
         A fresh sampler. Raises ConfigError (naming `tune.sampler.<field>`) for a combination
         Optuna cannot run, and SearchSpaceError for a grid over a space with no finite grid.
     """
     with _quiet_construction():
-        return _SAMPLERS[cfg.tune.sampler.name](cfg)
+        return _SAMPLERS[cfg.tune.sampler.name](cfg, cfg.seed if seed is None else seed)
+
+
+def continuation_seed(seed: int, n_trials: int, driver: str | None = None) -> int:
+    """The seed of a driver that starts on a study holding `n_trials` trials; `driver` names a process joining others.
+
+    `seed` itself for the first driver of an empty study, so that one uninterrupted run is exactly
+    raw Optuna with `seed`. Otherwise a seed derived from (seed, n_trials, driver): a study extended,
+    resumed after a kill or driven by several processes continues its sequence instead of replaying
+    the draws its first driver made (which a seeded sampler would repeat trial for trial).
+    """
+    if n_trials == 0 and driver is None:
+        return seed
+    entropy = [seed, n_trials, *(driver or "").encode()]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def build_pruner(cfg: Config) -> optuna.pruners.BasePruner:
@@ -83,23 +100,23 @@ def _quiet_construction() -> Iterator[None]:
         yield
 
 
-def _grid(cfg: Config) -> BaseSampler:
+def _grid(cfg: Config, seed: int) -> BaseSampler:
     # The names must be those `space.suggest` asks for: `<family>.<param>` for a named family.
     ((name, family),) = cfg.families.items()
     prefix = f"{name}." if name else ""
-    return AskTellGridSampler({prefix + k: v for k, v in grid(family.space).items()}, seed=cfg.seed)
+    return AskTellGridSampler({prefix + k: v for k, v in grid(family.space).items()}, seed=cfg.seed)  # it skips visited points
 
 
-def _random(cfg: Config) -> BaseSampler:
-    return RandomSampler(seed=cfg.seed)
+def _random(cfg: Config, seed: int) -> BaseSampler:
+    return RandomSampler(seed=seed)
 
 
-def _tpe(cfg: Config) -> BaseSampler:
+def _tpe(cfg: Config, seed: int) -> BaseSampler:
     s = cfg.tune.sampler
     if s.group and not s.multivariate:
         raise ConfigError("tune.sampler.group: true needs tune.sampler.multivariate: true (Optuna's TPE groups only multivariate models)")
     return optuna.samplers.TPESampler(
-        seed=cfg.seed,
+        seed=seed,
         n_startup_trials=s.n_startup_trials,
         n_ei_candidates=s.n_ei_candidates,
         multivariate=s.multivariate,
@@ -111,18 +128,18 @@ def _tpe(cfg: Config) -> BaseSampler:
     )
 
 
-def _gp(cfg: Config) -> BaseSampler:
+def _gp(cfg: Config, seed: int) -> BaseSampler:
     s = cfg.tune.sampler
     return optuna.samplers.GPSampler(
-        seed=cfg.seed,
+        seed=seed,
         n_startup_trials=s.n_startup_trials,
         deterministic_objective=s.deterministic_objective,
-        independent_sampler=RandomSampler(seed=cfg.seed),
+        independent_sampler=RandomSampler(seed=seed),
         warn_independent_sampling=False,
     )
 
 
-def _cmaes(cfg: Config) -> BaseSampler:
+def _cmaes(cfg: Config, seed: int) -> BaseSampler:
     s = cfg.tune.sampler
     if s.use_separable_cma and s.with_margin:
         raise ConfigError(
@@ -139,50 +156,50 @@ def _cmaes(cfg: Config) -> BaseSampler:
             n_startup_trials=s.n_startup_trials,
             use_separable_cma=s.use_separable_cma,
             with_margin=s.with_margin,
-            seed=cfg.seed,
-            independent_sampler=RandomSampler(seed=cfg.seed),
+            seed=cfg.seed,  # its draws derive from the seed and the trial number: a continued study goes on, not over
+            independent_sampler=RandomSampler(seed=seed),
         )
     return optuna.samplers.CmaEsSampler(  # without restarts; `inc_popsize` only matters to restarts
-        seed=cfg.seed,
+        seed=seed,
         n_startup_trials=s.n_startup_trials,
         sigma0=s.sigma0,
         popsize=s.popsize,
         use_separable_cma=s.use_separable_cma,
         with_margin=s.with_margin,
-        independent_sampler=RandomSampler(seed=cfg.seed),
+        independent_sampler=RandomSampler(seed=seed),
         warn_independent_sampling=False,
     )
 
 
-def _qmc(cfg: Config) -> BaseSampler:
+def _qmc(cfg: Config, seed: int) -> BaseSampler:
     s = cfg.tune.sampler
     return optuna.samplers.QMCSampler(
         qmc_type=s.qmc_type,
         scramble=s.scramble,
-        seed=cfg.seed,
-        independent_sampler=RandomSampler(seed=cfg.seed),
+        seed=cfg.seed,  # the study counts QMC's sample ids under this seed: a continued study takes the next points
+        independent_sampler=RandomSampler(seed=seed),
         warn_asynchronous_seeding=False,
         warn_independent_sampling=False,
     )
 
 
-def _nsga2(cfg: Config) -> BaseSampler:
+def _nsga2(cfg: Config, seed: int) -> BaseSampler:
     s = cfg.tune.sampler
     return optuna.samplers.NSGAIISampler(
         population_size=s.population_size,
         mutation_prob=s.mutation_prob,
         crossover_prob=s.crossover_prob,
         swapping_prob=s.swapping_prob,
-        seed=cfg.seed,
+        seed=seed,
     )
 
 
-def _manual(cfg: Config) -> BaseSampler:
+def _manual(cfg: Config, seed: int) -> BaseSampler:
     # Every trial comes from tune.enqueue with all its parameters fixed; the sampler is not consulted.
-    return RandomSampler(seed=cfg.seed)
+    return RandomSampler(seed=seed)
 
 
-_SAMPLERS: dict[str, Callable[[Config], BaseSampler]] = {
+_SAMPLERS: dict[str, Callable[[Config, int], BaseSampler]] = {
     "grid": _grid, "random": _random, "tpe": _tpe, "gp": _gp, "cmaes": _cmaes, "qmc": _qmc, "nsga2": _nsga2, "manual": _manual,
 }
 

@@ -23,7 +23,7 @@ from compat.optuna import journal_lock, journal_path, rdb_storage, study_storage
 
 from tunedag.config import Config
 from tunedag.errors import TunedagError, redact
-from tunedag.samplers import build_pruner, build_sampler
+from tunedag.samplers import build_pruner, build_sampler, continuation_seed
 from tunedag.space import grid_size, is_complete
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -129,8 +129,10 @@ def join_study(cfg: Config, data_version: str) -> optuna.Study:
     """Load the study a tune run created for this config and data version; never create one."""
     name = study_name(cfg, data_version)
     try:
-        return optuna.load_study(study_name=name, storage=build_storage(cfg.tune.storage, cfg.tune.journal_sync),
-                                 sampler=build_sampler(cfg), pruner=build_pruner(cfg))
+        study = optuna.load_study(study_name=name, storage=build_storage(cfg.tune.storage, cfg.tune.journal_sync),
+                                  sampler=build_sampler(cfg), pruner=build_pruner(cfg))
+        continue_sequence(cfg, study, existed=True, alongside=True)
+        return study
     except KeyError:
         raise TunedagError(f"Study {name} does not exist in {redact(cfg.tune.storage)} (tune.storage); start it with "
                            "`python -m flows.tune` (same params.yaml and data) before starting workers.") from None
@@ -147,9 +149,24 @@ def open_study(cfg: Config, data_version: str) -> optuna.Study:
         directions=cfg.tune.directions,
         load_if_exists=True,
     )
+    continue_sequence(cfg, study, existed="data_version" in study.user_attrs)  # read before the line below marks it started
     study.set_user_attr("data_version", data_version)
     study.set_user_attr("metric", cfg.tune.metric)
     return study
+
+
+def continue_sequence(cfg: Config, study: optuna.Study, existed: bool, alongside: bool = False) -> None:
+    """Give `study` a sampler seeded from what it holds (`continuation_seed`), so that no driver replays another's draws.
+
+    The first driver of an empty study keeps `seed` (raw Optuna's sequence); one that extends or
+    resumes it seeds from the trial count; one that may ask beside other drivers (`alongside`, a
+    study that `existed` but is still empty, or trials running in another live process) adds its own id.
+    """
+    trials = study.get_trials(deepcopy=False)
+    me = worker_id()
+    others = any(t.state == TrialState.RUNNING and t.user_attrs.get(WORKER_ATTR) != me and owner_alive(t) for t in trials)
+    driver = me if alongside or others or (existed and not trials) else None
+    study.sampler = build_sampler(cfg, seed=continuation_seed(cfg.seed, len(trials), driver))
 
 
 PARENT_RUN_ATTR = "tunedag.parent_run_id"  # the MLflow pipeline run the study's trials nest under

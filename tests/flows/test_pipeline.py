@@ -38,7 +38,8 @@ def test_pipeline_records_every_trial_and_registers_the_model(make_config):
     assert len(model.predict(X)) == 5
     assert parent.data.metrics["test_roc_auc"] == scores["test_roc_auc"]
     (version,) = client_for(cfg.tracking.uri).search_model_versions(f"name = '{cfg.final.registered_model}'")
-    assert version.run_id == parent.info.run_id and version.tags[TAG_STUDY] == study.study_name
+    final_run = client_for(cfg.tracking.uri).get_run(version.run_id)  # the version's own run, nested under the pipeline run
+    assert final_run.data.tags["mlflow.parentRunId"] == parent.info.run_id and version.tags[TAG_STUDY] == study.study_name
     assert len(mlflow.pyfunc.load_model(f"models:/{cfg.final.registered_model}/{version.version}").predict(X)) == 5
     tune_metrics = json.loads(Path(cfg.paths.tune_metrics).read_text())
     assert tune_metrics["n_trials"] == 6 and tune_metrics["best_val_roc_auc"] == study.best_value

@@ -263,3 +263,150 @@ def test_an_unreadable_dvc_lock_is_named(repo: Path) -> None:
     (repo / "dvc.lock").write_text("stages: [unclosed\n")
     with pytest.raises(TunedagError, match="dvc.lock"):
         verify_tracked(prepared)
+
+
+# --- what cannot be read safely (issue 23, item 7) --------------------------------------------
+
+
+def _within(seconds: float, fn, *args):
+    """Run `fn(*args)` in a thread; fail (instead of hanging the suite) if it has not returned in `seconds`."""
+    import threading
+
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{fn.__name__} still running after {seconds} s: it hangs"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink-to-dev-zero"])
+def test_a_fifo_or_a_device_among_the_dependencies_is_refused_by_name_never_read(repo: Path, kind: str) -> None:
+    import os
+
+    prepared = write_lock(repo, {"a.csv": b"1\n"})
+    flip_byte(prepared)  # the dependencies are hashed only when the output differs from its record
+    odd = repo / "raw" / "odd"
+    if kind == "fifo":
+        os.mkfifo(odd)
+    else:
+        odd.symlink_to("/dev/zero")
+
+    with pytest.raises(TunedagError) as info:
+        _within(20, verify_tracked, prepared)
+
+    message = str(info.value)
+    assert str(odd) in message and "regular file" in message and "\n" not in message
+
+
+def test_a_symlink_to_a_regular_file_is_followed_as_dvc_does(repo: Path) -> None:
+    (repo / "elsewhere.csv").write_bytes(b"1\n")
+    (repo / "raw").mkdir()
+    (repo / "raw" / "a.csv").symlink_to(repo / "elsewhere.csv")
+    copy = repo / "copy"
+    copy.mkdir()
+    (copy / "a.csv").write_bytes(b"1\n")
+
+    assert dir_md5(repo / "raw") == dir_md5(copy)
+
+
+@pytest.mark.parametrize("bound", ["HASH_MAX_BYTES", "HASH_MAX_S"])
+def test_a_dependency_over_the_hashing_bounds_gives_no_verdict_with_a_warning(repo: Path, bound: str, monkeypatch, caplog) -> None:
+    import tunedag.integrity as integrity
+
+    prepared = write_lock(repo, {"a.csv": b"1\n" * 100})
+    flip_byte(prepared)
+    monkeypatch.setattr(integrity, bound, 0)
+
+    with caplog.at_level("WARNING", logger="tunedag.integrity"):
+        assert verify_tracked(prepared) == "stale"
+
+    assert "not checked against its record" in caplog.text and str(repo) in caplog.text
+
+
+# --- the prepared file's own record (issue 23, item 8) ------------------------------------------
+
+
+@pytest.fixture
+def prepared_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A project with the repository's params.yaml and raw data, prepared by the real prepare task."""
+    import shutil
+
+    from tasks.data import prepare_dataset
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(REPO / "data" / "raw", tmp_path / "data" / "raw")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("params.yaml", {"data.source": "file", "data.name": None, "data.path": "data/raw/example_churn.csv",
+                                      "data.target": "churn"})
+    prepare_dataset.fn(cfg)
+    return cfg
+
+
+def _change_one_value(path: Path) -> None:
+    """Rewrite the prepared file with one feature value changed and its metadata kept: readable, and wrong."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    name = next(f.name for f in table.schema if pa.types.is_floating(f.type) or pa.types.is_integer(f.type))
+    values = table.column(name).to_pylist()
+    values[3] = (values[3] or 0) + 1
+    pq.write_table(table.set_column(table.schema.get_field_index(name), name, pa.array(values, table.schema.field(name).type)), path)
+
+
+def test_a_prepared_file_as_prepare_wrote_it_passes_and_gives_its_version(prepared_project) -> None:
+    from tunedag.data import file_md5
+    from tunedag.integrity import verify_prepared
+
+    assert verify_prepared(prepared_project) == file_md5(prepared_project.paths.prepared)
+
+
+@pytest.mark.parametrize("damage", ["value-changed", "byte-flipped"])
+def test_a_changed_prepared_file_is_refused_even_with_a_new_file_in_data_raw_and_a_stale_dvc_lock(prepared_project, damage) -> None:
+    from tunedag.data import file_md5
+    from tunedag.integrity import verify_prepared
+
+    cfg, root = prepared_project, Path.cwd()
+    (root / ".dvc").mkdir()
+    prepared = cfg.paths.prepared
+    stage = {"cmd": "python -m flows.prepare",
+             "deps": [{"path": "data/raw", "hash": "md5", "md5": dir_md5(root / "data" / "raw"), "size": 1, "nfiles": 2}],
+             "outs": [{"path": str(prepared), "hash": "md5", "md5": file_md5(prepared), "size": prepared.stat().st_size}]}
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"prepare": stage}}))
+    (root / "data" / "raw" / "new_export.csv").write_text("a,b\n1,2\n")  # as the README invites: the lock entry is now stale
+    if damage == "value-changed":
+        _change_one_value(prepared)
+    else:
+        flip_byte(prepared, at=prepared.stat().st_size // 2)
+
+    assert verify_tracked(prepared, cfg) == "stale"  # DVC's record gives no verdict: the file's own record must
+    with pytest.raises(TunedagError) as info:
+        verify_prepared(cfg)
+    assert str(prepared) in str(info.value) and "paths.prepared" in str(info.value) and "prepare" in str(info.value)
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate"])
+def test_train_and_evaluate_refuse_a_changed_prepared_file_before_writing_anything(prepared_project, stage) -> None:
+    from flows.evaluate import evaluate_flow
+    from flows.train import train_flow
+
+    summary = Path(prepared_project.paths.tune_summary)
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"study_name": "s", "parent_run_id": "r", "metric": "roc_auc", "best_value": 0.9}))
+    _change_one_value(prepared_project.paths.prepared)
+    before = sorted(Path.cwd().rglob("*"))
+
+    with pytest.raises(TunedagError, match="paths.prepared"):
+        {"train": train_flow, "evaluate": evaluate_flow}[stage].fn(prepared_project)
+
+    assert sorted(Path.cwd().rglob("*")) == before
