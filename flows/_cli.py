@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
-import yaml
 
 from flows._inputs import CHECKS
 from flows._server import discard_unused, start_early, temporary_server
@@ -26,13 +26,15 @@ TRIAL_FLOWS = ("flows.tune", "flows.worker")  # the flows that run trials on the
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`key.sub=value` pairs, values read as YAML scalars (`tune.n_trials=30`)."""
+    """`key.sub=value` pairs, values read as plain YAML (`tune.n_trials=30`); a bad one is refused naming its `--set`."""
+    from tunedag.config_yaml import load_yaml_text
+
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", key):
             raise TunedagError(f"--set {pair!r} must look like section.key=value")
-        out[key] = yaml.safe_load(value)
+        out[key] = load_yaml_text(value, f"--set {key}")
     return out
 
 

@@ -1,8 +1,18 @@
 """Errors a user can act on: each carries one paragraph naming the key or file at fault."""
 
 
+MAX_MESSAGE = 1000  # characters: a refusal is one paragraph, however large the input that caused it
+
+
 class TunedagError(Exception):
-    """Base class for errors shown to the user as one paragraph, with a non-zero exit."""
+    """Base class for errors shown to the user as one paragraph, with a non-zero exit.
+
+    `str()` gives that paragraph: whitespace runs (newlines included) folded to one space and
+    at most MAX_MESSAGE characters, cut with an ellipsis (an echoed value may be huge).
+    """
+
+    def __str__(self) -> str:
+        return bounded(super().__str__())
 
 
 class ConfigError(TunedagError, ValueError):
@@ -18,6 +28,12 @@ class DataError(TunedagError):
 
 class SearchSpaceError(ConfigError):
     """The search space cannot be sampled by the configured sampler."""
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` as one line of at most `limit` characters; a longer one keeps its start and ends in an ellipsis."""
+    text = " ".join(text[: limit * 4].split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def redact(uri: str) -> str:

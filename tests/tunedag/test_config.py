@@ -261,7 +261,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="is not a regular file"):
         load_config(tmp_path)
 
 
