@@ -76,6 +76,7 @@ class DataConfig(_Strict):
     test_size: Float = Field(0.2, gt=0, lt=1)
     val_size: Float = Field(0.2, ge=0, lt=1)
     cv_folds: Int = Field(0, ge=0, le=100)
+    on_bad_numbers: Literal["refuse", "coerce"] = "refuse"  # a few non-numbers in a numeric column (tunedag.data)
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataConfig:
