@@ -15,5 +15,12 @@ def tune_summary(cfg: Config) -> None:
     read_json(cfg.paths.tune_summary, "paths.tune_summary")
 
 
+def data_path(cfg: Config) -> None:
+    """The prepare stage (and the pipeline) refuse a data.path that is no regular file, or a CSV with repeated names."""
+    from tunedag.data import check_data_path
+
+    check_data_path(cfg.data)
+
+
 # module of a stage's flow -> its check
-CHECKS = {"flows.train": tune_summary, "flows.evaluate": tune_summary}
+CHECKS = {"flows.train": tune_summary, "flows.evaluate": tune_summary, "flows.prepare": data_path, "flows.pipeline": data_path}

@@ -103,9 +103,24 @@ def ui(params: Params = "params.yaml", overrides: Overrides = None,
             print(f"tunedag: tracking.uri is a server; open {redact(uri)} in a browser")
             return
         check_database_reachable(uri, "tracking.uri")
+        _check_port_free(port)
         raise typer.Exit(_serve_ui(uri, port))
 
     raise typer.Exit(execute(start, params, overrides or []))
+
+
+def _check_port_free(port: int) -> None:
+    """Refuse a port something listens on already (MLflow's uvicorn then waits instead of failing)."""
+    import socket
+
+    from tunedag.errors import TunedagError
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise TunedagError(f"--port {port}: 127.0.0.1:{port} cannot be used by the MLflow UI ({exc.strerror}); "
+                               "choose another with --port") from None
 
 
 def _serve_ui(uri: str, port: int) -> int:

@@ -562,6 +562,8 @@ def _format_errors(path: Path, exc: ValidationError, overrides: dict[str, Any]) 
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling and section)"
+        elif err["type"] in ("int_type", "float_type", "finite_number", "bool_type", "string_type"):
+            msg += f" (got {str(err['input']).lower() if isinstance(err['input'], bool) else repr(err['input'])[:60]})"
         if any(loc == key or loc.startswith(f"{key}.") for key in overrides):
             loc = f"--set {loc}" if loc in overrides else f"{loc} (from --set)"
         parts.append(f"{loc}: {msg}" if loc else msg)

@@ -67,7 +67,8 @@ def load_yaml_text(text: str, source: str) -> Any:
             raise ConfigError(f"{source}: its YAML aliases expand to more than {MAX_NODES} values; refused")
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML (only plain YAML is read, no Python tags): {exc}") from None
+        detail = str(exc).replace('in "<unicode string>", ', "")
+        raise ConfigError(f"{source} is not valid YAML (only plain YAML is read, no Python tags): {detail}") from None
     except RecursionError:
         raise ConfigError(f"{source} nests its YAML too deeply; refused") from None
     finally:

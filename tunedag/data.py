@@ -59,6 +59,14 @@ def load_source(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, str]:
     return _read_file(cfg.path), cfg.target
 
 
+def check_data_path(cfg: DataConfig) -> None:
+    """The cheap checks of a file source, run by the command before its flow: what data.path is, and a CSV's header."""
+    if cfg.source in ("file", "npz") and cfg.path is not None:
+        _check_readable(cfg.path)
+        if cfg.path.suffix.lower() == ".csv" and cfg.path.is_file():
+            _check_header(cfg.path)
+
+
 def _check_readable(path: Path) -> None:
     """Refuse a data.path that is not a regular file, saying what it is (a FIFO would block, /dev/zero never ends)."""
     try:

@@ -1,7 +1,7 @@
 """Errors a user can act on: each carries one paragraph naming the key or file at fault."""
 
 
-MAX_MESSAGE = 1000  # characters: a refusal is one paragraph, however large the input that caused it
+MAX_MESSAGE = 990  # characters: a refusal is one paragraph under 1,000, however large the input that caused it
 
 
 class TunedagError(Exception):
@@ -31,9 +31,14 @@ class SearchSpaceError(ConfigError):
 
 
 def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
-    """`text` as one line of at most `limit` characters; a longer one keeps its start and ends in an ellipsis."""
-    text = " ".join(text[: limit * 4].split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """`text` as one line of at most `limit` characters; a longer one keeps its start (the key) and end (the advice)."""
+    if len(text) > limit * 4:
+        text = text[: limit * 2] + " " + text[-limit * 2:]
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return text[: limit - tail - 3].rstrip() + " … " + text[-tail:].lstrip()
 
 
 def redact(uri: str) -> str:
