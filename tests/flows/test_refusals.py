@@ -384,7 +384,8 @@ def test_tunedag_ui_hides_the_store_password_and_stops_its_server(project: Path,
     """The store URI is in no command line and no output; Ctrl-C is quiet, and SIGTERM leaves no server behind."""
     port = _free_port()
     uri = f"sqlite:///mlruns/ui.db?password={SECRET}"  # a secret in the URI the way a database URI carries one
-    proc = subprocess.Popen([str(BIN / "tunedag"), "ui", "--port", str(port), "--set", f"tracking.uri={uri}"], cwd=project,
+    replace_in_params("uri: sqlite:///mlruns/mlflow.db", f"uri: {uri}")(project)  # in the file, as a user keeps it
+    proc = subprocess.Popen([str(BIN / "tunedag"), "ui", "--port", str(port)], cwd=project,
                             env=command_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
