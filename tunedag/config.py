@@ -564,8 +564,9 @@ def _format_errors(path: Path, exc: ValidationError, overrides: dict[str, Any]) 
             msg = "unknown key (check its spelling and section)"
         elif err["type"] in ("int_type", "float_type", "finite_number", "bool_type", "string_type"):
             msg += f" (got {str(err['input']).lower() if isinstance(err['input'], bool) else repr(err['input'])[:60]})"
-        if any(loc == key or loc.startswith(f"{key}.") for key in overrides):
-            loc = f"--set {loc}" if loc in overrides else f"{loc} (from --set)"
+        blamed = [key for key in overrides if loc == key or loc.startswith(f"{key}.")]
+        if blamed:
+            loc = f"{loc} (from --set {blamed[0]})"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return f"{path} is invalid: " + "; ".join(parts) + "."
 

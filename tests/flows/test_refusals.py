@@ -427,3 +427,23 @@ def test_tunedag_ui_refuses_a_used_port_an_unreachable_database_and_prints_no_pa
     assert done2.returncode == 0 and "http://bob:***@127.0.0.1:1" in done2.stdout
     for d in (done, done2):
         assert SECRET not in d.stdout + d.stderr
+
+
+def test_a_model_tunedag_saved_loads_and_predicts_as_before(tmp_path) -> None:
+    """The reviewed types cover what tunedag saves: a preprocessing pipeline with a forest loads and predicts the same."""
+    from types import SimpleNamespace
+
+    from sklearn.datasets import load_iris
+
+    from tasks.evaluation import load_final_model
+    from tasks.tracking import save_sklearn_model
+    from tunedag.estimators import build_model, skops_trusted_types
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    X["colour"] = ["red", "green", "blue"] * 50
+    preprocess = SimpleNamespace(numeric_impute="median", scale=True, max_categories=20)
+    model = build_model("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 5, "random_state": 0}, {},
+                        list(X.columns[:4]), ["colour"], preprocess).fit(X, y)
+    save_sklearn_model(model, tmp_path / "model", skops_trusted_types(model))
+    loaded = load_final_model(tmp_path / "model")
+    assert (loaded.predict(X) == model.predict(X)).all()
