@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import psutil
 import pytest
@@ -447,3 +447,15 @@ def test_a_model_tunedag_saved_loads_and_predicts_as_before(tmp_path) -> None:
     save_sklearn_model(model, tmp_path / "model", skops_trusted_types(model))
     loaded = load_final_model(tmp_path / "model")
     assert (loaded.predict(X) == model.predict(X)).all()
+
+
+@pytest.mark.slow
+def test_the_command_does_not_put_the_project_folder_on_the_import_path(project: Path) -> None:
+    """Even a module the config allows is not imported from the working directory by `tunedag`: it must be installed."""
+    evil_module(project)
+    before = listing(project)
+    argv = [str(BIN / "tunedag"), "tune", "--set", "model.allowed_modules=[evil_mod]", "--set", "model.estimator=evil_mod.Forest"]
+    done = subprocess.run(argv, cwd=project, env=command_env(project), capture_output=True, text=True, timeout=300)
+    case = Case("allowed-but-not-on-path", [], ["model.estimator", "evil_mod", "cannot be imported"])
+    assert_one_paragraph(case, done.returncode, done.stdout, done.stderr, project)
+    assert listing(project) == before
