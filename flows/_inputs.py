@@ -22,5 +22,15 @@ def data_path(cfg: Config) -> None:
     check_data_path(cfg.data)
 
 
+def stores(cfg: Config) -> None:
+    """A database named by tracking.uri or tune.storage answers one connect (MLflow would retry it for about 100 s)."""
+    from tunedag.reach import check_database_reachable
+
+    check_database_reachable(cfg.tracking.uri, "tracking.uri")
+    check_database_reachable(cfg.tune.storage, "tune.storage")
+
+
 # module of a stage's flow -> its check
-CHECKS = {"flows.train": tune_summary, "flows.evaluate": tune_summary, "flows.prepare": data_path, "flows.pipeline": data_path}
+CHECKS = {"flows.train": lambda cfg: (tune_summary(cfg), stores(cfg)), "flows.evaluate": lambda cfg: (tune_summary(cfg), stores(cfg)),
+          "flows.prepare": data_path, "flows.pipeline": lambda cfg: (data_path(cfg), stores(cfg)),
+          "flows.tune": stores, "flows.worker": stores}

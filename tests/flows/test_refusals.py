@@ -248,7 +248,7 @@ CASES = [
 # the dozen that also run as the real command
 COMMAND_CASES = {"estimator-local-module", "estimator-this", "train-fn-os-system", "duplicate-section", "alias-bomb",
                  "n-trials-true", "bound-nan", "params-utf16", "set-invalid-yaml", "set-python-tag", "data-duplicate-target",
-                 "data-fifo", "data-dev-zero"}
+                 "data-fifo", "data-dev-zero", "tracking-unreachable"}
 
 
 def listing(root: Path) -> dict[str, int]:
