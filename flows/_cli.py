@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -20,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 
 from services.prefect_api import Lease, ServerError
 from tunedag.errors import TunedagError
@@ -33,13 +33,15 @@ RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`key.sub=value` pairs, values read as YAML scalars (`tune.n_trials=30`)."""
+    """`key.sub=value` pairs, values read as plain YAML (`tune.n_trials=30`); a bad one is refused naming its `--set`."""
+    from tunedag.config_yaml import load_yaml_text
+
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", key):
             raise TunedagError(f"--set {pair!r} must look like section.key=value")
-        out[key] = yaml.safe_load(value)
+        out[key] = load_yaml_text(value, f"--set {key}")
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tasks.outputs import read_json
@@ -28,6 +29,36 @@ def report_inputs(cfg: Config) -> None:
     read_json(cfg.paths.test_metrics, "paths.test_metrics")
 
 
+def data_path(cfg: Config) -> None:
+    """The prepare stage (and the pipeline) refuse a data.path that is no regular file, or a CSV with repeated names."""
+    from tunedag.data import check_data_path
+
+    check_data_path(cfg.data)
+
+
+def stores(cfg: Config) -> None:
+    """A database named by tracking.uri or tune.storage answers one connect (MLflow would retry it for about 100 s)."""
+    from tunedag.reach import check_database_reachable
+
+    check_database_reachable(cfg.tracking.uri, "tracking.uri")
+    check_database_reachable(cfg.tune.storage, "tune.storage")
+
+
+def _each(*checks: Callable[[Config], None]) -> Callable[[Config], None]:
+    def check(cfg: Config) -> None:
+        for one in checks:
+            one(cfg)
+
+    return check
+
+
 # module of a stage's flow -> its check
-CHECKS = {"flows.tune": prepared, "flows.worker": prepared, "flows.train": tune_summary, "flows.evaluate": tune_summary,
-          "flows.report": report_inputs}
+CHECKS = {
+    "flows.prepare": data_path,
+    "flows.pipeline": _each(data_path, stores),
+    "flows.tune": _each(prepared, stores),
+    "flows.worker": _each(prepared, stores),
+    "flows.train": _each(tune_summary, stores),
+    "flows.evaluate": _each(tune_summary, stores),
+    "flows.report": report_inputs,
+}

@@ -109,16 +109,87 @@ def ui(params: Params = "params.yaml", overrides: Overrides = None,
     """The MLflow UI on the store params.yaml names, on http://127.0.0.1:PORT (Ctrl-C stops it)."""
 
     def start(cfg) -> None:
+        from tunedag.errors import redact
+        from tunedag.reach import check_database_reachable
+
         uri = cfg.tracking.uri
         if uri.startswith(("http://", "https://")):
-            print(f"tunedag: tracking.uri is a server; open {uri} in a browser")
+            print(f"tunedag: tracking.uri is a server; open {redact(uri)} in a browser")
             return
-        command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", uri,
-                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-        print(f"tunedag: MLflow UI on http://127.0.0.1:{port}", flush=True)
-        subprocess.run(command, check=False, env=UI_ENV | dict(os.environ))
+        check_database_reachable(uri, "tracking.uri")
+        _check_port_free(port)
+        raise typer.Exit(_serve_ui(uri, port))
 
     raise typer.Exit(execute(start, params, overrides or []))
+
+
+def _check_port_free(port: int) -> None:
+    """Refuse a port something listens on already (MLflow's uvicorn then waits instead of failing)."""
+    import socket
+
+    from tunedag.errors import TunedagError
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise TunedagError(f"--port {port}: 127.0.0.1:{port} cannot be used by the MLflow UI ({exc.strerror}); "
+                               "choose another with --port") from None
+
+
+def _serve_ui(uri: str, port: int) -> int:
+    """Run `mlflow ui` until it ends or this command is stopped; its exit code, 130 on Ctrl-C (quietly).
+
+    The store URI travels in the child's environment (MLFLOW_BACKEND_STORE_URI), never on a command
+    line `ps` shows. The server runs in its own session: Ctrl-C reaches this process only (no uvicorn
+    traceback), and on Ctrl-C, SIGTERM, SIGHUP or any exit its whole process group is stopped. Its
+    stderr is shown, redacted, only when it fails by itself (a port in use, a store it cannot open).
+    """
+    import signal
+    import tempfile
+
+    from tunedag.errors import redact
+
+    command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = UI_ENV | dict(os.environ) | {"MLFLOW_BACKEND_STORE_URI": uri}
+
+    def stop(signum: int, frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    with tempfile.TemporaryFile(mode="w+", prefix="tunedag-ui-") as log:
+        child = subprocess.Popen(command, env=env, stderr=log, start_new_session=True)
+        print(f"tunedag: MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            _stop_group(child)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if code != 0:
+            log.seek(0)
+            tail = " ".join(log.read()[-4000:].replace(uri, redact(uri)).split())[-600:]
+            print(f"tunedag: error: the MLflow UI on port {port} stopped with exit code {code}: {redact(tail)}", file=sys.stderr)
+        return code
+
+
+def _stop_group(child: subprocess.Popen) -> None:
+    """Stop the process group `child` leads (the MLflow CLI and its uvicorn): SIGTERM, then SIGKILL after 10 s."""
+    import signal
+    import time
+
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        deadline = time.monotonic() + grace
+        try:
+            os.killpg(child.pid, sig)
+            while time.monotonic() < deadline:
+                child.poll()  # reap the leader: the group lives on while uvicorn shuts down
+                os.killpg(child.pid, 0)
+                time.sleep(0.1)
+        except ProcessLookupError:
+            return
 
 
 @app.command()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow.sklearn
 from mlflow.models import Model
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -15,6 +14,7 @@ from tasks.tracking import Tracker, load_torch_model, log_values
 from tasks.training import CUSTOM_RESULT, registered_versions
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
+from tunedag.estimators import load_sklearn_model
 from tunedag.metrics import score, usable_metrics
 
 
@@ -37,12 +37,12 @@ def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
 def _test_scores(cfg: Config, model_dir: Path, task: str, X, y, prefix: str) -> dict[str, float]:
     if (model_dir / CUSTOM_RESULT).is_file():  # a train_fn family: its own code scored the test rows in the train stage
         return {f"{prefix}{k}": v for k, v in json.loads((model_dir / CUSTOM_RESULT).read_text())["test_metrics"].items()}
-    model = load_final_model(model_dir)  # a hard-voting ensemble has no proba: its metrics only
+    model = load_final_model(model_dir, cfg.model.trusted_types)  # a hard-voting ensemble has no proba: its metrics only
     return {f"{prefix}{k}": v for k, v in score(model, X, y, usable_metrics(model, task, None)).items()}
 
 
-def load_final_model(model_dir: Path):
+def load_final_model(model_dir: Path, trusted_types: list[str] = ()):  # only reviewed skops types (and these)
     """A model folder the train stage wrote (or downloaded from the registry): MLflow sklearn or PyTorch."""
     if "pytorch" in Model.load(str(model_dir)).flavors:
         return load_torch_model(model_dir)
-    return mlflow.sklearn.load_model(str(model_dir))
+    return load_sklearn_model(model_dir, trusted_types)

@@ -59,7 +59,7 @@ def _score_version(cfg: Config, tracker: Tracker, version, metric: str) -> tuple
     with tempfile.TemporaryDirectory(prefix="tunedag-champion-") as tmp:
         try:
             folder = tracker.client.download_artifacts(version.run_id, FINAL_ARTIFACT, tmp)
-            model = load_final_model(Path(folder))
+            model = load_final_model(Path(folder), cfg.model.trusted_types)
             return score(model, X, y, [metric]).get(metric), None
         except Exception as exc:  # the champion was trained on other features, or its artifact is gone
             return None, " ".join(f"{type(exc).__name__}: {exc}".split())[:300]

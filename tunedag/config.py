@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_serializer, field_validator,
+                      model_validator)
 
 from tunedag.config_search import (
     EnsembleConfig,
@@ -27,6 +27,8 @@ from tunedag.config_search import (
 )
 from tunedag.config_exec import RunnerConfig
 from tunedag.config_schedule import ScheduleConfig
+from tunedag.config_types import Float, Int
+from tunedag.config_yaml import MAX_BYTES, load_yaml_text
 from tunedag.errors import ConfigError, redact
 from tunedag.paths import inside_project, output_folder
 from tunedag.estimators import (
@@ -36,23 +38,24 @@ from tunedag.estimators import (
     is_torch_estimator,
     resolve_estimator,
 )
+from tunedag.imports import allowing, check_import_path, check_module_name
 from tunedag.metrics import METRICS, check_metric_for_task
 
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SyntheticConfig(_Strict):
     """Size of `make_classification` / `make_regression` data."""
 
-    n_samples: int = Field(1000, ge=20, le=10_000_000)
-    n_features: int = Field(20, ge=1, le=10_000)
-    n_informative: int = Field(10, ge=1)
-    n_classes: int = Field(2, ge=2)
-    noise: float = Field(0.1, ge=0)
+    n_samples: Int = Field(1000, ge=20, le=10_000_000)
+    n_features: Int = Field(20, ge=1, le=10_000)
+    n_informative: Int = Field(10, ge=1)
+    n_classes: Int = Field(2, ge=2)
+    noise: Float = Field(0.1, ge=0)
 
     @model_validator(mode="after")
     def _informative_fits(self) -> SyntheticConfig:
@@ -70,9 +73,10 @@ class DataConfig(_Strict):
     target: str | None = None
     task: Literal["auto", "classification", "regression"] = "auto"
     synthetic: SyntheticConfig = SyntheticConfig()
-    test_size: float = Field(0.2, gt=0, lt=1)
-    val_size: float = Field(0.2, ge=0, lt=1)
-    cv_folds: int = Field(0, ge=0, le=100)
+    test_size: Float = Field(0.2, gt=0, lt=1)
+    val_size: Float = Field(0.2, ge=0, lt=1)
+    cv_folds: Int = Field(0, ge=0, le=100)
+    on_bad_numbers: Literal["refuse", "coerce"] = "refuse"  # a few non-numbers in a numeric column (tunedag.data)
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataConfig:
@@ -100,7 +104,7 @@ class PreprocessConfig(_Strict):
 
     numeric_impute: Literal["mean", "median", "most_frequent"] = "median"
     scale: bool = True
-    max_categories: int | None = Field(20, ge=2)
+    max_categories: Int | None = Field(20, ge=2)
 
 
 class _ParamBase(_Strict):
@@ -110,10 +114,10 @@ class _ParamBase(_Strict):
 
 class FloatParam(_ParamBase):
     type: Literal["float"]
-    low: float
-    high: float
+    low: Float
+    high: Float
     log: bool = False
-    step: float | None = Field(None, gt=0)
+    step: Float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _range(self) -> FloatParam:
@@ -125,10 +129,10 @@ class FloatParam(_ParamBase):
 
 class IntParam(_ParamBase):
     type: Literal["int"]
-    low: int
-    high: int
+    low: Int
+    high: Int
     log: bool = False
-    step: int = Field(1, ge=1)
+    step: Int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _range(self) -> IntParam:
@@ -178,18 +182,28 @@ class FamilyConfig(_Strict):
         if (self.estimator is None) == (self.train_fn is None):
             raise ValueError("set either estimator (a scikit-learn estimator class) or train_fn (your own training function), not both or neither")
         _check_estimator_args(self.estimator, self.fixed, self.search_space, "search_space.")
+        _check_factories(self.fixed, self.search_space, "fixed.", "search_space.")
         return self
 
 
 class ModelConfig(_Strict):
     """The estimator to tune by import path with its fixed arguments, or several `families` to choose from."""
 
+    allowed_modules: list[str] = []  # module prefixes import paths may name beyond tunedag.imports.ALLOWED_MODULES
     estimator: str | None = None
     train_fn: str | None = None  # "package.module:function" trained and scored by your own code, see tunedag.custom
     fixed: dict[str, Any] = {}
     families: dict[str, FamilyConfig] = {}
     preprocess: PreprocessConfig = PreprocessConfig()
     trusted_types: list[str] = []
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _allowing(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> ModelConfig:
+        with allowing(_listed_modules(data)):
+            return handler(data)
+
+    _allowed_names = field_validator("allowed_modules")(lambda cls, v: [check_module_name(m) for m in v])
 
     @field_validator("estimator")
     @classmethod
@@ -219,15 +233,36 @@ class ModelConfig(_Strict):
             unknown = sorted(set(self.fixed) - estimator_param_names(self.estimator))
             if unknown:
                 raise ValueError(f"fixed names {unknown}, which {self.estimator} does not accept")
+        _check_factories(self.fixed, {}, "model.fixed.", "")
         return self
 
+
+def _listed_modules(data: Any) -> list[str]:
+    """The well-formed names of a raw (or validated) model section's allowed_modules; the field validator refuses others."""
+    listed = data.get("allowed_modules") if isinstance(data, dict) else getattr(data, "allowed_modules", None)
+    names = []
+    for name in listed if isinstance(listed, list) else []:
+        try:
+            names.append(check_module_name(name))
+        except ConfigError:
+            pass
+    return names
+
+
+def _check_factories(fixed: dict[str, Any], space: dict[str, Any], fixed_key: str, space_key: str) -> None:
+    """A torch estimator's module_factory (fixed, or a categorical's choices) must name an allowed module; nothing is imported."""
+    paths = [(f"{fixed_key}module_factory", fixed.get("module_factory"))]
+    paths += [(f"{space_key}module_factory", c) for c in getattr(space.get("module_factory"), "choices", [])]
+    for key, path in paths:
+        if path is not None:
+            check_import_path(path, key, "'mypkg.nets:build'")
 
 
 def _check_train_fn(path: str | None) -> str | None:
     if path is not None:
         from tunedag.custom import resolve_train_fn
 
-        resolve_train_fn(path)
+        resolve_train_fn(path, enforce=True)
     return path
 
 
@@ -248,23 +283,23 @@ class TuneConfig(_Strict):
     sampler: SamplerConfig = TpeSamplerConfig(name="tpe")
     pruner: PrunerConfig = NoPrunerConfig(name="none")
     fidelity: FidelityConfig = FidelityConfig()
-    n_trials: int = Field(20, ge=1, le=1_000_000)
-    timeout: float | None = Field(None, gt=0)
-    patience: int | None = Field(None, ge=1)
-    target: float | None = None
+    n_trials: Int = Field(20, ge=1, le=1_000_000)
+    timeout: Float | None = Field(None, gt=0)
+    patience: Int | None = Field(None, ge=1)
+    target: Float | None = None
     metric: str = "accuracy"
     direction: Literal["maximize", "minimize"] | None = None
     objectives: list[str] = []
     select: SelectionConfig = SelectionConfig()
     enqueue: list[dict[str, Any]] = []
     warm_start: WarmStartConfig | None = None
-    parallelism: int = Field(1, ge=1, le=256)
+    parallelism: Int = Field(1, ge=1, le=256)
     executor: Literal["process", "thread"] = "process"  # where the objective runs (see docs/parallel.md)
-    trial_timeout: float | None = Field(None, gt=0)  # seconds; enforced by the process executor
-    trial_memory_mb: int | None = Field(None, ge=64)  # address space a trial may use; enforced by the process executor
-    threads_per_trial: int | None = Field(None, ge=1, le=1024)  # BLAS / torch threads; default: cores // parallelism
+    trial_timeout: Float | None = Field(None, gt=0)  # seconds; enforced by the process executor
+    trial_memory_mb: Int | None = Field(None, ge=64)  # address space a trial may use; enforced by the process executor
+    threads_per_trial: Int | None = Field(None, ge=1, le=1024)  # BLAS / torch threads; default: cores // parallelism
     runner: RunnerConfig = RunnerConfig()
-    max_failed_trials: int = Field(10, ge=0)
+    max_failed_trials: Int = Field(10, ge=0)
     storage: str = "optuna/study.journal"
     journal_sync: bool = False  # fsync each journal write (survives a power cut); off: survives a killed process
     study_name: str = Field("tunedag", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -380,7 +415,7 @@ class Family:
 class Config(_Strict):
     """The whole of `params.yaml`."""
 
-    seed: int = Field(42, ge=0, le=2**32 - 1)
+    seed: Int = Field(42, ge=0, le=2**32 - 1)
     paths: PathsConfig = PathsConfig()
     data: DataConfig
     model: ModelConfig
@@ -390,12 +425,20 @@ class Config(_Strict):
     final: FinalConfig = FinalConfig()
     schedule: ScheduleConfig = ScheduleConfig()
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _allowing(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Config:
+        model = data.get("model") if isinstance(data, dict) else getattr(data, "model", None)
+        with allowing(_listed_modules(model if model is not None else {})):
+            return handler(data)
+
     @model_validator(mode="after")
     def _space_fits_model(self) -> Config:
         if self.model.estimator or self.model.train_fn:
             if not self.search_space:
                 raise ValueError("search_space is empty: declare at least one parameter to tune")
             _check_estimator_args(self.model.estimator, self.model.fixed, self.search_space, "search_space.", "model.fixed")
+            _check_factories({}, self.search_space, "", "search_space.")
         elif self.search_space:
             raise ValueError("with model.families, declare each family's search_space under it, not at the top")
         _check_torch_and_train_fn(self)
@@ -478,7 +521,7 @@ def _check_estimator_args(estimator: str | None, fixed: dict[str, Any], space: d
 
 
 def load_config(path: Path | str = "params.yaml", overrides: dict[str, Any] | None = None) -> Config:
-    """Read and validate `params.yaml`; raise ConfigError with one paragraph naming the key."""
+    """Read and validate `params.yaml`; raise ConfigError with one paragraph naming the key (and `--set` for an override)."""
     path = Path(path)
     raw = _read_yaml(path)
     for dotted, value in (overrides or {}).items():
@@ -486,19 +529,23 @@ def load_config(path: Path | str = "params.yaml", overrides: dict[str, Any] | No
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc)) from None
+        raise ConfigError(_format_errors(path, exc, overrides or {})) from None
     except ConfigError as exc:
         raise ConfigError(f"{path} is invalid: {exc}") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"Config file {path} does not exist; copy params.yaml from the repository root.")
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} is not a regular file (a directory, FIFO or device); give a params.yaml file.")
+    if path.stat().st_size > MAX_BYTES:
+        raise ConfigError(f"Config file {path} is {path.stat().st_size} bytes, over the {MAX_BYTES} a params file may hold.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())
-        raise ConfigError(f"{path} is not valid YAML (only plain YAML is read, no Python tags): {detail}") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not UTF-8 text (byte {exc.start} cannot be read; save it as UTF-8).") from None
+    raw = load_yaml_text(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of sections (seed, data, model, search_space, tune, ...), got {type(raw).__name__}.")
     return raw
@@ -510,17 +557,22 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     for key in parents:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"Override {dotted}: {key} is not a section.")
+            raise ConfigError(f"--set {dotted}: {key} is not a section.")
     node[leaf] = value
 
 
-def _format_errors(path: Path, exc: ValidationError) -> str:
+def _format_errors(path: Path, exc: ValidationError, overrides: dict[str, Any]) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling and section)"
+        elif err["type"] in ("int_type", "float_type", "finite_number", "bool_type", "string_type"):
+            msg += f" (got {str(err['input']).lower() if isinstance(err['input'], bool) else repr(err['input'])[:60]})"
+        blamed = [key for key in overrides if loc == key or loc.startswith(f"{key}.")]
+        if blamed:
+            loc = f"{loc} (from --set {blamed[0]})"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return f"{path} is invalid: " + "; ".join(parts) + "."
 

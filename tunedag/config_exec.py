@@ -15,7 +15,7 @@ class RunnerConfig(BaseModel):
     `address`, or, with no address, a LocalCluster of `tune.parallelism` worker processes.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["local", "dask"] = "local"
     address: str | None = None  # tcp://scheduler:8786

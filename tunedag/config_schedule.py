@@ -10,6 +10,8 @@ from typing import Literal
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tunedag.config_types import Int
+
 
 class ScheduleConfig(BaseModel):
     """What `tunedag serve` deploys and what each scheduled (or `tunedag run`) pipeline run decides.
@@ -22,14 +24,14 @@ class ScheduleConfig(BaseModel):
       champion on the current test split; otherwise the new version is the `challenger`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     cron: str = "0 3 * * *"
     timezone: str = "UTC"
     deployment: str = Field("scheduled", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    warm_start_top_k: int = Field(5, ge=0, le=1000)
+    warm_start_top_k: Int = Field(5, ge=0, le=1000)
     on_same_data: Literal["skip", "add_trials"] = "skip"
-    add_trials: int = Field(10, ge=1, le=1_000_000)
+    add_trials: Int = Field(10, ge=1, le=1_000_000)
 
     @field_validator("cron")
     @classmethod

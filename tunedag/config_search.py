@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
+from tunedag.config_types import Float, Int
 from tunedag.errors import redact
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class GridSamplerConfig(_Strict):
@@ -31,20 +32,20 @@ class TpeSamplerConfig(_Strict):
     """Tree-structured Parzen estimator (Bayesian optimisation)."""
 
     name: Literal["tpe"]
-    n_startup_trials: int = Field(10, ge=0)
-    n_ei_candidates: int = Field(24, ge=1)
+    n_startup_trials: Int = Field(10, ge=0)
+    n_ei_candidates: Int = Field(24, ge=1)
     multivariate: bool = True
     group: bool = True  # multivariate per sub-space of a conditional space
     constant_liar: bool = True  # pending trials count as bad, so parallel asks spread out
     consider_endpoints: bool = False
-    prior_weight: float = Field(1.0, gt=0)
+    prior_weight: Float = Field(1.0, gt=0)
 
 
 class GpSamplerConfig(_Strict):
     """Gaussian-process Bayesian optimisation."""
 
     name: Literal["gp"]
-    n_startup_trials: int = Field(10, ge=0)
+    n_startup_trials: Int = Field(10, ge=0)
     deterministic_objective: bool = False
 
 
@@ -60,11 +61,11 @@ class CmaEsSamplerConfig(_Strict):
     """
 
     name: Literal["cmaes"]
-    n_startup_trials: int = Field(1, ge=0)
-    sigma0: float | None = Field(None, gt=0)
+    n_startup_trials: Int = Field(1, ge=0)
+    sigma0: Float | None = Field(None, gt=0)
     restart_strategy: Literal["ipop", "bipop"] | None = None
-    popsize: int | None = Field(None, ge=2)
-    inc_popsize: int = Field(2, ge=1)
+    popsize: Int | None = Field(None, ge=2)
+    inc_popsize: Int = Field(2, ge=1)
     use_separable_cma: bool = False
     with_margin: bool = False
 
@@ -81,10 +82,10 @@ class Nsga2SamplerConfig(_Strict):
     """NSGA-II genetic algorithm, for multi-objective studies."""
 
     name: Literal["nsga2"]
-    population_size: int = Field(20, ge=2)
-    mutation_prob: float | None = Field(None, ge=0, le=1)
-    crossover_prob: float = Field(0.9, ge=0, le=1)
-    swapping_prob: float = Field(0.5, ge=0, le=1)
+    population_size: Int = Field(20, ge=2)
+    mutation_prob: Float | None = Field(None, ge=0, le=1)
+    crossover_prob: Float = Field(0.9, ge=0, le=1)
+    swapping_prob: Float = Field(0.5, ge=0, le=1)
 
 
 class ManualSamplerConfig(_Strict):
@@ -109,31 +110,31 @@ class MedianPrunerConfig(_Strict):
     """Stop a trial whose intermediate value is worse than the median of earlier trials at that step."""
 
     name: Literal["median"]
-    n_startup_trials: int = Field(5, ge=0)
-    n_warmup_steps: int = Field(0, ge=0)
-    interval_steps: int = Field(1, ge=1)
+    n_startup_trials: Int = Field(5, ge=0)
+    n_warmup_steps: Int = Field(0, ge=0)
+    interval_steps: Int = Field(1, ge=1)
 
 
 class PercentilePrunerConfig(_Strict):
     name: Literal["percentile"]
-    percentile: float = Field(25.0, gt=0, lt=100)
-    n_startup_trials: int = Field(5, ge=0)
-    n_warmup_steps: int = Field(0, ge=0)
-    interval_steps: int = Field(1, ge=1)
+    percentile: Float = Field(25.0, gt=0, lt=100)
+    n_startup_trials: Int = Field(5, ge=0)
+    n_warmup_steps: Int = Field(0, ge=0)
+    interval_steps: Int = Field(1, ge=1)
 
 
 class SuccessiveHalvingPrunerConfig(_Strict):
     name: Literal["successive_halving"]
-    min_resource: int = Field(1, ge=1)
-    reduction_factor: int = Field(3, ge=2)
-    min_early_stopping_rate: int = Field(0, ge=0)
+    min_resource: Int = Field(1, ge=1)
+    reduction_factor: Int = Field(3, ge=2)
+    min_early_stopping_rate: Int = Field(0, ge=0)
 
 
 class HyperbandPrunerConfig(_Strict):
     name: Literal["hyperband"]
-    min_resource: int = Field(1, ge=1)
-    max_resource: int | None = Field(None, ge=1)  # None: the number of fidelity steps
-    reduction_factor: int = Field(3, ge=2)
+    min_resource: Int = Field(1, ge=1)
+    max_resource: Int | None = Field(None, ge=1)  # None: the number of fidelity steps
+    reduction_factor: Int = Field(3, ge=2)
 
 
 PrunerConfig = Annotated[
@@ -156,9 +157,9 @@ class FidelityConfig(_Strict):
     """
 
     kind: Literal["none", "folds", "train_fraction", "ensemble_size", "epochs"] = "none"
-    fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])
+    fractions: list[Float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])
     param: str = "n_estimators"
-    steps: int = Field(4, ge=2, le=100)
+    steps: Int = Field(4, ge=2, le=100)
 
     @model_validator(mode="after")
     def _fractions(self) -> FidelityConfig:
@@ -183,8 +184,8 @@ class SelectionConfig(_Strict):
     """
 
     rule: Literal["best_primary", "within_tolerance", "weighted"] = "best_primary"
-    tolerance: float = Field(0.01, ge=0)
-    weights: list[float] = []
+    tolerance: Float = Field(0.01, ge=0)
+    weights: list[Float] = []
 
 
 class WarmStartConfig(_Strict):
@@ -192,7 +193,7 @@ class WarmStartConfig(_Strict):
 
     study: str
     storage: str | None = None  # None: the same as tune.storage
-    top_k: int = Field(5, ge=1)
+    top_k: Int = Field(5, ge=1)
 
     # Prefect stores flow parameters as JSON: a password in the URL must not go with them.
     _hide_storage_password = field_serializer("storage", when_used="json")(lambda self, v: v and redact(v))
@@ -202,7 +203,7 @@ class EnsembleConfig(_Strict):
     """Build the final model from the top-K configurations, refit on train + validation."""
 
     kind: Literal["none", "voting", "stacking"] = "none"
-    top_k: int = Field(3, ge=2, le=50)
+    top_k: Int = Field(3, ge=2, le=50)
 
 
 def sampler_shorthand(value: Any) -> Any:

@@ -24,6 +24,7 @@ given. The function runs in the trial's worker, so it must seed itself from `dat
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 
@@ -67,13 +68,26 @@ class FinalRun:
     model: Any = None
 
 
-def resolve_train_fn(path: str) -> Callable[..., Any]:
-    """Import "package.module:function" (or "package.module.function"); ConfigError if it is not a function."""
-    module_name, fn = import_named(path, "train_fn", "'mypackage.training:train'")
-    if not callable(fn) or isinstance(fn, type):
-        raise ConfigError(f"train_fn {path!r} is not a function in {module_name}; it must be "
+def resolve_train_fn(path: str, enforce: bool = False) -> Callable[..., Any]:
+    """Import "package.module:function" (or "package.module.function"); ConfigError unless it is a Python
+    function taking (params, data, reporter).
+
+    With `enforce`, the module must be among the allowed ones (checked before importing, as when
+    params.yaml is validated); the stages resolve validated paths without the config's list.
+    """
+    module_name, fn = import_named(path, "train_fn", "'mypackage.training:train'", enforce=enforce)
+    if not inspect.isfunction(fn) or not _takes(fn, 3):
+        raise ConfigError(f"train_fn {path!r} is not a function of {module_name} taking (params, data, reporter); it must be "
                           "def train(params, data, reporter) -> dict of metrics")
     return fn
+
+
+def _takes(fn: Callable[..., Any], n: int) -> bool:
+    try:
+        inspect.signature(fn).bind(*range(n))
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def evaluate_train_fn(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None) -> TrialOutcome:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -57,6 +59,37 @@ def load_source(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, str]:
     return _read_file(cfg.path), cfg.target
 
 
+def check_data_path(cfg: DataConfig) -> None:
+    """The cheap checks of a file source, run by the command before its flow: what data.path is, and a CSV's header."""
+    if cfg.source in ("file", "npz") and cfg.path is not None:
+        _check_readable(cfg.path)
+        if cfg.path.suffix.lower() == ".csv" and cfg.path.is_file():
+            _check_header(cfg.path)
+
+
+def _check_readable(path: Path) -> None:
+    """Refuse a data.path that is not a regular file, saying what it is (a FIFO would block, /dev/zero never ends)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing or a dangling link: the caller says "does not exist"
+    if stat.S_ISREG(mode):
+        return
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+    link = f" a symbolic link to {os.readlink(path)}, which is" if path.is_symlink() else ""
+    raise DataError(f"Data file {path} (data.path) is{link} {kind}, not a regular file; it was not read. Point data.path at a CSV or Parquet file.")
+
+
+def _check_header(path: Path) -> None:
+    """Refuse repeated column names in a CSV header (pandas would rename the second `y` to `y.1`, a feature)."""
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    repeated = sorted({str(c) for c in header if header.count(c) > 1})
+    if repeated:
+        raise DataError(f"Data file {path} (data.path) repeats column names {repeated} in its header; each column needs its own name.")
+
+
 def read_npz(path: Path) -> pd.DataFrame:
     """Images from a .npz file (arrays X: (N, H, W) or (N, C, H, W), or (N, F) features; y: (N,)) as one
     column per value, named px0, px1, ... in C-order (channel, row, column), plus `target`.
@@ -101,10 +134,12 @@ def _synthetic(cfg: DataConfig, seed: int) -> pd.DataFrame:
 
 
 def _read_file(path: Path) -> pd.DataFrame:
+    _check_readable(path)
     if not path.is_file():
         raise DataError(f"Data file {path} (data.path) does not exist. Put your CSV or Parquet file there or fix data.path.")
     try:
         if path.suffix.lower() == ".csv":
+            _check_header(path)
             return pd.read_csv(path)
         return pd.read_parquet(path)
     except pd.errors.EmptyDataError:
@@ -117,6 +152,8 @@ def prepare(frame: pd.DataFrame, target: str, cfg: DataConfig, seed: int, source
     """Check the frame, infer the task, and split it into train / val / test, seeded."""
     if target not in frame.columns:
         raise DataError(f"Target column {target!r} (data.target) is not in {source_name}; its columns are: {', '.join(map(str, frame.columns[:30]))}.")
+    _check_names(frame, target, source_name)
+    frame = _check_numbers(frame, [c for c in frame.columns if c != target], cfg.on_bad_numbers, source_name)
     frame = frame.dropna(subset=[target]).reset_index(drop=True)
     features = [c for c in frame.columns if c != target]
     if len(frame) < 10 or not features:
@@ -131,6 +168,43 @@ def prepare(frame: pd.DataFrame, target: str, cfg: DataConfig, seed: int, source
     frame = _normalise_categoricals(frame, categorical)
     frame[SPLIT] = _assign_splits(frame[target], task, cfg, seed, source_name)
     return Prepared(frame, target, task, tuple(numeric), tuple(categorical))
+
+
+def _check_names(frame: pd.DataFrame, target: str, source_name: str) -> None:
+    """Refuse repeated column names and a column named like the one tunedag adds (SPLIT)."""
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:
+        raise DataError(f"{source_name} repeats column names {repeated}; each column needs its own name (data.target {target!r}).")
+    if SPLIT in frame.columns:
+        role = "the target (data.target)" if target == SPLIT else "a column"
+        raise DataError(f"{source_name} has {role} named {SPLIT!r}, the column tunedag adds for the train / val / test split; rename it.")
+
+
+_MOSTLY = 0.9  # a text column whose non-empty values are at least this share numbers is a numeric column with typos
+
+
+def _check_numbers(frame: pd.DataFrame, features: list, on_bad: str, source_name: str) -> pd.DataFrame:
+    """Refuse (or with on_bad 'coerce', blank with a warning) the few non-numbers of a mostly numeric text column.
+
+    Otherwise one stray string turns a numeric column into a categorical one with a level per value.
+    """
+    for col in features:
+        if pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
+            continue
+        numbers = pd.to_numeric(frame[col], errors="coerce")
+        bad = frame[col].notna() & numbers.isna()
+        filled = int(frame[col].notna().sum())
+        if not bad.any() or filled == 0 or (filled - int(bad.sum())) / filled < _MOSTLY:
+            continue
+        shown = ", ".join(f"row {frame.index.get_loc(i) + 1}: {str(frame[col].loc[i])[:40]!r}" for i in bad[bad].index[:10])
+        if on_bad == "coerce":
+            logging.getLogger(__name__).warning("Column %r in %s: %d values that are not numbers read as missing (%s); "
+                                                "data.on_bad_numbers is coerce", str(col), source_name, int(bad.sum()), shown)
+            frame[col] = numbers
+            continue
+        raise DataError(f"Column {str(col)!r} in {source_name} holds numbers except {int(bad.sum())} value(s) ({shown}; rows "
+                        "counted from 1 after the header); fix them, or set data.on_bad_numbers: coerce to read them as missing.")
+    return frame
 
 
 def infer_task(y: pd.Series) -> str:

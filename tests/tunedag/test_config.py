@@ -261,7 +261,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="is not a regular file"):
         load_config(tmp_path)
 
 
@@ -402,3 +402,48 @@ def test_urls_without_a_password_serialise_unchanged() -> None:
     cfg = load_config(PARAMS)
     assert cfg.model_dump(mode="json")["tracking"]["uri"] == "sqlite:///mlruns/mlflow.db"
     assert cfg.model_dump(mode="json")["tune"]["storage"] == "optuna/study.journal"
+
+
+# --- the YAML reader: duplicate keys, aliases, numbers; the import allow-list ------------------------
+
+
+def test_anchors_merge_keys_and_exponent_floats_still_load(write_params) -> None:
+    """What plain YAML users write keeps working: an anchor reused, a merge key overriding one value, 1e-3 as a float."""
+    text = (Path(__file__).resolve().parents[2] / "params.yaml").read_text()
+    text = text.replace("search_space:\n", "search_space:\n  ccp_alpha: &bounds {type: float, low: 1e-4, high: 1e-1, log: true}\n"
+                        "  min_weight_fraction_leaf: {<<: *bounds, low: 0.0, high: 0.1, log: false}\n", 1)
+    cfg = load_config(write_params(text))
+    assert cfg.search_space["ccp_alpha"].low == pytest.approx(1e-4)
+    assert cfg.search_space["min_weight_fraction_leaf"].low == 0.0 and not cfg.search_space["min_weight_fraction_leaf"].log
+
+
+def test_a_long_legitimate_enqueue_is_not_taken_for_an_alias_bomb(write_params, real_params) -> None:
+    raw = dict(real_params, tune={**real_params.get("tune", {}), "enqueue": [{"max_depth": 2 + i % 10} for i in range(6000)]})
+    assert len(load_config(write_params(raw)).tune.enqueue) == 6000
+
+
+@pytest.mark.parametrize(("value", "ok"), [(1, True), (2.5, True), ("1e-2", True), (True, False), (float("nan"), False)])
+def test_float_fields_take_numbers_and_refuse_booleans_and_nan(params_with, value, ok) -> None:
+    raw = params_with({"tune.timeout": value})
+    if ok:
+        assert Config.model_validate(raw).tune.timeout == float(value)
+    else:
+        with pytest.raises(ValidationError, match="tune.timeout"):
+            Config.model_validate(raw)
+
+
+def test_the_allow_list_is_checked_on_the_string_before_any_import(monkeypatch) -> None:
+    from tunedag.imports import allowing, check_import_path
+
+    monkeypatch.delenv("TUNEDAG_ALLOWED_MODULES", raising=False)
+    imported = []
+    monkeypatch.setattr("importlib.import_module", lambda name, *a: imported.append(name))
+    for path in ("evil_mod.Forest", "sklearnx.Forest", "os.path.join"):
+        with pytest.raises(ConfigError):
+            check_import_path(path, "model.estimator", "x", colon=False)
+    assert imported == []
+    assert check_import_path("sklearn.tree.DecisionTreeClassifier", "model.estimator", "x", colon=False)[0] == "sklearn.tree"
+    with allowing(["mypkg"]):
+        assert check_import_path("mypkg.sub:train", "train_fn", "x") == ("mypkg.sub", "train")
+        with pytest.raises(ConfigError, match="never imports"):
+            check_import_path("os:system", "train_fn", "x")

@@ -86,10 +86,18 @@ def image_size(shape: Sequence[int] | None) -> int:
 
 def resolve_factory(path: str) -> Callable[..., nn.Module]:
     """Import a module factory named "package.module:function" (or "package.module.function")."""
-    _, obj = import_named(path, "module_factory", "'mypkg.nets:build'", error=ValueError)
-    if not callable(obj):
+    _, obj = import_named(path, "module_factory", "'mypkg.nets:build'", error=ValueError, enforce=False)  # allow-list: at validation
+    if not inspect.isfunction(obj) or not _binds(obj, 2):
         raise ValueError(f"module_factory {path!r} must name a function like 'mypkg.nets:build' returning an nn.Module")
     return obj
+
+
+def _binds(fn: Callable[..., Any], n: int) -> bool:
+    try:
+        inspect.signature(fn).bind(*range(n))
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def from_factory(path: str, n_in: int, n_out: int, offered: dict[str, Any]) -> nn.Module:
