@@ -14,6 +14,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import tasks.promotion as promotion
+from tasks.report import data_facts
+from tasks.status import status_lines
 from tasks.lineage import TAG_TRAINING_ROWS, check_registry_problem, log_dataset, training_rows
 from tasks.tracking import Tracker, open_tracker, save_sklearn_model
 from tasks.training import FINAL_ARTIFACT
@@ -23,6 +25,8 @@ from tunedag.errors import TunedagError
 from tunedag.metrics import score
 from tunedag.problem import TAG_PROBLEM, problem_of
 from tunedag.promotion import row_hashes, unseen_rows
+from tunedag.report import ReportContext, format_summary
+from tunedag.study import open_study
 from tests.tunedag.conftest import PARAMS
 
 NAME = "tunedag-model"
@@ -37,6 +41,7 @@ def cancer() -> pd.DataFrame:
 def cfg(tmp_path: Path):
     return load_config(PARAMS, {"tracking.uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "tracking.artifact_root": str(tmp_path / "mlruns"),
                                 "paths.prepared": str(tmp_path / "prepared.parquet"), "data.source": "file",
+                                "tune.storage": str(tmp_path / "study.journal"),
                                 "data.path": str(tmp_path / "raw.csv"), "data.target": "target"})
 
 
@@ -185,3 +190,23 @@ def test_a_long_reason_is_stored_whole(cfg, tracker, cancer, tmp_path, monkeypat
     assert decision.reason.endswith(long_error) and len(decision.reason) > 1300
     assert tracker.client.get_model_version(NAME, "2").tags[promotion.TAG_PROMOTION] == decision.reason
     assert tracker.client.get_run(run2).data.tags[promotion.TAG_PROMOTION] == decision.reason
+
+
+def test_status_and_the_report_name_the_data_file_target_problem_and_registry(cfg, tracker, cancer, tmp_path):
+    prep, version = _prepare(cfg, cancer)
+    run1, scores1 = _register(cfg, tracker, tmp_path, "v1")
+    decision = promotion.promote_final_model.fn(cfg, tracker, {"parent_run_id": run1}, scores1)
+    problem = problem_of(prep)
+
+    lines = status_lines(cfg)
+    facts = data_facts(cfg, open_study(cfg, version), {"data_version": version})
+
+    assert lines[0] == f"data: {cfg.data.path}, target 'target' (classification), prepared as {cfg.paths.prepared}, version {version[:8]}"
+    assert lines[1].startswith(f"problem: {problem.id} (classification of 'target' from 30 columns: area error, compactness error,")
+    assert f"registered model: {NAME} serves problem {problem.id}" in lines
+    assert f"champion: {NAME} version 1: {decision.reason}" in lines
+    assert facts["data"].startswith(f"{cfg.data.path}, prepared as {cfg.paths.prepared}") and facts["target"] == "'target' (classification)"
+    assert facts["problem"] == problem.describe() and facts["warm start"] == "none (started cold)"
+    summary = {"study_name": "s", "best_trial": 0, "metric": "roc_auc", "best_values": [0.9], "best_params": {}}
+    text = format_summary(ReportContext(summary, {}, {"complete": 1}, data=facts))
+    assert f"  data: {facts['data']}" in text and f"  problem: {problem.describe()}" in text
