@@ -74,6 +74,8 @@ def read_problem(path: Path) -> Problem | None:
     return problem_from(meta["task"], meta["target"], meta["numeric"], meta["categorical"])  # prepared before problems were recorded
 
 
-def problem_tags(problem: Problem) -> dict[str, str]:
-    """Tags naming the problem on an MLflow run or model version: id, target, task, and the columns in short."""
+def problem_tags(problem: Problem | None) -> dict[str, str]:
+    """Tags naming the problem on an MLflow run or model version: id, target, task, and the columns in short (none for None)."""
+    if problem is None:
+        return {}
     return {TAG_PROBLEM: problem.id, TAG_TARGET: problem.target, TAG_TASK: problem.task, TAG_FEATURES: problem.describe()}

@@ -85,6 +85,7 @@ def test_the_run_has_the_data_as_a_dataset_input_with_its_digest_source_and_targ
     run_id = tracker.client.create_run(tracker.experiment_id).info.run_id
 
     log_dataset(tracker.client, run_id, prep, cfg, version)
+    log_dataset(tracker.client, run_id, prep, cfg, version)  # the tune flow and the evaluate stage both log it: recorded once
 
     (entry,) = tracker.client.get_run(run_id).inputs.dataset_inputs
     dataset = entry.dataset
