@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from tasks.outputs import read_json
-from tasks.report import gather_series, load_tuned_study, log_report, run_url, write_study_report
+from tasks.report import data_facts, gather_series, load_tuned_study, log_report, run_url, write_study_report
 from tasks.tracking import open_tracker
 from tunedag.config import Config
 from tunedag.errors import redact
@@ -22,7 +22,7 @@ def report_flow(cfg: Config) -> str:
     url = run_url(cfg.tracking.uri, tracker.experiment_id, summary["parent_run_id"])
     ctx = ReportContext(summary, test_scores, trial_counts(study), url,
                         {"MLflow store": redact(cfg.tracking.uri), "Optuna study": f"{summary['study_name']} in {redact(cfg.tune.storage)}",
-                         "DVC plots": "dvc plots show (writes dvc_plots/index.html)"})
+                         "DVC plots": "dvc plots show (writes dvc_plots/index.html)"}, data_facts(cfg, study, summary))
     index = write_study_report(cfg, study, gather_series(cfg, tracker, study), ctx)
     log_report(tracker, summary["parent_run_id"], cfg.paths.report_dir)
     return format_summary(ctx, index)

@@ -9,6 +9,7 @@ from mlflow.models import Model
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.lineage import log_dataset
 from tasks.outputs import write_json
 from tasks.tracking import Tracker, load_torch_model, log_values
 from tasks.training import CUSTOM_RESULT, registered_versions
@@ -16,17 +17,24 @@ from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
 from tunedag.estimators import load_sklearn_model
 from tunedag.metrics import score, usable_metrics
+from tunedag.problem import problem_of, problem_tags
 
 
 @task(cache_policy=NO_CACHE)
 def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
-    """Score the final model (and, beside an ensemble, the single best) on test; log and write the scores."""
-    prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
+    """Score the final model (and, beside an ensemble, the single best) on test; log and write the scores.
+
+    The pipeline run also gets the data as its MLflow dataset input (once: a second log of the
+    same data is a no-op), so the UI's Dataset column names the file, target and data version.
+    """
+    data_version = file_md5(cfg.paths.prepared)
+    prep = load_prepared(cfg.paths.prepared, data_version)
+    log_dataset(tracker.client, summary["parent_run_id"], prep, cfg, data_version)
     X, y = prep.xy("test")
     scores = _test_scores(cfg, cfg.paths.model_dir, prep.task, X, y, "test_")
     if cfg.final.ensemble.kind != "none":
         scores |= _test_scores(cfg, cfg.paths.single_model_dir, prep.task, X, y, "single_best_test_")
-    log_values(tracker.client, summary["parent_run_id"], metrics=scores)
+    log_values(tracker.client, summary["parent_run_id"], metrics=scores, tags=problem_tags(problem_of(prep)))
     for version in registered_versions(tracker, summary):
         for key, value in scores.items():
             tracker.client.set_model_version_tag(version.name, version.version, key, str(value))

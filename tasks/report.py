@@ -10,10 +10,12 @@ import optuna
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.lineage import data_name
 from tasks.tracking import Tracker
 from tunedag import report
 from tunedag.config import Config
 from tunedag.errors import TunedagError
+from tunedag.problem import read_problem
 from tunedag.study import build_storage
 
 REPORT_ARTIFACT = "report"
@@ -36,6 +38,18 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
     if tracking_uri.startswith(("http://", "https://")):
         return re.sub(r"//[^/@]*@", "//", tracking_uri).rstrip("/") + fragment  # a link without credentials
     return LOCAL_UI + fragment if tracking_uri.startswith("sqlite:") else None
+
+
+def data_facts(cfg: Config, study: optuna.Study, summary: dict) -> dict[str, str]:
+    """What the study was tuned on, for the report and the closing summary: data and target, problem, warm start."""
+    problem = read_problem(cfg.paths.prepared)
+    facts = {"data": f"{data_name(cfg)}, prepared as {cfg.paths.prepared} (data version {summary['data_version'][:8]})"}
+    if problem is not None:
+        facts |= {"target": f"{problem.target!r} ({problem.task})", "problem": problem.describe()}
+    source = study.user_attrs.get("warm_start_from")
+    queued = sum("warm_start_from" in t.user_attrs for t in study.get_trials(deepcopy=False))
+    facts["warm start"] = f"{queued} trials queued from the best of study {source}" if source else "none (started cold)"
+    return facts
 
 
 @task(cache_policy=NO_CACHE)

@@ -10,12 +10,14 @@ import optuna
 from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState
 
+from tasks.lineage import data_name
 from tasks.promotion import TAG_PROMOTION
 from tasks.schedule import TAG_PLAN
 from tasks.tracking import TAG_ROLE, TAG_STUDY, client_for
 from tunedag.config import Config
 from tunedag.data import file_md5
 from tunedag.errors import redact
+from tunedag.problem import TAG_PROBLEM, Problem, read_problem
 from tunedag.promotion import CHALLENGER, CHAMPION
 from tunedag.study import build_storage, study_name
 
@@ -28,12 +30,16 @@ def status_lines(cfg: Config) -> list[str]:
     if not cfg.paths.prepared.is_file():
         return [f"data: {cfg.paths.prepared} (paths.prepared) not prepared yet; run `tunedag run` or `dvc repro`"]
     version = file_md5(cfg.paths.prepared)
-    lines = [f"data: {cfg.paths.prepared}, version {version[:8]}"]
+    problem = read_problem(cfg.paths.prepared)
+    target = f", target {problem.target!r} ({problem.task})" if problem else ""
+    lines = [f"data: {data_name(cfg)}{target}, prepared as {cfg.paths.prepared}, version {version[:8]}"]
+    if problem is not None:
+        lines.append(f"problem: {problem.describe()[len('problem '):]}")
     name = study_name(cfg, version)
     lines += _study_lines(cfg, name)
     if cfg.tracking.uri.startswith("sqlite:///") and not Path(cfg.tracking.uri.removeprefix("sqlite:///")).is_file():
         return lines + [f"tracking: no MLflow store at {cfg.tracking.uri} yet"]
-    return lines + _tracking_lines(cfg, name)
+    return lines + _tracking_lines(cfg, name, problem)
 
 
 def _study_lines(cfg: Config, name: str) -> list[str]:
@@ -55,7 +61,7 @@ def _study_lines(cfg: Config, name: str) -> list[str]:
     return lines
 
 
-def _tracking_lines(cfg: Config, name: str) -> list[str]:
+def _tracking_lines(cfg: Config, name: str, problem: Problem | None) -> list[str]:
     client = client_for(cfg.tracking.uri)
     exp = client.get_experiment_by_name(cfg.tracking.experiment)
     lines = []
@@ -67,12 +73,29 @@ def _tracking_lines(cfg: Config, name: str) -> list[str]:
             lines.append(f"last pipeline run: {run.info.run_name} ({run.info.status}, started {started}), study {run.data.tags.get(TAG_STUDY)}")
             if TAG_PLAN in run.data.tags:
                 lines.append(f"  plan: {run.data.tags[TAG_PLAN]}")
+            if "tunedag.warm_start_from" in run.data.tags:
+                lines.append(f"  warm start: from study {run.data.tags['tunedag.warm_start_from']}")
     model = cfg.final.registered_model
+    lines += _registry_lines(client, model, problem)
     for alias in (CHAMPION, CHALLENGER):
         try:
             version = client.get_model_version_by_alias(model, alias)
         except MlflowException:
             lines.append(f"{alias}: none")
             continue
-        lines.append(f"{alias}: {model} version {version.version}: {version.tags.get(TAG_PROMOTION, '')}")
+        lines.append(f"{alias}: {model} version {version.version}: {version.tags.get(TAG_PROMOTION, '')}")  # the whole reason
     return lines
+
+
+def _registry_lines(client, model: str, problem: Problem | None) -> list[str]:
+    """The problem the registered model serves, and whether this data is of it (a run of another is refused)."""
+    try:
+        bound = client.get_registered_model(model).tags.get(TAG_PROBLEM)
+    except MlflowException:
+        return [f"registered model: {model} not created yet"]
+    if bound is None:
+        return []
+    if problem is None or bound == problem.id:
+        return [f"registered model: {model} serves problem {bound}"]
+    return [f"registered model: {model} serves problem {bound}, not this data's problem {problem.id}: a run would be "
+            "refused; set final.registered_model to a new name for this data"]

@@ -25,6 +25,7 @@ from sklearn.model_selection import train_test_split
 
 from tunedag.config import DataConfig
 from tunedag.errors import DataError
+from tunedag.problem import problem_of
 
 SPLIT = "__split__"
 _META_KEY = b"tunedag"
@@ -266,7 +267,8 @@ def _assign_splits(y: pd.Series, task: str, cfg: DataConfig, seed: int, source_n
 
 def save_prepared(prep: Prepared, path: Path, extra_meta: dict | None = None) -> None:
     """Write the prepared dataset atomically (no half-written file on failure)."""
-    meta = {"target": prep.target, "task": prep.task, "numeric": prep.numeric, "categorical": prep.categorical, **(extra_meta or {})}
+    meta = {"target": prep.target, "task": prep.task, "numeric": prep.numeric, "categorical": prep.categorical,
+            "problem": problem_of(prep).to_dict(), **(extra_meta or {})}
     table = pa.Table.from_pandas(prep.frame, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -365,6 +365,7 @@ class ReportContext:
     counts: dict[str, int]
     run_url: str | None = None
     links: dict[str, str] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)  # what was tuned on: the data file and target, the problem, the warm start
 
 
 def write_report(out_dir: Path, figures: StudyFigures, tables: dict, ctx: ReportContext) -> Path:
@@ -414,6 +415,7 @@ def render_index(figures: StudyFigures, pngs: dict[str, bytes], ctx: ReportConte
     counts = ", ".join(f"{v} {k}" for k, v in ctx.counts.items())
     parts = [f"<h1>Study {_e(s['study_name'])}</h1>",
              f"<p>{counts} trials; the final model is trial #{_e(s['best_trial'])}, refit on train + validation.</p>",
+             *(["<h2>Data</h2>", _table(["", ""], list(ctx.data.items()))] if ctx.data else []),
              '<div class="row"><div><h2>Best parameters</h2>', _table(["parameter", "value"], sorted(s["best_params"].items())),
              "</div><div><h2>Scores</h2>", _table(["score", "value"], _score_rows(names, s["best_values"], ctx.test_scores)),
              "</div></div>",
@@ -505,7 +507,7 @@ def format_summary(ctx: ReportContext, report_index: Path | None = None, ui_comm
     s = ctx.summary
     names = s.get("objectives") or [s["metric"]]
     counts = ", ".join(f"{v} {k}" for k, v in ctx.counts.items())
-    lines = [f"tunedag: study {s['study_name']} ({counts})",
+    lines = [f"tunedag: study {s['study_name']} ({counts})", *(f"  {k}: {v}" for k, v in ctx.data.items()),
              f"  best trial #{s['best_trial']}: " + ", ".join(f"val {n}={_num(v)}" for n, v in zip(names, s["best_values"])),
              "  params: " + (", ".join(f"{k}={v}" for k, v in sorted(s["best_params"].items())) or "(none)")]
     test = {k.removeprefix("test_"): v for k, v in sorted(ctx.test_scores.items()) if k.startswith("test_")}

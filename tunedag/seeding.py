@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 
 from tunedag.config import Config
 from tunedag.errors import ConfigError, redact
+from tunedag.problem import STUDY_ATTR, read_problem
 from tunedag.selection import top_k_trials
 from tunedag.space import check_configuration, fit_to_space
 from tunedag.study import build_storage
@@ -24,7 +25,7 @@ def enqueue_manual(study: optuna.Study, cfg: Config) -> int:
 
 
 def check_warm_start_source(cfg: Config) -> None:
-    """Refuse a warm start from a study that is not there, before anything is written."""
+    """Refuse a warm start from a study that is not there, or of another problem, before anything is written."""
     ws = cfg.tune.warm_start
     if ws is None:
         return
@@ -32,6 +33,12 @@ def check_warm_start_source(cfg: Config) -> None:
     names = optuna.get_all_study_names(build_storage(url)) if "://" in url or Path(url).is_file() else []
     if ws.study not in names:
         raise ConfigError(f"tune.warm_start.study {ws.study!r} is not in the storage {redact(url)}; studies there: {', '.join(names) or 'none'}")
+    problem = read_problem(cfg.paths.prepared)
+    source = optuna.load_study(study_name=ws.study, storage=build_storage(url)).user_attrs.get(STUDY_ATTR)
+    if problem is not None and source is not None and source != problem.id:  # a study from before problems were recorded: the user's call
+        raise ConfigError(f"tune.warm_start.study {ws.study!r} was tuned on problem {source}, "
+                          f"not on this data's {problem.describe()}: a study's best configurations only seed a study of "
+                          "the same task, target and feature columns. Name a study of this problem in tune.warm_start, or remove it.")
 
 
 def warm_start(study: optuna.Study, cfg: Config) -> list[int]:

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import time
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from compat.optuna import journal_lock, journal_path, rdb_storage, study_storage
 
 from tunedag.config import Config
 from tunedag.errors import TunedagError, redact
+from tunedag.problem import STUDY_ATTR as PROBLEM_ATTR
+from tunedag.problem import read_problem
 from tunedag.samplers import build_pruner, build_sampler, continuation_seed
 from tunedag.space import grid_size, is_complete
 
@@ -152,6 +155,7 @@ def open_study(cfg: Config, data_version: str) -> optuna.Study:
     continue_sequence(cfg, study, existed="data_version" in study.user_attrs)  # read before the line below marks it started
     study.set_user_attr("data_version", data_version)
     study.set_user_attr("metric", cfg.tune.metric)
+    label_study(study, cfg)
     return study
 
 
@@ -167,6 +171,22 @@ def continue_sequence(cfg: Config, study: optuna.Study, existed: bool, alongside
     others = any(t.state == TrialState.RUNNING and t.user_attrs.get(WORKER_ATTR) != me and owner_alive(t) for t in trials)
     driver = me if alongside or others or (existed and not trials) else None
     study.sampler = build_sampler(cfg, seed=continuation_seed(cfg.seed, len(trials), driver))
+
+
+def label_study(study: optuna.Study, cfg: Config) -> None:
+    """Name the study's objectives (Optuna's dashboard shows `roc_auc`, not "Objective 0") and record its problem.
+
+    The problem is read from `paths.prepared` (the data this study's version names); without it
+    the study is left without one, and no later study is warm-started from it.
+    """
+    names = [cfg.tune.metric, *cfg.tune.objectives]
+    if study.metric_names != names:
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, and stable in use; the warning would reach the terminal
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    problem = read_problem(cfg.paths.prepared)
+    if problem is not None and PROBLEM_ATTR not in study.user_attrs:
+        study.set_user_attr(PROBLEM_ATTR, problem.id)
 
 
 PARENT_RUN_ATTR = "tunedag.parent_run_id"  # the MLflow pipeline run the study's trials nest under

@@ -10,11 +10,15 @@ import urllib.request
 from pathlib import Path
 
 import mlflow.sklearn
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from sklearn.datasets import load_breast_cancer
 
 from flows.pipeline import pipeline_flow
+from flows.prepare import prepare_flow
+from tasks.lineage import check_registry_problem
 from tasks.promotion import TAG_PROMOTION
 from tasks.schedule import TAG_PLAN
 from tasks.status import status_lines
@@ -24,7 +28,10 @@ from tests.flows.ledger import load_study, study_runs
 from tests.flows.services import free_port, stop
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_prepared
+from tunedag.errors import TunedagError
 from tunedag.metrics import score
+from tunedag.problem import read_problem
+from tunedag.promotion import row_hashes, unseen_rows
 from tunedag.study import study_name
 
 pytestmark = pytest.mark.slow
@@ -168,38 +175,56 @@ def test_same_data_skips_or_adds_trials_as_config_says(project, file_project):
     assert any(line.startswith(f"champion: {more.final.registered_model} version ") for line in lines)
 
 
+def _rows_added(frame, n: int = 250, seed: int = 2):
+    """`frame` with `n` new rows (copies of sampled rows, every feature moved by up to 2%): a new data version, the same problem."""
+    rng = np.random.default_rng(seed)
+    new = frame.sample(n, random_state=seed).reset_index(drop=True)
+    features = [c for c in new.columns if c != "target"]
+    new[features] = new[features] * rng.uniform(0.98, 1.02, size=(n, len(features)))
+    return pd.concat([frame, new], ignore_index=True)
+
+
 @pytest.mark.usefixtures("prefect_server")
 def test_new_data_warm_starts_a_new_study_and_promotes_only_a_better_model(project, file_project):
     cfg = _file_config(project)
     pipeline_flow(cfg)
     old = load_study(cfg)
-    file_project.sample(frac=0.85, random_state=1).to_csv(project / "data/raw/cancer.csv", index=False)  # new data
+    old_prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
+    _rows_added(file_project).to_csv(project / "data/raw/cancer.csv", index=False)  # new data, the same problem
 
     scores = pipeline_flow(cfg)
 
     new = load_study(cfg)
     assert new.study_name != old.study_name == study_name(cfg, old.user_attrs["data_version"])
+    assert new.user_attrs["tunedag.problem"] == old.user_attrs["tunedag.problem"]
     (parent,) = study_runs(cfg, new.study_name, "pipeline")
     assert parent.data.tags["tunedag.warm_start_from"] == old.study_name == parent.data.tags["tunedag.retuned_from"]
-    assert "data version changed" in parent.data.tags[TAG_PLAN]
+    assert "data version changed" in parent.data.tags[TAG_PLAN] and "(the same problem," in parent.data.tags[TAG_PLAN]
     warm = [t for t in new.trials if "warm_start_from" in t.user_attrs]
     assert len(warm) == 4 and {t.params["max_depth"] for t in warm} == {t.params["max_depth"] for t in old.trials}
+    (dataset,) = [d.dataset for d in client_for(cfg.tracking.uri).get_run(parent.info.run_id).inputs.dataset_inputs]
+    assert dataset.digest == file_md5(cfg.paths.prepared) and str(cfg.paths.prepared.resolve()) in dataset.source
 
-    # The champion (version 1) scored again on the new test split decides: the same comparison by hand.
+    # Both versions scored by hand on the new test rows neither was fitted on: the same comparison.
     prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
     X, y = prep.xy("test")
+    fitted = [row_hashes(p.xy("train", "val")[0].assign(target=p.xy("train", "val")[1])) for p in (old_prep, prep)]
+    mask = unseen_rows(X.assign(target=y), *fitted)
+    assert 30 <= mask.sum() < len(mask)
     mlflow.set_tracking_uri(absolute_uri(cfg.tracking.uri))
-    champion_score = score(mlflow.sklearn.load_model(f"models:/{cfg.final.registered_model}/1"), X, y, ["roc_auc"])["roc_auc"]
-    promoted = scores["test_roc_auc"] > champion_score
+    by_hand = {v: score(mlflow.sklearn.load_model(f"models:/{cfg.final.registered_model}/{v}"), X[mask], y[mask], ["roc_auc"])["roc_auc"]
+               for v in ("1", "2")}
+    promoted = by_hand["2"] > by_hand["1"]
     assert _alias(cfg, "champion") == ("2" if promoted else "1")
     reason = _versions(cfg)["2"].tags[TAG_PROMOTION]
-    assert f"{champion_score:.6g}" in reason and parent.data.tags[TAG_PROMOTION] == reason
+    assert f"{by_hand['2']:.6g} vs {by_hand['1']:.6g}" in reason and f"on the {mask.sum()} of its {len(mask)} rows neither" in reason
+    assert parent.data.tags[TAG_PROMOTION] == reason and scores["test_roc_auc"] > 0.9
     if not promoted:
         assert _alias(cfg, "challenger") == "2"
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_a_worse_model_becomes_challenger_and_a_champion_that_cannot_score_new_data_is_replaced(project, file_project):
+def test_a_worse_model_becomes_challenger_and_data_of_another_problem_is_refused_for_the_model(project, file_project):
     good = _file_config(project)
     pipeline_flow(good)
     stumps = {"type": "int", "low": 1, "high": 2}
@@ -208,11 +233,14 @@ def test_a_worse_model_becomes_challenger_and_a_champion_that_cannot_score_new_d
     pipeline_flow(worse)
 
     assert _alias(worse, "champion") == "1" and _alias(worse, "challenger") == "2"
-    assert "does not beat champion version 1 on the same test split" in _versions(worse)["2"].tags[TAG_PROMOTION]
+    reason = _versions(worse)["2"].tags[TAG_PROMOTION]
+    assert "does not beat champion version 1 on the same test split" in reason
+    assert any(line == f"challenger: {worse.final.registered_model} version 2: {reason}" for line in status_lines(worse))
 
-    file_project.drop(columns=["mean radius"]).to_csv(project / "data/raw/cancer.csv", index=False)  # a column gone
-    pipeline_flow(worse)
+    file_project.drop(columns=["mean radius"]).to_csv(project / "data/raw/cancer.csv", index=False)  # a column gone: another problem
+    prepare_flow(worse)
 
-    assert _alias(worse, "champion") == "3"
-    assert "which cannot score the current test split" in _versions(worse)["3"].tags[TAG_PROMOTION]
-    assert "mean radius" in _versions(worse)["3"].tags[TAG_PROMOTION]
+    with pytest.raises(TunedagError) as refused:
+        check_registry_problem(worse, read_problem(worse.paths.prepared))
+    assert f"final.registered_model {worse.final.registered_model!r}" in str(refused.value)
+    assert _versions(worse)["2"].tags["tunedag.problem"] in str(refused.value)
