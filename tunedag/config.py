@@ -27,6 +27,7 @@ from tunedag.config_search import (
 )
 from tunedag.config_exec import RunnerConfig
 from tunedag.config_schedule import ScheduleConfig
+from tunedag.checks import check_family
 from tunedag.errors import ConfigError, redact
 from tunedag.estimators import (
     check_estimator_path,
@@ -468,6 +469,8 @@ def _check_estimator_args(estimator: str | None, fixed: dict[str, Any], space: d
             if any(v not in choices for v in values):
                 raise ValueError(f"{prefix}{name}.when lists values {values} not all among {parent}'s choices {choices}")
         seen[name] = param
+    if estimator:
+        check_family(estimator, fixed, space, prefix, fixed_key)
 
 
 def load_config(path: Path | str = "params.yaml", overrides: dict[str, Any] | None = None) -> Config:

@@ -9,7 +9,7 @@ import pytest
 
 from compat import check_range
 
-MODULES = ["compat.optuna"]
+MODULES = ["compat.optuna", "compat.sklearn"]
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -31,3 +31,13 @@ def test_optuna_private_names_resolve() -> None:
     assert storage.get_trial_number_from_id(trial_id(trial)) == trial.number
     assert storage.get_study_name_from_id(study_id(study)) == study.study_name
     assert trial_id(study.trials[0]) == trial_id(trial)
+
+
+def test_sklearn_validate_params_refuses_a_value_outside_the_constraints() -> None:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    from compat.sklearn import validate_params
+
+    validate_params(RandomForestClassifier(criterion="gini"))
+    with pytest.raises(ValueError, match="criterion"):
+        validate_params(RandomForestRegressor(criterion="gini"))
