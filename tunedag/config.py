@@ -28,6 +28,7 @@ from tunedag.config_search import (
 from tunedag.config_exec import RunnerConfig
 from tunedag.config_schedule import ScheduleConfig
 from tunedag.checks import check_family
+from tunedag.presets import expand as expand_presets
 from tunedag.errors import ConfigError, redact
 from tunedag.estimators import (
     check_estimator_path,
@@ -72,7 +73,7 @@ class DataConfig(_Strict):
     synthetic: SyntheticConfig = SyntheticConfig()
     test_size: float = Field(0.2, gt=0, lt=1)
     val_size: float = Field(0.2, ge=0, lt=1)
-    cv_folds: int = Field(0, ge=0, le=100)
+    cv_folds: Union[Annotated[int, Field(ge=0, le=100)], Literal["auto"]] = "auto"  # auto: resolved by tunedag.presets
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataConfig:
@@ -383,6 +384,11 @@ class Config(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     final: FinalConfig = FinalConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _presets(cls, raw: Any) -> Any:
+        return expand_presets(raw)  # the model preset, tune.metric auto, data.cv_folds auto
 
     @model_validator(mode="after")
     def _space_fits_model(self) -> Config:

@@ -205,7 +205,7 @@ def _by_ensemble_size(cfg: Config, prep: Prepared, params: dict[str, Any], repor
 
 
 def _cross_validate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None) -> TrialOutcome:
-    X, y = prep.xy("train")
+    X, y = prep.xy("train", "val")  # every row but the test rows: the validation split has no other use under CV
     splitter_cls = StratifiedKFold if prep.task == "classification" else KFold
     splitter = splitter_cls(n_splits=cfg.data.cv_folds, shuffle=True, random_state=cfg.seed)
     template, metric = make_model(cfg, prep, params), cfg.tune.metric

@@ -117,8 +117,25 @@ def test_only_train_and_validation_rows_are_requested(make_config, prepared, mon
 
     assert requested
     assert all("test" not in splits for splits in requested)
-    if folds:
-        assert requested == [("train",)]
+    if folds:  # cross-validation runs on every non-test row: the validation split is not left idle
+        assert requested == [("train", "val")]
+
+
+def test_cross_validation_folds_cover_train_and_validation_rows(make_config, prepared, monkeypatch) -> None:
+    cfg = make_config({"data.cv_folds": 3, "data.val_size": 0.2})
+    prep = prepared(cfg, "breast_cancer")
+    scored: list[int] = []
+    original = score
+
+    def counting_score(model, X, y, names):
+        scored.append(len(X))
+        return original(model, X, y, names)
+
+    monkeypatch.setattr("tunedag.objective.score", counting_score)
+    evaluate(cfg, prep, RF_CLASSIFIER)
+    non_test = int((prep.frame[SPLIT] != "test").sum())
+    assert (prep.frame[SPLIT] == "val").sum() > 0
+    assert sum(scored) == non_test
 
 
 def _poison_test_rows(prep: Prepared, label: Any) -> Prepared:
