@@ -74,6 +74,13 @@ class DataConfig(_Strict):
     test_size: float = Field(0.2, gt=0, lt=1)
     val_size: float = Field(0.2, ge=0, lt=1)
     cv_folds: Union[Annotated[int, Field(ge=0, le=100)], Literal["auto"]] = "auto"  # auto: resolved by tunedag.presets
+    # Column roles: `drop` never used; `id` kept beside the rows (to join predictions) but not a feature;
+    # `keep` used as features even when unique per row or constant (which are otherwise dropped with a warning).
+    drop: list[str] = []
+    id: list[str] = []
+    keep: list[str] = []
+
+    _one_or_many = field_validator("drop", "id", "keep", mode="before")(lambda cls, v: [v] if isinstance(v, str) else v)
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataConfig:

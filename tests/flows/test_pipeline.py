@@ -59,12 +59,13 @@ def test_raising_n_trials_adds_exactly_the_difference(make_config):
 
 
 def test_failing_trials_are_recorded_and_the_study_goes_on(make_config):
-    cfg = make_config(search_space__max_features={"type": "categorical", "choices": ["sqrt", "not-a-valid-value"]})
+    # 1000 passes the estimator's argument check at load time but exceeds breast_cancer's 30 features when fitted
+    cfg = make_config(search_space__max_features={"type": "categorical", "choices": ["sqrt", 1000]})
     pipeline_flow(cfg)
 
     study = check_ledger(cfg, n_complete=6)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert failed and all(t.params["max_features"] == "not-a-valid-value" for t in failed)
+    assert failed and all(t.params["max_features"] == 1000 for t in failed)
     runs = {r.data.tags["tunedag.trial"]: r for r in study_runs(cfg, study.study_name, "trial")}
     assert all("max_features" in runs[str(t.number)].data.tags["tunedag.error"] for t in failed)
     assert study.best_trial.params["max_features"] == "sqrt"
