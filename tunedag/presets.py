@@ -105,6 +105,8 @@ def expand(raw: Any) -> Any:
         tune["enqueue"] = default_configurations(model["families"]) + list(tune.get("enqueue") or [])
     if use_preset or "model" in raw:  # a missing model beside a search_space stays missing, for the schema to name
         raw["model"] = model
+    if data.task == "auto" and (task or data.source == "sklearn"):  # an explicit data.task is checked against the metric first
+        _check_estimators_for_task(model, task or task_of(data, raw, {}))
     if tune.get("metric", "auto") == "auto":
         tune["metric"] = AUTO_METRIC[task]
     raw["tune"] = tune
@@ -131,6 +133,25 @@ def task_of(data: Any, raw: dict[str, Any], model: Any) -> str:
     from tunedag.data import infer_task
 
     return infer_task(_target_column(data))
+
+
+def _check_estimators_for_task(model: Any, task: str) -> None:
+    """Refuse an explicit estimator of the other task (a regressor for classes) before its arguments are checked."""
+    from tunedag.errors import ConfigError
+    from tunedag.estimators import check_estimator_for_task
+
+    if not isinstance(model, dict):
+        return
+    families = model.get("families") if isinstance(model.get("families"), dict) else {}
+    for family in [model, *(f for f in families.values() if isinstance(f, dict))]:
+        estimator = family.get("estimator")
+        if not isinstance(estimator, str):
+            continue
+        try:
+            resolve_estimator(estimator)(**{})
+        except (ConfigError, TypeError):
+            continue  # the schema names a bad path or argument, beside any other error
+        check_estimator_for_task(estimator, {}, task)
 
 
 def auto_cv_folds(data: Any, raw: dict[str, Any]) -> int:

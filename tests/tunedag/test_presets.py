@@ -109,3 +109,9 @@ def test_the_expanded_config_validates_again_unchanged(tmp_path):
 def test_a_missing_data_file_is_named_when_the_task_must_be_read_from_it(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.path .*nope\.csv does not exist; tunedag reads its target column"):
         _load(tmp_path, {"source": "file", "path": str(tmp_path / "nope.csv"), "target": "y"})
+
+
+def test_a_regressor_for_a_classification_dataset_is_refused_as_such_before_its_arguments(params_with, write_params):
+    raw = params_with({"model.estimator": "sklearn.ensemble.RandomForestRegressor"})  # criterion gini stays in the space
+    with pytest.raises(ConfigError, match=r"model\.estimator sklearn\.ensemble\.RandomForestRegressor is a regression estimator"):
+        load_config(write_params(raw))
