@@ -78,9 +78,9 @@ TABLES = {t.name: t for t in [
 ]}
 
 BASELINES = {
-    "classification": {"logistic": "sklearn.linear_model.LogisticRegression", "hgb": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "classification": {"linear": "sklearn.linear_model.LogisticRegression", "hgb": "sklearn.ensemble.HistGradientBoostingClassifier",
                        "rf": "sklearn.ensemble.RandomForestClassifier"},
-    "regression": {"ridge": "sklearn.linear_model.Ridge", "hgb": "sklearn.ensemble.HistGradientBoostingRegressor",
+    "regression": {"linear": "sklearn.linear_model.Ridge", "hgb": "sklearn.ensemble.HistGradientBoostingRegressor",
                    "rf": "sklearn.ensemble.RandomForestRegressor"},
 }
 
@@ -112,7 +112,7 @@ def baselines(task: str, meta: dict, X: pd.DataFrame, y: pd.Series, seed: int) -
     """Each baseline with scikit-learn's defaults (and tunedag's preprocessing), fitted on train + val."""
     fitted = {}
     for name, path in BASELINES[task].items():
-        fixed = {"max_iter": 1000} if name == "logistic" else {}
+        fixed = {"max_iter": 1000} if path.endswith("LogisticRegression") else {}
         if "random_state" in resolve_estimator(path)().get_params():
             fixed["random_state"] = seed
         fitted[name] = build_model(path, fixed, {}, meta["numeric"], meta["categorical"], PreprocessConfig()).fit(X, y)
