@@ -20,6 +20,7 @@ from tunedag.objective import TrialFailed, evaluate, make_model
 RF_CLASSIFIER = {"n_estimators": 10, "max_depth": 4, "min_samples_leaf": 2, "max_features": "sqrt", "criterion": "gini"}
 RF_REGRESSOR = {**RF_CLASSIFIER, "max_features": 0.5, "criterion": "squared_error"}
 REGRESSION = {
+    "data.name": "diabetes",  # a regressor on a classification dataset is refused at load time
     "model.estimator": "sklearn.ensemble.RandomForestRegressor",
     "search_space.criterion": {"type": "categorical", "choices": ["squared_error", "friedman_mse"]},
     "tune.metric": "rmse",
