@@ -61,3 +61,33 @@ def test_regression_from_path_and_target_alone(project):
     check_ledger(cfg, n_complete=5)
     assert cfg.tune.metric == "r2"
     assert scores["test_r2"] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"data": {"source": "sklearn", "name": "diabetes"}, "tune": {"metric": "r2"},
+          "model": {"estimator": "sklearn.ensemble.RandomForestRegressor"},
+          "search_space": {"criterion": {"type": "categorical", "choices": ["gini", "entropy"]}}},
+         ["search_space.criterion", "'gini' is refused by RandomForestRegressor"]),
+        ({"data": {"source": "sklearn", "name": "iris"},
+          "model": {"families": {"hgb": {"estimator": "sklearn.ensemble.HistGradientBoostingClassifier", "fixed": {"n_jobs": 1},
+                                         "search_space": {"max_iter": {"type": "int", "low": 50, "high": 200}}}}}},
+         ["model.families.hgb", "fixed.n_jobs is not an argument of HistGradientBoostingClassifier"]),
+    ],
+    ids=["classifier-criterion-on-a-regressor", "n_jobs-on-hist-gradient-boosting"],
+)
+def test_config_errors_are_refused_before_the_first_trial(tmp_path, overrides, words):
+    import subprocess
+    import sys
+
+    from tests.flows.conftest import subprocess_env
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(overrides), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "run"], cwd=tmp_path, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=300)
+
+    message = done.stderr.strip()
+    assert done.returncode == 2 and "\n" not in message and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert all(w in message for w in words), message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # no study, no store, no prepared data
