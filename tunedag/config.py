@@ -29,6 +29,8 @@ from tunedag.config_exec import RunnerConfig
 from tunedag.config_schedule import ScheduleConfig
 from tunedag.config_types import Float, Int
 from tunedag.config_yaml import MAX_BYTES, load_yaml_text
+from tunedag.checks import check_family
+from tunedag.presets import expand as expand_presets
 from tunedag.errors import ConfigError, redact
 from tunedag.paths import inside_project, output_folder
 from tunedag.estimators import (
@@ -75,8 +77,15 @@ class DataConfig(_Strict):
     synthetic: SyntheticConfig = SyntheticConfig()
     test_size: Float = Field(0.2, gt=0, lt=1)
     val_size: Float = Field(0.2, ge=0, lt=1)
-    cv_folds: Int = Field(0, ge=0, le=100)
+    cv_folds: Union[Annotated[Int, Field(ge=0, le=100)], Literal["auto"]] = "auto"  # auto: resolved by tunedag.presets
     on_bad_numbers: Literal["refuse", "coerce"] = "refuse"  # a few non-numbers in a numeric column (tunedag.data)
+    # Column roles: `drop` never used; `id` kept beside the rows (to join predictions) but not a feature;
+    # `keep` used as features even when unique per row or constant (which are otherwise dropped with a warning).
+    drop: list[str] = []
+    id: list[str] = []
+    keep: list[str] = []
+
+    _one_or_many = field_validator("drop", "id", "keep", mode="before")(lambda cls, v: [v] if isinstance(v, str) else v)
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataConfig:
@@ -432,6 +441,11 @@ class Config(_Strict):
         with allowing(_listed_modules(model if model is not None else {})):
             return handler(data)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _presets(cls, raw: Any) -> Any:
+        return expand_presets(raw)  # the model preset, tune.metric auto, data.cv_folds auto
+
     @model_validator(mode="after")
     def _space_fits_model(self) -> Config:
         if self.model.estimator or self.model.train_fn:
@@ -518,6 +532,8 @@ def _check_estimator_args(estimator: str | None, fixed: dict[str, Any], space: d
             if any(v not in choices for v in values):
                 raise ValueError(f"{prefix}{name}.when lists values {values} not all among {parent}'s choices {choices}")
         seen[name] = param
+    if estimator:
+        check_family(estimator, fixed, space, prefix, fixed_key)
 
 
 def load_config(path: Path | str = "params.yaml", overrides: dict[str, Any] | None = None) -> Config:

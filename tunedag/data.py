@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import stat
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -156,7 +157,7 @@ def prepare(frame: pd.DataFrame, target: str, cfg: DataConfig, seed: int, source
     _check_names(frame, target, source_name)
     frame = _check_numbers(frame, [c for c in frame.columns if c != target], cfg.on_bad_numbers, source_name)
     frame = frame.dropna(subset=[target]).reset_index(drop=True)
-    features = [c for c in frame.columns if c != target]
+    frame, features = column_roles(frame, target, cfg, source_name)
     if len(frame) < 10 or not features:
         raise DataError(f"{source_name} has {len(frame)} rows with a target and {len(features)} feature columns; at least 10 rows and 1 feature are needed.")
     task = cfg.task if cfg.task != "auto" else infer_task(frame[target])
@@ -206,6 +207,57 @@ def _check_numbers(frame: pd.DataFrame, features: list, on_bad: str, source_name
         raise DataError(f"Column {str(col)!r} in {source_name} holds numbers except {int(bad.sum())} value(s) ({shown}; rows "
                         "counted from 1 after the header); fix them, or set data.on_bad_numbers: coerce to read them as missing.")
     return frame
+
+
+class ColumnWarning(UserWarning):
+    """A feature column tunedag leaves out (unique per row, or constant) or expands (a date)."""
+
+
+def column_roles(frame: pd.DataFrame, target: str, cfg: DataConfig, source_name: str) -> tuple[pd.DataFrame, list[str]]:
+    """Apply `data.drop` / `data.id` / `data.keep`; in a file's table, drop ID-like and constant columns with a
+    warning and expand date columns into numeric parts. Return the frame (id columns kept) and its feature columns."""
+    for key in ("drop", "id", "keep"):
+        missing = [c for c in getattr(cfg, key) if c not in frame.columns or c == target]
+        if missing:
+            raise DataError(f"data.{key} names {missing}, which are not feature columns of {source_name}.")
+    frame = frame.drop(columns=cfg.drop)
+    features = [c for c in frame.columns if c != target and c not in cfg.id]
+    own_table = cfg.source == "file" and len(frame) >= 10  # bundled, synthetic and image data keep every column
+    for col in [c for c in features if c not in cfg.keep and own_table]:
+        values = frame[col]
+        if values.nunique(dropna=False) <= 1:
+            reason = "it holds a single value"
+        elif values.is_unique and not pd.api.types.is_float_dtype(values) and len(values) > 20:
+            reason = "it is unique per row, like an ID (list it in data.id to keep it for joining predictions)"
+        else:
+            parts = _date_parts(values)
+            if parts is not None:
+                frame = frame.drop(columns=col).assign(**{f"{col}_{k}": v for k, v in parts.items()})
+                features = [f for f in features if f != col] + [f"{col}_{k}" for k in parts]
+                warnings.warn(f"data: column {col!r} holds dates; it is used as {', '.join(f'{col}_{k}' for k in parts)}", ColumnWarning, stacklevel=2)
+            continue
+        features.remove(col)
+        warnings.warn(f"data: column {col!r} is not used as a feature: {reason}; list it in data.keep to use it", ColumnWarning, stacklevel=2)
+    return frame, features
+
+
+def _date_parts(values: pd.Series) -> dict[str, pd.Series] | None:
+    """Year, month, day, weekday (and hour when times vary) of a datetime column or of text that is all ISO dates; else None."""
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            return None
+        text = values.dropna().astype(str)
+        if text.empty or not text.str.match(r"^\d{4}-\d{2}-\d{2}").all():
+            return None
+        try:
+            values = pd.to_datetime(values, format="ISO8601")
+        except (ValueError, TypeError):
+            return None
+    values = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
+    parts = {"year": values.dt.year, "month": values.dt.month, "day": values.dt.day, "weekday": values.dt.day_of_week}
+    if (values.dt.hour.fillna(0) != 0).any():
+        parts["hour"] = values.dt.hour
+    return {k: v.astype(float) for k, v in parts.items()}
 
 
 def infer_task(y: pd.Series) -> str:

@@ -51,6 +51,25 @@ METRICS: dict[str, Metric] = {
 }
 
 
+# Metrics of hard predictions whose value moves with the decision threshold of a binary classifier:
+# under them the threshold is tuned (out-of-fold, on training rows) instead of left at 0.5.
+THRESHOLD_METRICS = ("f1", "balanced_accuracy")
+
+
+def threshold_scorer(metric: str, positive: Any) -> Any:
+    """The scikit-learn scorer that tunes the threshold for `metric`; f1's positive class is the larger label, as in `score`."""
+    if metric == "f1":
+        return skm.make_scorer(skm.f1_score, pos_label=positive)
+    return "balanced_accuracy"
+
+
+def decision_threshold(model: Any) -> float | None:
+    """The tuned decision threshold a fitted model applies to its positive-class score, or None (the default rule)."""
+    last = model.steps[-1][1] if hasattr(model, "steps") else model
+    threshold = getattr(last, "best_threshold_", None)
+    return None if threshold is None else float(threshold)
+
+
 def metrics_for_task(task: str) -> list[str]:
     """Names of every metric that applies to `task`."""
     return [name for name, m in METRICS.items() if m.task == task]

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, TunedThresholdClassifierCV, train_test_split
 from sklearn.pipeline import Pipeline
 
 from tunedag.config import EXTRA_OBJECTIVES, Config
@@ -26,7 +26,7 @@ from tunedag.estimators import (
     is_torch_estimator,
     is_torch_estimator_instance,
 )
-from tunedag.metrics import score, usable_metrics
+from tunedag.metrics import THRESHOLD_METRICS, score, threshold_scorer, usable_metrics
 from tunedag.space import split_params
 
 # (step, intermediate value) -> True when the trial should stop; steps count from 1.
@@ -103,7 +103,20 @@ def make_model(cfg: Config, prep: Prepared, params: dict[str, Any]) -> Pipeline:
     fixed = dict(family.fixed)
     if "random_state" in estimator_param_names(family.estimator) and "random_state" not in own:
         fixed.setdefault("random_state", cfg.seed)
-    return build_model(family.estimator, fixed, own, prep.numeric, prep.categorical, cfg.model.preprocess)
+    model = build_model(family.estimator, fixed, own, prep.numeric, prep.categorical, cfg.model.preprocess)
+    return _with_tuned_threshold(cfg, prep, model)
+
+
+def _with_tuned_threshold(cfg: Config, prep: Prepared, model: Pipeline) -> Pipeline:
+    """Under a threshold metric on two classes, the estimator's decision threshold is tuned by 3-fold CV on the rows it
+    is fitted on (scikit-learn's TunedThresholdClassifierCV) and saved with it; other metrics keep the estimator as is."""
+    labels = sorted(prep.frame[prep.target].dropna().unique())
+    estimator = model.named_steps["model"]
+    if (cfg.tune.metric not in THRESHOLD_METRICS or len(labels) != 2 or cfg.tune.fidelity.kind not in ("none", "folds")
+            or not hasattr(estimator, "predict_proba") or is_torch_estimator_instance(estimator)):
+        return model
+    scoring = threshold_scorer(cfg.tune.metric, labels[-1].item() if hasattr(labels[-1], "item") else labels[-1])
+    return model.set_params(model=TunedThresholdClassifierCV(estimator, scoring=scoring, cv=3))
 
 
 def evaluate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None = None) -> TrialOutcome:
@@ -205,7 +218,7 @@ def _by_ensemble_size(cfg: Config, prep: Prepared, params: dict[str, Any], repor
 
 
 def _cross_validate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None) -> TrialOutcome:
-    X, y = prep.xy("train")
+    X, y = prep.xy("train", "val")  # every row but the test rows: the validation split has no other use under CV
     splitter_cls = StratifiedKFold if prep.task == "classification" else KFold
     splitter = splitter_cls(n_splits=cfg.data.cv_folds, shuffle=True, random_state=cfg.seed)
     template, metric = make_model(cfg, prep, params), cfg.tune.metric

@@ -67,6 +67,40 @@ def top_k_trials(trials: list[FrozenTrial], direction: str, k: int) -> list[Froz
     return chosen
 
 
+# The metric that breaks a tie on tune.metric (e.g. several trials at ROC AUC 1.0): the better calibrated model wins.
+TIE_BREAK = {"classification": "log_loss", "regression": "rmse"}
+
+
+def best_with_tie_break(trials: list[FrozenTrial], direction: str, tie_break: str | None) -> FrozenTrial:
+    """The best complete trial by primary value; among trials tied on it, the lowest `tie_break` metric.
+
+    Args:
+        trials: Any trials of a single-objective study; each may hold its validation metrics in
+            `user_attrs["metrics"]` (a trial without the tie-break metric ranks after those with it).
+        direction: The direction of the primary value.
+        tie_break: A metric to minimise among tied trials (`TIE_BREAK[task]`), or None.
+
+    Returns:
+        The chosen trial; a remaining tie goes to the lowest trial number.
+    """
+    best = top_k_trials(trials, direction, 1)
+    if not best:
+        raise ValueError("no trial completed")
+    top = best[0].values[0]
+    tied = [t for t in trials if t.state == TrialState.COMPLETE and t.values and math.isclose(t.values[0], top, rel_tol=0, abs_tol=1e-12)]
+
+    def secondary(t: FrozenTrial) -> tuple[float, int]:
+        value = (t.user_attrs.get("metrics") or {}).get(tie_break) if tie_break else None
+        return (math.inf if value is None or not math.isfinite(value) else float(value), t.number)
+
+    return min(tied, key=secondary)
+
+
+def validation_scheme(cv_folds: int) -> str:
+    """What a trial's `val_*` values are: `cv<k>` (the mean over k folds of every non-test row) or `holdout` (one split)."""
+    return f"cv{cv_folds}" if cv_folds >= 2 else "holdout"
+
+
 def _signs(directions: Sequence[str]) -> list[float]:
     unknown = [d for d in directions if d not in _SIGN]
     if not directions or unknown:

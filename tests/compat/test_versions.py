@@ -9,7 +9,7 @@ import pytest
 
 from compat import check_range
 
-MODULES = ["compat.optuna", "compat.skops"]
+MODULES = ["compat.optuna", "compat.skops", "compat.sklearn"]
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -83,3 +83,13 @@ def test_skops_writer_module_writes_the_schema_with_its_json_global():
         assert "\n" in zipfile.ZipFile(BytesIO(skops_io.dumps({"a": [1, 2]}))).read("schema.json").decode()  # skops' own, indented
     finally:
         writer.json = CompactJson
+
+
+def test_sklearn_validate_params_refuses_a_value_outside_the_constraints() -> None:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    from compat.sklearn import validate_params
+
+    validate_params(RandomForestClassifier(criterion="gini"))
+    with pytest.raises(ValueError, match="criterion"):
+        validate_params(RandomForestRegressor(criterion="gini"))

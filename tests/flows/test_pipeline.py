@@ -60,15 +60,17 @@ def test_raising_n_trials_adds_exactly_the_difference(make_config):
 
 
 def test_failing_trials_are_recorded_and_the_study_goes_on(make_config):
-    cfg = make_config(search_space__max_features={"type": "categorical", "choices": ["sqrt", "not-a-valid-value"]})
+    # oob_score=True passes the estimator's argument check at load time but fails when fitted without bootstrap
+    cfg = make_config(model__fixed={"n_jobs": 1, "bootstrap": False},
+                      search_space__oob_score={"type": "categorical", "choices": [False, True]})
     pipeline_flow(cfg)
 
     study = check_ledger(cfg, n_complete=6)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert failed and all(t.params["max_features"] == "not-a-valid-value" for t in failed)
+    assert failed and all(t.params["oob_score"] is True for t in failed)
     runs = {r.data.tags["tunedag.trial"]: r for r in study_runs(cfg, study.study_name, "trial")}
-    assert all("max_features" in runs[str(t.number)].data.tags["tunedag.error"] for t in failed)
-    assert study.best_trial.params["max_features"] == "sqrt"
+    assert all("bootstrap" in runs[str(t.number)].data.tags["tunedag.error"] for t in failed)
+    assert study.best_trial.params["oob_score"] is False
 
 
 def test_a_csv_with_categories_and_missing_values_tunes_end_to_end(make_config):

@@ -20,6 +20,7 @@ from tunedag.objective import TrialFailed, evaluate, make_model
 RF_CLASSIFIER = {"n_estimators": 10, "max_depth": 4, "min_samples_leaf": 2, "max_features": "sqrt", "criterion": "gini"}
 RF_REGRESSOR = {**RF_CLASSIFIER, "max_features": 0.5, "criterion": "squared_error"}
 REGRESSION = {
+    "data.name": "diabetes",  # a regressor on a classification dataset is refused at load time
     "model.estimator": "sklearn.ensemble.RandomForestRegressor",
     "search_space.criterion": {"type": "categorical", "choices": ["squared_error", "friedman_mse"]},
     "tune.metric": "rmse",
@@ -117,8 +118,25 @@ def test_only_train_and_validation_rows_are_requested(make_config, prepared, mon
 
     assert requested
     assert all("test" not in splits for splits in requested)
-    if folds:
-        assert requested == [("train",)]
+    if folds:  # cross-validation runs on every non-test row: the validation split is not left idle
+        assert requested == [("train", "val")]
+
+
+def test_cross_validation_folds_cover_train_and_validation_rows(make_config, prepared, monkeypatch) -> None:
+    cfg = make_config({"data.cv_folds": 3, "data.val_size": 0.2})
+    prep = prepared(cfg, "breast_cancer")
+    scored: list[int] = []
+    original = score
+
+    def counting_score(model, X, y, names):
+        scored.append(len(X))
+        return original(model, X, y, names)
+
+    monkeypatch.setattr("tunedag.objective.score", counting_score)
+    evaluate(cfg, prep, RF_CLASSIFIER)
+    non_test = int((prep.frame[SPLIT] != "test").sum())
+    assert (prep.frame[SPLIT] == "val").sum() > 0
+    assert sum(scored) == non_test
 
 
 def _poison_test_rows(prep: Prepared, label: Any) -> Prepared:
@@ -218,3 +236,38 @@ def test_a_classifier_without_predict_proba_is_scored_by_accuracy(make_config, p
 
     assert 0.6 < outcome.value <= 1.0  # well above chance (1/2, 1/3)
     assert outcome.value == outcome.metrics["accuracy"]
+
+
+# --- the decision threshold under a threshold metric --------------------------------------
+
+
+def _imbalanced(cfg: Config) -> Prepared:
+    import warnings
+
+    from tests.support.tables import churn_table
+
+    file_cfg = DataConfig(source="file", path=Path("churn.csv"), target="churn", val_size=0.2, cv_folds=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the ID and constant columns' warnings are tested in test_column_roles
+        return prepare(churn_table(), "churn", file_cfg, cfg.seed, "churn.csv")
+
+
+def test_under_f1_the_threshold_is_tuned_and_saved_with_the_model(make_config) -> None:
+    from tunedag.metrics import decision_threshold
+
+    cfg = make_config({"tune.metric": "f1"})
+    prep = _imbalanced(cfg)
+    outcome = evaluate(cfg, prep, RF_CLASSIFIER)
+    threshold = decision_threshold(outcome.model)
+    assert threshold is not None and threshold != 0.5
+    X_val, _ = prep.xy("val")
+    proba = outcome.model.predict_proba(X_val)[:, 1]
+    assert list(outcome.model.predict(X_val)) == list(np.where(proba >= threshold, "yes", "no"))
+    assert outcome.metrics["roc_auc"] > 0.5  # the score-based metrics read the refit estimator's probabilities
+
+
+def test_under_roc_auc_the_estimator_keeps_its_own_rule(make_config) -> None:
+    from tunedag.metrics import decision_threshold
+
+    cfg = make_config()
+    assert decision_threshold(evaluate(cfg, _imbalanced(cfg), RF_CLASSIFIER).model) is None

@@ -204,3 +204,27 @@ def test_top_k_refuses_bad_arguments(history):
         top_k_trials(history, "maximize", 0)
     with pytest.raises(ValueError, match="directions"):
         top_k_trials(history, "up", 2)
+
+
+# --- a tie on tune.metric goes to the better calibrated trial -----------------------------
+
+
+def _with_metrics(made: FrozenTrial, **metrics: float) -> FrozenTrial:
+    made.user_attrs["metrics"] = metrics
+    return made
+
+
+def test_a_tie_on_the_primary_goes_to_the_lowest_log_loss():
+    from tunedag.selection import TIE_BREAK, best_with_tie_break
+
+    trials = [_with_metrics(trial(0, 1.0), log_loss=0.32), _with_metrics(trial(1, 1.0), log_loss=0.10),
+              _with_metrics(trial(2, 0.99), log_loss=0.01), trial(3, 1.0)]
+    assert best_with_tie_break(trials, "maximize", TIE_BREAK["classification"]).number == 1
+    assert best_with_tie_break(trials, "maximize", None).number == 0  # no tie-break: the lowest number
+    assert best_with_tie_break(trials[2:], "minimize", "log_loss").number == 2
+
+
+def test_validation_scheme_names_what_the_values_are():
+    from tunedag.selection import validation_scheme
+
+    assert (validation_scheme(5), validation_scheme(0)) == ("cv5", "holdout")
