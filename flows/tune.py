@@ -17,6 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from compat.optuna import study_storage, trial_id
+from tasks.lineage import check_registry_problem, log_dataset
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, Tracker, log_values, open_tracker, redact, start_run
 from tasks.tuning import (INTERRUPTED, TrialContext, TrialResult, close_stale_parents, fail_and_requeue, job_for, kill_run,
@@ -26,9 +27,11 @@ from tunedag.data import SPLIT, file_md5, load_prepared, require_prepared
 from tunedag.errors import TunedagError
 from tunedag.estimators import check_estimator_for_task
 from tunedag.metrics import METRICS, check_metric_for_task
+from tunedag.problem import problem_of, problem_tags, read_problem
 from tunedag.report import format_progress
 from tunedag.retune import plan_run
 from tunedag.samplers import build_sampler
+from tunedag.selection import validation_scheme
 from tunedag.seeding import check_warm_start_source, enqueue_manual, warm_start
 from tunedag.space import check_configuration, suggest
 from tunedag.stopping import Decision, Snapshot, StopRules, decide, is_surplus
@@ -45,16 +48,20 @@ def tune_flow(cfg: Config, checked_version: str | None = None) -> dict:
     tracker = open_tracker(cfg.tracking)
     study = open_study(cfg, data_version)
     close_stale_parents(tracker, study.study_name)
-    tags = lineage_tags(study.study_name, data_version)
+    tags = {**lineage_tags(study.study_name, data_version), **problem_tags(read_problem(cfg.paths.prepared)),
+            "tunedag.validation": validation_scheme(cfg.data.cv_folds)}
     parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline"})
     study.set_user_attr(PARENT_RUN_ATTR, parent)  # where workers that join the study nest their trials
     try:
         log_values(tracker.client, parent, params=_run_params(cfg))
+        log_dataset(tracker.client, parent, load_prepared(cfg.paths.prepared, data_version), cfg, data_version)
         ctx = trial_context(cfg, data_version, tracker, parent, study.study_name, tags)
         recover_orphan_trials(study, ctx, whole=True)
         warm = warm_start(study, cfg)
         enqueue_manual(study, cfg)
         if warm:
+            get_run_logger().info("tunedag: warm start: %d trials queued from the best of study %s (the same problem)",
+                                  len(warm), cfg.tune.warm_start.study)
             log_values(tracker.client, parent, tags={"tunedag.warm_start_from": cfg.tune.warm_start.study,
                                                      "tunedag.warm_start_trials": ",".join(map(str, warm))})
         reason = drive_trials(study, ctx)
@@ -88,11 +95,9 @@ def task_runner(cfg: Config) -> ThreadPoolTaskRunner:
 
 def _check_inputs(cfg: Config) -> str:
     """Refuse what cannot work before anything is written; return the data version."""
-    require_prepared(cfg.paths.prepared)
-    version = file_md5(cfg.paths.prepared)
-    from tunedag.integrity import verify_tracked  # its only use in this module
+    from tunedag.integrity import verify_prepared  # its only use in this module
 
-    verify_tracked(cfg.paths.prepared, cfg, md5=version)  # corrupted since DVC recorded it: refused
+    version = verify_prepared(cfg)  # not what the prepare stage wrote (or DVC recorded): refused
     prep = load_prepared(cfg.paths.prepared, version)
     for metric in [m for m in (cfg.tune.metric, *cfg.tune.objectives) if m in METRICS]:  # a train_fn may name its own
         check_metric_for_task(metric, prep.task)
@@ -103,6 +108,7 @@ def _check_inputs(cfg: Config) -> str:
     for i, params in enumerate(cfg.tune.enqueue):
         check_configuration(params, cfg, f"tune.enqueue[{i}]")
     check_warm_start_source(cfg)
+    check_registry_problem(cfg, problem_of(prep))  # another problem under final.registered_model: refused before any trial
     if cfg.data.cv_folds == 0 and not (prep.frame[SPLIT] == "val").any():
         raise TunedagError(f"{cfg.paths.prepared} has no validation rows; set data.val_size above 0 or data.cv_folds to 2 or more.")
     return version
