@@ -37,7 +37,7 @@ def config(trials: int, cost_ms: float, seed: int) -> dict:
     """A small complete params.yaml; every path relative to the project folder."""
     return {
         "seed": seed,
-        "data": {"source": "sklearn", "name": "iris"},
+        "data": {"source": "sklearn", "name": "iris", "cv_folds": 0},
         "model": {"estimator": "bench_objectives.SpinClassifier", "fixed": {"cost_ms": cost_ms},
                   "trusted_types": ["bench_objectives.SpinClassifier"]},
         "search_space": {"a": {"type": "int", "low": 0, "high": 1000}, "b": {"type": "int", "low": 0, "high": 1000}},
@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([*git, "add", "--detach", str(old), args.ref], check=True, capture_output=True)
         port = 4200 + os.getpid() % 700
         env = {**os.environ, "PREFECT_HOME": str(workdir / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_UI_ENABLED": "false"}
+               "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_UI_ENABLED": "false",
+               "TUNEDAG_ALLOWED_MODULES": "bench_objectives"}  # this tree imports only allowed modules
         server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:

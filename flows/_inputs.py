@@ -56,9 +56,9 @@ def _each(*checks: Callable[[Config], None]) -> Callable[[Config], None]:
 CHECKS = {
     "flows.prepare": data_path,
     "flows.pipeline": _each(data_path, stores),
-    "flows.tune": _each(prepared, stores),
-    "flows.worker": _each(prepared, stores),
-    "flows.train": _each(tune_summary, stores),
-    "flows.evaluate": _each(tune_summary, stores),
+    "flows.tune": _each(stores, prepared),
+    "flows.worker": _each(stores, prepared),
+    "flows.train": _each(stores, tune_summary),
+    "flows.evaluate": _each(stores, tune_summary),
     "flows.report": report_inputs,
 }

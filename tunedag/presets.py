@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tunedag.estimators import resolve_estimator
+from tunedag.estimators import check_estimator_path, resolve_estimator
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ def _check_estimators_for_task(model: Any, task: str) -> None:
         if not isinstance(estimator, str):
             continue
         try:
+            check_estimator_path(estimator)  # the allow-list first: nothing outside it is imported
             resolve_estimator(estimator)(**{})
         except (ConfigError, TypeError):
             continue  # the schema names a bad path or argument, beside any other error

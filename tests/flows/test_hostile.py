@@ -329,12 +329,11 @@ def test_the_temporary_prefect_server_of_a_stage_run_listens_on_localhost_only(t
 
 
 def test_the_local_dask_cluster_listens_on_localhost_only(make_config):
-    from flows.tune import task_runner
+    from tasks.tuning import runner_for
 
     cfg = make_config(**{"tune.runner": {"kind": "dask"}, "tune.parallelism": 1})
     before = _listening(os.getpid())  # the session's Prefect test server among them
-    with task_runner(cfg) as runner:
-        runner.client  # noqa: B018 (the cluster starts on first use)
+    with runner_for(cfg):  # the LocalCluster starts with the runner
         new = _listening(os.getpid()) - before
     assert new, "the scheduler and its worker listen"
     assert {ip for _, ip, _ in new} <= LOCALHOST, new

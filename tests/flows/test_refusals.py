@@ -1,6 +1,6 @@
 """Hostile and careless input, one table: each case is refused in one paragraph, runs none of its code, writes nothing.
 
-Most cases go through the config loader and the stage's own check in-process (`warm_start`, as a
+Most cases go through the config loader and the stage's own check in-process (`flows._cli.execute`, as a
 stage command starts); a dozen run the real `tunedag` command in a subprocess. Each asserts exit
 code 2, a message naming the key or file (one line, under 1,000 characters, no traceback), that
 no code from the input ran (the marker file its module or class would write is absent) and that
@@ -23,7 +23,8 @@ import psutil
 import pytest
 import yaml
 
-from flows._cli import warm_start
+from flows._cli import execute
+from tunedag.paths import MARKER as OUTPUT_MARKER
 from tests.flows.conftest import REPO
 from tests.support.hostile import MARKER_ENV, Tripwire
 from tunedag.config import Config
@@ -126,6 +127,7 @@ def crafted_model(serialization: str) -> Callable[[Path], None]:
     def setup(project: Path) -> None:
         folder = project / "crafted"
         folder.mkdir()
+        (folder / OUTPUT_MARKER).write_text("")  # passes the output-folder check: the loader itself must refuse it
         if serialization == "skops":
             from tunedag.skops_io import skops_io
 
@@ -277,6 +279,10 @@ def assert_one_paragraph(case: Case, code: int, out: str, err: str, project: Pat
     return message
 
 
+def _never_run(cfg) -> None:
+    raise AssertionError("a refused input reached the stage")
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_refused_in_process(case: Case, project: Path, capsys, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(project))  # as `python -m flows.tune` does: the project's own modules are importable
@@ -286,10 +292,9 @@ def test_refused_in_process(case: Case, project: Path, capsys, monkeypatch) -> N
     if case.setup:
         case.setup(project)
     before = listing(project)
-    with pytest.raises(SystemExit) as stop:
-        warm_start(None, "params.yaml", case.sets, case.check)
+    code = execute(_never_run, "params.yaml", case.sets, check=case.check)
     captured = capsys.readouterr()
-    assert_one_paragraph(case, stop.value.code, captured.out, captured.err, project)
+    assert_one_paragraph(case, code, captured.out, captured.err, project)
     assert "evil_mod" not in sys.modules and ("this" in sys.modules) == had_this
     assert listing(project) == before
 

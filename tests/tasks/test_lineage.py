@@ -17,8 +17,8 @@ import tasks.promotion as promotion
 from tasks.report import data_facts
 from tasks.status import status_lines
 from tasks.lineage import TAG_TRAINING_ROWS, check_registry_problem, log_dataset, training_rows
-from tasks.tracking import Tracker, open_tracker, save_sklearn_model
-from tasks.training import FINAL_ARTIFACT
+from tasks.tracking import TAG_ROLE, Tracker, open_tracker, save_sklearn_model, start_run
+from tasks.training import FINAL_ARTIFACT, ROLE_FINAL, latest_final_run
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_prepared, prepare, save_prepared
 from tunedag.errors import TunedagError
@@ -62,18 +62,19 @@ def _prepare(cfg, frame: pd.DataFrame, target: str = "target"):
 
 
 def _register(cfg, tracker: Tracker, tmp_path: Path, label: str, C: float = 1.0) -> tuple[str, dict]:
-    """Fit on train + val of the current prepared data, register as a new version (as the train stage does); return run and test scores."""
+    """Fit on train + val of the current prepared data, register as a new version (as the train stage does); return the pipeline run and test scores."""
     prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
     X, y = prep.xy("train", "val")
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(X, y)
     save_sklearn_model(model, tmp_path / label, [])
-    run_id = tracker.client.create_run(tracker.experiment_id).info.run_id
+    parent = tracker.client.create_run(tracker.experiment_id).info.run_id  # the pipeline run
+    run_id = start_run(tracker, f"final-{label}", {TAG_ROLE: ROLE_FINAL}, parent)  # the train stage's own run
     tracker.client.log_artifacts(run_id, str(tmp_path / label), FINAL_ARTIFACT)
     if not tracker.client.search_registered_models(f"name = '{NAME}'"):
         tracker.client.create_registered_model(NAME)
     tracker.client.create_model_version(NAME, source=f"runs:/{run_id}/{FINAL_ARTIFACT}", run_id=run_id)
     Xt, yt = prep.xy("test")
-    return run_id, {"test_roc_auc": score(model, Xt, yt, ["roc_auc"])["roc_auc"]}
+    return parent, {"test_roc_auc": score(model, Xt, yt, ["roc_auc"])["roc_auc"]}
 
 
 def _alias(tracker: Tracker, alias: str) -> str:
@@ -96,8 +97,8 @@ def test_the_run_has_the_data_as_a_dataset_input_with_its_digest_source_and_targ
 
 def test_another_problem_under_the_same_registered_model_is_refused_naming_both(cfg, tracker, cancer, tmp_path):
     check_registry_problem(cfg, problem_of(_prepare(cfg, cancer)[0]))  # no model yet: nothing to refuse
-    _register(cfg, tracker, tmp_path, "v1")
-    promotion.promote_final_model.fn(cfg, tracker, {"parent_run_id": _last_run(tracker)}, {"test_roc_auc": 0.9})
+    parent, _ = _register(cfg, tracker, tmp_path, "v1")
+    promotion.promote_final_model.fn(cfg, tracker, {"parent_run_id": parent}, {"test_roc_auc": 0.9})
     first = problem_of(load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared)))
     churn = cancer.rename(columns={"target": "churn"}).drop(columns=["mean radius"])
     other = problem_of(prepare(churn, "churn", cfg.data, cfg.seed, "churn.csv"))
@@ -116,10 +117,6 @@ def test_a_missing_store_binds_nothing_and_is_not_created(cfg, cancer):
     check_registry_problem(cfg, problem_of(_prepare(cfg, cancer)[0]))
 
     assert not Path(cfg.tracking.uri.removeprefix("sqlite:///")).exists()
-
-
-def _last_run(tracker: Tracker) -> str:
-    return tracker.client.search_runs([tracker.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0].info.run_id
 
 
 def test_promotion_scores_both_versions_only_on_test_rows_neither_was_fitted_on(cfg, tracker, cancer, tmp_path):
@@ -169,7 +166,8 @@ def test_a_version_is_never_compared_with_itself(cfg, tracker, cancer, tmp_path)
     _prepare(cfg, cancer)
     run1, scores1 = _register(cfg, tracker, tmp_path, "v1")
     promotion.promote_final_model.fn(cfg, tracker, {"parent_run_id": run1}, scores1)
-    tracker.client.create_model_version(NAME, source=f"runs:/{run1}/{FINAL_ARTIFACT}", run_id=run1)  # the same model again
+    final = latest_final_run(tracker, {"parent_run_id": run1})
+    tracker.client.create_model_version(NAME, source=f"runs:/{final}/{FINAL_ARTIFACT}", run_id=final)  # the same model again
 
     decision = promotion.promote_final_model.fn(cfg, tracker, {"parent_run_id": run1}, scores1)
 

@@ -70,7 +70,7 @@ def test_final_stage_save_dispatches_torch_models(tmp_path) -> None:
     from tasks.training import _save
 
     model, X = fitted("digits", "tunedag.nets.TorchClassifier", {})
-    _save(None, model, tmp_path / "final", X)  # cfg is needed only by the sklearn branch
+    _save(None, model, tmp_path / "final", X, "paths.model_dir")  # cfg is needed only by the sklearn branch
     assert (tmp_path / "final" / "MLmodel").read_text().count("pytorch") >= 1
     np.testing.assert_array_equal(load_torch_model(tmp_path / "final").predict(X), model.predict(X))
 

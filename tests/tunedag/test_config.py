@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 from pydantic import ValidationError
 
-from flows._cli import main
+from flows._cli import execute, main
 from tunedag.config import CategoricalParam, Config, FloatParam, IntParam, load_config
 from tunedag.errors import ConfigError, TunedagError
 
@@ -352,7 +352,7 @@ def test_cli_runs_with_a_good_config_and_overrides(tmp_path: Path, monkeypatch: 
     monkeypatch.chdir(tmp_path)
     calls: list[Config] = []
 
-    code = main(calls.append, "test stage", ["--params", str(PARAMS), "--set", "tune.n_trials=7", "--set", "tune.metric=f1"])
+    code = execute(calls.append, str(PARAMS), ["tune.n_trials=7", "tune.metric=f1"])
 
     assert code == 0
     assert len(calls) == 1
@@ -364,7 +364,7 @@ def test_cli_reports_a_tunedag_error_raised_by_the_run(capsys: pytest.CaptureFix
     def run(cfg: Any) -> None:
         raise TunedagError("data.path x.csv is gone")
 
-    assert main(run, "test stage", ["--params", str(PARAMS)]) == 2
+    assert execute(run, str(PARAMS), []) == 2
     assert capsys.readouterr().err == "tunedag: error: data.path x.csv is gone\n"
 
 

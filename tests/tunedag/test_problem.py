@@ -24,7 +24,7 @@ def test_another_target_another_column_or_another_kind_is_another_problem(mixed_
     base = _problem(mixed_frame)
     other_target = _problem(mixed_frame.assign(label2=mixed_frame["label"]).drop(columns="label"), target="label2")
     column_gone = _problem(mixed_frame.drop(columns="count"))
-    column_added = _problem(mixed_frame.assign(extra=1.0))
+    column_added = _problem(mixed_frame.assign(extra=(mixed_frame.index % 7).astype(float)))  # a constant one is left out
     kind_changed = _problem(mixed_frame.assign(count=mixed_frame["count"].astype(str)))
     regression = _problem(mixed_frame.assign(label=range(len(mixed_frame))), task="regression")
 
@@ -45,7 +45,7 @@ def test_the_prepared_file_records_the_problem_and_tags_name_it(mixed_frame, tmp
 
 
 def test_the_description_names_target_task_and_columns_in_short(mixed_frame):
-    wide = mixed_frame.assign(**{f"w{i:02d}": float(i) for i in range(20)})
+    wide = mixed_frame.assign(**{f"w{i:02d}": (mixed_frame.index % (i + 2)).astype(float) for i in range(20)})
 
     text = _problem(wide).describe()
 
