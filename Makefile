@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install run pipeline worker stack test test-fast ui serve status bench clean
+.PHONY: install run pipeline worker stack test test-fast lint ui serve status bench clean
 
 install: $(STAMP)
 
@@ -30,13 +30,16 @@ stack: install  ## a local PostgreSQL, MLflow server and Dask cluster on 127.0.0
 	python -m pip install --quiet -e ".[test]"
 	python -m scripts.stack
 
-# 3 test processes on 2 cores: the end-to-end tests wait on their subprocesses and servers part of
-# the time (11:41 and 11:56 with 3, 11:48 with 4, 13:33 with 2, in one sitting; docs/performance.md).
-test: install  ## every test, the slow end-to-end ones included (about 12 minutes on 2 cores, 14 with the install)
+# 3 test processes on 2 cores: the end-to-end tests wait on their subprocesses and servers part of the time.
+test: install lint  ## lint, then every test, the slow end-to-end ones included (about 11 minutes on 2 cores)
 	python -m pytest -q -n 3 --dist loadfile
 
-test-fast: install  ## the tests without the slow end-to-end runs
-	python -m pytest -m "not slow" -q
+test-fast: install lint  ## lint, then the tests without the slow end-to-end runs
+	python -m pytest -m "not slow" -q -n 3
+
+lint: install  ## ruff check and ruff format --check (pyproject.toml holds their settings)
+	ruff check .
+	ruff format --check .
 
 ui: install  ## the MLflow UI on http://127.0.0.1:5000, on the store params.yaml names
 	tunedag ui

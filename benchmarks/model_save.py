@@ -80,15 +80,19 @@ def main() -> None:
             sizes[name] = len(zipfile.ZipFile(io.BytesIO(skops_io.dumps(model))).read("schema.json"))
         persist.json = CompactJson
 
-    print(f"MLflow sklearn model save (skops) of the overhead benchmark's trial model; {args.rounds} rounds x "
-          f"{args.saves} saves each way, alternating; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"MLflow sklearn model save (skops) of the overhead benchmark's trial model; {args.rounds} rounds x "
+        f"{args.saves} saves each way, alternating; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
     head = f"{'schema.json':<28} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'schema bytes':>13}"
     print(head + "\n" + "-" * len(head))
     for name, values in per_save.items():
         ordered = sorted(values)
         print(f"{name:<28} {ordered[len(ordered) // 2]:>10.2f} {ordered[0]:>8.2f} {ordered[-1]:>8.2f} {sizes[name]:>13,}")
     compact, indented = (sorted(v)[len(v) // 2] for v in per_save.values())
-    print(f"CPU per save: {compact:.2f} ms against {indented:.2f} ms ({indented - compact:.2f} ms less, {compact / indented:.0%})")
+    print(
+        f"CPU per save: {compact:.2f} ms against {indented:.2f} ms ({indented - compact:.2f} ms less, {compact / indented:.0%})"
+    )
 
 
 if __name__ == "__main__":

@@ -41,10 +41,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # bench_objectives, for this process; PYTHONPATH for the workers below
@@ -53,13 +54,19 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), os.envi
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import yaml  # noqa: E402
-
 from bench_objectives import TYPE_NAME  # noqa: E402
 
 LAYERS = ("bare", "optuna", "journal", "mlflow", "model", "process", "prefect", "pipeline")
-NAMES = {"bare": "bare loop", "optuna": "optuna (memory)", "journal": "+ journal storage", "mlflow": "+ MLflow run",
-         "model": "+ model artifact", "process": "+ worker process", "prefect": "+ Prefect task",
-         "pipeline": "full pipeline (flows.tune)"}
+NAMES = {
+    "bare": "bare loop",
+    "optuna": "optuna (memory)",
+    "journal": "+ journal storage",
+    "mlflow": "+ MLflow run",
+    "model": "+ model artifact",
+    "process": "+ worker process",
+    "prefect": "+ Prefect task",
+    "pipeline": "full pipeline (flows.tune)",
+}
 OVERHEAD_TARGET_MS = 25.0
 Params = dict[str, Any]
 
@@ -82,12 +89,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=300, help="trials per layer (default 300)")
     parser.add_argument("--cost-ms", default="0,5", help="objective costs in ms, comma-separated (default 0,5)")
     parser.add_argument("--layers", default=",".join(LAYERS), help=f"subset of {','.join(LAYERS)}")
-    parser.add_argument("--executor", default="process", choices=("process", "thread"),
-                        help="tune.executor of the full pipeline (default process, as params.yaml)")
-    parser.add_argument("--journal-sync", action="store_true",
-                        help="tune.journal_sync true: fsync every journal write, as Optuna does (default: params.yaml's false)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run the chosen layers this many times in turn and summarise the pipeline's overhead over the runs")
+    parser.add_argument(
+        "--executor",
+        default="process",
+        choices=("process", "thread"),
+        help="tune.executor of the full pipeline (default process, as params.yaml)",
+    )
+    parser.add_argument(
+        "--journal-sync",
+        action="store_true",
+        help="tune.journal_sync true: fsync every journal write, as Optuna does (default: params.yaml's false)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the chosen layers this many times in turn and summarise the pipeline's overhead over the runs",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     return parser.parse_args(argv)
@@ -103,23 +121,43 @@ def isolate(workdir: Path) -> None:
     os.chdir(workdir)
 
 
-def config_dict(workdir: Path, trials: int, seed: int, cost_ms: float, executor: str, tag: str,
-                journal_sync: bool = False) -> dict[str, Any]:
+def config_dict(
+    workdir: Path, trials: int, seed: int, cost_ms: float, executor: str, tag: str, journal_sync: bool = False
+) -> dict[str, Any]:
     """A small complete params.yaml: iris, SpinClassifier with two int parameters, random sampler."""
-    paths = {k: str(workdir / tag / f) for k, f in (("prepared", "../data/prepared.parquet"), ("tune_summary", "summary.json"),
-                                                      ("model_dir", "models/final"), ("tune_metrics", "metrics/tune.json"),
-                                                      ("test_metrics", "metrics/test.json"), ("history_plot", "plots/history.csv"),
-                                                      ("report_dir", "report"))}
+    paths = {
+        k: str(workdir / tag / f)
+        for k, f in (
+            ("prepared", "../data/prepared.parquet"),
+            ("tune_summary", "summary.json"),
+            ("model_dir", "models/final"),
+            ("tune_metrics", "metrics/tune.json"),
+            ("test_metrics", "metrics/test.json"),
+            ("history_plot", "plots/history.csv"),
+            ("report_dir", "report"),
+        )
+    }
     return {
         "seed": seed,
         "paths": {"raw_dir": str(workdir / "data/raw"), **paths},
         "data": {"source": "sklearn", "name": "iris"},
         "model": {"estimator": "bench_objectives.SpinClassifier", "fixed": {"cost_ms": cost_ms}, "trusted_types": [TYPE_NAME]},
         "search_space": {"a": {"type": "int", "low": 0, "high": 1000}, "b": {"type": "int", "low": 0, "high": 1000}},
-        "tune": {"sampler": "random", "n_trials": trials, "metric": "accuracy", "parallelism": 1, "executor": executor,
-                 "storage": str(workdir / tag / "optuna/study.journal"), "journal_sync": journal_sync, "study_name": f"bench-{tag}"},
-        "tracking": {"uri": f"sqlite:///{workdir / 'mlruns/mlflow.db'}", "artifact_root": str(workdir / "mlruns/artifacts"),
-                     "experiment": f"bench-{tag}"},
+        "tune": {
+            "sampler": "random",
+            "n_trials": trials,
+            "metric": "accuracy",
+            "parallelism": 1,
+            "executor": executor,
+            "storage": str(workdir / tag / "optuna/study.journal"),
+            "journal_sync": journal_sync,
+            "study_name": f"bench-{tag}",
+        },
+        "tracking": {
+            "uri": f"sqlite:///{workdir / 'mlruns/mlflow.db'}",
+            "artifact_root": str(workdir / "mlruns/artifacts"),
+            "experiment": f"bench-{tag}",
+        },
     }
 
 
@@ -199,9 +237,19 @@ class Layers:
         self.tracker = open_tracker(cfg.tracking)
         tags = lineage_tags(f"layers-{cfg.tune.study_name}", self.version)
         parent = start_run(self.tracker, "bench-layers", tags)
-        self.ctx = {kind: TrialContext(cfg, cfg.paths.prepared, self.version, self.tracker.experiment_id, parent,
-                                       f"layers-{cfg.tune.study_name}", tags, make_runner(kind, 1, Limits(1), PRELOAD))
-                    for kind in ("thread", "process")}
+        self.ctx = {
+            kind: TrialContext(
+                cfg,
+                cfg.paths.prepared,
+                self.version,
+                self.tracker.experiment_id,
+                parent,
+                f"layers-{cfg.tune.study_name}",
+                tags,
+                make_runner(kind, 1, Limits(1), PRELOAD),
+            )
+            for kind in ("thread", "process")
+        }
 
     def close(self) -> None:
         for ctx in self.ctx.values():
@@ -221,9 +269,8 @@ class Layers:
         return evaluate(self.cfg, self.prep, params).value
 
     def _job(self, trial: optuna.Trial, params: Params) -> Any:
-        from tasks.trial_worker import TrialJob
-
         from compat.optuna import trial_id
+        from tasks.trial_worker import TrialJob
 
         return TrialJob(self.cfg, self.cfg.paths.prepared, self.version, "layers", trial_id(trial), trial.number, params, False)
 
@@ -241,8 +288,14 @@ class Layers:
             run_id, _ = tuning.start_trial_run(ctx, trial.number)
             outcome = evaluate(self.cfg, self.prep, params)
             result = JobResult("COMPLETE", outcome.values, outcome.metrics)
-            tuning.record(ctx.tracker().client, run_id, self._job(trial, params), result, time.perf_counter() - started,
-                          self.cfg.tune.metric)
+            tuning.record(
+                ctx.tracker().client,
+                run_id,
+                self._job(trial, params),
+                result,
+                time.perf_counter() - started,
+                self.cfg.tune.metric,
+            )
             return outcome.value
 
         def with_model_fn(trial: optuna.Trial, params: Params) -> float:
@@ -274,12 +327,14 @@ def optuna_layer(name: str, cfg: Any, fn: Callable[[optuna.Trial, Params], float
     study.optimize(lambda t: fn(t, suggest(t)), n_trials=trials)
     total, cpu = time.perf_counter() - started, time.process_time() - cpu
     ordered = sorted(study.trials, key=lambda t: t.number)
-    return Row(name, intervals(ordered), total, [t.params for t in ordered], note=f"this process {cpu * 1000 / trials:.1f} ms CPU/trial")
+    return Row(
+        name, intervals(ordered), total, [t.params for t in ordered], note=f"this process {cpu * 1000 / trials:.1f} ms CPU/trial"
+    )
 
 
 def bare_loop(cfg: Any, layers: Layers, trials: int) -> Row:
     """The physical limit: sample with numpy (not Optuna's sequence), evaluate, nothing else."""
-    rng, marks, params = np.random.default_rng(cfg.seed), [time.perf_counter()], []
+    rng, marks = np.random.default_rng(cfg.seed), [time.perf_counter()]
     for _ in range(trials):
         p = {"a": int(rng.integers(0, 1001)), "b": int(rng.integers(0, 1001))}
         layers.objective(p)
@@ -349,9 +404,14 @@ def pipeline_layer(cfg: Any) -> tuple[Row, float]:
     (summary,) = optuna.get_all_study_summaries(storage)
     trials = sorted(optuna.load_study(study_name=summary.study_name, storage=storage).trials, key=lambda t: t.number)
     startup = (trials[0].datetime_start - called_at).total_seconds()
-    return Row(NAMES["pipeline"], intervals(trials), total, [t.params for t in trials],
-               note=f"executor {cfg.tune.executor}; server {server_cpu * 1000 / len(trials):.0f} ms CPU/trial",
-               cpu=sampler.per_trial([t.datetime_complete for t in trials if t.datetime_complete])), startup
+    return Row(
+        NAMES["pipeline"],
+        intervals(trials),
+        total,
+        [t.params for t in trials],
+        note=f"executor {cfg.tune.executor}; server {server_cpu * 1000 / len(trials):.0f} ms CPU/trial",
+        cpu=sampler.per_trial([t.datetime_complete for t in trials if t.datetime_complete]),
+    ), startup
 
 
 class CpuSampler:
@@ -391,8 +451,13 @@ class CpuSampler:
         for child in self._me.children(recursive=True):
             try:
                 used = sum(child.cpu_times()[:2])
-                group = ("Prefect server" if child.pid == self._server_pid
-                         else "trial workers" if "forkserver" in " ".join(child.cmdline()) else "other")
+                group = (
+                    "Prefect server"
+                    if child.pid == self._server_pid
+                    else "trial workers"
+                    if "forkserver" in " ".join(child.cmdline())
+                    else "other"
+                )
             except psutil.Error:  # gone meanwhile
                 continue
             cpu[group] += used
@@ -410,8 +475,10 @@ class CpuSampler:
         used = {g: (last[1][g] - first[1][g]) * 1000 / n for g in self.GROUPS}
         total = sum(used.values())
         parts = ", ".join(f"{g} {ms:.1f}" for g, ms in used.items() if g != "other" or ms >= 0.5)
-        return (f"CPU per trial in the steady state ({n} trials): {parts}; total {total:.1f} ms, "
-                f"at least {total / (os.cpu_count() or 1):.1f} ms of wall time a trial on {os.cpu_count()} CPUs")
+        return (
+            f"CPU per trial in the steady state ({n} trials): {parts}; total {total:.1f} ms, "
+            f"at least {total / (os.cpu_count() or 1):.1f} ms of wall time a trial on {os.cpu_count()} CPUs"
+        )
 
 
 # ---------------------------------------------------------------- report
@@ -424,7 +491,9 @@ def table(rows: list[Row]) -> str:
         p50, p95 = percentile(r.per_trial_ms, 50), percentile(r.per_trial_ms, 95)
         mean = sum(r.per_trial_ms) / len(r.per_trial_ms) if r.per_trial_ms else math.nan
         steal = f"{r.steal_pct:.1f}" if r.steal_pct is not None else "n/a"
-        lines.append(f"{r.layer:<30} {len(r.per_trial_ms):>6} {p50:>8.2f} {p95:>8.2f} {mean:>8.2f} {r.total_s:>8.2f} {steal:>7}  {r.note}")
+        lines.append(
+            f"{r.layer:<30} {len(r.per_trial_ms):>6} {p50:>8.2f} {p95:>8.2f} {mean:>8.2f} {r.total_s:>8.2f} {steal:>7}  {r.note}"
+        )
     return "\n".join(lines)
 
 
@@ -434,12 +503,16 @@ def verdicts(rows: dict[str, Row], cost_ms: float) -> list[str]:
     if base and pipe:
         over = percentile(pipe.per_trial_ms, 50) - percentile(base.per_trial_ms, 50)
         ok = "met" if over < OVERHEAD_TARGET_MS else "NOT met"
-        out.append(f"full pipeline over bare Optuna: p50 {over:.1f} ms/trial (target < {OVERHEAD_TARGET_MS:.0f} ms: {ok}); "
-                   f"mean {sum(pipe.per_trial_ms) / len(pipe.per_trial_ms) - sum(base.per_trial_ms) / len(base.per_trial_ms):.1f} ms/trial")
+        out.append(
+            f"full pipeline over bare Optuna: p50 {over:.1f} ms/trial (target < {OVERHEAD_TARGET_MS:.0f} ms: {ok}); "
+            f"mean {sum(pipe.per_trial_ms) / len(pipe.per_trial_ms) - sum(base.per_trial_ms) / len(base.per_trial_ms):.1f} ms/trial"
+        )
         phase = sum(pipe.per_trial_ms) / sum(base.per_trial_ms)
-        out.append(f"trial phase wall time, pipeline / bare Optuna: {phase:.3f}x "
-                   f"({sum(pipe.per_trial_ms) / 1000:.2f} s / {sum(base.per_trial_ms) / 1000:.2f} s; start-up excluded)"
-                   + ("  (target <= 1.05x for ~0.5 s trials: " + ("met)" if phase <= 1.05 else "NOT met)") if cost_ms >= 400 else ""))
+        out.append(
+            f"trial phase wall time, pipeline / bare Optuna: {phase:.3f}x "
+            f"({sum(pipe.per_trial_ms) / 1000:.2f} s / {sum(base.per_trial_ms) / 1000:.2f} s; start-up excluded)"
+            + ("  (target <= 1.05x for ~0.5 s trials: " + ("met)" if phase <= 1.05 else "NOT met)") if cost_ms >= 400 else "")
+        )
     seqs = [r.params for k, r in rows.items() if r.params]
     out.append(f"same parameter sequence in every Optuna layer: {'yes' if all(s == seqs[0] for s in seqs) else 'NO'}")
     return out
@@ -457,8 +530,17 @@ def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: li
     from tunedag.study import build_storage
 
     tag = f"cost{cost_ms:g}" + (f"-run{rep + 1}" if rep else "")
-    cfg = load_config(write_config(workdir, tag, trials=args.trials, seed=args.seed, cost_ms=cost_ms, executor=args.executor,
-                                   journal_sync=args.journal_sync))
+    cfg = load_config(
+        write_config(
+            workdir,
+            tag,
+            trials=args.trials,
+            seed=args.seed,
+            cost_ms=cost_ms,
+            executor=args.executor,
+            journal_sync=args.journal_sync,
+        )
+    )
     if not cfg.paths.prepared.is_file():
         print(f"prepare flow (own process, not counted): {run_prepare(workdir / tag / 'params.yaml'):.1f} s")
     rows: dict[str, Row] = {}
@@ -483,11 +565,15 @@ def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: li
     if "pipeline" in wanted:
         rows["pipeline"] = timed_layer(lambda: _with_startup(pipeline_layer(cfg), startup))
     run = f", run {rep + 1} of {args.repeat}" if args.repeat > 1 else ""
-    print(f"\nobjective: evaluate(SpinClassifier, cost {cost_ms:g} ms) on iris, 2 int params, RandomSampler(seed={args.seed}), "
-          f"{args.trials} trials per layer, parallelism 1, tune.journal_sync {str(args.journal_sync).lower()}{run}")
+    print(
+        f"\nobjective: evaluate(SpinClassifier, cost {cost_ms:g} ms) on iris, 2 int params, RandomSampler(seed={args.seed}), "
+        f"{args.trials} trials per layer, parallelism 1, tune.journal_sync {str(args.journal_sync).lower()}{run}"
+    )
     print(table(list(rows.values())))
     if startup:
-        print(f"full pipeline start-up (flows.tune.run called -> first trial started, Prefect temporary server included): {startup[0]:.2f} s")
+        print(
+            f"full pipeline start-up (flows.tune.run called -> first trial started, Prefect temporary server included): {startup[0]:.2f} s"
+        )
     if "pipeline" in rows and rows["pipeline"].cpu:
         print(rows["pipeline"].cpu)
     for line in verdicts(rows, cost_ms):
@@ -511,10 +597,12 @@ def summary(runs: list[dict[str, Row]], cost_ms: float) -> list[str]:
     phase = [sum(p.per_trial_ms) / sum(b.per_trial_ms) for b, p in pairs]
     steal = [max(x.steal_pct or 0.0 for x in pair) for pair in pairs]
     each = lambda values, fmt: ", ".join(format(v, fmt) for v in values)  # noqa: E731
-    return [f"over {len(pairs)} runs (cost {cost_ms:g} ms), each bare Optuna then the pipeline:",
-            f"  pipeline over bare Optuna, p50: median {percentile(over, 50):.1f} ms/trial (runs: {each(over, '.1f')})",
-            f"  trial phase wall time, pipeline / bare Optuna: median {percentile(phase, 50):.3f}x (runs: {each(phase, '.3f')})",
-            f"  CPU stolen by the hypervisor, the worse layer of each run: {each(steal, '.1f')} %"]
+    return [
+        f"over {len(pairs)} runs (cost {cost_ms:g} ms), each bare Optuna then the pipeline:",
+        f"  pipeline over bare Optuna, p50: median {percentile(over, 50):.1f} ms/trial (runs: {each(over, '.1f')})",
+        f"  trial phase wall time, pipeline / bare Optuna: median {percentile(phase, 50):.3f}x (runs: {each(phase, '.3f')})",
+        f"  CPU stolen by the hypervisor, the worse layer of each run: {each(steal, '.1f')} %",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,10 +43,20 @@ def write_config(workdir: Path, trials: int, estimators: int, model: str, epochs
         cfg["tune"].update(pruner={"name": "none"}, fidelity={"kind": "none"}, enqueue=[], threads_per_trial=None)
     else:
         cfg = yaml.safe_load(Path("params.yaml").read_text())
-        cfg["data"].update(source="synthetic", task="classification", cv_folds=0,
-                           synthetic={"n_samples": 4000, "n_features": 20, "n_informative": 10, "n_classes": 2, "noise": 0.1})
-        cfg["model"] = {"estimator": "sklearn.ensemble.RandomForestClassifier", "fixed": {"n_jobs": 1, "n_estimators": estimators}}
-        cfg["search_space"] = {"max_depth": {"type": "int", "low": 10, "high": 14}, "min_samples_leaf": {"type": "int", "low": 1, "high": 3}}
+        cfg["data"].update(
+            source="synthetic",
+            task="classification",
+            cv_folds=0,
+            synthetic={"n_samples": 4000, "n_features": 20, "n_informative": 10, "n_classes": 2, "noise": 0.1},
+        )
+        cfg["model"] = {
+            "estimator": "sklearn.ensemble.RandomForestClassifier",
+            "fixed": {"n_jobs": 1, "n_estimators": estimators},
+        }
+        cfg["search_space"] = {
+            "max_depth": {"type": "int", "low": 10, "high": 14},
+            "min_samples_leaf": {"type": "int", "low": 1, "high": 3},
+        }
     cfg["tune"].update(sampler={"name": "random"}, n_trials=trials, metric="accuracy")
     cfg["paths"] = {k: str(workdir / v) for k, v in cfg["paths"].items()}
     cfg["tracking"].update(uri=f"sqlite:///{workdir}/mlruns/mlflow.db", artifact_root=str(workdir / "mlruns" / "artifacts"))
@@ -74,8 +84,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--estimators", type=int, default=120, help="trees per forest (sets the trial length)")
-    parser.add_argument("--model", choices=("sklearn", "torch"), default="sklearn",
-                        help="sklearn: a random forest; torch: the digits CNN of examples/torch_digits.yaml")
+    parser.add_argument(
+        "--model",
+        choices=("sklearn", "torch"),
+        default="sklearn",
+        help="sklearn: a random forest; torch: the digits CNN of examples/torch_digits.yaml",
+    )
     parser.add_argument("--epochs", type=int, default=30, help="epochs a torch trial (30: the example config's)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tunedag-parallel-"))
@@ -91,7 +105,9 @@ def main() -> int:
         rate = n / phase
         print(f"{name:<12} {n:>6} {phase:>8.2f} {rate:>9.3f} {rate / base:>8.2f}x {mean_fit:>15.2f}")
     dask, proc = rows["dask x2"], rows["process x2"]
-    print(f"\nDask runner overhead over worker processes: {(dask[1] / dask[0] - proc[1] / proc[0]) * 1000:.0f} ms a trial (wall, at parallelism 2)")
+    print(
+        f"\nDask runner overhead over worker processes: {(dask[1] / dask[0] - proc[1] / proc[0]) * 1000:.0f} ms a trial (wall, at parallelism 2)"
+    )
     return 0
 
 

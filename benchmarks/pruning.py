@@ -83,25 +83,47 @@ class Task:
         return ", ".join(f"{k}={v}" for k, v in shown.items())
 
 
-SYNTHETIC = {"source": "synthetic", "task": "classification",
-             "synthetic": {"n_samples": 5000, "n_features": 20, "n_informative": 10}}
+SYNTHETIC = {
+    "source": "synthetic",
+    "task": "classification",
+    "synthetic": {"n_samples": 5000, "n_features": 20, "n_informative": 10},
+}
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("extra_trees", SYNTHETIC, "sklearn.ensemble.ExtraTreesClassifier",
-         {"n_estimators": 120, "n_jobs": 1, "random_state": MODEL_SEED},
-         {"max_depth": {"type": "int", "low": 2, "high": 30},
-          "min_samples_leaf": {"type": "int", "low": 1, "high": 50, "log": True},
-          "max_features": {"type": "float", "low": 0.05, "high": 1.0},
-          "criterion": {"type": "categorical", "choices": ["gini", "entropy"]}},
-         "log_loss", {"kind": "ensemble_size", "param": "n_estimators", "steps": 6}, "trees"),
-    Task("hist_gb", SYNTHETIC, "sklearn.ensemble.HistGradientBoostingClassifier",
-         {"max_iter": 100, "early_stopping": False, "random_state": MODEL_SEED},
-         {"learning_rate": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
-          "max_leaf_nodes": {"type": "int", "low": 4, "high": 64, "log": True},
-          "min_samples_leaf": {"type": "int", "low": 2, "high": 100, "log": True},
-          "l2_regularization": {"type": "float", "low": 1e-6, "high": 10.0, "log": True}},
-         "log_loss", {"kind": "train_fraction", "fractions": [0.11, 0.33, 1.0]}, "rows"),
-)}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task(
+            "extra_trees",
+            SYNTHETIC,
+            "sklearn.ensemble.ExtraTreesClassifier",
+            {"n_estimators": 120, "n_jobs": 1, "random_state": MODEL_SEED},
+            {
+                "max_depth": {"type": "int", "low": 2, "high": 30},
+                "min_samples_leaf": {"type": "int", "low": 1, "high": 50, "log": True},
+                "max_features": {"type": "float", "low": 0.05, "high": 1.0},
+                "criterion": {"type": "categorical", "choices": ["gini", "entropy"]},
+            },
+            "log_loss",
+            {"kind": "ensemble_size", "param": "n_estimators", "steps": 6},
+            "trees",
+        ),
+        Task(
+            "hist_gb",
+            SYNTHETIC,
+            "sklearn.ensemble.HistGradientBoostingClassifier",
+            {"max_iter": 100, "early_stopping": False, "random_state": MODEL_SEED},
+            {
+                "learning_rate": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
+                "max_leaf_nodes": {"type": "int", "low": 4, "high": 64, "log": True},
+                "min_samples_leaf": {"type": "int", "low": 2, "high": 100, "log": True},
+                "l2_regularization": {"type": "float", "low": 1e-6, "high": 10.0, "log": True},
+            },
+            "log_loss",
+            {"kind": "train_fraction", "fractions": [0.11, 0.33, 1.0]},
+            "rows",
+        ),
+    )
+}
 
 
 def task_config(task: Task, seed: int, sampler: str, pruner: str, args: argparse.Namespace) -> Config:
@@ -113,11 +135,15 @@ def task_config(task: Task, seed: int, sampler: str, pruner: str, args: argparse
             fidelity["steps"] = args.steps
         tune["fidelity"] = fidelity
         tune["pruner"] = {"name": pruner, "min_resource": args.min_resource, "reduction_factor": args.reduction_factor}
-    return Config.model_validate({
-        "seed": seed, "data": task.data,
-        "model": {"estimator": task.estimator, "fixed": task.fixed},
-        "search_space": task.space, "tune": tune,
-    })
+    return Config.model_validate(
+        {
+            "seed": seed,
+            "data": task.data,
+            "model": {"estimator": task.estimator, "fixed": task.fixed},
+            "search_space": task.space,
+            "tune": tune,
+        }
+    )
 
 
 def load_task(task: Task, args: argparse.Namespace) -> Prepared:
@@ -181,8 +207,12 @@ def run_study(task: Task, prep: Prepared, sampler: str, pruner: str, seed: int, 
     started = time.perf_counter()
     # A fixed name, as the tune flow gives its studies: HyperbandPruner assigns brackets by a hash
     # of study name and trial number, so Optuna's random default name makes runs irreproducible.
-    study = optuna.create_study(study_name=f"bench-{task.name}-{sampler}-{seed}", sampler=build_sampler(cfg),
-                                pruner=build_pruner(cfg), direction=cfg.tune.resolved_direction)
+    study = optuna.create_study(
+        study_name=f"bench-{task.name}-{sampler}-{seed}",
+        sampler=build_sampler(cfg),
+        pruner=build_pruner(cfg),
+        direction=cfg.tune.resolved_direction,
+    )
     values: list[float] = []
     work: list[float] = []
     eval_s: list[float] = []
@@ -213,8 +243,16 @@ def run_study(task: Task, prep: Prepared, sampler: str, pruner: str, seed: int, 
         work.append(work_done(cfg, prep, params, steps) if steps else _plain_work(task, cfg, prep))
         values.append(value)
         study.tell(trial, value)
-    return StudyResult(values, work, eval_s, time.perf_counter() - started, pruned, failed,
-                       [t.params for t in study.trials], cfg.tune.resolved_direction == "maximize")
+    return StudyResult(
+        values,
+        work,
+        eval_s,
+        time.perf_counter() - started,
+        pruned,
+        failed,
+        [t.params for t in study.trials],
+        cfg.tune.resolved_direction == "maximize",
+    )
 
 
 def _plain_work(task: Task, cfg: Config, prep: Prepared) -> float:
@@ -232,8 +270,10 @@ def table(task: Task, results: dict[str, list[StudyResult]], maximize: bool, tri
     base = results["none"]
     half = trials // 2
     rows = {**results, f"none, first {half} trials": [r.prefix(half) for r in base]}
-    head = (f"{'pruner':<24}{'best':>8}{'gap %':>8}{task.unit + ' %':>9}{'eval s':>8}{'eval %':>8}{'wall s':>8}"
-            f"{'complete':>9}{'pruned':>7}")
+    head = (
+        f"{'pruner':<24}{'best':>8}{'gap %':>8}{task.unit + ' %':>9}{'eval s':>8}{'eval %':>8}{'wall s':>8}"
+        f"{'complete':>9}{'pruned':>7}"
+    )
     lines = [head, "-" * len(head)]
     verdicts = []
     for pruner, rs in rows.items():
@@ -244,17 +284,22 @@ def table(task: Task, results: dict[str, list[StudyResult]], maximize: bool, tri
         lines.append(
             f"{pruner:<24}{np.mean([r.best for r in rs]):>8.4f}{np.mean(gaps):>8.2f}{np.mean(work):>9.1f}"
             f"{np.mean([sum(r.eval_s) for r in rs]):>8.1f}{np.mean(evals):>8.1f}{wall}"
-            f"{np.mean([r.complete for r in rs]):>9.1f}{np.mean([r.pruned for r in rs]):>7.1f}")
+            f"{np.mean([r.complete for r in rs]):>9.1f}{np.mean([r.pruned for r in rs]):>7.1f}"
+        )
         if pruner in ("successive_halving", "hyperband"):
             met = [g <= GAP_TARGET_PCT and w <= COMPUTE_TARGET_PCT for g, w in zip(gaps, work)]
             per_seed = ", ".join(f"seed {i}: gap {g:.2f}% at {w:.0f}% {task.unit}" for i, (g, w) in enumerate(zip(gaps, work)))
             mean_met = np.mean(gaps) <= GAP_TARGET_PCT and np.mean(work) <= COMPUTE_TARGET_PCT
-            verdicts.append(f"  {pruner}: target met on {sum(met)}/{len(met)} seeds; on the means "
-                            f"(gap {np.mean(gaps):.2f}%, {np.mean(work):.0f}% {task.unit}): {'MET' if mean_met else 'missed'}. "
-                            f"{per_seed}")
+            verdicts.append(
+                f"  {pruner}: target met on {sum(met)}/{len(met)} seeds; on the means "
+                f"(gap {np.mean(gaps):.2f}%, {np.mean(work):.0f}% {task.unit}): {'MET' if mean_met else 'missed'}. "
+                f"{per_seed}"
+            )
     every = [v for r in base for v in r.values if not math.isnan(v)]
-    spread = (f"  spread of the unpruned trials' values: best {(max if maximize else min)(every):.4f}, "
-              f"median {np.median(every):.4f}, worst {(min if maximize else max)(every):.4f}")
+    spread = (
+        f"  spread of the unpruned trials' values: best {(max if maximize else min)(every):.4f}, "
+        f"median {np.median(every):.4f}, worst {(min if maximize else max)(every):.4f}"
+    )
     return "\n".join(lines), [spread, *verdicts]
 
 
@@ -270,14 +315,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     parser.add_argument("--trials", type=int, default=50, help="trials per study (default 50)")
     parser.add_argument("--steps", type=int, default=0, help="ensemble_size fidelity steps (default: the task's, 6)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS/OpenMP threads (threadpoolctl; default 1: HistGradientBoosting's OpenMP threads "
-                             "slow down by 10x or more when another process shares the cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS/OpenMP threads (threadpoolctl; default 1: HistGradientBoosting's OpenMP threads "
+        "slow down by 10x or more when another process shares the cores)",
+    )
     parser.add_argument("--min-resource", type=int, default=1, help="tune.pruner.min_resource (default 1)")
     parser.add_argument("--reduction-factor", type=int, default=3, help="tune.pruner.reduction_factor (default 3)")
-    parser.add_argument("--metric", default="",
-                        help="tune.metric for every task (default: the task's, log_loss; roc_auc is so flat near the "
-                             "top that half as many unpruned trials are already within 0.5%% of the best)")
+    parser.add_argument(
+        "--metric",
+        default="",
+        help="tune.metric for every task (default: the task's, log_loss; roc_auc is so flat near the "
+        "top that half as many unpruned trials are already within 0.5%% of the best)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: extra_trees, random, 1 seed, 12 trials")
     args = parser.parse_args(argv)
     if args.quick:
@@ -309,8 +361,12 @@ def _run(args: argparse.Namespace) -> int:
                 for pruner in PRUNERS:
                     r = run_study(task, prep, sampler, pruner, seed, args)
                     results[pruner].append(r)
-                    print(f"  [{time.perf_counter() - started:6.0f} s] {name} {sampler} seed {seed} {pruner}: best {r.best:.4f}, "
-                          f"{task.unit} {sum(r.work):.0f}, {r.wall_s:.1f} s, pruned {r.pruned}", file=sys.stderr, flush=True)
+                    print(
+                        f"  [{time.perf_counter() - started:6.0f} s] {name} {sampler} seed {seed} {pruner}: best {r.best:.4f}, "
+                        f"{task.unit} {sum(r.work):.0f}, {r.wall_s:.1f} s, pruned {r.pruned}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 if sampler == "random":
                     same = all(results[p][-1].params == results["none"][-1].params for p in PRUNERS)
                     if not same:
@@ -318,13 +374,17 @@ def _run(args: argparse.Namespace) -> int:
             maximize = task_config(task, 0, sampler, "none", args).tune.resolved_direction == "maximize"
             text, verdicts = table(task, results, maximize, args.trials)
             n_train = len(prep.xy("train")[1])
-            out.append(f"{task.describe()}; {n_train} train rows; sampler {sampler}; seeds 0..{args.seeds - 1}; "
-                       f"{args.trials} trials; pruners min_resource {args.min_resource}, reduction_factor {args.reduction_factor}"
-                       f"\n{text}\n" + "\n".join(verdicts))
+            out.append(
+                f"{task.describe()}; {n_train} train rows; sampler {sampler}; seeds 0..{args.seeds - 1}; "
+                f"{args.trials} trials; pruners min_resource {args.min_resource}, reduction_factor {args.reduction_factor}"
+                f"\n{text}\n" + "\n".join(verdicts)
+            )
     libs = ", ".join(f"{n} {version(n)}" for n in ("optuna", "scikit-learn", "numpy"))
     print(f"\n{libs}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs, {args.threads} thread(s) per fit")
-    print("columns: mean over seeds; gap % = how much worse than the unpruned best (negative: better); "
-          "<unit> % and eval % = compute relative to the unpruned run of the same seed\n")
+    print(
+        "columns: mean over seeds; gap % = how much worse than the unpruned best (negative: better); "
+        "<unit> % and eval % = compute relative to the unpruned run of the same seed\n"
+    )
     print("\n\n".join(out))
     print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
     return 0

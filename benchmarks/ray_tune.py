@@ -28,7 +28,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
-
 import overhead  # noqa: E402  (sets PYTHONPATH for Ray's workers too)
 
 
@@ -46,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from tunedag.config import load_config
 
-    cfg = load_config(overhead.write_config(workdir, "ray", trials=args.trials, seed=args.seed, cost_ms=args.cost_ms, executor="thread"))
+    cfg = load_config(
+        overhead.write_config(workdir, "ray", trials=args.trials, seed=args.seed, cost_ms=args.cost_ms, executor="thread")
+    )
     overhead.run_prepare(workdir / "ray/params.yaml")
     layers = overhead.Layers(cfg, workdir)
     bare = overhead.optuna_layer("bare Optuna (memory)", cfg, lambda t, p: layers.objective(p), args.trials)
@@ -64,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
 
         params = {"a": int(config["a"]), "b": int(config["b"])}
         outcome = evaluate(cfg, load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared)), params)
-        save_sklearn_model(outcome.model, Path(tune.get_context().get_trial_dir()) / "model",
-                           skops_trusted_types(outcome.model, cfg.model.trusted_types))
+        save_sklearn_model(
+            outcome.model,
+            Path(tune.get_context().get_trial_dir()) / "model",
+            skops_trusted_types(outcome.model, cfg.model.trusted_types),
+        )
         tune.report({"accuracy": outcome.value})
 
     space = {"a": optuna.distributions.IntDistribution(0, 1000), "b": optuna.distributions.IntDistribution(0, 1000)}
@@ -75,11 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     search = OptunaSearch(space, metric="accuracy", mode="max", sampler=optuna.samplers.RandomSampler(seed=args.seed))
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=search, num_samples=args.trials, max_concurrent_trials=1,
-                                    reuse_actors=not args.no_reuse_actors),
-        run_config=tune.RunConfig(name="ray-bench", storage_path=str(workdir / "ray_results"), verbose=0,
-                                  callbacks=[MLflowLoggerCallback(tracking_uri=f"sqlite:///{workdir / 'mlruns/ray.db'}",
-                                                                  experiment_name="ray-bench", save_artifact=True)]),
+        tune_config=tune.TuneConfig(
+            search_alg=search, num_samples=args.trials, max_concurrent_trials=1, reuse_actors=not args.no_reuse_actors
+        ),
+        run_config=tune.RunConfig(
+            name="ray-bench",
+            storage_path=str(workdir / "ray_results"),
+            verbose=0,
+            callbacks=[
+                MLflowLoggerCallback(
+                    tracking_uri=f"sqlite:///{workdir / 'mlruns/ray.db'}", experiment_name="ray-bench", save_artifact=True
+                )
+            ],
+        ),
     )
     fit_started = time.perf_counter()
     results = tuner.fit()
@@ -89,14 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     done = len(frame)
     mean_bare = sum(bare.per_trial_ms) / len(bare.per_trial_ms)
     print(f"\n{overhead.environment()}; ray {ray.__version__}")
-    print(f"objective: evaluate(SpinClassifier, cost {args.cost_ms:g} ms) on iris, RandomSampler(seed={args.seed}), "
-          f"{args.trials} trials, one at a time, reuse_actors {not args.no_reuse_actors}, model folder saved and logged as an MLflow artifact")
+    print(
+        f"objective: evaluate(SpinClassifier, cost {args.cost_ms:g} ms) on iris, RandomSampler(seed={args.seed}), "
+        f"{args.trials} trials, one at a time, reuse_actors {not args.no_reuse_actors}, model folder saved and logged as an MLflow artifact"
+    )
     head = f"{'runner':<34} {'trials':>6} {'wall s':>8} {'mean ms/trial':>14}"
     print(head + "\n" + "-" * len(head))
     print(f"{'bare Optuna (memory)':<34} {len(bare.per_trial_ms):>6} {bare.total_s:>8.2f} {mean_bare:>14.1f}")
     print(f"{'Ray Tune: ray.init':<34} {'-':>6} {init_s:>8.2f} {'-':>14}")
     print(f"{'Ray Tune: Tuner.fit':<34} {done:>6} {fit_s:>8.2f} {fit_s * 1000 / max(done, 1):>14.1f}")
-    print(f"Ray Tune overhead over bare Optuna: {fit_s * 1000 / max(done, 1) - mean_bare:.1f} ms/trial (mean, Tuner.fit wall time / trials)")
+    print(
+        f"Ray Tune overhead over bare Optuna: {fit_s * 1000 / max(done, 1) - mean_bare:.1f} ms/trial (mean, Tuner.fit wall time / trials)"
+    )
     best = results.get_best_result(metric="accuracy", mode="max")
     print(f"best accuracy {best.metrics['accuracy']:.4f}; errors: {len(results.errors)}")
     return 0

@@ -53,17 +53,18 @@ import sys
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
+from scipy import stats
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 from sklearn.model_selection import GridSearchCV, HalvingRandomSearchCV, PredefinedSplit, RandomizedSearchCV, train_test_split
-from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -118,57 +119,103 @@ class Task:
         return f"{self.name}{rows}: {est}, {len(self.space)} params, metric {self.metric}, grid {grid} points"
 
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("breast_cancer", {"source": "sklearn", "name": "breast_cancer"},
-         "sklearn.ensemble.GradientBoostingClassifier", "log_loss",
-         {"n_estimators": _i(20, 100, log=True), "learning_rate": _f(0.01, 0.5, log=True),
-          "max_depth": _i(1, 5), "subsample": _f(0.5, 1.0)},
-         {"n_estimators": [30, 100], "learning_rate": [0.02, 0.05, 0.1, 0.2], "max_depth": [1, 2, 3],
-          "subsample": [0.7, 1.0]},
-         fixed={"random_state": MODEL_SEED}),
-    Task("wine", {"source": "sklearn", "name": "wine"},
-         "sklearn.ensemble.RandomForestClassifier", "log_loss",
-         {"n_estimators": _i(10, 60, log=True), "max_depth": _i(1, 12), "min_samples_leaf": _i(1, 10),
-          "max_features": _c("sqrt", "log2", 0.5, 1.0)},
-         {"n_estimators": [15, 50], "max_depth": [2, 4, 8, 12], "min_samples_leaf": [1, 3, 6],
-          "max_features": ["sqrt", 0.5]},
-         fixed={"random_state": MODEL_SEED, "n_jobs": 1}),
-    Task("digits", {"source": "sklearn", "name": "digits"},
-         "sklearn.svm.SVC", "accuracy",
-         {"C": _f(1e-2, 1e3, log=True), "gamma": _f(1e-5, 1.0, log=True)},
-         {"C": [0.01, 0.068, 0.46, 3.2, 22.0, 150.0, 1000.0],
-          "gamma": [1e-5, 6.8e-5, 4.6e-4, 3.2e-3, 0.022, 0.15, 1.0]},
-         fixed={"random_state": MODEL_SEED}, rows=1000),
-    Task("diabetes", {"source": "sklearn", "name": "diabetes"},
-         "sklearn.svm.SVR", "rmse",
-         {"C": _f(0.1, 1e4, log=True), "gamma": _f(1e-4, 1.0, log=True), "epsilon": _f(0.01, 30.0, log=True)},
-         {"C": [1.0, 10.0, 100.0, 1000.0], "gamma": [0.001, 0.01, 0.1, 1.0], "epsilon": [0.1, 1.0, 10.0]}),
-    Task("iris", {"source": "sklearn", "name": "iris"},
-         "sklearn.neighbors.KNeighborsClassifier", "log_loss",
-         {"n_neighbors": _i(1, 40), "weights": _c("uniform", "distance"), "p": _c(1, 2)},
-         {"n_neighbors": [1, 2, 3, 4, 6, 8, 11, 15, 20, 26, 33, 40], "weights": ["uniform", "distance"], "p": [1, 2]}),
-    Task("synthetic", {"source": "synthetic", "task": "classification",
-                       "synthetic": {"n_samples": 2000, "n_features": 20, "n_informative": 8}},
-         "sklearn.ensemble.ExtraTreesClassifier", "roc_auc",
-         {"n_estimators": _i(10, 60, log=True), "max_depth": _i(2, 20), "min_samples_leaf": _i(1, 20),
-          "max_features": _f(0.1, 1.0)},
-         {"n_estimators": [20, 50], "max_depth": [4, 8, 16], "min_samples_leaf": [1, 5, 15],
-          "max_features": [0.2, 0.5, 0.8, 1.0]},
-         fixed={"random_state": MODEL_SEED, "n_jobs": 1}),
-)}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task(
+            "breast_cancer",
+            {"source": "sklearn", "name": "breast_cancer"},
+            "sklearn.ensemble.GradientBoostingClassifier",
+            "log_loss",
+            {
+                "n_estimators": _i(20, 100, log=True),
+                "learning_rate": _f(0.01, 0.5, log=True),
+                "max_depth": _i(1, 5),
+                "subsample": _f(0.5, 1.0),
+            },
+            {"n_estimators": [30, 100], "learning_rate": [0.02, 0.05, 0.1, 0.2], "max_depth": [1, 2, 3], "subsample": [0.7, 1.0]},
+            fixed={"random_state": MODEL_SEED},
+        ),
+        Task(
+            "wine",
+            {"source": "sklearn", "name": "wine"},
+            "sklearn.ensemble.RandomForestClassifier",
+            "log_loss",
+            {
+                "n_estimators": _i(10, 60, log=True),
+                "max_depth": _i(1, 12),
+                "min_samples_leaf": _i(1, 10),
+                "max_features": _c("sqrt", "log2", 0.5, 1.0),
+            },
+            {"n_estimators": [15, 50], "max_depth": [2, 4, 8, 12], "min_samples_leaf": [1, 3, 6], "max_features": ["sqrt", 0.5]},
+            fixed={"random_state": MODEL_SEED, "n_jobs": 1},
+        ),
+        Task(
+            "digits",
+            {"source": "sklearn", "name": "digits"},
+            "sklearn.svm.SVC",
+            "accuracy",
+            {"C": _f(1e-2, 1e3, log=True), "gamma": _f(1e-5, 1.0, log=True)},
+            {"C": [0.01, 0.068, 0.46, 3.2, 22.0, 150.0, 1000.0], "gamma": [1e-5, 6.8e-5, 4.6e-4, 3.2e-3, 0.022, 0.15, 1.0]},
+            fixed={"random_state": MODEL_SEED},
+            rows=1000,
+        ),
+        Task(
+            "diabetes",
+            {"source": "sklearn", "name": "diabetes"},
+            "sklearn.svm.SVR",
+            "rmse",
+            {"C": _f(0.1, 1e4, log=True), "gamma": _f(1e-4, 1.0, log=True), "epsilon": _f(0.01, 30.0, log=True)},
+            {"C": [1.0, 10.0, 100.0, 1000.0], "gamma": [0.001, 0.01, 0.1, 1.0], "epsilon": [0.1, 1.0, 10.0]},
+        ),
+        Task(
+            "iris",
+            {"source": "sklearn", "name": "iris"},
+            "sklearn.neighbors.KNeighborsClassifier",
+            "log_loss",
+            {"n_neighbors": _i(1, 40), "weights": _c("uniform", "distance"), "p": _c(1, 2)},
+            {"n_neighbors": [1, 2, 3, 4, 6, 8, 11, 15, 20, 26, 33, 40], "weights": ["uniform", "distance"], "p": [1, 2]},
+        ),
+        Task(
+            "synthetic",
+            {
+                "source": "synthetic",
+                "task": "classification",
+                "synthetic": {"n_samples": 2000, "n_features": 20, "n_informative": 8},
+            },
+            "sklearn.ensemble.ExtraTreesClassifier",
+            "roc_auc",
+            {
+                "n_estimators": _i(10, 60, log=True),
+                "max_depth": _i(2, 20),
+                "min_samples_leaf": _i(1, 20),
+                "max_features": _f(0.1, 1.0),
+            },
+            {
+                "n_estimators": [20, 50],
+                "max_depth": [4, 8, 16],
+                "min_samples_leaf": [1, 5, 15],
+                "max_features": [0.2, 0.5, 0.8, 1.0],
+            },
+            fixed={"random_state": MODEL_SEED, "n_jobs": 1},
+        ),
+    )
+}
 DEFAULT_TASKS = ("breast_cancer", "wine", "digits", "diabetes", "iris")
 
 
 def task_config(task: Task, seed: int, sampler: str = "random", grid: bool = False) -> Config:
     """The validated tunedag Config of a task; `grid` replaces the space by the task's grid points."""
     space = {k: _c(*v) for k, v in task.grid.items()} if grid else task.space
-    return Config.model_validate({
-        "seed": seed,
-        "data": task.data,
-        "model": {"estimator": task.estimator, "fixed": task.fixed},
-        "search_space": space,
-        "tune": {"sampler": sampler, "metric": task.metric},
-    })
+    return Config.model_validate(
+        {
+            "seed": seed,
+            "data": task.data,
+            "model": {"estimator": task.estimator, "fixed": task.fixed},
+            "search_space": space,
+            "tune": {"sampler": sampler, "metric": task.metric},
+        }
+    )
 
 
 def load_task(task: Task) -> Prepared:
@@ -256,8 +303,11 @@ class _IntDist:
         self.low, self.high, self.log, self.step = low, high, log, step
 
     def rvs(self, random_state: Any = None) -> int:
-        rng = np.random.default_rng(random_state.randint(2**31)) if isinstance(random_state, np.random.RandomState) \
+        rng = (
+            np.random.default_rng(random_state.randint(2**31))
+            if isinstance(random_state, np.random.RandomState)
             else np.random.default_rng(random_state)
+        )
         if self.log:  # log-uniform on [low - 0.5, high + 0.5], rounded: Optuna's IntDistribution(log=True)
             value = round(math.exp(rng.uniform(math.log(self.low - 0.5), math.log(self.high + 0.5))))
         else:
@@ -302,8 +352,14 @@ def run_sklearn(task: Task, prep: Prepared, kind: str, seed: int, trials: int) -
     sign = 1.0 if maximize else -1.0
     X, y, cv = _holdout(prep)
     estimator = make_model(cfg, prep, {})  # the tunedag pipeline with the fixed arguments
-    common = {"scoring": _scorer(task.metric, maximize), "cv": cv, "refit": False, "n_jobs": 1, "error_score": np.nan,
-              "return_train_score": False}  # Halving's default True would score every fit on train too
+    common = {
+        "scoring": _scorer(task.metric, maximize),
+        "cv": cv,
+        "refit": False,
+        "n_jobs": 1,
+        "error_score": np.nan,
+        "return_train_score": False,
+    }  # Halving's default True would score every fit on train too
     if kind == "grid":
         search = GridSearchCV(estimator, {f"model__{k}": v for k, v in task.grid.items()}, **common)
     elif kind == "random":
@@ -311,8 +367,16 @@ def run_sklearn(task: Task, prep: Prepared, kind: str, seed: int, trials: int) -
         search = RandomizedSearchCV(estimator, dists, n_iter=trials, random_state=seed, **common)
     else:
         dists = {f"model__{k}": _scipy_distribution(p) for k, p in cfg.search_space.items()}
-        search = HalvingRandomSearchCV(estimator, dists, n_candidates=trials, factor=3, resource="n_samples",
-                                       min_resources="exhaust", random_state=seed, **common)
+        search = HalvingRandomSearchCV(
+            estimator,
+            dists,
+            n_candidates=trials,
+            factor=3,
+            resource="n_samples",
+            min_resources="exhaust",
+            random_state=seed,
+            **common,
+        )
     started = time.perf_counter()
     search.fit(X, y)
     seconds = time.perf_counter() - started
@@ -346,8 +410,11 @@ def _hyperopt_space(space: dict[str, Param]) -> tuple[dict[str, Any], Callable[[
         if isinstance(p, CategoricalParam):
             exprs[name] = hp.choice(name, list(p.choices))
         elif p.log:
-            exprs[name] = (hp.qloguniform(name, math.log(p.low), math.log(p.high), 1) if isinstance(p, IntParam)
-                           else hp.loguniform(name, math.log(p.low), math.log(p.high)))
+            exprs[name] = (
+                hp.qloguniform(name, math.log(p.low), math.log(p.high), 1)
+                if isinstance(p, IntParam)
+                else hp.loguniform(name, math.log(p.low), math.log(p.high))
+            )
         elif isinstance(p, IntParam) or p.step is not None:
             exprs[name] = hp.quniform(name, p.low, p.high, p.step or 1)
         else:
@@ -386,8 +453,15 @@ def run_hyperopt(task: Task, prep: Prepared, seed: int, trials: int) -> Run:
         return {"loss": sign * value, "status": STATUS_OK}
 
     started = time.perf_counter()
-    fmin(objective, exprs, algo=tpe.suggest, max_evals=trials, trials=Trials(),
-         rstate=np.random.default_rng(seed), show_progressbar=False)
+    fmin(
+        objective,
+        exprs,
+        algo=tpe.suggest,
+        max_evals=trials,
+        trials=Trials(),
+        rstate=np.random.default_rng(seed),
+        show_progressbar=False,
+    )
     return Run(_trial_events(scores), time.perf_counter() - started, len(scores))
 
 
@@ -409,8 +483,7 @@ def check_grid_agreement(runs: dict[str, list[Run]], task: Task, prep: Prepared)
     keys = list(task.grid)
     from sklearn.model_selection import ParameterGrid
 
-    by_point = {tuple(repr(p[k]) for k in keys): s
-                for p, (_, s) in zip(ParameterGrid(task.grid), theirs.events)}
+    by_point = {tuple(repr(p[k]) for k in keys): s for p, (_, s) in zip(ParameterGrid(task.grid), theirs.events)}
     diffs = []
     for params, (_, s) in zip(ours.params, ours.events):  # type: ignore[attr-defined]
         other = by_point.get(tuple(repr(params[k]) for k in keys))
@@ -429,8 +502,11 @@ def task_table(task: Task, runs: dict[str, list[Run]], maximize: bool, checkpoin
     best = max(all_scores) if maximize else min(all_scores)
     target = best - TARGET_FRACTION * abs(best) if maximize else best + TARGET_FRACTION * abs(best)
     head = f"{'method':<17}" + "".join(f"{'best@' + str(c):>10}" for c in checkpoints) + f"{'to target':>12}{'wall s':>8}"
-    lines = [f"{task.describe()}; {'max' if maximize else 'min'}imise; best found {best:.4f}, target {target:.4f}",
-             head, "-" * len(head)]
+    lines = [
+        f"{task.describe()}; {'max' if maximize else 'min'}imise; best found {best:.4f}, target {target:.4f}",
+        head,
+        "-" * len(head),
+    ]
     last: dict[str, float] = {}
     for method, rs in runs.items():
         cells = []
@@ -449,8 +525,13 @@ def task_table(task: Task, runs: dict[str, list[Run]], maximize: bool, checkpoin
     return "\n".join(lines), last
 
 
-def summary_table(methods: list[str], seconds: dict[str, float], fits: dict[str, int],
-                  lasts: list[tuple[bool, dict[str, float]]], last_checkpoint: int) -> str:
+def summary_table(
+    methods: list[str],
+    seconds: dict[str, float],
+    fits: dict[str, int],
+    lasts: list[tuple[bool, dict[str, float]]],
+    last_checkpoint: int,
+) -> str:
     ranks: dict[str, list[float]] = {m: [] for m in methods}
     for maximize, last in lasts:
         ordered = sorted(methods, key=lambda m: (math.isnan(last[m]), -last[m] if maximize else last[m]))
@@ -464,14 +545,19 @@ def summary_table(methods: list[str], seconds: dict[str, float], fits: dict[str,
     head = f"{'method':<17}{'mean rank @' + str(last_checkpoint):>16}{'fits':>8}{'wall s':>9}{'ms/fit':>8}"
     lines = [head, "-" * len(head)]
     for m in sorted(methods, key=lambda m: np.mean(ranks[m])):
-        lines.append(f"{m:<17}{np.mean(ranks[m]):>16.2f}{fits[m]:>8}{seconds[m]:>9.1f}{1000 * seconds[m] / max(fits[m], 1):>8.1f}")
+        lines.append(
+            f"{m:<17}{np.mean(ranks[m]):>16.2f}{fits[m]:>8}{seconds[m]:>9.1f}{1000 * seconds[m] / max(fits[m], 1):>8.1f}"
+        )
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
-                        help=f"comma-separated, from {', '.join(TASKS)} (default: {','.join(DEFAULT_TASKS)})")
+    parser.add_argument(
+        "--tasks",
+        default=",".join(DEFAULT_TASKS),
+        help=f"comma-separated, from {', '.join(TASKS)} (default: {','.join(DEFAULT_TASKS)})",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method and task (default 3)")
     parser.add_argument("--trials", type=int, default=50, help="trials per study (default 50)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
@@ -520,8 +606,11 @@ def main(argv: list[str] | None = None) -> int:
                 runs[method].append(run)
                 seconds[method] += run.seconds
                 fits[method] += run.fits
-            print(f"  [{time.perf_counter() - started:6.0f} s] {name} {method}: "
-                  f"{sum(r.seconds for r in runs[method]):.1f} s", file=sys.stderr, flush=True)
+            print(
+                f"  [{time.perf_counter() - started:6.0f} s] {name} {method}: {sum(r.seconds for r in runs[method]):.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         table, last = task_table(task, runs, maximize, checkpoints)
         if {"tunedag:grid", "sklearn:grid"} <= set(runs):
             table += f"\n  grid check: max |tunedag evaluate - GridSearchCV score| on shared points = {check_grid_agreement(runs, task, prep):.2e}"
@@ -529,11 +618,15 @@ def main(argv: list[str] | None = None) -> int:
         lasts.append((maximize, last))
     total = time.perf_counter() - started
     print(f"\n{environment_line()}")
-    print(f"tasks {','.join(args.tasks)}; seeds {seeds}; {args.trials} trials; data split seed {DATA_SEED}, "
-          f"model random_state {MODEL_SEED}\n")
+    print(
+        f"tasks {','.join(args.tasks)}; seeds {seeds}; {args.trials} trials; data split seed {DATA_SEED}, "
+        f"model random_state {MODEL_SEED}\n"
+    )
     print("\n\n".join(tables))
-    print(f"\nAll tasks (rank of the mean best-so-far at trial {checkpoints[-1]} within each task, 1 = best; "
-          f"wall s summed over tasks and seeds):")
+    print(
+        f"\nAll tasks (rank of the mean best-so-far at trial {checkpoints[-1]} within each task, 1 = best; "
+        f"wall s summed over tasks and seeds):"
+    )
     print(summary_table(args.methods, seconds, fits, lasts, checkpoints[-1]))
     if tally:
         print("\nWarnings raised during the runs (count, method, category, message):")

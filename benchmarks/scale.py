@@ -25,7 +25,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
-
 import overhead  # noqa: E402  (sets PYTHONPATH for the workers too)
 
 
@@ -47,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     from tunedag.config import load_config
 
     started = time.perf_counter()
-    cfg = load_config(overhead.write_config(workdir, "scale", trials=args.trials, seed=args.seed, cost_ms=0.0, executor=args.executor))
+    cfg = load_config(
+        overhead.write_config(workdir, "scale", trials=args.trials, seed=args.seed, cost_ms=0.0, executor=args.executor)
+    )
     overhead.run_prepare(workdir / "scale/params.yaml")
     layers = overhead.Layers(cfg, workdir)
     bare = overhead.optuna_layer("bare Optuna (memory)", cfg, lambda t, p: layers.objective(p), args.trials)
@@ -57,18 +58,25 @@ def main(argv: list[str] | None = None) -> int:
     flow_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"\n{overhead.environment()}")
-    print(f"{args.trials} trials, trivial objective, RandomSampler(seed={args.seed}), parallelism 1, executor {args.executor}; "
-          f"complete trials in the study: {len(pipe.per_trial_ms)}")
+    print(
+        f"{args.trials} trials, trivial objective, RandomSampler(seed={args.seed}), parallelism 1, executor {args.executor}; "
+        f"complete trials in the study: {len(pipe.per_trial_ms)}"
+    )
     head = f"{'ms per trial (mean)':<34} {'first ' + str(w):>10} {'last ' + str(w):>10} {'last/first':>10}"
     print(head + "\n" + "-" * len(head))
-    for name, series in (("bare Optuna interval", bare.per_trial_ms), ("pipeline interval", pipe.per_trial_ms),
-                         ("pipeline overhead (difference)", over)):
-        first, last = mean(series[:w]), mean(series[n - w:n])
+    for name, series in (
+        ("bare Optuna interval", bare.per_trial_ms),
+        ("pipeline interval", pipe.per_trial_ms),
+        ("pipeline overhead (difference)", over),
+    ):
+        first, last = mean(series[:w]), mean(series[n - w : n])
         print(f"{name:<34} {first:>10.2f} {last:>10.2f} {last / first:>10.2f}")
-    ratio = mean(over[n - w:n]) / mean(over[:w])
+    ratio = mean(over[n - w : n]) / mean(over[:w])
     print(f"overhead last {w} / first {w}: {ratio:.2f}x (target <= 2x: {'met' if ratio <= 2 else 'NOT met'})")
-    print(f"pipeline p50 / p95 over all trials: {overhead.percentile(pipe.per_trial_ms, 50):.1f} / "
-          f"{overhead.percentile(pipe.per_trial_ms, 95):.1f} ms; start-up {startup:.1f} s; flow run {pipe.total_s:.0f} s")
+    print(
+        f"pipeline p50 / p95 over all trials: {overhead.percentile(pipe.per_trial_ms, 50):.1f} / "
+        f"{overhead.percentile(pipe.per_trial_ms, 95):.1f} ms; start-up {startup:.1f} s; flow run {pipe.total_s:.0f} s"
+    )
     print(f"peak resident memory: flow process {flow_mb:.0f} MB, largest child process {child_mb:.0f} MB")
     print(f"whole benchmark: {time.perf_counter() - started:.0f} s")
     return 0

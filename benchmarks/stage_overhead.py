@@ -29,7 +29,9 @@ STAMP = re.compile(r"^(\d\d:\d\d:\d\d\.\d\d\d) \| \w+ +\| (?:Flow run|Task run) 
 
 
 def copy_tree(root: Path, dest: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, capture_output=True, check=True).stdout
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, capture_output=True, check=True
+    ).stdout
     for name in filter(None, files.decode().split("\0")):
         if (root / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +50,11 @@ def flow_span(out: str, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 def run_stage(stage: str, command: str, project: Path, env: dict[str, str], trials: int) -> tuple[float, float]:
     """(wall seconds, seconds of the flow run) of one stage command."""
-    head = [str(Path(sys.executable).parent / "tunedag"), stage] if command == "tunedag" else [sys.executable, "-m", f"flows.{stage}"]
+    head = (
+        [str(Path(sys.executable).parent / "tunedag"), stage]
+        if command == "tunedag"
+        else [sys.executable, "-m", f"flows.{stage}"]
+    )
     args = ["--set", f"tune.n_trials={trials}"] if stage == "tune" else []
     started = dt.datetime.now()
     t0 = time.perf_counter()
@@ -69,17 +75,25 @@ def main(argv: list[str] | None = None) -> int:
     project = Path(tempfile.mkdtemp(prefix="tunedag-stages-")).resolve()
     try:
         copy_tree(args.root.resolve(), project)
-        env = {**os.environ, "PREFECT_HOME": str(project / ".prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PYTHONPATH": str(args.root.resolve())}
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(project / ".prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PYTHONPATH": str(args.root.resolve()),
+        }
         env.pop("PREFECT_API_URL", None)
         rows = [(stage, *run_stage(stage, args.command, project, env, args.trials)) for stage in STAGES]
-        print(f"\n{args.command} stages of {args.root} (tune.n_trials={args.trials}); {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"\n{args.command} stages of {args.root} (tune.n_trials={args.trials}); {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
         head = f"{'stage':<10} {'command s':>10} {'flow run s':>11} {'outside s':>10}"
         print(head + "\n" + "-" * len(head))
         for stage, wall, flow in rows:
             print(f"{stage:<10} {wall:>10.2f} {flow:>11.2f} {wall - flow:>10.2f}")
-        print(f"{'total':<10} {sum(r[1] for r in rows):>10.2f} {sum(r[2] for r in rows):>11.2f} {sum(r[1] - r[2] for r in rows):>10.2f}")
+        print(
+            f"{'total':<10} {sum(r[1] for r in rows):>10.2f} {sum(r[2] for r in rows):>11.2f} {sum(r[1] - r[2] for r in rows):>10.2f}"
+        )
     finally:
         if (project / ".tunedag").is_dir():
             sys.path.insert(0, str(args.root.resolve()))

@@ -30,11 +30,17 @@ import optuna
 ROOT = Path(__file__).resolve().parent.parent
 TUNEDAG = str(Path(sys.executable).parent / "tunedag")
 sys.path.insert(0, str(ROOT))
-PATTERNS = {"server": "Starting temporary server|Temporary server on|Prefect API for this project on", "flow": "Beginning flow run", "study": "study created in|Using an existing study"}
+PATTERNS = {
+    "server": "Starting temporary server|Temporary server on|Prefect API for this project on",
+    "flow": "Beginning flow run",
+    "study": "study created in|Using an existing study",
+}
 
 
 def copy_tree(dest: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
     for name in filter(None, files.decode().split("\0")):
         src = ROOT / name
         if src.is_file():
@@ -50,8 +56,12 @@ def trial_starts(project: Path) -> list[dt.datetime]:
     if not path.exists():
         return []
     storage = JournalStorage(JournalFileBackend(str(path)))
-    return [t.datetime_start for s in storage.get_all_studies()
-            for t in optuna.load_study(study_name=s.study_name, storage=storage).trials if t.datetime_start]
+    return [
+        t.datetime_start
+        for s in storage.get_all_studies()
+        for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
+        if t.datetime_start
+    ]
 
 
 def log_times(out: str, day: dt.date) -> dict[str, dt.datetime]:
@@ -61,8 +71,11 @@ def log_times(out: str, day: dt.date) -> dict[str, dt.datetime]:
         if not m:
             continue
         stamp = m.group(1)
-        when = (dt.datetime.combine(day, dt.time.fromisoformat(stamp)) if "|" in line[:16]
-                else dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f"))
+        when = (
+            dt.datetime.combine(day, dt.time.fromisoformat(stamp))
+            if "|" in line[:16]
+            else dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+        )
         for key, pattern in PATTERNS.items():
             if key not in found and re.search(pattern, line):
                 found[key] = when
@@ -73,8 +86,9 @@ def one_run(project: Path, env: dict[str, str]) -> dict[str, float]:
     before = set(trial_starts(project))
     started = dt.datetime.now()
     t0 = time.perf_counter()
-    done = subprocess.run([TUNEDAG, "tune", "--set", "tune.n_trials=" + str(len(before) + 2)],
-                          cwd=project, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [TUNEDAG, "tune", "--set", "tune.n_trials=" + str(len(before) + 2)], cwd=project, env=env, capture_output=True, text=True
+    )
     total = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"tunedag tune failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -93,8 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     project = Path(tempfile.mkdtemp(prefix="tunedag-startup-")).resolve()
     try:
         copy_tree(project)
-        env = {**os.environ, "PREFECT_HOME": str(project / ".prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PYTHONPATH": str(project)}  # the copy's code
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(project / ".prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PYTHONPATH": str(project),
+        }  # the copy's code
         env.pop("PREFECT_API_URL", None)
         subprocess.run([TUNEDAG, "prepare"], cwd=project, env=env, capture_output=True, check=True)
         rows = []
@@ -104,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(project / "mlruns", ignore_errors=True)
                     shutil.rmtree(project / "optuna", ignore_errors=True)
                 rows.append((kind, one_run(project, env)))
-        print(f"\ntunedag tune on the default params.yaml (tune.n_trials set to finish after 2 trials); "
-              f"{os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"\ntunedag tune on the default params.yaml (tune.n_trials set to finish after 2 trials); "
+            f"{os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
         head = f"{'run':<6} {'server ready':>20} {'flow run begins':>16} {'study open':>11} {'first trial':>12} {'whole command':>14}"
         print(head + "\n" + "-" * len(head))
         for kind, r in rows:

@@ -38,8 +38,11 @@ def config(trials: int, cost_ms: float, seed: int) -> dict:
     return {
         "seed": seed,
         "data": {"source": "sklearn", "name": "iris", "cv_folds": 0},
-        "model": {"estimator": "bench_objectives.SpinClassifier", "fixed": {"cost_ms": cost_ms},
-                  "trusted_types": ["bench_objectives.SpinClassifier"]},
+        "model": {
+            "estimator": "bench_objectives.SpinClassifier",
+            "fixed": {"cost_ms": cost_ms},
+            "trusted_types": ["bench_objectives.SpinClassifier"],
+        },
         "search_space": {"a": {"type": "int", "low": 0, "high": 1000}, "b": {"type": "int", "low": 0, "high": 1000}},
         "tune": {"sampler": "random", "n_trials": trials, "metric": "accuracy", "parallelism": 1, "study_name": "bench"},
     }
@@ -59,9 +62,14 @@ def run_stage(tree: Path, project: Path, stage: str, env: dict, sets: list[str])
     """Run `python -m flows.<stage>` of `tree` in `project`; (epoch time, CPU seconds of its process tree so far) samples."""
     seen: dict[int, float] = {}
     samples: list[tuple[float, float]] = []
-    proc = subprocess.Popen([sys.executable, "-m", f"flows.{stage}", *[a for s in sets for a in ("--set", s)]], cwd=project,
-                            env={**env, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"flows.{stage}", *[a for s in sets for a in ("--set", s)]],
+        cwd=project,
+        env={**env, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     root = psutil.Process(proc.pid)
     while proc.poll() is None:
         tree_cpu(root, seen)
@@ -98,8 +106,13 @@ def measure(name: str, tree: Path, workdir: Path, args: argparse.Namespace, env:
     trials = study.get_trials(deepcopy=False)
     first = min(t.datetime_start for t in trials).timestamp()
     last = max(t.datetime_complete for t in trials).timestamp()
-    return {"tree": name, "p50": statistics.median(intervals(trials)), "phase": sum(intervals(trials)),
-            "cpu": cpu_between(samples, first, last) * 1000 / len(trials), "startup": first - launched}
+    return {
+        "tree": name,
+        "p50": statistics.median(intervals(trials)),
+        "phase": sum(intervals(trials)),
+        "cpu": cpu_between(samples, first, last) * 1000 / len(trials),
+        "startup": first - launched,
+    }
 
 
 def bare(args: argparse.Namespace) -> dict:
@@ -118,8 +131,13 @@ def bare(args: argparse.Namespace) -> dict:
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=args.seed))
     study.optimize(objective, n_trials=args.trials)
-    return {"tree": "bare Optuna (memory)", "p50": statistics.median(intervals(study.trials)),
-            "phase": sum(intervals(study.trials)), "cpu": float("nan"), "startup": float("nan")}
+    return {
+        "tree": "bare Optuna (memory)",
+        "p50": statistics.median(intervals(study.trials)),
+        "phase": sum(intervals(study.trials)),
+        "cpu": float("nan"),
+        "startup": float("nan"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,11 +156,21 @@ def main(argv: list[str] | None = None) -> int:
         git = ["git", "-C", str(ROOT), "worktree"]
         subprocess.run([*git, "add", "--detach", str(old), args.ref], check=True, capture_output=True)
         port = 4200 + os.getpid() % 700
-        env = {**os.environ, "PREFECT_HOME": str(workdir / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_UI_ENABLED": "false",
-               "TUNEDAG_ALLOWED_MODULES": "bench_objectives"}  # this tree imports only allowed modules
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(workdir / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+            "PREFECT_UI_ENABLED": "false",
+            "TUNEDAG_ALLOWED_MODULES": "bench_objectives",
+        }  # this tree imports only allowed modules
+        server = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             _wait_healthy(env["PREFECT_API_URL"])
             rows = [bare(args)]
@@ -159,13 +187,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(rows: list[dict], args: argparse.Namespace) -> str:
     base = rows[0]
-    lines = [f"{args.trials} trials of {args.cost_ms:g} ms, RandomSampler(seed={args.seed}), parallelism 1, {os.cpu_count()} CPUs, "
-             f"load {os.getloadavg()[0]:.2f} at the end; rounds alternate",
-             f"| {'tree':<22} | p50 ms/trial | over bare p50 | phase / bare | CPU ms/trial | start-up s |",
-             f"|{'-' * 24}|{'-' * 14}|{'-' * 15}|{'-' * 14}|{'-' * 14}|{'-' * 12}|"]
+    lines = [
+        f"{args.trials} trials of {args.cost_ms:g} ms, RandomSampler(seed={args.seed}), parallelism 1, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.2f} at the end; rounds alternate",
+        f"| {'tree':<22} | p50 ms/trial | over bare p50 | phase / bare | CPU ms/trial | start-up s |",
+        f"|{'-' * 24}|{'-' * 14}|{'-' * 15}|{'-' * 14}|{'-' * 14}|{'-' * 12}|",
+    ]
     for r in rows:
-        lines.append(f"| {r['tree']:<22} | {r['p50']:12.1f} | {r['p50'] - base['p50']:13.1f} | {r['phase'] / base['phase']:12.3f} | "
-                     f"{r['cpu']:12.1f} | {r['startup']:10.2f} |")
+        lines.append(
+            f"| {r['tree']:<22} | {r['p50']:12.1f} | {r['p50'] - base['p50']:13.1f} | {r['phase'] / base['phase']:12.3f} | "
+            f"{r['cpu']:12.1f} | {r['startup']:10.2f} |"
+        )
     return "\n".join(lines)
 
 

@@ -47,8 +47,9 @@ def train(params: dict[str, Any], data: Any, reporter: Any) -> tuple[dict[str, f
 
 def _generator(p: dict[str, Any], n_out: int) -> nn.Module:
     h = int(p["hidden"])
-    return nn.Sequential(nn.Linear(int(p["latent_dim"]), h), nn.LeakyReLU(0.2), nn.Linear(h, h), nn.LeakyReLU(0.2),
-                         nn.Linear(h, n_out), nn.Tanh())
+    return nn.Sequential(
+        nn.Linear(int(p["latent_dim"]), h), nn.LeakyReLU(0.2), nn.Linear(h, h), nn.LeakyReLU(0.2), nn.Linear(h, n_out), nn.Tanh()
+    )
 
 
 def _discriminator(p: dict[str, Any], n_in: int) -> nn.Module:
@@ -80,16 +81,20 @@ def _feature_space(X: np.ndarray, y: np.ndarray, seed: int) -> LogisticRegressio
 
 
 @torch.no_grad()
-def _score(G: nn.Module, critic: LogisticRegression, real: np.ndarray, latent: int, low: float, high: float,
-           gen: torch.Generator) -> dict[str, float]:
+def _score(
+    G: nn.Module, critic: LogisticRegression, real: np.ndarray, latent: int, low: float, high: float, gen: torch.Generator
+) -> dict[str, float]:
     G.eval()
     fake = (G(torch.randn(N_SAMPLES, latent, generator=gen)).double().numpy() + 1) / 2 * (high - low) + low
     G.train()
     proba = critic.predict_proba(fake)
     counts = np.bincount(proba.argmax(1), minlength=proba.shape[1]) / len(proba)
     entropy = -np.sum(counts[counts > 0] * np.log(counts[counts > 0]))
-    return {"frechet_distance": frechet_distance(critic.decision_function(fake), real),
-            "confidence": float(proba.max(1).mean()), "coverage": float(entropy / np.log(proba.shape[1]))}
+    return {
+        "frechet_distance": frechet_distance(critic.decision_function(fake), real),
+        "confidence": float(proba.max(1).mean()),
+        "coverage": float(entropy / np.log(proba.shape[1])),
+    }
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

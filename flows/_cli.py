@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 from services.prefect_api import Lease, ServerError
 from tunedag.errors import TunedagError
 
@@ -49,8 +48,14 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
     """`--params`, repeated `--set KEY=VALUE` and `--debug`; argparse exits with its usage message on a bad command line."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="the config file (default: params.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one key of the config, e.g. --set tune.n_trials=50")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key of the config, e.g. --set tune.n_trials=50",
+    )
     parser.add_argument("--debug", action="store_true", help="show the traceback of a refusal")
     return parser.parse_args(argv)
 
@@ -66,8 +71,15 @@ def main(run: Callable[[Config], Any], description: str, argv: list[str] | None 
     return execute(run, args.params, args.overrides, check=CHECKS.get(module), debug=args.debug, prefect_api=True)
 
 
-def execute(run: Callable[[Config], Any] | str, params: str, overrides: list[str], *,
-            check: Callable[[Config], None] | None = None, debug: bool = False, prefect_api: bool = False) -> int:
+def execute(
+    run: Callable[[Config], Any] | str,
+    params: str,
+    overrides: list[str],
+    *,
+    check: Callable[[Config], None] | None = None,
+    debug: bool = False,
+    prefect_api: bool = False,
+) -> int:
     """Load and validate the config once, `check(cfg)`, run; 0 on success, 2 on a TunedagError (one paragraph), 130 when interrupted.
 
     `run` is the function, or `"module:function"` imported only after the config and the check
@@ -143,7 +155,9 @@ def _point_prefect_at(lease: Lease | None) -> Iterator[None]:
         return
     url = lease.wait()
     if lease.started:
-        print(f"tunedag: Prefect API for this project on {url} (it stops after {lease.idle_s:g} s without a stage)", file=sys.stderr)
+        print(
+            f"tunedag: Prefect API for this project on {url} (it stops after {lease.idle_s:g} s without a stage)", file=sys.stderr
+        )
     saved = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
@@ -195,7 +209,9 @@ def quiet_refusals(enabled: bool = True) -> Iterator[None]:
 def _interrupted(exc: BaseException) -> bool:
     """Ctrl-C, SIGTERM, or Prefect's own termination signal (Prefect is imported once a flow ran)."""
     prefect_exceptions = sys.modules.get("prefect.exceptions")
-    return isinstance(exc, KeyboardInterrupt) or (prefect_exceptions is not None and isinstance(exc, prefect_exceptions.TerminationSignal))
+    return isinstance(exc, KeyboardInterrupt) or (
+        prefect_exceptions is not None and isinstance(exc, prefect_exceptions.TerminationSignal)
+    )
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -18,14 +18,17 @@ import typer
 from flows._cli import execute
 from flows._inputs import CHECKS
 
-HELP = ("One command for every stage, the whole pipeline, its schedule, the MLflow UI and a status. Every command "
-        "reads --params (default params.yaml) with --set KEY=VALUE overrides and validates the config once; exit 0 on "
-        "success, 2 on bad input (one paragraph naming the key or file), 130 when interrupted.")
+HELP = (
+    "One command for every stage, the whole pipeline, its schedule, the MLflow UI and a status. Every command "
+    "reads --params (default params.yaml) with --set KEY=VALUE overrides and validates the config once; exit 0 on "
+    "success, 2 on bad input (one paragraph naming the key or file), 130 when interrupted."
+)
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 Params = Annotated[str, typer.Option("--params", "-p", help="the config file")]
-Overrides = Annotated[list[str], typer.Option("--set", "-s", metavar="KEY=VALUE",
-                                              help="override one key, e.g. --set tune.n_trials=50 (repeatable)")]
+Overrides = Annotated[
+    list[str], typer.Option("--set", "-s", metavar="KEY=VALUE", help="override one key, e.g. --set tune.n_trials=50 (repeatable)")
+]
 
 
 # MLflow's server runs a job runner for its GenAI jobs (about 8 processes, 1.4 GB, 14 s of CPU at start);
@@ -34,21 +37,30 @@ UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 # The flows that take the validated config and nothing else: command -> (module, function, help).
 FLOW_COMMANDS = {
-    "run": ("flows.pipeline", "pipeline_flow",
-            "The whole pipeline in one Prefect flow run: prepare, plan, tune, train, evaluate and promote, report."),
+    "run": (
+        "flows.pipeline",
+        "pipeline_flow",
+        "The whole pipeline in one Prefect flow run: prepare, plan, tune, train, evaluate and promote, report.",
+    ),
     "prepare": ("flows.prepare", "prepare_flow", "Stage 1: read the data source and write the train / val / test splits."),
     "tune": ("flows.tune", "run", "Stage 2: the Optuna study, one Prefect task per trial, each trial an MLflow run."),
     "train": ("flows.train", "train_flow", "Stage 3: refit the chosen configuration on train + validation and register it."),
-    "evaluate": ("flows.evaluate", "evaluate_flow",
-                 "Stage 4: score the final model on the test split; move `champion` only to a better version."),
+    "evaluate": (
+        "flows.evaluate",
+        "evaluate_flow",
+        "Stage 4: score the final model on the test split; move `champion` only to a better version.",
+    ),
     "report": ("flows.report", "report_flow", "Stage 5: the study report (figures, DVC plots, reports/study/index.html)."),
     "worker": ("flows.worker", "run", "Join the running study (same params.yaml) and run its trials until the budget is used."),
 }
 
 
 @app.callback()
-def options(debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a refusal (bad input), "
-                                                                 "and Prefect's report of a run it failed")] = False) -> None:
+def options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of a refusal (bad input), and Prefect's report of a run it failed")
+    ] = False,
+) -> None:
     """Options for every command (before the command's name: `tunedag --debug tune`)."""
 
 
@@ -65,8 +77,9 @@ def _flow_command(module: str, name: str):
     """
 
     def command(ctx: typer.Context, params: Params = "params.yaml", overrides: Overrides = None) -> None:
-        raise typer.Exit(execute(f"{module}:{name}", params, overrides or [], check=CHECKS.get(module), debug=_debug(ctx),
-                                 prefect_api=True))
+        raise typer.Exit(
+            execute(f"{module}:{name}", params, overrides or [], check=CHECKS.get(module), debug=_debug(ctx), prefect_api=True)
+        )
 
     return command
 
@@ -91,8 +104,12 @@ def serve(ctx: typer.Context, params: Params = "params.yaml", overrides: Overrid
 
 
 @app.command()
-def deploy(ctx: typer.Context, pool: Annotated[str, typer.Option("--pool", help="the Prefect work pool (type process) that runs it")],
-           params: Params = "params.yaml", overrides: Overrides = None) -> None:
+def deploy(
+    ctx: typer.Context,
+    pool: Annotated[str, typer.Option("--pool", help="the Prefect work pool (type process) that runs it")],
+    params: Params = "params.yaml",
+    overrides: Overrides = None,
+) -> None:
     """Register the scheduled pipeline with a Prefect server's work pool; `prefect worker start --pool NAME` runs it."""
 
     def register(cfg) -> None:
@@ -104,8 +121,11 @@ def deploy(ctx: typer.Context, pool: Annotated[str, typer.Option("--pool", help=
 
 
 @app.command()
-def ui(params: Params = "params.yaml", overrides: Overrides = None,
-       port: Annotated[int, typer.Option(help="the port on 127.0.0.1")] = 5000) -> None:
+def ui(
+    params: Params = "params.yaml",
+    overrides: Overrides = None,
+    port: Annotated[int, typer.Option(help="the port on 127.0.0.1")] = 5000,
+) -> None:
     """The MLflow UI on the store params.yaml names, on http://127.0.0.1:PORT (Ctrl-C stops it)."""
 
     def start(cfg) -> None:
@@ -133,8 +153,9 @@ def _check_port_free(port: int) -> None:
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
-            raise TunedagError(f"--port {port}: 127.0.0.1:{port} cannot be used by the MLflow UI ({exc.strerror}); "
-                               "choose another with --port") from None
+            raise TunedagError(
+                f"--port {port}: 127.0.0.1:{port} cannot be used by the MLflow UI ({exc.strerror}); choose another with --port"
+            ) from None
 
 
 def _serve_ui(uri: str, port: int) -> int:

@@ -20,9 +20,18 @@ def report_flow(cfg: Config) -> str:
     tracker = open_tracker(cfg.tracking)
     study = load_tuned_study(cfg, summary)
     url = run_url(cfg.tracking.uri, tracker.experiment_id, summary["parent_run_id"])
-    ctx = ReportContext(summary, test_scores, trial_counts(study), url,
-                        {"MLflow store": redact(cfg.tracking.uri), "Optuna study": f"{summary['study_name']} in {redact(cfg.tune.storage)}",
-                         "DVC plots": "dvc plots show (writes dvc_plots/index.html)"}, data_facts(cfg, study, summary))
+    ctx = ReportContext(
+        summary,
+        test_scores,
+        trial_counts(study),
+        url,
+        {
+            "MLflow store": redact(cfg.tracking.uri),
+            "Optuna study": f"{summary['study_name']} in {redact(cfg.tune.storage)}",
+            "DVC plots": "dvc plots show (writes dvc_plots/index.html)",
+        },
+        data_facts(cfg, study, summary),
+    )
     index = write_study_report(cfg, study, gather_series(cfg, tracker, study), ctx)
     log_report(tracker, summary["parent_run_id"], cfg.paths.report_dir)
     return format_summary(ctx, index)

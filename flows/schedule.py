@@ -17,7 +17,9 @@ from tunedag.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRYPOINT = "flows/pipeline.py:scheduled_flow"
-DESCRIPTION = "tunedag: prepare, plan (resume / skip / add trials / warm start on new data), tune, train, evaluate and promote, report."
+DESCRIPTION = (
+    "tunedag: prepare, plan (resume / skip / add trials / warm start on new data), tune, train, evaluate and promote, report."
+)
 
 
 def _schedule(cfg: Config) -> Cron:
@@ -42,8 +44,15 @@ def _from_source():
 
 def serve_pipeline(cfg: Config, params: str, overrides: list[str]) -> None:
     """Serve the deployment from this process until it is stopped; each run is a subprocess in this folder."""
-    _from_source().serve(name=cfg.schedule.deployment, schedules=[_schedule(cfg)], parameters=_parameters(params, overrides),
-                         description=DESCRIPTION, tags=["tunedag"], pause_on_shutdown=False, limit=1)
+    _from_source().serve(
+        name=cfg.schedule.deployment,
+        schedules=[_schedule(cfg)],
+        parameters=_parameters(params, overrides),
+        description=DESCRIPTION,
+        tags=["tunedag"],
+        pause_on_shutdown=False,
+        limit=1,
+    )
 
 
 def deploy_pipeline(cfg: Config, params: str, overrides: list[str], pool: str) -> str:
@@ -52,7 +61,13 @@ def deploy_pipeline(cfg: Config, params: str, overrides: list[str], pool: str) -
     `to_deployment().apply()`, not `Flow.deploy`: the latter first lists the pool's workers, a request
     the Prefect 3.8.8 server refuses here with 422 (`limit: None`).
     """
-    deployment = _from_source().to_deployment(name=cfg.schedule.deployment, work_pool_name=pool, schedules=[_schedule(cfg)],
-                                              parameters=_parameters(params, overrides), description=DESCRIPTION,
-                                              tags=["tunedag"], concurrency_limit=1)
+    deployment = _from_source().to_deployment(
+        name=cfg.schedule.deployment,
+        work_pool_name=pool,
+        schedules=[_schedule(cfg)],
+        parameters=_parameters(params, overrides),
+        description=DESCRIPTION,
+        tags=["tunedag"],
+        concurrency_limit=1,
+    )
     return str(deployment.apply())

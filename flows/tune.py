@@ -20,8 +20,20 @@ from compat.optuna import study_storage, trial_id
 from tasks.lineage import check_registry_problem, log_dataset
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, Tracker, log_values, open_tracker, redact, start_run
-from tasks.tuning import (INTERRUPTED, TrialContext, TrialResult, close_stale_parents, fail_and_requeue, job_for, kill_run,
-                          lineage_tags, recover_orphan_trials, run_trial, runner_for, start_trial_run)
+from tasks.tuning import (
+    INTERRUPTED,
+    TrialContext,
+    TrialResult,
+    close_stale_parents,
+    fail_and_requeue,
+    job_for,
+    kill_run,
+    lineage_tags,
+    recover_orphan_trials,
+    run_trial,
+    runner_for,
+    start_trial_run,
+)
 from tunedag.config import Config
 from tunedag.data import SPLIT, file_md5, load_prepared, require_prepared
 from tunedag.errors import TunedagError
@@ -31,8 +43,8 @@ from tunedag.problem import problem_of, problem_tags, read_problem
 from tunedag.report import format_progress
 from tunedag.retune import plan_run
 from tunedag.samplers import build_sampler
-from tunedag.selection import validation_scheme
 from tunedag.seeding import check_warm_start_source, enqueue_manual, warm_start
+from tunedag.selection import validation_scheme
 from tunedag.space import check_configuration, suggest
 from tunedag.stopping import Decision, Snapshot, StopRules, decide, is_surplus
 from tunedag.study import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
@@ -48,8 +60,11 @@ def tune_flow(cfg: Config, checked_version: str | None = None) -> dict:
     tracker = open_tracker(cfg.tracking)
     study = open_study(cfg, data_version)
     close_stale_parents(tracker, study.study_name)
-    tags = {**lineage_tags(study.study_name, data_version), **problem_tags(read_problem(cfg.paths.prepared)),
-            "tunedag.validation": validation_scheme(cfg.data.cv_folds)}
+    tags = {
+        **lineage_tags(study.study_name, data_version),
+        **problem_tags(read_problem(cfg.paths.prepared)),
+        "tunedag.validation": validation_scheme(cfg.data.cv_folds),
+    }
     parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline"})
     study.set_user_attr(PARENT_RUN_ATTR, parent)  # where workers that join the study nest their trials
     try:
@@ -60,14 +75,25 @@ def tune_flow(cfg: Config, checked_version: str | None = None) -> dict:
         warm = warm_start(study, cfg)
         enqueue_manual(study, cfg)
         if warm:
-            get_run_logger().info("tunedag: warm start: %d trials queued from the best of study %s (the same problem)",
-                                  len(warm), cfg.tune.warm_start.study)
-            log_values(tracker.client, parent, tags={"tunedag.warm_start_from": cfg.tune.warm_start.study,
-                                                     "tunedag.warm_start_trials": ",".join(map(str, warm))})
+            get_run_logger().info(
+                "tunedag: warm start: %d trials queued from the best of study %s (the same problem)",
+                len(warm),
+                cfg.tune.warm_start.study,
+            )
+            log_values(
+                tracker.client,
+                parent,
+                tags={
+                    "tunedag.warm_start_from": cfg.tune.warm_start.study,
+                    "tunedag.warm_start_trials": ",".join(map(str, warm)),
+                },
+            )
         reason = drive_trials(study, ctx)
         log_values(tracker.client, parent, tags={"tunedag.stop_reason": reason})
         if tally(study).complete == 0:
-            raise TunedagError(f"No trial of study {study.study_name} completed; see the tunedag.error tag on the trial runs in MLflow.")
+            raise TunedagError(
+                f"No trial of study {study.study_name} completed; see the tunedag.error tag on the trial runs in MLflow."
+            )
         summary = summarise_study(cfg, study, tracker, parent, data_version)
     except BaseException as exc:
         stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))
@@ -110,15 +136,26 @@ def _check_inputs(cfg: Config) -> str:
     check_warm_start_source(cfg)
     check_registry_problem(cfg, problem_of(prep))  # another problem under final.registered_model: refused before any trial
     if cfg.data.cv_folds == 0 and not (prep.frame[SPLIT] == "val").any():
-        raise TunedagError(f"{cfg.paths.prepared} has no validation rows; set data.val_size above 0 or data.cv_folds to 2 or more.")
+        raise TunedagError(
+            f"{cfg.paths.prepared} has no validation rows; set data.val_size above 0 or data.cv_folds to 2 or more."
+        )
     return version
 
 
 def _run_params(cfg: Config) -> dict:
-    return {"seed": cfg.seed, "estimator": cfg.model.estimator or ",".join(cfg.model.families),
-            "sampler": cfg.tune.sampler.name, "pruner": cfg.tune.pruner.name, "fidelity": cfg.tune.fidelity.kind,
-            "n_trials": cfg.tune.n_trials, "metric": cfg.tune.metric, "objectives": ",".join(cfg.tune.objectives),
-            "parallelism": cfg.tune.parallelism, "cv_folds": cfg.data.cv_folds, "data_source": cfg.data.source}
+    return {
+        "seed": cfg.seed,
+        "estimator": cfg.model.estimator or ",".join(cfg.model.families),
+        "sampler": cfg.tune.sampler.name,
+        "pruner": cfg.tune.pruner.name,
+        "fidelity": cfg.tune.fidelity.kind,
+        "n_trials": cfg.tune.n_trials,
+        "metric": cfg.tune.metric,
+        "objectives": ",".join(cfg.tune.objectives),
+        "parallelism": cfg.tune.parallelism,
+        "cv_folds": cfg.data.cv_folds,
+        "data_source": cfg.data.source,
+    }
 
 
 def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
@@ -137,7 +174,9 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
     with _Signals(ctx.stop), runner_for(ctx.cfg) as runner:
         ctx = replace(ctx, runner=runner)
         while True:
-            decision = Decision("stop", halt) if halt else decide(_snapshot(study, ctx, len(running), failures), rules, time.monotonic())
+            decision = (
+                Decision("stop", halt) if halt else decide(_snapshot(study, ctx, len(running), failures), rules, time.monotonic())
+            )
             if decision.action == "launch":
                 halt = _launch(study, ctx, running, prune)
                 continue
@@ -159,16 +198,29 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
                     result = TrialResult(trial.number, "FAIL", None, f"{type(exc).__name__}: {exc}"[:2000], run_id, 0.0)
                 failures, halt = _tell(study, ctx, trial, result, failures, halt)
                 counts = tally(study)
-                logger.info(format_progress(result.number, result.state, result.value, counts.best, counts.finished,
-                                            tune.n_trials, tune.metric, result.seconds, result.error))
+                logger.info(
+                    format_progress(
+                        result.number,
+                        result.state,
+                        result.value,
+                        counts.best,
+                        counts.finished,
+                        tune.n_trials,
+                        tune.metric,
+                        result.seconds,
+                        result.error,
+                    )
+                )
             if time.monotonic() - beaten > HEARTBEAT_S:
                 beat(study, [trial_id(trial) for trial, _, _ in running.values()])
                 beaten = time.monotonic()
     if ctx.stop.is_set():
         raise KeyboardInterrupt
     if halt:
-        raise TunedagError(f"The MLflow tracking store at {redact(ctx.cfg.tracking.uri)} (tracking.uri) failed mid-study ({halt}); "
-                           "the trials it could not record were failed and re-queued. Run again once it answers.")
+        raise TunedagError(
+            f"The MLflow tracking store at {redact(ctx.cfg.tracking.uri)} (tracking.uri) failed mid-study ({halt}); "
+            "the trials it could not record were failed and re-queued. Run again once it answers."
+        )
     return decision.reason or "done"
 
 
@@ -200,8 +252,9 @@ def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) 
     return None
 
 
-def _tell(study: optuna.Study, ctx: TrialContext, trial: optuna.Trial, result: TrialResult, failures: int,
-          halt: str | None) -> tuple[int, str | None]:
+def _tell(
+    study: optuna.Study, ctx: TrialContext, trial: optuna.Trial, result: TrialResult, failures: int, halt: str | None
+) -> tuple[int, str | None]:
     """Tell Optuna what the trial task recorded; the failure count and why to halt, updated."""
     trial.set_user_attr("mlflow_run_id", result.run_id)
     if result.state == "COMPLETE":
@@ -228,7 +281,9 @@ def _surplus(study: optuna.Study, trial: optuna.Trial, ctx: TrialContext) -> Non
     study.tell(trial, state=TrialState.FAIL)
     if fixed:
         study.enqueue_trial(fixed, skip_if_exists=False)
-    kill_run(ctx.tracker(), None, trial.number, ctx.parent_run_id, ctx.tags, "not run: the trial budget was filled by other workers")
+    kill_run(
+        ctx.tracker(), None, trial.number, ctx.parent_run_id, ctx.tags, "not run: the trial budget was filled by other workers"
+    )
 
 
 class _Signals:

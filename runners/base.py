@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 class TrialLimitExceeded(Exception):

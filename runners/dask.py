@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from runners.base import Limits, Runner, TrialLimitExceeded
 
@@ -16,8 +17,11 @@ class DaskRunner(Runner):
         from distributed import Client, LocalCluster
 
         super().__init__(limits)
-        self._cluster = None if address else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                          dashboard_address=None, host="127.0.0.1")
+        self._cluster = (
+            None
+            if address
+            else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1")
+        )
         self._client = Client(address or self._cluster)
         self._lock, self._closed, self._jobs = threading.Lock(), False, {}
 

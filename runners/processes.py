@@ -19,8 +19,9 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from runners.base import Limits, Runner, TrialLimitExceeded
 
@@ -38,8 +39,9 @@ class ProcessRunner(Runner):
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__, *preload])
         started = context.Value("i", 0)
-        self._pool = pebble.ProcessPool(max_workers=workers, context=context, initializer=_init_worker,
-                                        initargs=(limits, visible_gpus(), started, preload))
+        self._pool = pebble.ProcessPool(
+            max_workers=workers, context=context, initializer=_init_worker, initargs=(limits, visible_gpus(), started, preload)
+        )
         self._lock, self._closed, self._jobs = threading.Lock(), False, {}
         # Started now, so their imports never count against a trial's timeout; a pool closed while a
         # worker is still starting removes semaphores under it (a traceback).
@@ -67,8 +69,12 @@ class ProcessRunner(Runner):
         except concurrent.futures.TimeoutError:
             done.set_exception(self._timed_out())
         except pebble.ProcessExpired as exc:
-            done.set_exception(TrialLimitExceeded(f"its worker process died (exit code {exc.exitcode}), "
-                                                  "e.g. killed by the system for memory or a crash in native code"))
+            done.set_exception(
+                TrialLimitExceeded(
+                    f"its worker process died (exit code {exc.exitcode}), "
+                    "e.g. killed by the system for memory or a crash in native code"
+                )
+            )
         except concurrent.futures.process.BrokenProcessPool as exc:  # every worker died at once (a signal to the group)
             done.set_exception(TrialLimitExceeded(f"its worker process died ({exc})"))
         except concurrent.futures.CancelledError:

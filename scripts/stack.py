@@ -35,18 +35,52 @@ def main() -> int:
     postgres = pgserver.get_server(home / "postgres", cleanup_mode="stop")
     scheduler = f"tcp://127.0.0.1:{args.dask_port}"
     procs = [
-        subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(args.mlflow_port),
-                          "--backend-store-uri", f"sqlite:///{home}/mlflow.db", "--artifacts-destination", str(home / "artifacts")],
-                         env=UI_ENV | dict(os.environ)),
-        subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", str(args.dask_port), "--dashboard-address", "127.0.0.1:8787"]),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(args.mlflow_port),
+                "--backend-store-uri",
+                f"sqlite:///{home}/mlflow.db",
+                "--artifacts-destination",
+                str(home / "artifacts"),
+            ],
+            env=UI_ENV | dict(os.environ),
+        ),
+        subprocess.Popen(
+            ["dask", "scheduler", "--host", "127.0.0.1", "--port", str(args.dask_port), "--dashboard-address", "127.0.0.1:8787"]
+        ),
     ]
     time.sleep(3)
-    procs.append(subprocess.Popen(["dask", "worker", scheduler, "--host", "127.0.0.1", "--nworkers", str(args.dask_workers),
-                                   "--nthreads", "1", "--dashboard-address", "127.0.0.1:0"]))
-    print("\nThe stack is up. Point the pipeline at it with:\n"
-          f"  python -m flows.tune --set tune.storage='{postgres.get_uri()}' "
-          f"--set tracking.uri=http://127.0.0.1:{args.mlflow_port} --set tune.runner.kind=dask --set tune.runner.address={scheduler}\n"
-          "and add workers with `python -m flows.worker` and the same --set options. Ctrl-C stops the stack.\n", flush=True)
+    procs.append(
+        subprocess.Popen(
+            [
+                "dask",
+                "worker",
+                scheduler,
+                "--host",
+                "127.0.0.1",
+                "--nworkers",
+                str(args.dask_workers),
+                "--nthreads",
+                "1",
+                "--dashboard-address",
+                "127.0.0.1:0",
+            ]
+        )
+    )
+    print(
+        "\nThe stack is up. Point the pipeline at it with:\n"
+        f"  python -m flows.tune --set tune.storage='{postgres.get_uri()}' "
+        f"--set tracking.uri=http://127.0.0.1:{args.mlflow_port} --set tune.runner.kind=dask --set tune.runner.address={scheduler}\n"
+        "and add workers with `python -m flows.worker` and the same --set options. Ctrl-C stops the stack.\n",
+        flush=True,
+    )
     try:
         signal.pause()
     except KeyboardInterrupt:

@@ -46,8 +46,12 @@ class ServerError(RuntimeError):
 def server_env(state: Path) -> dict[str, str]:
     """The server's environment: its home and database under `state`, no analytics, no UI (public settings only)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
-    env.update(PREFECT_HOME=str(state / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_SERVER_UI_ENABLED="false",
-               PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{state / 'prefect.db'}")
+    env.update(
+        PREFECT_HOME=str(state / "home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_UI_ENABLED="false",
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{state / 'prefect.db'}",
+    )
     return env
 
 
@@ -119,8 +123,15 @@ class Lease:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        launcher = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(self.state), str(port), str(self.idle_s)],
-                                  start_new_session=True, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False)
+        launcher = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), str(self.state), str(port), str(self.idle_s)],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         found = read_state(self.state)
         if launcher.returncode != 0 or found is None:
             raise ServerError(f"The project's Prefect server could not be launched: {launcher.stderr.strip()[-500:]}")
@@ -137,8 +148,10 @@ class Lease:
             if not alive(self.supervisor):
                 break
             time.sleep(POLL_S)
-        raise ServerError(f"The project's Prefect server on {self.url} did not answer; see {self.state / 'server.log'}, "
-                          f"or set PREFECT_API_URL to a running Prefect server.")
+        raise ServerError(
+            f"The project's Prefect server on {self.url} did not answer; see {self.state / 'server.log'}, "
+            f"or set PREFECT_API_URL to a running Prefect server."
+        )
 
     def release(self) -> None:
         """Let the server go idle (the kernel does the same when the process dies)."""

@@ -44,11 +44,22 @@ def _dataset(prep: Prepared, path: str, version: str, source_name: str) -> Datas
     head = prep.frame.head(100)  # the schema only: MLflow's own digest and profile of the frame are not used
     with warnings.catch_warnings():  # its hint on integer columns is about model signatures, not a record of the data
         warnings.simplefilter("ignore", UserWarning)
-        described = mlflow.data.from_pandas(head, targets=prep.target, name=f"{source_name} -> {prep.target}", digest=version).to_dict()
-    profile = {"num_rows": len(prep.frame), "num_elements": int(prep.frame.size),
-               "splits": {str(k): int(v) for k, v in prep.frame[SPLIT].value_counts().items()}}
-    return Dataset(name=described["name"], digest=version, source_type="local", source=json.dumps({"uri": path}),
-                   schema=described.get("schema"), profile=json.dumps(profile))
+        described = mlflow.data.from_pandas(
+            head, targets=prep.target, name=f"{source_name} -> {prep.target}", digest=version
+        ).to_dict()
+    profile = {
+        "num_rows": len(prep.frame),
+        "num_elements": int(prep.frame.size),
+        "splits": {str(k): int(v) for k, v in prep.frame[SPLIT].value_counts().items()},
+    }
+    return Dataset(
+        name=described["name"],
+        digest=version,
+        source_type="local",
+        source=json.dumps({"uri": path}),
+        schema=described.get("schema"),
+        profile=json.dumps(profile),
+    )
 
 
 def log_dataset(client: MlflowClient, run_id: str, prep: Prepared, cfg: Config, version: str) -> None:
@@ -85,7 +96,8 @@ def check_registry_problem(cfg: Config, problem: Problem) -> None:
         f"{problem.describe()}. Every version of a registered model serves one problem (task, target and feature columns), "
         f"so its champion is only ever compared with models of that problem. Set final.registered_model to a new name "
         f"for this data (its first version becomes that model's champion, and {name!r} keeps its aliases), or point "
-        "data.path back at data of that problem. Nothing was written.")
+        "data.path back at data of that problem. Nothing was written."
+    )
 
 
 def bind_version(client: MlflowClient, name: str, version: str, problem: Problem) -> None:

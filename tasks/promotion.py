@@ -49,8 +49,11 @@ def promote_final_model(cfg: Config, tracker: Tracker, summary: dict, scores: di
     champion = _current_champion(tracker, name)
     if champion is not None and champion.version == new.version:
         return Promotion(CHAMPION, f"version {new.version} is already the champion")
-    decision = (decide(cfg.tune.metric, cfg.tune.resolved_direction, (new.version, scores.get(f"test_{cfg.tune.metric}")), None)
-                if champion is None else _compare(cfg, tracker, prep, problem, data_version, fitted, new, champion))
+    decision = (
+        decide(cfg.tune.metric, cfg.tune.resolved_direction, (new.version, scores.get(f"test_{cfg.tune.metric}")), None)
+        if champion is None
+        else _compare(cfg, tracker, prep, problem, data_version, fitted, new, champion)
+    )
     client.set_registered_model_alias(name, decision.alias, new.version)
     client.set_model_version_tag(name, new.version, TAG_PROMOTION, decision.reason)
     log_values(client, summary["parent_run_id"], tags={TAG_PROMOTION: decision.reason, TAG_ALIAS_AT_THE_TIME: decision.alias})
@@ -58,17 +61,25 @@ def promote_final_model(cfg: Config, tracker: Tracker, summary: dict, scores: di
     return decision
 
 
-def _compare(cfg: Config, tracker: Tracker, prep: Prepared, problem: Problem, data_version: str, fitted: np.ndarray,
-             new, champion) -> Promotion:
+def _compare(
+    cfg: Config, tracker: Tracker, prep: Prepared, problem: Problem, data_version: str, fitted: np.ndarray, new, champion
+) -> Promotion:
     """The decision between a new version and the champion, on the test rows neither was fitted on."""
-    metric, keep = cfg.tune.metric, f"version {new.version} stays challenger and champion version {champion.version} keeps the alias"
+    metric, keep = (
+        cfg.tune.metric,
+        f"version {new.version} stays challenger and champion version {champion.version} keeps the alias",
+    )
     if champion.run_id == new.run_id or champion.source == new.source:
-        return Promotion(CHALLENGER, f"{keep}: both are the same model (source {new.source}), and a version is never "
-                                     "compared with itself")
+        return Promotion(
+            CHALLENGER, f"{keep}: both are the same model (source {new.source}), and a version is never compared with itself"
+        )
     theirs = champion.tags.get(TAG_PROBLEM)
     if theirs is not None and theirs != problem.id:
-        return Promotion(CHALLENGER, f"{keep}: the champion serves problem {theirs} and this version problem {problem.id} "
-                                     "(another target or other feature columns), so their scores are not comparable")
+        return Promotion(
+            CHALLENGER,
+            f"{keep}: the champion serves problem {theirs} and this version problem {problem.id} "
+            "(another target or other feature columns), so their scores are not comparable",
+        )
     champion_rows = training_rows(tracker.client, champion)
     if champion_rows is None and champion.tags.get(TAG_DATA_VERSION) == data_version:
         champion_rows = fitted  # the same prepared file, so the same split: it was fitted on these rows
@@ -76,9 +87,11 @@ def _compare(cfg: Config, tracker: Tracker, prep: Prepared, problem: Problem, da
     mask = unseen_rows(test, fitted, *([champion_rows] if champion_rows is not None else []))
     if (few := too_few_unseen(int(mask.sum()), len(mask))) is not None:
         return Promotion(CHALLENGER, f"{keep}: {few}")
-    rows = (f"the same test split, on the {int(mask.sum())} of its {len(mask)} rows neither was fitted on"
-            if champion_rows is not None else
-            f"the same test split ({len(mask)} rows; the rows champion version {champion.version} was fitted on are not recorded)")
+    rows = (
+        f"the same test split, on the {int(mask.sum())} of its {len(mask)} rows neither was fitted on"
+        if champion_rows is not None
+        else f"the same test split ({len(mask)} rows; the rows champion version {champion.version} was fitted on are not recorded)"
+    )
     X, y = prep.xy("test")
     new_score, _ = _score_version(cfg, new, X[mask], y[mask], metric)
     old, error = _score_version(cfg, champion, X[mask], y[mask], metric)
@@ -103,7 +116,9 @@ def _score_version(cfg: Config, version, X, y, metric: str) -> tuple[float | Non
     with tempfile.TemporaryDirectory(prefix="tunedag-version-") as tmp:
         try:
             uri = absolute_uri(cfg.tracking.uri)
-            folder = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=tmp, tracking_uri=uri, registry_uri=uri)
+            folder = mlflow.artifacts.download_artifacts(
+                artifact_uri=version.source, dst_path=tmp, tracking_uri=uri, registry_uri=uri
+            )
             model = load_final_model(Path(folder), cfg.model.trusted_types)
             return score(model, X, y, [metric]).get(metric), None
         except Exception as exc:  # the champion's artifact is gone, or it cannot read these rows

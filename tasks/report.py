@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 import optuna
@@ -28,8 +27,10 @@ def load_tuned_study(cfg: Config, summary: dict) -> optuna.Study:
     try:
         return optuna.load_study(study_name=summary["study_name"], storage=build_storage(cfg.tune.storage))
     except KeyError:
-        raise TunedagError(f"Study {summary['study_name']} named in {cfg.paths.tune_summary} (paths.tune_summary) is not in "
-                           f"{cfg.tune.storage} (tune.storage); run the tune stage again (dvc repro tune).") from None
+        raise TunedagError(
+            f"Study {summary['study_name']} named in {cfg.paths.tune_summary} (paths.tune_summary) is not in "
+            f"{cfg.tune.storage} (tune.storage); run the tune stage again (dvc repro tune)."
+        ) from None
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
@@ -81,8 +82,7 @@ def _curves(tracker: Tracker, run_id: str) -> dict[str, list[tuple[int, float]]]
 
 
 @task(cache_policy=NO_CACHE)
-def write_study_report(cfg: Config, study: optuna.Study, series: report.TrackedSeries,
-                       ctx: report.ReportContext) -> Path:
+def write_study_report(cfg: Config, study: optuna.Study, series: report.TrackedSeries, ctx: report.ReportContext) -> Path:
     """Draw the figures and write `paths.report_dir` (index.html, interactive.html, PNGs, DVC plot tables)."""
     names = ctx.summary.get("objectives") or [cfg.tune.metric]
     figures = report.build_figures(study, names, series, seed=cfg.seed)

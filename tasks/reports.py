@@ -27,26 +27,54 @@ def choose_final(cfg: Config, study: optuna.Study) -> optuna.trial.FrozenTrial:
 def summarise_study(cfg: Config, study: optuna.Study, tracker: Tracker, parent_run_id: str, data_version: str) -> dict:
     """Write the tune summary, metrics and optimisation history; log the chosen trial on the parent run."""
     trials = study.get_trials(deepcopy=False)
-    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)}
+    counts = {
+        s.name.lower(): sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+    }
     best, metric = choose_final(cfg, study), cfg.tune.metric
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     top = top_k_trials(complete, cfg.tune.resolved_direction, TOP_TRIALS_KEPT)
-    front = [{"number": t.number, "values": t.values, "params": t.params} for t in study.best_trials] if cfg.tune.objectives else []
+    front = (
+        [{"number": t.number, "values": t.values, "params": t.params} for t in study.best_trials] if cfg.tune.objectives else []
+    )
     summary = {
-        "study_name": study.study_name, "parent_run_id": parent_run_id, "data_version": data_version,
-        "metric": metric, "direction": cfg.tune.resolved_direction, "objectives": [metric, *cfg.tune.objectives],
-        "best_trial": best.number, "best_value": best.values[0], "best_values": best.values, "best_params": best.params,
-        "pareto_front": front, "top_trials": [{"number": t.number, "value": t.values[0], "params": t.params} for t in top],
+        "study_name": study.study_name,
+        "parent_run_id": parent_run_id,
+        "data_version": data_version,
+        "metric": metric,
+        "direction": cfg.tune.resolved_direction,
+        "objectives": [metric, *cfg.tune.objectives],
+        "best_trial": best.number,
+        "best_value": best.values[0],
+        "best_values": best.values,
+        "best_params": best.params,
+        "pareto_front": front,
+        "top_trials": [{"number": t.number, "value": t.values[0], "params": t.params} for t in top],
     }
     write_json(cfg.paths.tune_summary, summary)
-    write_json(cfg.paths.tune_metrics, {f"best_val_{metric}": best.values[0], "best_trial": best.number,
-                                        "n_trials": counts["complete"], "n_failed": counts["fail"], "n_pruned": counts["pruned"],
-                                        **{f"best_val_{o}": v for o, v in zip(cfg.tune.objectives, best.values[1:])}})
+    write_json(
+        cfg.paths.tune_metrics,
+        {
+            f"best_val_{metric}": best.values[0],
+            "best_trial": best.number,
+            "n_trials": counts["complete"],
+            "n_failed": counts["fail"],
+            "n_pruned": counts["pruned"],
+            **{f"best_val_{o}": v for o, v in zip(cfg.tune.objectives, best.values[1:])},
+        },
+    )
     write_csv(cfg.paths.history_plot, ["trial", metric, f"best_{metric}"], _history(complete, cfg.tune.resolved_direction))
-    log_values(tracker.client, parent_run_id, params={f"best.{k}": v for k, v in best.params.items()},
-               metrics={f"best_val_{metric}": best.values[0], "n_complete_trials": counts["complete"],
-                        "n_failed_trials": counts["fail"], "n_pruned_trials": counts["pruned"]},
-               tags={"tunedag.best_trial": str(best.number)})
+    log_values(
+        tracker.client,
+        parent_run_id,
+        params={f"best.{k}": v for k, v in best.params.items()},
+        metrics={
+            f"best_val_{metric}": best.values[0],
+            "n_complete_trials": counts["complete"],
+            "n_failed_trials": counts["fail"],
+            "n_pruned_trials": counts["pruned"],
+        },
+        tags={"tunedag.best_trial": str(best.number)},
+    )
     for t in study.best_trials if cfg.tune.objectives else []:
         if "mlflow_run_id" in t.user_attrs:
             log_values(tracker.client, t.user_attrs["mlflow_run_id"], tags={"tunedag.pareto": "true"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.tracking import open_tracker, log_values
+from tasks.tracking import log_values, open_tracker
 from tunedag.config import Config
 from tunedag.data import file_md5
 from tunedag.retune import RunPlan, plan_run

@@ -34,7 +34,7 @@ def status_lines(cfg: Config) -> list[str]:
     target = f", target {problem.target!r} ({problem.task})" if problem else ""
     lines = [f"data: {data_name(cfg)}{target}, prepared as {cfg.paths.prepared}, version {version[:8]}"]
     if problem is not None:
-        lines.append(f"problem: {problem.describe()[len('problem '):]}")
+        lines.append(f"problem: {problem.describe()[len('problem ') :]}")
     name = study_name(cfg, version)
     lines += _study_lines(cfg, name)
     if cfg.tracking.uri.startswith("sqlite:///") and not Path(cfg.tracking.uri.removeprefix("sqlite:///")).is_file():
@@ -52,8 +52,10 @@ def _study_lines(cfg: Config, name: str) -> list[str]:
         return [f"study: {name} not started for this data and config (storage {redact(url)})"]
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state.name.lower() for t in trials)
-    lines = [f"study: {name}: {len(trials)} trials ({', '.join(f'{n} {k}' for k, n in counts.items()) or 'none'}), "
-             f"budget tune.n_trials {cfg.tune.n_trials}"]
+    lines = [
+        f"study: {name}: {len(trials)} trials ({', '.join(f'{n} {k}' for k, n in counts.items()) or 'none'}), "
+        f"budget tune.n_trials {cfg.tune.n_trials}"
+    ]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete and len(study.directions) == 1:
         best = study.best_trial
@@ -66,11 +68,15 @@ def _tracking_lines(cfg: Config, name: str, problem: Problem | None) -> list[str
     exp = client.get_experiment_by_name(cfg.tracking.experiment)
     lines = []
     if exp is not None:
-        runs = client.search_runs([exp.experiment_id], f"tags.`{TAG_ROLE}` = 'pipeline'", order_by=["attributes.start_time DESC"], max_results=1)
+        runs = client.search_runs(
+            [exp.experiment_id], f"tags.`{TAG_ROLE}` = 'pipeline'", order_by=["attributes.start_time DESC"], max_results=1
+        )
         if runs:
             run = runs[0]
-            started = dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            lines.append(f"last pipeline run: {run.info.run_name} ({run.info.status}, started {started}), study {run.data.tags.get(TAG_STUDY)}")
+            started = dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+            lines.append(
+                f"last pipeline run: {run.info.run_name} ({run.info.status}, started {started}), study {run.data.tags.get(TAG_STUDY)}"
+            )
             if TAG_PLAN in run.data.tags:
                 lines.append(f"  plan: {run.data.tags[TAG_PLAN]}")
             if "tunedag.warm_start_from" in run.data.tags:
@@ -97,5 +103,7 @@ def _registry_lines(client, model: str, problem: Problem | None) -> list[str]:
         return []
     if problem is None or bound == problem.id:
         return [f"registered model: {model} serves problem {bound}"]
-    return [f"registered model: {model} serves problem {bound}, not this data's problem {problem.id}: a run would be "
-            "refused; set final.registered_model to a new name for this data"]
+    return [
+        f"registered model: {model} serves problem {bound}, not this data's problem {problem.id}: a run would be "
+        "refused; set final.registered_model to a new name for this data"
+    ]

@@ -57,8 +57,10 @@ def open_tracker(cfg: TrackingConfig, create: bool = True) -> Tracker:
         if exp is not None:
             return Tracker(client, exp.experiment_id)
         if not create:
-            raise TunedagError(f"MLflow experiment {cfg.experiment!r} (tracking.experiment) does not exist at {redact(cfg.uri)}; "
-                               "start the study with `python -m flows.tune` before starting workers.")
+            raise TunedagError(
+                f"MLflow experiment {cfg.experiment!r} (tracking.experiment) does not exist at {redact(cfg.uri)}; "
+                "start the study with `python -m flows.tune` before starting workers."
+            )
         # A server stores artifacts where it was told to; the embedded store keeps them under mlruns/.
         location = None if remote else (Path(cfg.artifact_root).resolve() / cfg.experiment).as_uri()
         return Tracker(client, client.create_experiment(cfg.experiment, artifact_location=location))
@@ -84,11 +86,10 @@ def _write_ahead_log(db: Path) -> None:
 
 
 def _check_server(uri: str, timeout_s: float = 5.0) -> None:
-    import urllib.error
-    import urllib.request
-
     import base64
+    import urllib.error
     import urllib.parse
+    import urllib.request
 
     parts = urllib.parse.urlsplit(uri)
     host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
@@ -100,8 +101,10 @@ def _check_server(uri: str, timeout_s: float = 5.0) -> None:
         urllib.request.urlopen(request, timeout=timeout_s).close()
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise TunedagError(f"The MLflow tracking server at {redact(uri)} (tracking.uri) does not answer ({reason}); "
-                           "start it (mlflow server ...) or point tracking.uri at the local store sqlite:///mlruns/mlflow.db.") from None
+        raise TunedagError(
+            f"The MLflow tracking server at {redact(uri)} (tracking.uri) does not answer ({reason}); "
+            "start it (mlflow server ...) or point tracking.uri at the local store sqlite:///mlruns/mlflow.db."
+        ) from None
 
 
 _CLIENT_LOCK = threading.Lock()
@@ -259,11 +262,19 @@ def save_torch_model(model: Any, path: Path, signature: Any = None, input_exampl
     with torch.no_grad():
         out = module(torch.from_numpy(example)).numpy()
     classes = getattr(est, "classes_", None)
-    metadata = {"tunedag_task": "classification" if classes is not None else "regression",
-                "classes": None if classes is None else classes.tolist()}
-    mlflow.pytorch.save_model(module, str(path), serialization_format="pt2", input_example=example,
-                              signature=signature or infer_signature(example, out), metadata=metadata,
-                              pip_requirements=[f"torch=={version('torch')}", f"numpy=={version('numpy')}"])
+    metadata = {
+        "tunedag_task": "classification" if classes is not None else "regression",
+        "classes": None if classes is None else classes.tolist(),
+    }
+    mlflow.pytorch.save_model(
+        module,
+        str(path),
+        serialization_format="pt2",
+        input_example=example,
+        signature=signature or infer_signature(example, out),
+        metadata=metadata,
+        pip_requirements=[f"torch=={version('torch')}", f"numpy=={version('numpy')}"],
+    )
 
 
 def log_torch_model(client: MlflowClient, run_id: str, model: Any) -> None:

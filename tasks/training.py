@@ -9,15 +9,23 @@ from mlflow.models import infer_signature
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.tracking import (
-    TAG_DATA_VERSION, TAG_GIT, TAG_ROLE, TAG_STUDY, Tracker, find_runs, save_sklearn_model, save_torch_model, start_run,
-)
 from tasks.provenance import git_commit
+from tasks.tracking import (
+    TAG_DATA_VERSION,
+    TAG_GIT,
+    TAG_ROLE,
+    TAG_STUDY,
+    Tracker,
+    find_runs,
+    save_sklearn_model,
+    save_torch_model,
+    start_run,
+)
 from tunedag.config import Config
-from tunedag.data import file_md5, load_prepared
-from tunedag.estimators import is_torch_estimator_instance, skops_trusted_types
-from tunedag.ensemble import build_ensemble
 from tunedag.custom import final_run
+from tunedag.data import file_md5, load_prepared
+from tunedag.ensemble import build_ensemble
+from tunedag.estimators import is_torch_estimator_instance, skops_trusted_types
 from tunedag.objective import make_model
 from tunedag.paths import clear_staging, replace_folder
 from tunedag.space import split_params
@@ -44,7 +52,10 @@ def fit_final_model(cfg: Config, summary: dict) -> Path:
     _save(cfg, single, cfg.paths.single_model_dir, X, "paths.single_model_dir")
     final = single
     if cfg.final.ensemble.kind != "none":
-        members = [(f"trial_{m['number']}", make_model(cfg, prep, m["params"])) for m in summary["top_trials"][: cfg.final.ensemble.top_k]]
+        members = [
+            (f"trial_{m['number']}", make_model(cfg, prep, m["params"]))
+            for m in summary["top_trials"][: cfg.final.ensemble.top_k]
+        ]
         final = build_ensemble(cfg.final.ensemble.kind, members, prep.task, cfg.seed).fit(X, y)
     _save(cfg, final, cfg.paths.model_dir, X, "paths.model_dir")
     return cfg.paths.model_dir
@@ -97,8 +108,11 @@ def register_final_model(cfg: Config, tracker: Tracker, summary: dict) -> str:
             return ""
         if not client.search_registered_models(f"name = '{name}'"):
             client.create_registered_model(name, description="Best configuration found by tunedag, refit on train + validation.")
-        tags |= {f"best_val_{summary['metric']}": str(summary["best_value"]), "tunedag.best_trial": str(summary["best_trial"]),
-                 "tunedag.ensemble": cfg.final.ensemble.kind}
+        tags |= {
+            f"best_val_{summary['metric']}": str(summary["best_value"]),
+            "tunedag.best_trial": str(summary["best_trial"]),
+            "tunedag.ensemble": cfg.final.ensemble.kind,
+        }
         version = client.create_model_version(name, source=f"runs:/{run_id}/{FINAL_ARTIFACT}", run_id=run_id, tags=tags)
     except BaseException:
         client.set_terminated(run_id, status="FAILED")

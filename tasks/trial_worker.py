@@ -67,8 +67,7 @@ def run_job(job: TrialJob) -> JobResult:
         _match_torch_threads(job.cfg)
         reporter = _reporter(job) if job.prune else None
         outcome = evaluate(job.cfg, load_prepared(job.data_path, job.data_version), job.params, reporter)
-        steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate,
-                 **_epochs(outcome.curves)}
+        steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate, **_epochs(outcome.curves)}
         scored = JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v})
         if outcome.model is None:  # a train_fn may return none
             return scored
@@ -102,7 +101,9 @@ def _save_model(job: TrialJob, model: Any, trusted: list[str] | None) -> str:
 
     Into `job.model_dir` when the trial task gave one (the run's local artifact folder), else into a temporary folder that the task uploads and deletes.
     """
-    folder = Path(job.model_dir) if job.model_dir else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT
+    folder = (
+        Path(job.model_dir) if job.model_dir else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT
+    )
     if trusted is None:
         save_torch_model(model, folder)
     else:

@@ -21,8 +21,23 @@ from prefect.cache_policies import NO_CACHE
 from compat.optuna import study_storage, trial_id
 from runners import Limits, Runner, TrialLimitExceeded, default_threads, make_runner
 from tasks.provenance import git_commit, prefect_flow_run_id
-from tasks.tracking import (MODEL_ARTIFACT, TAG_DATA_VERSION, TAG_FLOW_RUN, TAG_GIT, TAG_ROLE, TAG_STATE, TAG_STUDY, TAG_TRIAL,
-                            Tracker, client_for, create_run, find_runs, local_artifact_dir, log_values, start_run)
+from tasks.tracking import (
+    MODEL_ARTIFACT,
+    TAG_DATA_VERSION,
+    TAG_FLOW_RUN,
+    TAG_GIT,
+    TAG_ROLE,
+    TAG_STATE,
+    TAG_STUDY,
+    TAG_TRIAL,
+    Tracker,
+    client_for,
+    create_run,
+    find_runs,
+    local_artifact_dir,
+    log_values,
+    start_run,
+)
 from tasks.trial_worker import JobResult, TrialJob, discard, run_job
 from tunedag.config import Config
 from tunedag.errors import TunedagError
@@ -147,8 +162,15 @@ def fail_and_requeue(study: optuna.Study, number: int, params: dict, error: str,
         study.enqueue_trial(params, user_attrs={"requeued_from": number}, skip_if_exists=False)
 
 
-def kill_run(tracker: Tracker, run_id: str | None, number: int, parent_run_id: str, tags: dict[str, str], reason: str,
-             params: dict | None = None) -> None:
+def kill_run(
+    tracker: Tracker,
+    run_id: str | None,
+    number: int,
+    parent_run_id: str,
+    tags: dict[str, str],
+    reason: str,
+    params: dict | None = None,
+) -> None:
     """Close the trial's run KILLED with the reason and the trial's parameters (creating the run when it had none)."""
     if not run_id:
         run_id = start_run(tracker, f"trial-{number}", {**tags, TAG_TRIAL: str(number), TAG_ROLE: "trial"}, parent_run_id)
@@ -158,7 +180,9 @@ def kill_run(tracker: Tracker, run_id: str | None, number: int, parent_run_id: s
 
 def close_stale_parents(tracker: Tracker, study_name: str) -> int:
     """Mark pipeline runs of this study left RUNNING by a killed process as KILLED."""
-    stale = find_runs(tracker, f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = 'pipeline' and attributes.status = 'RUNNING'")
+    stale = find_runs(
+        tracker, f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = 'pipeline' and attributes.status = 'RUNNING'"
+    )
     for run in stale:
         tracker.client.set_terminated(run.info.run_id, status="KILLED")
     return len(stale)
@@ -186,8 +210,15 @@ def recover_orphan_trials(study: optuna.Study, ctx: TrialContext, whole: bool = 
                 _tell_recorded(study, t.number, run)
             else:
                 fail_and_requeue(study, t.number, t.params, "interrupted: the process running it died", ctx.cfg.families)
-                kill_run(tracker, run.info.run_id if run else None, t.number, ctx.parent_run_id, ctx.tags,
-                         "interrupted: the process running it died; parameters re-queued", t.params)
+                kill_run(
+                    tracker,
+                    run.info.run_id if run else None,
+                    t.number,
+                    ctx.parent_run_id,
+                    ctx.tags,
+                    "interrupted: the process running it died; parameters re-queued",
+                    t.params,
+                )
         except (RuntimeError, ValueError):  # another worker recovered it first
             continue
     if whole:
@@ -203,15 +234,19 @@ def _reconcile(study: optuna.Study, ctx: TrialContext, tracker: Tracker, runs: d
         if t.state == TrialState.FAIL and run is None:
             run_id = start_run(tracker, f"trial-{t.number}", trial_tags(ctx, t.number), ctx.parent_run_id)
             log_values(tracker.client, run_id, params=t.params, tags={TAG_STATE: "FAIL", TAG_ERROR: error[:5000]})
-            tracker.client.set_terminated(run_id, status="KILLED" if error.startswith(("interrupted", "not recorded")) else "FAILED")
+            tracker.client.set_terminated(
+                run_id, status="KILLED" if error.startswith(("interrupted", "not recorded")) else "FAILED"
+            )
         elif t.state == TrialState.FAIL and run.info.status == "RUNNING":
             kill_run(tracker, run.info.run_id, t.number, ctx.parent_run_id, ctx.tags, error[:5000], t.params)
     lost = sorted(n for n in runs if n >= len(trials))
     for number in lost:  # the study lost its last records (journal_sync false and an OS crash): its trials come back in order
         run = runs[number]
         if number != len(study.get_trials(deepcopy=False)) or TAG_PARAMS not in run.data.tags:
-            raise TunedagError(f"MLflow run {run.info.run_id} is trial {number}, which study {study.study_name} lost "
-                               "and cannot be given back in order; delete that run or the study (tune.storage) and run again.")
+            raise TunedagError(
+                f"MLflow run {run.info.run_id} is trial {number}, which study {study.study_name} lost "
+                "and cannot be given back in order; delete that run or the study (tune.storage) and run again."
+            )
         study.enqueue_trial(json.loads(run.data.tags[TAG_PARAMS]), skip_if_exists=False)
         trial = study.ask()
         suggest(trial, ctx.cfg.families)
@@ -245,5 +280,7 @@ def _id(study: optuna.Study, number: int) -> int:
 
 
 def job_for(ctx: TrialContext, trial: optuna.Trial, params: dict, model_dir: str | None, prune: bool) -> TrialJob:
-    return replace(TrialJob(ctx.cfg, ctx.data_path, ctx.data_version, ctx.study_name, trial_id(trial), trial.number, params, prune),
-                   model_dir=model_dir)
+    return replace(
+        TrialJob(ctx.cfg, ctx.data_path, ctx.data_version, ctx.study_name, trial_id(trial), trial.number, params, prune),
+        model_dir=model_dir,
+    )

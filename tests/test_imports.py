@@ -14,8 +14,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("flows", "tasks", "tunedag", "services", "compat", "runners")
-MODULES = sorted(".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
-                 for package in PACKAGES if (REPO / package).is_dir() for p in (REPO / package).rglob("*.py"))
+MODULES = sorted(
+    ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+    for package in PACKAGES
+    if (REPO / package).is_dir()
+    for p in (REPO / package).rglob("*.py")
+)
 LIBRARIES = ("numpy", "pandas", "sklearn", "optuna", "mlflow", "prefect", "skops", "typer")
 
 DRIVER = """
@@ -53,8 +57,14 @@ def test_every_package_is_listed():
 
 
 def test_importing_any_module_starts_no_thread_and_no_process():
-    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(LIBRARIES), json.dumps(MODULES)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(LIBRARIES), json.dumps(MODULES)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])

@@ -8,14 +8,16 @@ is refused once, naming the key, instead of failing every trial that draws it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from compat.sklearn import validate_params
 from tunedag.estimators import estimator_param_names, resolve_estimator
 
 
-def check_family(estimator: str, fixed: dict[str, Any], space: dict[str, Any], prefix: str = "search_space.",
-                 fixed_key: str = "fixed") -> None:
+def check_family(
+    estimator: str, fixed: dict[str, Any], space: dict[str, Any], prefix: str = "search_space.", fixed_key: str = "fixed"
+) -> None:
     """Raise ValueError naming the key (`<fixed_key>.<name>` or `<prefix><name>`) of the first argument the estimator refuses.
 
     Args:
@@ -29,7 +31,9 @@ def check_family(estimator: str, fixed: dict[str, Any], space: dict[str, Any], p
     accepted = estimator_param_names(estimator)
     unknown = sorted(set(fixed) - accepted)
     if unknown:
-        raise ValueError(f"{fixed_key}.{unknown[0]} is not an argument of {cls.__name__} (it takes {', '.join(sorted(accepted))})")
+        raise ValueError(
+            f"{fixed_key}.{unknown[0]} is not an argument of {cls.__name__} (it takes {', '.join(sorted(accepted))})"
+        )
     for name, value in fixed.items():
         _check_value(cls, fixed, name, value, f"{fixed_key}.{name}")
     for name, param in space.items():

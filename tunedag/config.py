@@ -10,9 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_serializer, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
+from tunedag.checks import check_family
+from tunedag.config_exec import RunnerConfig
+from tunedag.config_schedule import ScheduleConfig
 from tunedag.config_search import (
     EnsembleConfig,
     FidelityConfig,
@@ -25,14 +36,9 @@ from tunedag.config_search import (
     pruner_shorthand,
     sampler_shorthand,
 )
-from tunedag.config_exec import RunnerConfig
-from tunedag.config_schedule import ScheduleConfig
 from tunedag.config_types import Float, Int
 from tunedag.config_yaml import MAX_BYTES, load_yaml_text
-from tunedag.checks import check_family
-from tunedag.presets import expand as expand_presets
 from tunedag.errors import ConfigError, redact
-from tunedag.paths import inside_project, output_folder
 from tunedag.estimators import (
     check_estimator_path,
     estimator_param_names,
@@ -42,6 +48,8 @@ from tunedag.estimators import (
 )
 from tunedag.imports import allowing, check_import_path, check_module_name
 from tunedag.metrics import METRICS, check_metric_for_task
+from tunedag.paths import inside_project, output_folder
+from tunedag.presets import expand as expand_presets
 
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 
@@ -189,7 +197,9 @@ class FamilyConfig(_Strict):
     @model_validator(mode="after")
     def _params_fit(self) -> FamilyConfig:
         if (self.estimator is None) == (self.train_fn is None):
-            raise ValueError("set either estimator (a scikit-learn estimator class) or train_fn (your own training function), not both or neither")
+            raise ValueError(
+                "set either estimator (a scikit-learn estimator class) or train_fn (your own training function), not both or neither"
+            )
         _check_estimator_args(self.estimator, self.fixed, self.search_space, "search_space.")
         _check_factories(self.fixed, self.search_space, "fixed.", "search_space.")
         return self
@@ -234,8 +244,10 @@ class ModelConfig(_Strict):
     @model_validator(mode="after")
     def _one_way(self) -> ModelConfig:
         if [self.estimator is not None, self.train_fn is not None, bool(self.families)].count(True) != 1:
-            raise ValueError("set either estimator (one model), train_fn (your own training function) "
-                             "or families (a choice between models): exactly one of them")
+            raise ValueError(
+                "set either estimator (one model), train_fn (your own training function) "
+                "or families (a choice between models): exactly one of them"
+            )
         if self.families and self.fixed:
             raise ValueError("with families, put fixed arguments under each family")
         if self.estimator:
@@ -339,8 +351,10 @@ class TuneConfig(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> TuneConfig:
         if self.metric not in METRICS and self.direction is None:
-            raise ValueError(f"tune.metric {self.metric!r} is unknown; choose one of {', '.join(METRICS)} "
-                             "(a train_fn model may name its own metric, with tune.direction: maximize or minimize)")
+            raise ValueError(
+                f"tune.metric {self.metric!r} is unknown; choose one of {', '.join(METRICS)} "
+                "(a train_fn model may name its own metric, with tune.direction: maximize or minimize)"
+            )
         natural = self.resolved_direction
         if self.direction is not None and self.direction != natural:
             raise ValueError(f"direction {self.direction!r} contradicts metric {self.metric!r}, which is {natural}d")
@@ -356,11 +370,15 @@ class TuneConfig(_Strict):
         if self.sampler.name == "manual" and not self.enqueue:
             raise ValueError("sampler manual evaluates the configurations in tune.enqueue, which is empty")
         if self.pruner.name != "none" and self.fidelity.kind == "none":
-            raise ValueError("a pruner needs intermediate values: set fidelity.kind (folds, train_fraction, ensemble_size or epochs)")
+            raise ValueError(
+                "a pruner needs intermediate values: set fidelity.kind (folds, train_fraction, ensemble_size or epochs)"
+            )
         if self.executor == "thread" and (self.trial_timeout or self.trial_memory_mb):
             raise ValueError("trial_timeout and trial_memory_mb are enforced only by executor: process")
         if self.select.rule == "weighted" and len(self.select.weights) != 1 + len(self.objectives):
-            raise ValueError(f"select.weights needs {1 + len(self.objectives)} numbers: one for tune.metric and one per objective")
+            raise ValueError(
+                f"select.weights needs {1 + len(self.objectives)} numbers: one for tune.metric and one per objective"
+            )
         return self
 
     @property
@@ -371,7 +389,9 @@ class TuneConfig(_Strict):
     @property
     def directions(self) -> list[str]:
         """The direction of tune.metric, then of each extra objective."""
-        return [self.resolved_direction] + [METRICS[o].direction if o in METRICS else EXTRA_OBJECTIVES[o] for o in self.objectives]
+        return [self.resolved_direction] + [
+            METRICS[o].direction if o in METRICS else EXTRA_OBJECTIVES[o] for o in self.objectives
+        ]
 
 
 class TrackingConfig(_Strict):
@@ -407,8 +427,11 @@ class PathsConfig(_Strict):
     # Outputs stay inside the project (the working directory); the model folders, which train replaces, only where tunedag
     # wrote them before (tunedag.paths). paths.prepared and raw_dir are not checked here.
     _outputs_inside = field_validator("tune_summary", "tune_metrics", "test_metrics", "history_plot", "report_dir")(
-        lambda cls, v, info: inside_project(v, f"paths.{info.field_name}"))
-    _model_dirs_ours = field_validator("model_dir", "single_model_dir")(lambda cls, v, info: output_folder(v, f"paths.{info.field_name}"))
+        lambda cls, v, info: inside_project(v, f"paths.{info.field_name}")
+    )
+    _model_dirs_ours = field_validator("model_dir", "single_model_dir")(
+        lambda cls, v, info: output_folder(v, f"paths.{info.field_name}")
+    )
 
 
 @dataclass(frozen=True)
@@ -466,12 +489,16 @@ class Config(_Strict):
         if self.tune.fidelity.kind == "folds" and self.data.cv_folds < 2:
             raise ValueError("tune.fidelity.kind folds needs data.cv_folds >= 2")
         if self.tune.fidelity.kind in ("train_fraction", "ensemble_size") and self.data.cv_folds >= 2:
-            raise ValueError(f"tune.fidelity.kind {self.tune.fidelity.kind} works on the validation split; set data.cv_folds to 0 or use kind folds")
+            raise ValueError(
+                f"tune.fidelity.kind {self.tune.fidelity.kind} works on the validation split; set data.cv_folds to 0 or use kind folds"
+            )
         if self.tune.fidelity.kind == "ensemble_size":
             for family in self.families.values():
                 names = estimator_param_names(family.estimator)
                 if not {self.tune.fidelity.param, "warm_start"} <= names:
-                    raise ValueError(f"tune.fidelity ensemble_size needs an estimator with warm_start and {self.tune.fidelity.param}; {family.estimator} lacks them")
+                    raise ValueError(
+                        f"tune.fidelity ensemble_size needs an estimator with warm_start and {self.tune.fidelity.param}; {family.estimator} lacks them"
+                    )
         return self
 
     @property
@@ -487,17 +514,23 @@ def _check_torch_and_train_fn(cfg: Config) -> None:
     families, tune = cfg.families.values(), cfg.tune
     own = [f.train_fn for f in families if f.train_fn]
     if tune.metric not in METRICS and len(own) != len(families):
-        raise ValueError(f"tune.metric {tune.metric!r} is not a known metric; only train_fn models may name their own "
-                         f"(choose one of {', '.join(METRICS)})")
+        raise ValueError(
+            f"tune.metric {tune.metric!r} is not a known metric; only train_fn models may name their own "
+            f"(choose one of {', '.join(METRICS)})"
+        )
     if own and (cfg.data.cv_folds >= 2 or tune.fidelity.kind not in ("none", "epochs")):
-        raise ValueError("a train_fn model gets the train and validation splits and reports its own steps: set "
-                         "data.cv_folds to 0 and tune.fidelity.kind to none or epochs")
+        raise ValueError(
+            "a train_fn model gets the train and validation splits and reports its own steps: set "
+            "data.cv_folds to 0 and tune.fidelity.kind to none or epochs"
+        )
     if own and any(o in EXTRA_OBJECTIVES for o in tune.objectives):
         raise ValueError(f"tune.objectives {sorted(EXTRA_OBJECTIVES)} need a fitted estimator; a train_fn returns metrics only")
     torch = [f.estimator for f in families if f.estimator and is_torch_estimator(f.estimator)]
     if (own or torch) and cfg.final.ensemble.kind != "none":
-        raise ValueError(f"final.ensemble.kind {cfg.final.ensemble.kind} cannot combine torch networks or train_fn models "
-                         "into one saved model; set final.ensemble.kind: none")
+        raise ValueError(
+            f"final.ensemble.kind {cfg.final.ensemble.kind} cannot combine torch networks or train_fn models "
+            "into one saved model; set final.ensemble.kind: none"
+        )
     if tune.fidelity.kind == "epochs":
         _check_epoch_fidelity(cfg)
 
@@ -506,18 +539,25 @@ def _check_epoch_fidelity(cfg: Config) -> None:
     if cfg.data.cv_folds >= 2:
         raise ValueError("tune.fidelity.kind epochs reports each epoch on the validation split; set data.cv_folds to 0")
     if cfg.tune.pruner.name == "hyperband" and cfg.tune.pruner.max_resource is None:
-        raise ValueError("tune.pruner hyperband with fidelity epochs needs tune.pruner.max_resource: the largest number of epochs")
+        raise ValueError(
+            "tune.pruner hyperband with fidelity epochs needs tune.pruner.max_resource: the largest number of epochs"
+        )
     for family in cfg.families.values():
         if family.estimator and not fit_takes_on_epoch(resolve_estimator(family.estimator)):
-            raise ValueError(f"tune.fidelity.kind epochs needs an estimator whose fit takes on_epoch (tunedag.nets."
-                             f"TorchClassifier, TorchRegressor); {family.estimator} has none")
+            raise ValueError(
+                f"tune.fidelity.kind epochs needs an estimator whose fit takes on_epoch (tunedag.nets."
+                f"TorchClassifier, TorchRegressor); {family.estimator} has none"
+            )
         if family.estimator and family.fixed.get("validation_fraction", 1) == 0:
-            raise ValueError("tune.fidelity.kind epochs prunes on the estimator's validation split; "
-                             "model.fixed.validation_fraction must be above 0")
+            raise ValueError(
+                "tune.fidelity.kind epochs prunes on the estimator's validation split; "
+                "model.fixed.validation_fraction must be above 0"
+            )
 
 
-def _check_estimator_args(estimator: str | None, fixed: dict[str, Any], space: dict[str, Param], prefix: str,
-                          fixed_key: str = "fixed") -> None:
+def _check_estimator_args(
+    estimator: str | None, fixed: dict[str, Any], space: dict[str, Param], prefix: str, fixed_key: str = "fixed"
+) -> None:
     accepted = estimator_param_names(estimator) if estimator else None  # a train_fn takes any names
     seen: dict[str, Param] = {}
     for name, param in space.items():
@@ -528,7 +568,9 @@ def _check_estimator_args(estimator: str | None, fixed: dict[str, Any], space: d
         for parent, values in param.when.items():
             choices = getattr(seen.get(parent), "choices", None)
             if choices is None:
-                raise ValueError(f"{prefix}{name}.when names {parent!r}, which must be a categorical parameter declared before it")
+                raise ValueError(
+                    f"{prefix}{name}.when names {parent!r}, which must be a categorical parameter declared before it"
+                )
             if any(v not in choices for v in values):
                 raise ValueError(f"{prefix}{name}.when lists values {values} not all among {parent}'s choices {choices}")
         seen[name] = param
@@ -563,7 +605,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Config file {path} is not UTF-8 text (byte {exc.start} cannot be read; save it as UTF-8).") from None
     raw = load_yaml_text(text, str(path))
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections (seed, data, model, search_space, tune, ...), got {type(raw).__name__}.")
+        raise ConfigError(
+            f"{path} must hold a mapping of sections (seed, data, model, search_space, tune, ...), got {type(raw).__name__}."
+        )
     return raw
 
 

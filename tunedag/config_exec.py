@@ -27,4 +27,3 @@ class RunnerConfig(BaseModel):
         if self.address and not self.address.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
             raise ValueError(f"address {self.address!r} must be a Dask scheduler address such as tcp://host:8786")
         return self
-

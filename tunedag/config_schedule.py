@@ -39,7 +39,9 @@ class ScheduleConfig(BaseModel):
         try:
             CronSim(value, dt.datetime(2026, 1, 1))
         except (CronSimError, ValueError) as exc:
-            raise ValueError(f"{value!r} is not a cron expression (minute hour day month weekday, e.g. '0 3 * * *'): {exc}") from None
+            raise ValueError(
+                f"{value!r} is not a cron expression (minute hour day month weekday, e.g. '0 3 * * *'): {exc}"
+            ) from None
         return value
 
     @field_validator("timezone")

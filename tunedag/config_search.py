@@ -95,8 +95,16 @@ class ManualSamplerConfig(_Strict):
 
 
 SamplerConfig = Annotated[
-    Union[GridSamplerConfig, RandomSamplerConfig, TpeSamplerConfig, GpSamplerConfig, CmaEsSamplerConfig,
-          QmcSamplerConfig, Nsga2SamplerConfig, ManualSamplerConfig],
+    Union[
+        GridSamplerConfig,
+        RandomSamplerConfig,
+        TpeSamplerConfig,
+        GpSamplerConfig,
+        CmaEsSamplerConfig,
+        QmcSamplerConfig,
+        Nsga2SamplerConfig,
+        ManualSamplerConfig,
+    ],
     Field(discriminator="name"),
 ]
 SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "cmaes", "qmc", "nsga2", "manual")

@@ -42,8 +42,10 @@ class _Loader(yaml.SafeLoader):
             key = self.construct_object(key_node)
             line = key_node.start_mark.line + 1
             if key in seen:
-                raise ConfigError(f"{self.source}: key {key!r} appears twice in one section (lines {seen[key]} and {line}); "
-                                  "YAML would keep only the second; merge them into one")
+                raise ConfigError(
+                    f"{self.source}: key {key!r} appears twice in one section (lines {seen[key]} and {line}); "
+                    "YAML would keep only the second; merge them into one"
+                )
             seen[key] = line
         return super().construct_mapping(node, deep)
 

@@ -25,8 +25,9 @@ given. The function runs in the trial's worker, so it must seed itself from `dat
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -37,8 +38,16 @@ from tunedag.imports import import_named
 from tunedag.objective import Reporter, TrialFailed, TrialOutcome, TrialPruned, TrialReporter
 from tunedag.space import split_params
 
-__all__ = ["FinalRun", "TrainData", "TrainFn", "TrialPruned", "TrialReporter", "evaluate_train_fn", "final_run",
-           "resolve_train_fn"]
+__all__ = [
+    "FinalRun",
+    "TrainData",
+    "TrainFn",
+    "TrialPruned",
+    "TrialReporter",
+    "evaluate_train_fn",
+    "final_run",
+    "resolve_train_fn",
+]
 
 
 @dataclass(frozen=True)
@@ -77,8 +86,10 @@ def resolve_train_fn(path: str, enforce: bool = False) -> Callable[..., Any]:
     """
     module_name, fn = import_named(path, "train_fn", "'mypackage.training:train'", enforce=enforce)
     if not inspect.isfunction(fn) or not _takes(fn, 3):
-        raise ConfigError(f"train_fn {path!r} is not a function of {module_name} taking (params, data, reporter); it must be "
-                          "def train(params, data, reporter) -> dict of metrics")
+        raise ConfigError(
+            f"train_fn {path!r} is not a function of {module_name} taking (params, data, reporter); it must be "
+            "def train(params, data, reporter) -> dict of metrics"
+        )
     return fn
 
 
@@ -97,8 +108,7 @@ def evaluate_train_fn(cfg: Config, prep: Prepared, params: dict[str, Any], repor
     pruning = reporter if cfg.tune.fidelity.kind == "epochs" else None
     trial_reporter = TrialReporter(pruning)
     metrics, _ = _call(family.train_fn, {**family.fixed, **own}, data, trial_reporter, cfg)
-    return TrialOutcome([], metrics, intermediate=trial_reporter.intermediate if pruning else [],
-                        curves=trial_reporter.curves)
+    return TrialOutcome([], metrics, intermediate=trial_reporter.intermediate if pruning else [], curves=trial_reporter.curves)
 
 
 def final_run(cfg: Config, prep: Prepared, params: dict[str, Any]) -> FinalRun:
@@ -119,8 +129,9 @@ def _data(prep: Prepared, seed: int, fit: tuple[str, ...], score: tuple[str, ...
     return TrainData(X_train, y_train, X_val, y_val, prep.task, seed, prep.numeric, prep.categorical, stage)
 
 
-def _call(path: str, params: dict[str, Any], data: TrainData, reporter: TrialReporter,
-          cfg: Config) -> tuple[dict[str, float], Any]:
+def _call(
+    path: str, params: dict[str, Any], data: TrainData, reporter: TrialReporter, cfg: Config
+) -> tuple[dict[str, float], Any]:
     result = resolve_train_fn(path)(params, data, reporter)
     metrics, model = result if isinstance(result, tuple) and len(result) == 2 else (result, None)
     if not isinstance(metrics, Mapping):

@@ -77,11 +77,18 @@ def _check_readable(path: Path) -> None:
         return  # missing or a dangling link: the caller says "does not exist"
     if stat.S_ISREG(mode):
         return
-    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
-             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    kinds = {
+        stat.S_ISDIR: "a directory",
+        stat.S_ISFIFO: "a FIFO (named pipe)",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+    }
     kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
     link = f" a symbolic link to {os.readlink(path)}, which is" if path.is_symlink() else ""
-    raise DataError(f"Data file {path} (data.path) is{link} {kind}, not a regular file; it was not read. Point data.path at a CSV or Parquet file.")
+    raise DataError(
+        f"Data file {path} (data.path) is{link} {kind}, not a regular file; it was not read. Point data.path at a CSV or Parquet file."
+    )
 
 
 def _check_header(path: Path) -> None:
@@ -89,7 +96,9 @@ def _check_header(path: Path) -> None:
     header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
     repeated = sorted({str(c) for c in header if header.count(c) > 1})
     if repeated:
-        raise DataError(f"Data file {path} (data.path) repeats column names {repeated} in its header; each column needs its own name.")
+        raise DataError(
+            f"Data file {path} (data.path) repeats column names {repeated} in its header; each column needs its own name."
+        )
 
 
 def read_npz(path: Path) -> pd.DataFrame:
@@ -105,13 +114,17 @@ def read_npz(path: Path) -> pd.DataFrame:
             arrays = {k: npz[k] for k in ("X", "y") if k in npz.files}
             names = npz.files
     except (ValueError, OSError) as exc:
-        raise DataError(f"Data file {path} (data.path) is not a readable .npz archive of plain arrays: {' '.join(str(exc).split())}") from None
+        raise DataError(
+            f"Data file {path} (data.path) is not a readable .npz archive of plain arrays: {' '.join(str(exc).split())}"
+        ) from None
     if set(arrays) != {"X", "y"}:
         raise DataError(f"Data file {path} (data.path) must hold arrays named X and y; it holds {', '.join(names) or 'none'}.")
     X, y = arrays["X"], arrays["y"]
     if X.ndim not in (2, 3, 4) or y.ndim != 1 or len(X) != len(y) or not np.issubdtype(X.dtype, np.number):
-        raise DataError(f"Data file {path} (data.path): X must be a numeric (N, H, W), (N, C, H, W) or (N, F) array and y "
-                        f"an (N,) array; got X {X.dtype} {X.shape} and y {y.shape}.")
+        raise DataError(
+            f"Data file {path} (data.path): X must be a numeric (N, H, W), (N, C, H, W) or (N, F) array and y "
+            f"an (N,) array; got X {X.dtype} {X.shape} and y {y.shape}."
+        )
     flat = X.reshape(len(X), -1).astype(np.float64)  # the dtype a saved torch model's signature takes
     frame = pd.DataFrame(flat, columns=[f"px{i}" for i in range(flat.shape[1])])
     frame["target"] = y
@@ -122,13 +135,20 @@ def _synthetic(cfg: DataConfig, seed: int) -> pd.DataFrame:
     s = cfg.synthetic
     if cfg.task == "classification":
         X, y = skd.make_classification(
-            n_samples=s.n_samples, n_features=s.n_features, n_informative=s.n_informative,
-            n_redundant=0, n_classes=s.n_classes, random_state=seed,
+            n_samples=s.n_samples,
+            n_features=s.n_features,
+            n_informative=s.n_informative,
+            n_redundant=0,
+            n_classes=s.n_classes,
+            random_state=seed,
         )
     else:
         X, y = skd.make_regression(
-            n_samples=s.n_samples, n_features=s.n_features, n_informative=s.n_informative,
-            noise=s.noise, random_state=seed,
+            n_samples=s.n_samples,
+            n_features=s.n_features,
+            n_informative=s.n_informative,
+            noise=s.noise,
+            random_state=seed,
         )
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
     frame["target"] = y
@@ -153,20 +173,26 @@ def _read_file(path: Path) -> pd.DataFrame:
 def prepare(frame: pd.DataFrame, target: str, cfg: DataConfig, seed: int, source_name: str) -> Prepared:
     """Check the frame, infer the task, and split it into train / val / test, seeded."""
     if target not in frame.columns:
-        raise DataError(f"Target column {target!r} (data.target) is not in {source_name}; its columns are: {', '.join(map(str, frame.columns[:30]))}.")
+        raise DataError(
+            f"Target column {target!r} (data.target) is not in {source_name}; its columns are: {', '.join(map(str, frame.columns[:30]))}."
+        )
     _check_names(frame, target, source_name)
     frame = _check_numbers(frame, [c for c in frame.columns if c != target], cfg.on_bad_numbers, source_name)
     frame = frame.dropna(subset=[target]).reset_index(drop=True)
     frame, features = column_roles(frame, target, cfg, source_name)
     if len(frame) < 10 or not features:
-        raise DataError(f"{source_name} has {len(frame)} rows with a target and {len(features)} feature columns; at least 10 rows and 1 feature are needed.")
+        raise DataError(
+            f"{source_name} has {len(frame)} rows with a target and {len(features)} feature columns; at least 10 rows and 1 feature are needed."
+        )
     task = cfg.task if cfg.task != "auto" else infer_task(frame[target])
     frame[target] = _check_target(frame[target], task, source_name, target)
     numeric, categorical = _column_kinds(frame[features])
     infinite = [c for c, bad in zip(numeric, np.isinf(frame[numeric].to_numpy(dtype=float)).any(axis=0)) if bad]
     if infinite:
-        raise DataError(f"Feature columns {infinite} in {source_name} hold infinite values; replace them with numbers, "
-                        "or leave the cells empty to be imputed.")
+        raise DataError(
+            f"Feature columns {infinite} in {source_name} hold infinite values; replace them with numbers, "
+            "or leave the cells empty to be imputed."
+        )
     frame = _normalise_categoricals(frame, categorical)
     frame[SPLIT] = _assign_splits(frame[target], task, cfg, seed, source_name)
     return Prepared(frame, target, task, tuple(numeric), tuple(categorical))
@@ -176,10 +202,14 @@ def _check_names(frame: pd.DataFrame, target: str, source_name: str) -> None:
     """Refuse repeated column names and a column named like the one tunedag adds (SPLIT)."""
     repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if repeated:
-        raise DataError(f"{source_name} repeats column names {repeated}; each column needs its own name (data.target {target!r}).")
+        raise DataError(
+            f"{source_name} repeats column names {repeated}; each column needs its own name (data.target {target!r})."
+        )
     if SPLIT in frame.columns:
         role = "the target (data.target)" if target == SPLIT else "a column"
-        raise DataError(f"{source_name} has {role} named {SPLIT!r}, the column tunedag adds for the train / val / test split; rename it.")
+        raise DataError(
+            f"{source_name} has {role} named {SPLIT!r}, the column tunedag adds for the train / val / test split; rename it."
+        )
 
 
 _MOSTLY = 0.9  # a text column whose non-empty values are at least this share numbers is a numeric column with typos
@@ -200,12 +230,19 @@ def _check_numbers(frame: pd.DataFrame, features: list, on_bad: str, source_name
             continue
         shown = ", ".join(f"row {frame.index.get_loc(i) + 1}: {str(frame[col].loc[i])[:40]!r}" for i in bad[bad].index[:10])
         if on_bad == "coerce":
-            logging.getLogger(__name__).warning("Column %r in %s: %d values that are not numbers read as missing (%s); "
-                                                "data.on_bad_numbers is coerce", str(col), source_name, int(bad.sum()), shown)
+            logging.getLogger(__name__).warning(
+                "Column %r in %s: %d values that are not numbers read as missing (%s); data.on_bad_numbers is coerce",
+                str(col),
+                source_name,
+                int(bad.sum()),
+                shown,
+            )
             frame[col] = numbers
             continue
-        raise DataError(f"Column {str(col)!r} in {source_name} holds numbers except {int(bad.sum())} value(s) ({shown}; rows "
-                        "counted from 1 after the header); fix them, or set data.on_bad_numbers: coerce to read them as missing.")
+        raise DataError(
+            f"Column {str(col)!r} in {source_name} holds numbers except {int(bad.sum())} value(s) ({shown}; rows "
+            "counted from 1 after the header); fix them, or set data.on_bad_numbers: coerce to read them as missing."
+        )
     return frame
 
 
@@ -234,10 +271,18 @@ def column_roles(frame: pd.DataFrame, target: str, cfg: DataConfig, source_name:
             if parts is not None:
                 frame = frame.drop(columns=col).assign(**{f"{col}_{k}": v for k, v in parts.items()})
                 features = [f for f in features if f != col] + [f"{col}_{k}" for k in parts]
-                warnings.warn(f"data: column {col!r} holds dates; it is used as {', '.join(f'{col}_{k}' for k in parts)}", ColumnWarning, stacklevel=2)
+                warnings.warn(
+                    f"data: column {col!r} holds dates; it is used as {', '.join(f'{col}_{k}' for k in parts)}",
+                    ColumnWarning,
+                    stacklevel=2,
+                )
             continue
         features.remove(col)
-        warnings.warn(f"data: column {col!r} is not used as a feature: {reason}; list it in data.keep to use it", ColumnWarning, stacklevel=2)
+        warnings.warn(
+            f"data: column {col!r} is not used as a feature: {reason}; list it in data.keep to use it",
+            ColumnWarning,
+            stacklevel=2,
+        )
     return frame, features
 
 
@@ -280,10 +325,14 @@ def _check_target(y: pd.Series, task: str, source_name: str, target: str) -> pd.
         return numeric.astype(float)
     counts = y.value_counts()
     if len(counts) < 2:
-        raise DataError(f"Target column {target!r} in {source_name} has a single class ({counts.index[0]!r}); classification needs at least two.")
+        raise DataError(
+            f"Target column {target!r} in {source_name} has a single class ({counts.index[0]!r}); classification needs at least two."
+        )
     rare = counts[counts < 3]
     if len(rare):
-        raise DataError(f"Target column {target!r} in {source_name}: classes {list(rare.index)} have fewer than 3 rows, too few to split train/validation/test.")
+        raise DataError(
+            f"Target column {target!r} in {source_name}: classes {list(rare.index)} have fewer than 3 rows, too few to split train/validation/test."
+        )
     return y.astype(str) if not pd.api.types.is_numeric_dtype(y) else y
 
 
@@ -313,14 +362,22 @@ def _assign_splits(y: pd.Series, task: str, cfg: DataConfig, seed: int, source_n
             _, val = train_test_split(rest, test_size=cfg.val_size / (1 - cfg.test_size), random_state=seed, stratify=strat_rest)
             labels[val] = "val"
     except ValueError as exc:
-        raise DataError(f"Cannot split {source_name} with data.test_size={cfg.test_size}, data.val_size={cfg.val_size}: {exc}") from None
+        raise DataError(
+            f"Cannot split {source_name} with data.test_size={cfg.test_size}, data.val_size={cfg.val_size}: {exc}"
+        ) from None
     return labels
 
 
 def save_prepared(prep: Prepared, path: Path, extra_meta: dict | None = None) -> None:
     """Write the prepared dataset atomically (no half-written file on failure)."""
-    meta = {"target": prep.target, "task": prep.task, "numeric": prep.numeric, "categorical": prep.categorical,
-            "problem": problem_of(prep).to_dict(), **(extra_meta or {})}
+    meta = {
+        "target": prep.target,
+        "task": prep.task,
+        "numeric": prep.numeric,
+        "categorical": prep.categorical,
+        "problem": problem_of(prep).to_dict(),
+        **(extra_meta or {}),
+    }
     table = pa.Table.from_pandas(prep.frame, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -55,8 +55,12 @@ def voting_mode(members: Members) -> str:
 def _voting(members: Members, task: str) -> BaseEstimator:
     if task == "classification":
         return VotingClassifier(
-            estimators=members, voting=voting_mode(members), weights=None, n_jobs=None,
-            flatten_transform=True, verbose=False,
+            estimators=members,
+            voting=voting_mode(members),
+            weights=None,
+            n_jobs=None,
+            flatten_transform=True,
+            verbose=False,
         )
     return VotingRegressor(estimators=members, weights=None, n_jobs=None, verbose=False)
 
@@ -64,16 +68,32 @@ def _voting(members: Members, task: str) -> BaseEstimator:
 def _stacking(members: Members, task: str, seed: int) -> BaseEstimator:
     if task == "classification":
         final = LogisticRegression(
-            C=1.0, l1_ratio=0.0, tol=1e-4, fit_intercept=True, class_weight=None, random_state=seed,
-            solver="lbfgs", max_iter=1000,
+            C=1.0,
+            l1_ratio=0.0,
+            tol=1e-4,
+            fit_intercept=True,
+            class_weight=None,
+            random_state=seed,
+            solver="lbfgs",
+            max_iter=1000,
         )
         folds = StratifiedKFold(n_splits=STACKING_FOLDS, shuffle=True, random_state=seed)
         return StackingClassifier(
-            estimators=members, final_estimator=final, cv=folds, stack_method="auto",
-            n_jobs=None, passthrough=False, verbose=0,
+            estimators=members,
+            final_estimator=final,
+            cv=folds,
+            stack_method="auto",
+            n_jobs=None,
+            passthrough=False,
+            verbose=0,
         )
     final = RidgeCV(alphas=(0.1, 1.0, 10.0), fit_intercept=True, scoring=None, cv=None)
     folds = KFold(n_splits=STACKING_FOLDS, shuffle=True, random_state=seed)
     return StackingRegressor(
-        estimators=members, final_estimator=final, cv=folds, n_jobs=None, passthrough=False, verbose=0,
+        estimators=members,
+        final_estimator=final,
+        cv=folds,
+        n_jobs=None,
+        passthrough=False,
+        verbose=0,
     )

@@ -1,6 +1,5 @@
 """Errors a user can act on: each carries one paragraph naming the key or file at fault."""
 
-
 MAX_MESSAGE = 990  # characters: a refusal is one paragraph under 1,000, however large the input that caused it
 
 
@@ -33,7 +32,7 @@ class SearchSpaceError(ConfigError):
 def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
     """`text` as one line of at most `limit` characters; a longer one keeps its start (the key) and end (the advice)."""
     if len(text) > limit * 4:
-        text = text[: limit * 2] + " " + text[-limit * 2:]
+        text = text[: limit * 2] + " " + text[-limit * 2 :]
     text = " ".join(text.split())
     if len(text) <= limit:
         return text

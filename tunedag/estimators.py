@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
-
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -23,8 +23,17 @@ from tunedag.imports import check_import_path, import_named
 # the numeric libraries they store state in, plus a few reviewed containers (never all of
 # `builtins.`, which holds eval, exec and open). Anything else only with model.trusted_types.
 REVIEWED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
-REVIEWED_TYPES = frozenset({"builtins.slice", "builtins.range", "builtins.complex", "builtins.frozenset",
-                            "builtins.bytearray", "collections.OrderedDict", "collections.defaultdict"})
+REVIEWED_TYPES = frozenset(
+    {
+        "builtins.slice",
+        "builtins.range",
+        "builtins.complex",
+        "builtins.frozenset",
+        "builtins.bytearray",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+    }
+)
 ESTIMATOR_EXAMPLE = "sklearn.ensemble.RandomForestClassifier"
 
 
@@ -39,7 +48,9 @@ def resolve_estimator(path: str) -> type[BaseEstimator]:
     if obj is None:
         raise ConfigError(f"model.estimator {path!r}: {module_name} has no attribute {path.rpartition('.')[2]!r}")
     if not (inspect.isclass(obj) and issubclass(obj, BaseEstimator) and hasattr(obj, "fit") and hasattr(obj, "predict")):
-        raise ConfigError(f"model.estimator {path!r} is not a scikit-learn estimator class (a class with fit and predict); refused")
+        raise ConfigError(
+            f"model.estimator {path!r} is not a scikit-learn estimator class (a class with fit and predict); refused"
+        )
     return obj
 
 
@@ -89,7 +100,9 @@ def check_estimator_for_task(path: str | None, fixed: dict[str, Any], task: str)
         return
     kind = estimator_kind(path, fixed)
     if kind != "unknown" and kind != task:
-        raise ConfigError(f"model.estimator {path} is a {kind} estimator but the data is a {task} task (data.task or the target column)")
+        raise ConfigError(
+            f"model.estimator {path} is a {kind} estimator but the data is a {task} task (data.task or the target column)"
+        )
 
 
 def build_model(
@@ -153,11 +166,15 @@ def load_sklearn_model(model_dir: Path, extra: Sequence[str] = ()) -> Any:
     try:
         flavor = (yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8")) or {})["flavors"]["sklearn"]
         if flavor.get("serialization_format") != "skops":
-            raise ConfigError(f"Model folder {model_dir} is saved as {flavor.get('serialization_format')!r}, not skops; "
-                              "tunedag loads only skops models (pickle runs code when read); refused")
+            raise ConfigError(
+                f"Model folder {model_dir} is saved as {flavor.get('serialization_format')!r}, not skops; "
+                "tunedag loads only skops models (pickle runs code when read); refused"
+            )
         file = (model_dir / str(flavor["pickled_model"])).resolve()
         if file.parent != model_dir.resolve() or not file.is_file():
-            raise ConfigError(f"Model folder {model_dir}: its MLmodel names model file {flavor['pickled_model']!r}, not a file in the folder")
+            raise ConfigError(
+                f"Model folder {model_dir}: its MLmodel names model file {flavor['pickled_model']!r}, not a file in the folder"
+            )
         found = skops_io.get_untrusted_types(file=file)
     except (OSError, KeyError, TypeError, AttributeError, ValueError, yaml.YAMLError) as exc:
         if isinstance(exc, ConfigError):
@@ -165,7 +182,9 @@ def load_sklearn_model(model_dir: Path, extra: Sequence[str] = ()) -> Any:
         raise ConfigError(f"Model folder {model_dir} is not an MLflow scikit-learn model tunedag can read: {exc}") from None
     unreviewed = [t for t in found if not is_reviewed_type(t, extra)]
     if unreviewed:
-        raise ConfigError(f"Model folder {model_dir} holds types that are not reviewed for safe loading: "
-                          f"{', '.join(unreviewed)}; nothing was loaded. If you trust them, list them in "
-                          "model.trusted_types in params.yaml.")
+        raise ConfigError(
+            f"Model folder {model_dir} holds types that are not reviewed for safe loading: "
+            f"{', '.join(unreviewed)}; nothing was loaded. If you trust them, list them in "
+            "model.trusted_types in params.yaml."
+        )
     return skops_io.load(file, trusted=found)

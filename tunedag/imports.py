@@ -16,9 +16,10 @@ from __future__ import annotations
 import importlib
 import os
 import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from tunedag.errors import ConfigError
 
@@ -26,9 +27,36 @@ from tunedag.errors import ConfigError
 # boosting libraries with scikit-learn estimators, and tunedag's own networks.
 ALLOWED_MODULES = ("sklearn", "xgboost", "lightgbm", "catboost", "tunedag.nets")
 # Never imported from params.yaml, even when listed: they run commands, code or read memory.
-REFUSED_MODULES = ("builtins", "os", "posix", "nt", "sys", "subprocess", "shutil", "importlib", "runpy", "pickle",
-                   "marshal", "ctypes", "socket", "code", "codeop", "pty", "signal", "tempfile", "pathlib", "io",
-                   "multiprocessing", "threading", "webbrowser", "this", "antigravity", "pdb", "gc", "inspect")
+REFUSED_MODULES = (
+    "builtins",
+    "os",
+    "posix",
+    "nt",
+    "sys",
+    "subprocess",
+    "shutil",
+    "importlib",
+    "runpy",
+    "pickle",
+    "marshal",
+    "ctypes",
+    "socket",
+    "code",
+    "codeop",
+    "pty",
+    "signal",
+    "tempfile",
+    "pathlib",
+    "io",
+    "multiprocessing",
+    "threading",
+    "webbrowser",
+    "this",
+    "antigravity",
+    "pdb",
+    "gc",
+    "inspect",
+)
 ENV_ALLOWED = "TUNEDAG_ALLOWED_MODULES"  # comma-separated module prefixes, like model.allowed_modules
 
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -60,8 +88,9 @@ def check_module_name(name: str, key: str = "model.allowed_modules") -> str:
     return name
 
 
-def check_import_path(path: str, key: str, example: str, colon: bool = True, error: type[Exception] = ConfigError,
-                      enforce: bool = True) -> tuple[str, str]:
+def check_import_path(
+    path: str, key: str, example: str, colon: bool = True, error: type[Exception] = ConfigError, enforce: bool = True
+) -> tuple[str, str]:
     """Split `package.module:name` (or `package.module.name`) into module and name, importing nothing.
 
     Raises `error` for a malformed path, a refused module, or (with `enforce`) a module outside
@@ -76,14 +105,17 @@ def check_import_path(path: str, key: str, example: str, colon: bool = True, err
         raise error(f"{key} {path!r} names module {module_name!r}, which tunedag never imports from params.yaml; refused")
     allowed = allowed_modules()
     if enforce and not _under(module_name, allowed):
-        raise error(f"{key} {path!r}: module {module_name!r} is not among the modules tunedag imports from "
-                    f"({', '.join(allowed)}); nothing was imported. If you trust it, list its package in "
-                    f"model.allowed_modules in params.yaml (e.g. [{module_name.split('.')[0]}])")
+        raise error(
+            f"{key} {path!r}: module {module_name!r} is not among the modules tunedag imports from "
+            f"({', '.join(allowed)}); nothing was imported. If you trust it, list its package in "
+            f"model.allowed_modules in params.yaml (e.g. [{module_name.split('.')[0]}])"
+        )
     return module_name, attr
 
 
-def import_named(path: str, key: str, example: str, colon: bool = True,
-                 error: type[Exception] = ConfigError, enforce: bool = True) -> tuple[str, Any]:
+def import_named(
+    path: str, key: str, example: str, colon: bool = True, error: type[Exception] = ConfigError, enforce: bool = True
+) -> tuple[str, Any]:
     """Check `path` (`check_import_path`), then import it; return the module's name and the object, or None.
 
     `key` names the config key in messages; `error` is raised for a path refused or a module

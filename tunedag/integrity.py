@@ -50,10 +50,11 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 
@@ -116,10 +117,12 @@ def _mismatch_message(path: Path, record: Record, actual: str) -> str:
     else:
         where = f"{_shown(record.source)} (outs of stage {record.stage!r}, whose inputs are unchanged)"
         record_fix = f"`dvc commit --force {record.stage}`"
-    return (f"{path} does not match its DVC record in {where}: its MD5 is {actual}, the record says {record.md5}. "
-            f"The file is corrupted or was changed without DVC; nothing was run on it. Restore the recorded version "
-            f"with `dvc checkout --force {path}` (`dvc pull {path}` if the cache lacks it), or, if the change is "
-            f"deliberate, record it with {record_fix}.")
+    return (
+        f"{path} does not match its DVC record in {where}: its MD5 is {actual}, the record says {record.md5}. "
+        f"The file is corrupted or was changed without DVC; nothing was run on it. Restore the recorded version "
+        f"with `dvc checkout --force {path}` (`dvc pull {path}` if the cache lacks it), or, if the change is "
+        f"deliberate, record it with {record_fix}."
+    )
 
 
 def find_record(path: Path | str) -> Record | None:
@@ -190,13 +193,22 @@ def _regular(path: Path) -> os.stat_result:
     try:
         info = path.stat()
     except OSError as exc:
-        raise TunedagError(f"{path} cannot be read to check it against its DVC record ({exc.strerror}); "
-                           "remove it or make it a readable file.") from None
+        raise TunedagError(
+            f"{path} cannot be read to check it against its DVC record ({exc.strerror}); remove it or make it a readable file."
+        ) from None
     if not stat.S_ISREG(info.st_mode):
-        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file"
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a device"
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "not a regular file"
+        )
         link = f" (a symlink to {os.path.realpath(path)})" if path.is_symlink() else ""
-        raise TunedagError(f"{path}{link} is {kind}; tunedag checks DVC-tracked inputs by reading their files and reads "
-                           "only regular files, so nothing was run. Remove it from the folder, or replace it with a regular file.")
+        raise TunedagError(
+            f"{path}{link} is {kind}; tunedag checks DVC-tracked inputs by reading their files and reads "
+            "only regular files, so nothing was run. Remove it from the folder, or replace it with a regular file."
+        )
     return info
 
 
@@ -306,8 +318,10 @@ def _read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise TunedagError(f"DVC file {path} cannot be read ({' '.join(str(exc).split())}); "
-                           "restore it from git (git checkout -- <file>) or remove it.") from None
+        raise TunedagError(
+            f"DVC file {path} cannot be read ({' '.join(str(exc).split())}); "
+            "restore it from git (git checkout -- <file>) or remove it."
+        ) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -369,17 +383,21 @@ def _check_seal(path: Path, version: str) -> None:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise TunedagError(f"Prepared dataset {_shown(path)} (paths.prepared) is unreadable ({' '.join(str(exc).split())}); "
-                           "it is corrupted: run the prepare stage again (dvc repro prepare).") from None
+        raise TunedagError(
+            f"Prepared dataset {_shown(path)} (paths.prepared) is unreadable ({' '.join(str(exc).split())}); "
+            "it is corrupted: run the prepare stage again (dvc repro prepare)."
+        ) from None
     sealed = (table.schema.metadata or {}).get(SEAL_KEY)
     if sealed is None:
         _log.warning("%s (paths.prepared) has no content record of tunedag's; only its DVC record is checked", path)
         return
     actual = _content_md5(table)
     if actual != sealed.decode():
-        raise TunedagError(f"Prepared dataset {_shown(path)} (paths.prepared) was changed after the prepare stage wrote it: "
-                           f"its content MD5 is {actual}, the one recorded in the file at prepare time {sealed.decode()}. "
-                           "Nothing was run on it. Run the prepare stage again (dvc repro prepare, or tunedag prepare).")
+        raise TunedagError(
+            f"Prepared dataset {_shown(path)} (paths.prepared) was changed after the prepare stage wrote it: "
+            f"its content MD5 is {actual}, the one recorded in the file at prepare time {sealed.decode()}. "
+            "Nothing was run on it. Run the prepare stage again (dvc repro prepare, or tunedag prepare)."
+        )
 
 
 def _content_md5(table: Any) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from sklearn.base import clone
@@ -98,8 +99,10 @@ def make_model(cfg: Config, prep: Prepared, params: dict[str, Any]) -> Pipeline:
     if family.train_fn:
         raise TrialFailed(f"model family with train_fn {family.train_fn} has no estimator pipeline; use tunedag.custom")
     if prep.categorical and is_torch_estimator(family.estimator):
-        raise DataError(f"{family.estimator} takes numeric columns only, but the data has categorical columns "
-                        f"{list(prep.categorical)[:10]}; encode them as numbers in the data or choose another estimator.")
+        raise DataError(
+            f"{family.estimator} takes numeric columns only, but the data has categorical columns "
+            f"{list(prep.categorical)[:10]}; encode them as numbers in the data or choose another estimator."
+        )
     fixed = dict(family.fixed)
     if "random_state" in estimator_param_names(family.estimator) and "random_state" not in own:
         fixed.setdefault("random_state", cfg.seed)
@@ -112,8 +115,13 @@ def _with_tuned_threshold(cfg: Config, prep: Prepared, model: Pipeline) -> Pipel
     is fitted on (scikit-learn's TunedThresholdClassifierCV) and saved with it; other metrics keep the estimator as is."""
     labels = sorted(prep.frame[prep.target].dropna().unique())
     estimator = model.named_steps["model"]
-    if (cfg.tune.metric not in THRESHOLD_METRICS or len(labels) != 2 or cfg.tune.fidelity.kind not in ("none", "folds")
-            or not hasattr(estimator, "predict_proba") or is_torch_estimator_instance(estimator)):
+    if (
+        cfg.tune.metric not in THRESHOLD_METRICS
+        or len(labels) != 2
+        or cfg.tune.fidelity.kind not in ("none", "folds")
+        or not hasattr(estimator, "predict_proba")
+        or is_torch_estimator_instance(estimator)
+    ):
         return model
     scoring = threshold_scorer(cfg.tune.metric, labels[-1].item() if hasattr(labels[-1], "item") else labels[-1])
     return model.set_params(model=TunedThresholdClassifierCV(estimator, scoring=scoring, cv=3))
@@ -172,8 +180,10 @@ def epoch_value(metric: str, direction: str, metrics: dict[str, float]) -> float
     if key in metrics:
         return metrics[key]
     if "val_loss" not in metrics:
-        raise TrialFailed("fidelity epochs needs the estimator's validation split (validation_fraction > 0); "
-                          f"its epochs reported only {sorted(metrics)}")
+        raise TrialFailed(
+            "fidelity epochs needs the estimator's validation split (validation_fraction > 0); "
+            f"its epochs reported only {sorted(metrics)}"
+        )
     return -metrics["val_loss"] if direction == "maximize" else metrics["val_loss"]
 
 
@@ -196,8 +206,11 @@ def _by_train_fraction(cfg: Config, prep: Prepared, params: dict[str, Any], repo
     fractions, seen = cfg.tune.fidelity.fractions, []
     stratify = y if prep.task == "classification" else None
     for step, fraction in enumerate(fractions, 1):
-        X_part, y_part = (X, y) if fraction >= 1 else train_test_split(
-            X, y, train_size=fraction, random_state=cfg.seed, stratify=stratify)[0::2]
+        X_part, y_part = (
+            (X, y)
+            if fraction >= 1
+            else train_test_split(X, y, train_size=fraction, random_state=cfg.seed, stratify=stratify)[0::2]
+        )
         model = make_model(cfg, prep, params).fit(X_part, y_part)
         metrics = _score_val(cfg, prep, model, every_metric=step == len(fractions))
         _step(reporter, step, len(fractions), metrics[cfg.tune.metric], seen)

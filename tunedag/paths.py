@@ -25,7 +25,9 @@ def inside_project(path: Path, key: str, root: Path | None = None) -> Path:
     root = (root or Path.cwd()).resolve()
     resolved = (root / path).resolve()
     if resolved == root or not resolved.is_relative_to(root):
-        raise ValueError(f"{path} is not inside the project ({root}): {key} must name a path below the folder the command runs in")
+        raise ValueError(
+            f"{path} is not inside the project ({root}): {key} must name a path below the folder the command runs in"
+        )
     return path
 
 
@@ -47,13 +49,16 @@ def check_replaceable(path: Path, key: str) -> None:
     if not path.exists() and not path.is_symlink():
         return
     if path.is_symlink() or not path.is_dir():
-        raise ConfigError(f"{path} ({key}) exists and is not a folder tunedag wrote; nothing was run. Choose another "
-                           f"{key} or move it away.")
+        raise ConfigError(
+            f"{path} ({key}) exists and is not a folder tunedag wrote; nothing was run. Choose another {key} or move it away."
+        )
     if (path / MARKER).is_file() or not any(path.iterdir()):
         return
-    raise ConfigError(f"{path} ({key}) holds files tunedag did not write (it has no {MARKER} marker); tunedag replaces the "
-                       f"folder named by {key}, so it refuses to touch this one and nothing was run. Choose another {key} "
-                       f"(e.g. models/final), or move the folder away.")
+    raise ConfigError(
+        f"{path} ({key}) holds files tunedag did not write (it has no {MARKER} marker); tunedag replaces the "
+        f"folder named by {key}, so it refuses to touch this one and nothing was run. Choose another {key} "
+        f"(e.g. models/final), or move the folder away."
+    )
 
 
 def clear_staging(target: Path) -> Path:

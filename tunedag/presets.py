@@ -42,20 +42,38 @@ _WEIGHTS = {"type": "categorical", "choices": [None, "balanced"]}
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "classification": {
-        "linear": {"estimator": "sklearn.linear_model.LogisticRegression", "fixed": {"max_iter": 1000},
-                   "search_space": {"C": {**_LOG_FLOAT, "low": 1e-3, "high": 1e3}, "class_weight": _WEIGHTS}},
-        "hgb": {"estimator": "sklearn.ensemble.HistGradientBoostingClassifier", "fixed": {},
-                "search_space": {**_BOOSTING, "class_weight": _WEIGHTS}},
-        "rf": {"estimator": "sklearn.ensemble.RandomForestClassifier", "fixed": {"n_jobs": 1},
-               "search_space": {**_FOREST, "max_features": {"type": "categorical", "choices": ["sqrt", "log2", 0.5, 1.0]},
-                                "class_weight": {"type": "categorical", "choices": [None, "balanced", "balanced_subsample"]}}},
+        "linear": {
+            "estimator": "sklearn.linear_model.LogisticRegression",
+            "fixed": {"max_iter": 1000},
+            "search_space": {"C": {**_LOG_FLOAT, "low": 1e-3, "high": 1e3}, "class_weight": _WEIGHTS},
+        },
+        "hgb": {
+            "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+            "fixed": {},
+            "search_space": {**_BOOSTING, "class_weight": _WEIGHTS},
+        },
+        "rf": {
+            "estimator": "sklearn.ensemble.RandomForestClassifier",
+            "fixed": {"n_jobs": 1},
+            "search_space": {
+                **_FOREST,
+                "max_features": {"type": "categorical", "choices": ["sqrt", "log2", 0.5, 1.0]},
+                "class_weight": {"type": "categorical", "choices": [None, "balanced", "balanced_subsample"]},
+            },
+        },
     },
     "regression": {
-        "linear": {"estimator": "sklearn.linear_model.Ridge", "fixed": {},
-                   "search_space": {"alpha": {**_LOG_FLOAT, "low": 1e-3, "high": 1e3}}},
+        "linear": {
+            "estimator": "sklearn.linear_model.Ridge",
+            "fixed": {},
+            "search_space": {"alpha": {**_LOG_FLOAT, "low": 1e-3, "high": 1e3}},
+        },
         "hgb": {"estimator": "sklearn.ensemble.HistGradientBoostingRegressor", "fixed": {}, "search_space": dict(_BOOSTING)},
-        "rf": {"estimator": "sklearn.ensemble.RandomForestRegressor", "fixed": {"n_jobs": 1},
-               "search_space": {**_FOREST, "max_features": {"type": "categorical", "choices": [1.0, "sqrt", 0.5, 0.33]}}},
+        "rf": {
+            "estimator": "sklearn.ensemble.RandomForestRegressor",
+            "fixed": {"n_jobs": 1},
+            "search_space": {**_FOREST, "max_features": {"type": "categorical", "choices": [1.0, "sqrt", 0.5, 0.33]}},
+        },
     },
 }
 
@@ -83,8 +101,9 @@ def expand(raw: Any) -> Any:
     """
     if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
         return raw
-    from tunedag.config import DataConfig
     from pydantic import ValidationError
+
+    from tunedag.config import DataConfig
 
     try:
         data = DataConfig.model_validate(raw["data"])
@@ -96,8 +115,11 @@ def expand(raw: Any) -> Any:
     if not isinstance(raw.get("tune", {}), dict):
         return raw
     tune = dict(raw.get("tune") or {})
-    use_preset = isinstance(model, dict) and model.pop("preset", "auto") == "auto" and not (
-        {"estimator", "train_fn", "families"} & set(model) or raw.get("search_space"))
+    use_preset = (
+        isinstance(model, dict)
+        and model.pop("preset", "auto") == "auto"
+        and not ({"estimator", "train_fn", "families"} & set(model) or raw.get("search_space"))
+    )
     needs_task = use_preset or tune.get("metric", "auto") == "auto"
     task = task_of(data, raw, model) if needs_task else None
     if use_preset:
@@ -165,8 +187,13 @@ def auto_cv_folds(data: Any, raw: dict[str, Any]) -> int:
         return 0
     rows = int(_row_count(data) * (1 - data.test_size))
     folds = CV_FOLDS if rows < CV_ROWS else 0
-    log.info("data.cv_folds auto: %s (%d rows for selection, %s %d)", f"{folds}-fold cross-validation" if folds else
-             "one validation split", rows, "under" if folds else "at least", CV_ROWS)
+    log.info(
+        "data.cv_folds auto: %s (%d rows for selection, %s %d)",
+        f"{folds}-fold cross-validation" if folds else "one validation split",
+        rows,
+        "under" if folds else "at least",
+        CV_ROWS,
+    )
     return folds
 
 
@@ -193,8 +220,10 @@ def _target_column(data: Any) -> Any:
 
     path = data.path
     if not path.is_file():
-        raise ValueError(f"data.path {path} does not exist; tunedag reads its target column to choose the task, "
-                         "metric and validation (set data.task, tune.metric and data.cv_folds to skip that)")
+        raise ValueError(
+            f"data.path {path} does not exist; tunedag reads its target column to choose the task, "
+            "metric and validation (set data.task, tune.metric and data.cv_folds to skip that)"
+        )
     try:
         if path.suffix.lower() == ".csv":
             column = pd.read_csv(path, usecols=[data.target])[data.target]

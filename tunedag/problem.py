@@ -57,7 +57,9 @@ def problem_of(prep: Prepared) -> Problem:
     return problem_from(prep.task, prep.target, prep.numeric, prep.categorical)
 
 
-def problem_from(task: str, target: str, numeric: tuple[str, ...] | list[str], categorical: tuple[str, ...] | list[str]) -> Problem:
+def problem_from(
+    task: str, target: str, numeric: tuple[str, ...] | list[str], categorical: tuple[str, ...] | list[str]
+) -> Problem:
     """The problem from its parts, as the prepared dataset's metadata holds them."""
     features = [(str(c), "numeric") for c in numeric] + [(str(c), "categorical") for c in categorical]
     return Problem(task, str(target), tuple(sorted(features)))
@@ -71,7 +73,9 @@ def read_problem(path: Path) -> Problem | None:
         return None
     if "problem" in meta:
         return Problem.from_dict(meta["problem"])
-    return problem_from(meta["task"], meta["target"], meta["numeric"], meta["categorical"])  # prepared before problems were recorded
+    return problem_from(
+        meta["task"], meta["target"], meta["numeric"], meta["categorical"]
+    )  # prepared before problems were recorded
 
 
 def problem_tags(problem: Problem | None) -> dict[str, str]:

@@ -25,9 +25,16 @@ def row_hashes(rows: pd.DataFrame) -> np.ndarray:
     column that became float, a category that became object) hashes the same.
     """
     ordered = rows[sorted(rows.columns, key=str)]
-    normal = pd.DataFrame({str(c): (ordered[c].astype("float64") if pd.api.types.is_numeric_dtype(ordered[c])
-                                    and not pd.api.types.is_bool_dtype(ordered[c]) else ordered[c].astype(str))
-                           for c in ordered.columns})
+    normal = pd.DataFrame(
+        {
+            str(c): (
+                ordered[c].astype("float64")
+                if pd.api.types.is_numeric_dtype(ordered[c]) and not pd.api.types.is_bool_dtype(ordered[c])
+                else ordered[c].astype(str)
+            )
+            for c in ordered.columns
+        }
+    )
     return pd.util.hash_pandas_object(normal, index=False).to_numpy(dtype=np.uint64)
 
 
@@ -40,8 +47,10 @@ def unseen_rows(test: pd.DataFrame, *seen: np.ndarray) -> np.ndarray:
 def too_few_unseen(unseen: int, total: int) -> str | None:
     """Why `unseen` of `total` test rows are too few to compare two versions on, or None when enough."""
     if unseen < MIN_UNSEEN_ROWS or unseen < MIN_UNSEEN_SHARE * total:
-        return (f"only {unseen} of the {total} test rows were seen by neither version (at least {MIN_UNSEEN_ROWS} "
-                f"and {MIN_UNSEEN_SHARE:.0%} are needed), too few to compare them fairly")
+        return (
+            f"only {unseen} of the {total} test rows were seen by neither version (at least {MIN_UNSEEN_ROWS} "
+            f"and {MIN_UNSEEN_SHARE:.0%} are needed), too few to compare them fairly"
+        )
     return None
 
 
@@ -53,8 +62,14 @@ class Promotion:
     reason: str
 
 
-def decide(metric: str, direction: str, new: tuple[str, float | None],
-           champion: tuple[str, float | None] | None, champion_error: str | None = None, rows: str = "the same test split") -> Promotion:
+def decide(
+    metric: str,
+    direction: str,
+    new: tuple[str, float | None],
+    champion: tuple[str, float | None] | None,
+    champion_error: str | None = None,
+    rows: str = "the same test split",
+) -> Promotion:
     """Compare the new version with the champion on the same test rows.
 
     Args:
@@ -74,12 +89,18 @@ def decide(metric: str, direction: str, new: tuple[str, float | None],
     if champion is None:
         return Promotion(CHAMPION, f"version {version} is the first champion (test_{metric} {score:.6g})")
     if champion_error is not None:
-        return Promotion(CHAMPION, f"version {version} (test_{metric} {score:.6g}) replaces champion version {champion[0]}, "
-                                   f"which cannot score the current test split: {champion_error}")
+        return Promotion(
+            CHAMPION,
+            f"version {version} (test_{metric} {score:.6g}) replaces champion version {champion[0]}, "
+            f"which cannot score the current test split: {champion_error}",
+        )
     old_version, old = champion
     if old is None or not math.isfinite(old):
-        return Promotion(CHAMPION, f"version {version} (test_{metric} {score:.6g}) replaces champion version {old_version}, "
-                                   "which scores no finite value on the current test split")
+        return Promotion(
+            CHAMPION,
+            f"version {version} (test_{metric} {score:.6g}) replaces champion version {old_version}, "
+            "which scores no finite value on the current test split",
+        )
     better = score > old if direction == "maximize" else score < old
     relation = "beats" if better else ("ties" if score == old else "does not beat")
     line = f"version {version} {relation} champion version {old_version} on {rows}: test_{metric} {score:.6g} vs {old:.6g}"

@@ -35,5 +35,7 @@ def check_database_reachable(uri: str, key: str, timeout: float = 3.0) -> None:
             pass
     except OSError as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
-        raise ConfigError(f"{key} {redact(uri)}: the database server at {host}:{port} cannot be reached ({reason}, "
-                          f"one attempt, {timeout:g} s); start it or fix {key}. Nothing was written.") from None
+        raise ConfigError(
+            f"{key} {redact(uri)}: the database server at {host}:{port} cannot be reached ({reason}, "
+            f"one attempt, {timeout:g} s); start it or fix {key}. Nothing was written."
+        ) from None

@@ -16,9 +16,10 @@ import csv
 import html
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import optuna
@@ -32,9 +33,9 @@ TRIALS_TABLE = "trials.csv"
 IMPORTANCES_TABLE = "importances.csv"
 FOLDS_TABLE = "folds.csv"
 
-FOLD_TRIALS = 20       # the best trials shown in the CV fold spread
-CURVE_TRIALS = 5       # the best trials whose learning curves are drawn
-CONTOUR_PARAMS = 2     # the contour plot pairs the most important parameters
+FOLD_TRIALS = 20  # the best trials shown in the CV fold spread
+CURVE_TRIALS = 5  # the best trials whose learning curves are drawn
+CONTOUR_PARAMS = 2  # the contour plot pairs the most important parameters
 PNG_DPI = 90
 
 
@@ -114,11 +115,14 @@ def parameter_importances(study: optuna.Study, seed: int) -> dict[str, float]:
     shared = set.intersection(*(set(t.distributions) for t in complete))
     varied = [p for p in shared if not _single_valued(complete, p)]
     if len(varied) < 2:
-        raise Skip(f"Parameter importances need at least 2 parameters that vary across the complete trials; "
-                   f"this study varies {len(varied)} ({', '.join(sorted(varied)) or 'none'}).")
+        raise Skip(
+            f"Parameter importances need at least 2 parameters that vary across the complete trials; "
+            f"this study varies {len(varied)} ({', '.join(sorted(varied)) or 'none'})."
+        )
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
-    found = optuna.importance.get_param_importances(study, evaluator=evaluator, params=sorted(varied),
-                                                    target=lambda t: t.values[0])
+    found = optuna.importance.get_param_importances(
+        study, evaluator=evaluator, params=sorted(varied), target=lambda t: t.values[0]
+    )
     return {p: float(v) for p, v in sorted(found.items(), key=lambda kv: -kv[1])}
 
 
@@ -206,8 +210,12 @@ def _pareto_front(ctx: _Context) -> Figure:
         raise Skip(f"Pareto front: Optuna draws 2 or 3 objectives; this study has {len(ctx.names)}.")
     _needs_complete(ctx, 1, "The Pareto front")
     pair = _optuna_pair(ctx.study, "plot_pareto_front", target_names=ctx.names)
-    return Figure("pareto_front", "Pareto front", f"Trade-off between {', '.join(ctx.names)}; "
-                  "front trials are highlighted, the chosen one is in the summary above.", *pair)
+    return Figure(
+        "pareto_front",
+        "Pareto front",
+        f"Trade-off between {', '.join(ctx.names)}; front trials are highlighted, the chosen one is in the summary above.",
+        *pair,
+    )
 
 
 def _param_importances(ctx: _Context) -> Figure:
@@ -222,16 +230,25 @@ def _param_importances(ctx: _Context) -> Figure:
     ax.barh(names, values, color="#3b75af")
     ax.set(title="Parameter importances (fANOVA)", xlabel=f"importance for {ctx.names[0]}")
     png.tight_layout()
-    return Figure("param_importances", "Parameter importances", f"Share of the variance of {ctx.names[0]} "
-                  "explained by each parameter (fANOVA over the complete trials).", interactive, png)
+    return Figure(
+        "param_importances",
+        "Parameter importances",
+        f"Share of the variance of {ctx.names[0]} explained by each parameter (fANOVA over the complete trials).",
+        interactive,
+        png,
+    )
 
 
 def _parallel_coordinate(ctx: _Context) -> Figure:
     _needs_complete(ctx, 2, "The parallel-coordinate plot")
     pair = _optuna_pair(ctx.study, "plot_parallel_coordinate", **ctx.target())
     _resize(pair[1], 10, 5)
-    return Figure("parallel_coordinate", "Parallel coordinates", "Each line is a complete trial: its parameters "
-                  f"and its {ctx.names[0]}.", *pair)
+    return Figure(
+        "parallel_coordinate",
+        "Parallel coordinates",
+        f"Each line is a complete trial: its parameters and its {ctx.names[0]}.",
+        *pair,
+    )
 
 
 def _contour(ctx: _Context) -> Figure:
@@ -240,8 +257,12 @@ def _contour(ctx: _Context) -> Figure:
     if len(params) < 2:
         raise Skip("Contour plot: needs two parameters; this study tunes one (see the slice plot).")
     pair = _optuna_pair(ctx.study, "plot_contour", params=params, **ctx.target())
-    return Figure("contour", "Contour", f"{ctx.names[0]} over the two most important parameters "
-                  f"({params[0]} and {params[1]}), interpolated between trials.", *pair)
+    return Figure(
+        "contour",
+        "Contour",
+        f"{ctx.names[0]} over the two most important parameters ({params[0]} and {params[1]}), interpolated between trials.",
+        *pair,
+    )
 
 
 def _slice(ctx: _Context) -> Figure:
@@ -256,8 +277,12 @@ def _intermediate_values(ctx: _Context) -> Figure:
     if ctx.multi or not any(t.intermediate_values for t in ctx.study.get_trials(deepcopy=False)):
         raise Skip("")  # no fidelity steps: nothing was reported
     pair = _optuna_pair(ctx.study, "plot_intermediate_values")
-    return Figure("intermediate_values", "Intermediate values", f"{ctx.names[0]} at each fidelity step; "
-                  "lines that stop early are pruned trials.", *pair)
+    return Figure(
+        "intermediate_values",
+        "Intermediate values",
+        f"{ctx.names[0]} at each fidelity step; lines that stop early are pruned trials.",
+        *pair,
+    )
 
 
 def _fold_spread(ctx: _Context) -> Figure:
@@ -275,8 +300,13 @@ def _fold_spread(ctx: _Context) -> Figure:
     ax.boxplot([folds[n] for n in shown], tick_labels=[f"#{n}" for n in shown])
     ax.set(title=title, xlabel="trial", ylabel=ctx.names[0])
     png.tight_layout()
-    return Figure("cv_fold_spread", "Spread across CV folds", f"Box per trial over its CV folds (the {len(shown)} "
-                  "best by mean): a wide box means the score depends on the split.", interactive, png)
+    return Figure(
+        "cv_fold_spread",
+        "Spread across CV folds",
+        f"Box per trial over its CV folds (the {len(shown)} best by mean): a wide box means the score depends on the split.",
+        interactive,
+        png,
+    )
 
 
 def _learning_curves(ctx: _Context) -> Figure:
@@ -293,8 +323,16 @@ def _learning_curves(ctx: _Context) -> Figure:
         for number, series in curves.items():
             if key in series:
                 steps, values = zip(*series[key])
-                interactive.add_scatter(x=steps, y=values, mode="lines", name=f"trial {number}", legendgroup=str(number),
-                                        showlegend=col == 1, row=1, col=col)
+                interactive.add_scatter(
+                    x=steps,
+                    y=values,
+                    mode="lines",
+                    name=f"trial {number}",
+                    legendgroup=str(number),
+                    showlegend=col == 1,
+                    row=1,
+                    col=col,
+                )
                 axes[col - 1].plot(steps, values, label=f"trial {number}")
         axes[col - 1].set(title=key, xlabel="epoch")
     axes[0].legend(fontsize="small")
@@ -304,8 +342,15 @@ def _learning_curves(ctx: _Context) -> Figure:
 
 
 _BUILDERS: list[Callable[[_Context], Figure]] = [
-    _history, _pareto_front, _param_importances, _parallel_coordinate, _contour, _slice,
-    _intermediate_values, _fold_spread, _learning_curves,
+    _history,
+    _pareto_front,
+    _param_importances,
+    _parallel_coordinate,
+    _contour,
+    _slice,
+    _intermediate_values,
+    _fold_spread,
+    _learning_curves,
 ]
 
 
@@ -332,8 +377,9 @@ def _resize(fig: Any, width: float, height: float) -> None:
 # DVC plot tables
 
 
-def plot_tables(study: optuna.Study, names: list[str], importances: dict[str, float],
-                folds: dict[int, list[float]]) -> dict[str, tuple[list[str], list[list[Any]]]]:
+def plot_tables(
+    study: optuna.Study, names: list[str], importances: dict[str, float], folds: dict[int, list[float]]
+) -> dict[str, tuple[list[str], list[list[Any]]]]:
     """Header and rows of each DVC plot file: complete trials, importances, scores per CV fold."""
     complete = complete_trials(study)
     params = sorted(set().union(*(t.params for t in complete))) if complete else []
@@ -413,20 +459,27 @@ def render_index(figures: StudyFigures, pngs: dict[str, bytes], ctx: ReportConte
     s = ctx.summary
     names = s.get("objectives") or [s["metric"]]
     counts = ", ".join(f"{v} {k}" for k, v in ctx.counts.items())
-    parts = [f"<h1>Study {_e(s['study_name'])}</h1>",
-             f"<p>{counts} trials; the final model is trial #{_e(s['best_trial'])}, refit on train + validation.</p>",
-             *(["<h2>Data</h2>", _table(["", ""], list(ctx.data.items()))] if ctx.data else []),
-             '<div class="row"><div><h2>Best parameters</h2>', _table(["parameter", "value"], sorted(s["best_params"].items())),
-             "</div><div><h2>Scores</h2>", _table(["score", "value"], _score_rows(names, s["best_values"], ctx.test_scores)),
-             "</div></div>",
-             "<h2>Where to look next</h2>", _links(ctx)]
+    parts = [
+        f"<h1>Study {_e(s['study_name'])}</h1>",
+        f"<p>{counts} trials; the final model is trial #{_e(s['best_trial'])}, refit on train + validation.</p>",
+        *(["<h2>Data</h2>", _table(["", ""], list(ctx.data.items()))] if ctx.data else []),
+        '<div class="row"><div><h2>Best parameters</h2>',
+        _table(["parameter", "value"], sorted(s["best_params"].items())),
+        "</div><div><h2>Scores</h2>",
+        _table(["score", "value"], _score_rows(names, s["best_values"], ctx.test_scores)),
+        "</div></div>",
+        "<h2>Where to look next</h2>",
+        _links(ctx),
+    ]
     if figures.notes:
         parts += ["<h2>Not drawn</h2>", "<ul>" + "".join(f'<li class="note">{_e(n)}</li>' for n in figures.notes) + "</ul>"]
     for f in figures.figures:
         data = base64.b64encode(pngs[f.name]).decode()
-        parts.append(f'<figure id="{f.name}"><h2>{_e(f.title)}</h2><img alt="{_e(f.title)}" '
-                     f'src="data:image/png;base64,{data}"><figcaption>{_e(f.caption)} '
-                     f'<a href="{INTERACTIVE}#{f.name}">Interactive</a></figcaption></figure>')
+        parts.append(
+            f'<figure id="{f.name}"><h2>{_e(f.title)}</h2><img alt="{_e(f.title)}" '
+            f'src="data:image/png;base64,{data}"><figcaption>{_e(f.caption)} '
+            f'<a href="{INTERACTIVE}#{f.name}">Interactive</a></figcaption></figure>'
+        )
     return _page(f"tunedag report: {s['study_name']}", "\n".join(parts))
 
 
@@ -434,7 +487,10 @@ def render_interactive(figures: StudyFigures, ctx: ReportContext) -> str:
     """Every figure as a plotly chart, plotly.js inline once: opens from disk with no network."""
     from plotly.offline import get_plotlyjs
 
-    body = [f"<h1>Study {_e(ctx.summary['study_name'])}: interactive figures</h1>", f'<p><a href="{INDEX}">Back to the report</a></p>']
+    body = [
+        f"<h1>Study {_e(ctx.summary['study_name'])}: interactive figures</h1>",
+        f'<p><a href="{INDEX}">Back to the report</a></p>',
+    ]
     for f in figures.figures:
         body.append(f'<h2 id="{f.name}">{_e(f.title)}</h2><p>{_e(f.caption)}</p>')
         body.append(f.interactive.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{f.name}"))
@@ -444,15 +500,20 @@ def render_interactive(figures: StudyFigures, ctx: ReportContext) -> str:
 
 def _score_rows(names: list[str], values: list[float], test: dict[str, float]) -> list[tuple[str, str]]:
     rows = [(f"validation {n} (best trial)", _num(v)) for n, v in zip(names, values)]
-    return rows + [(k.replace("_", " ", 1) if k.startswith("test_") else k, _num(v)) for k, v in sorted(test.items())
-                   if not k.startswith("best_val_")]
+    return rows + [
+        (k.replace("_", " ", 1) if k.startswith("test_") else k, _num(v))
+        for k, v in sorted(test.items())
+        if not k.startswith("best_val_")
+    ]
 
 
 def _links(ctx: ReportContext) -> str:
     items = [f'<li><a href="{INTERACTIVE}">Interactive figures</a> (zoom, hover, select)</li>']
     if ctx.run_url:
-        items.append(f'<li>MLflow pipeline run with its trials: <a href="{_e(ctx.run_url)}">{_e(ctx.run_url)}</a> '
-                     "(start the UI with <code>make ui</code>)</li>")
+        items.append(
+            f'<li>MLflow pipeline run with its trials: <a href="{_e(ctx.run_url)}">{_e(ctx.run_url)}</a> '
+            "(start the UI with <code>make ui</code>)</li>"
+        )
     items += [f"<li>{_e(label)}: <code>{_e(value)}</code></li>" for label, value in ctx.links.items()]
     return "<ul>" + "".join(items) + "</ul>"
 
@@ -464,8 +525,10 @@ def _table(header: list[str], rows: list) -> str:
 
 
 def _page(title: str, body: str, head: str = "") -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-            f"<style>{_STYLE}</style>{head}</head>\n<body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f"<style>{_STYLE}</style>{head}</head>\n<body>\n{body}\n</body></html>\n"
+    )
 
 
 def _e(value: Any) -> str:
@@ -480,9 +543,18 @@ def _num(value: Any) -> str:
 # Terminal
 
 
-def format_progress(number: int, state: str, value: float | None, best: tuple[int, float] | None,
-                    finished: int, total: int, metric: str, seconds: float, error: str | None = None,
-                    width: int = 20) -> str:
+def format_progress(
+    number: int,
+    state: str,
+    value: float | None,
+    best: tuple[int, float] | None,
+    finished: int,
+    total: int,
+    metric: str,
+    seconds: float,
+    error: str | None = None,
+    width: int = 20,
+) -> str:
     """One line per finished trial: a bar of finished / total, the trial's result, the best so far.
 
     Args:
@@ -507,9 +579,12 @@ def format_summary(ctx: ReportContext, report_index: Path | None = None, ui_comm
     s = ctx.summary
     names = s.get("objectives") or [s["metric"]]
     counts = ", ".join(f"{v} {k}" for k, v in ctx.counts.items())
-    lines = [f"tunedag: study {s['study_name']} ({counts})", *(f"  {k}: {v}" for k, v in ctx.data.items()),
-             f"  best trial #{s['best_trial']}: " + ", ".join(f"val {n}={_num(v)}" for n, v in zip(names, s["best_values"])),
-             "  params: " + (", ".join(f"{k}={v}" for k, v in sorted(s["best_params"].items())) or "(none)")]
+    lines = [
+        f"tunedag: study {s['study_name']} ({counts})",
+        *(f"  {k}: {v}" for k, v in ctx.data.items()),
+        f"  best trial #{s['best_trial']}: " + ", ".join(f"val {n}={_num(v)}" for n, v in zip(names, s["best_values"])),
+        "  params: " + (", ".join(f"{k}={v}" for k, v in sorted(s["best_params"].items())) or "(none)"),
+    ]
     test = {k.removeprefix("test_"): v for k, v in sorted(ctx.test_scores.items()) if k.startswith("test_")}
     if test:
         lines.append("  test (held out, scored once): " + ", ".join(f"{k}={_num(v)}" for k, v in test.items()))
@@ -518,4 +593,3 @@ def format_summary(ctx: ReportContext, report_index: Path | None = None, ui_comm
     if ctx.run_url:
         lines.append(f"  MLflow: `{ui_command}`, then {ctx.run_url}")
     return "\n".join(lines)
-

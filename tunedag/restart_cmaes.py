@@ -84,9 +84,16 @@ class RestartCmaEsSampler(BaseSampler):
     """
 
     def __init__(
-        self, *, restart_strategy: Literal["ipop", "bipop"] | None = "ipop", popsize: int | None = None,
-        inc_popsize: int = 2, sigma0: float | None = None, n_startup_trials: int = 1,
-        use_separable_cma: bool = False, with_margin: bool = False, seed: int | None = None,
+        self,
+        *,
+        restart_strategy: Literal["ipop", "bipop"] | None = "ipop",
+        popsize: int | None = None,
+        inc_popsize: int = 2,
+        sigma0: float | None = None,
+        n_startup_trials: int = 1,
+        use_separable_cma: bool = False,
+        with_margin: bool = False,
+        seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
     ) -> None:
         if restart_strategy not in ("ipop", "bipop", None):
@@ -109,11 +116,14 @@ class RestartCmaEsSampler(BaseSampler):
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         """The int and float parameters common to every trial so far, except single-valued ones."""
         return {
-            name: d for name, d in self._space.calculate(study).items()
+            name: d
+            for name, d in self._space.calculate(study).items()
             if isinstance(d, (FloatDistribution, IntDistribution)) and not d.single()
         }
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         """Tell a full generation if there is one (restarting a converged run), then ask one point."""
         self._raise_error_if_multi_objective(study)
         trials = study.get_trials(deepcopy=False)
@@ -133,7 +143,9 @@ class RestartCmaEsSampler(BaseSampler):
             _store(study, trial, state)
         return self._ask(study, trial, state, trans)
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
         """A parameter outside the CMA-ES space, from the independent sampler."""
         self._raise_error_if_multi_objective(study)
         return self._independent.sample_independent(study, trial, param_name, param_distribution)
@@ -187,10 +199,16 @@ class RestartCmaEsSampler(BaseSampler):
         opt = self._optimizer(space, mean, sigma, seed=self._derive(1, state.restarts + 1), popsize=popsize)
         return _State(opt, state.names, state.restarts + 1, n_large, regime, evals)
 
-    def _optimizer(self, space: dict[str, BaseDistribution], mean: np.ndarray, sigma: float, seed: int, popsize: int | None = None) -> Optimizer:
+    def _optimizer(
+        self, space: dict[str, BaseDistribution], mean: np.ndarray, sigma: float, seed: int, popsize: int | None = None
+    ) -> Optimizer:
         """A CMA-ES over `space` scaled to [0, 1], as Optuna's CmaEsSampler builds it."""
         kwargs: dict[str, Any] = dict(
-            mean=mean, sigma=sigma, bounds=np.array([[0.0, 1.0]] * len(space)), seed=seed, n_max_resampling=10 * len(space),
+            mean=mean,
+            sigma=sigma,
+            bounds=np.array([[0.0, 1.0]] * len(space)),
+            seed=seed,
+            n_max_resampling=10 * len(space),
             population_size=popsize or self._popsize0(len(space)),
         )
         if self._separable and len(mean) > 1:  # sep-CMA-ES is meaningless in one dimension
@@ -228,7 +246,7 @@ def _restore(trials: list[FrozenTrial]) -> _State | None:
 
 def _store(study: optuna.Study, trial: FrozenTrial, state: _State) -> None:
     text = pickle.dumps(state).hex()
-    chunks = [text[i:i + _CHUNK] for i in range(0, len(text), _CHUNK)]
+    chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)]
     for i, chunk in enumerate(chunks):
         study_storage(study).set_trial_system_attr(trial_id(trial), f"{_STATE}:{i}", chunk)
     study_storage(study).set_trial_system_attr(trial_id(trial), _STATE + ":n", len(chunks))

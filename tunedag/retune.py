@@ -43,8 +43,13 @@ class RunPlan:
     warm_from: str | None = None
 
 
-def plan_run(cfg: Config, data_version: str, same_data_rule: bool = True, warm_from_history: bool | None = None,
-             problem: Problem | None = None) -> RunPlan:
+def plan_run(
+    cfg: Config,
+    data_version: str,
+    same_data_rule: bool = True,
+    warm_from_history: bool | None = None,
+    problem: Problem | None = None,
+) -> RunPlan:
     """Decide how this run tunes; `same_data_rule` False (a `dvc repro`) always resumes or adds nothing.
 
     Args:
@@ -70,35 +75,67 @@ def plan_run(cfg: Config, data_version: str, same_data_rule: bool = True, warm_f
         finished = len(storage.get_all_trials(study_id(current), deepcopy=False, states=FINISHED))
         n_trials = cfg.tune.n_trials
         if finished < n_trials or not same_data_rule:
-            return RunPlan(cfg, False, f"data version {short} has study {name} with {finished} of {n_trials} trials finished: resuming it")
+            return RunPlan(
+                cfg, False, f"data version {short} has study {name} with {finished} of {n_trials} trials finished: resuming it"
+            )
         if cfg.schedule.on_same_data == "skip":
-            return RunPlan(cfg, True, f"data version {short} unchanged and study {name} already holds its {finished} trials: "
-                                      "skipped (schedule.on_same_data: skip)")
+            return RunPlan(
+                cfg,
+                True,
+                f"data version {short} unchanged and study {name} already holds its {finished} trials: "
+                "skipped (schedule.on_same_data: skip)",
+            )
         more = finished + cfg.schedule.add_trials
-        return RunPlan(_with_tune(cfg, n_trials=more), False,
-                       f"data version {short} unchanged: {cfg.schedule.add_trials} more trials in study {name}, "
-                       f"{more} in all (schedule.on_same_data: add_trials)")
+        return RunPlan(
+            _with_tune(cfg, n_trials=more),
+            False,
+            f"data version {short} unchanged: {cfg.schedule.add_trials} more trials in study {name}, "
+            f"{more} in all (schedule.on_same_data: add_trials)",
+        )
     if cfg.tune.warm_start is not None:
-        return RunPlan(cfg, False, f"new study {name} for data version {short}, warm-started from the best {cfg.tune.warm_start.top_k} "
-                                   f"trials of {cfg.tune.warm_start.study}, as tune.warm_start says", cfg.tune.warm_start.study)
+        return RunPlan(
+            cfg,
+            False,
+            f"new study {name} for data version {short}, warm-started from the best {cfg.tune.warm_start.top_k} "
+            f"trials of {cfg.tune.warm_start.study}, as tune.warm_start says",
+            cfg.tune.warm_start.study,
+        )
     if not (same_data_rule if warm_from_history is None else warm_from_history):
-        return RunPlan(cfg, False, f"new study {name} for data version {short}, started cold (a stage command warm-starts only "
-                                   "from the study tune.warm_start names in params.yaml)")
+        return RunPlan(
+            cfg,
+            False,
+            f"new study {name} for data version {short}, started cold (a stage command warm-starts only "
+            "from the study tune.warm_start names in params.yaml)",
+        )
     if problem is None:
-        return RunPlan(cfg, False, f"new study {name} for data version {short}, started cold (the problem of {cfg.paths.prepared} is not recorded)")
+        return RunPlan(
+            cfg,
+            False,
+            f"new study {name} for data version {short}, started cold (the problem of {cfg.paths.prepared} is not recorded)",
+        )
     earlier, others = _latest_earlier(storage, cfg, name, problem.id)
     if earlier is None or cfg.schedule.warm_start_top_k == 0:
-        why = ("schedule.warm_start_top_k is 0" if earlier else
-               f"no earlier study of problem {problem.id} with the same metric whose configurations fit the space"
-               + (f"; {others} of another or an unrecorded problem passed over" if others else ""))
+        why = (
+            "schedule.warm_start_top_k is 0"
+            if earlier
+            else f"no earlier study of problem {problem.id} with the same metric whose configurations fit the space"
+            + (f"; {others} of another or an unrecorded problem passed over" if others else "")
+        )
         return RunPlan(cfg, False, f"new study {name} for data version {short}, started cold ({why})")
     earlier_version = earlier.user_attrs.get("data_version")
-    changed = (f"data version changed ({(earlier_version or '?')[:8]} -> {short})"
-               if earlier_version != data_version else "config changed on the same data")
+    changed = (
+        f"data version changed ({(earlier_version or '?')[:8]} -> {short})"
+        if earlier_version != data_version
+        else "config changed on the same data"
+    )
     warm = WarmStartConfig(study=earlier.study_name, top_k=cfg.schedule.warm_start_top_k)
-    return RunPlan(_with_tune(cfg, warm_start=warm), False,
-                   f"{changed}: new study {name} warm-started from the best {warm.top_k} trials of {earlier.study_name} "
-                   f"(the same problem, {problem.id})", earlier.study_name)
+    return RunPlan(
+        _with_tune(cfg, warm_start=warm),
+        False,
+        f"{changed}: new study {name} warm-started from the best {warm.top_k} trials of {earlier.study_name} "
+        f"(the same problem, {problem.id})",
+        earlier.study_name,
+    )
 
 
 def _latest_earlier(storage: BaseStorage, cfg: Config, name: str, problem_id: str) -> tuple[Any | None, str]:
@@ -109,8 +146,12 @@ def _latest_earlier(storage: BaseStorage, cfg: Config, name: str, problem_id: st
     passed = 0
     for summary in sorted(storage.get_all_studies(), key=study_id, reverse=True):  # FrozenStudy: Optuna keeps the type private
         attrs = summary.user_attrs
-        if (summary.study_name == name or not summary.study_name.startswith(prefix)
-                or attrs.get("metric") != cfg.tune.metric or list(summary.directions) != directions):
+        if (
+            summary.study_name == name
+            or not summary.study_name.startswith(prefix)
+            or attrs.get("metric") != cfg.tune.metric
+            or list(summary.directions) != directions
+        ):
             continue
         if attrs.get(STUDY_ATTR) != problem_id:
             passed += 1

@@ -29,7 +29,9 @@ from tunedag.config import Config
 from tunedag.errors import ConfigError
 from tunedag.space import grid
 
-_DEPRECATED_BUT_HONOURED = r"`(prior_weight|consider_endpoints|warn_independent_sampling|sigma0|restart_strategy)` has been deprecated"
+_DEPRECATED_BUT_HONOURED = (
+    r"`(prior_weight|consider_endpoints|warn_independent_sampling|sigma0|restart_strategy)` has been deprecated"
+)
 
 
 class AskTellGridSampler(optuna.samplers.GridSampler):
@@ -114,7 +116,9 @@ def _random(cfg: Config, seed: int) -> BaseSampler:
 def _tpe(cfg: Config, seed: int) -> BaseSampler:
     s = cfg.tune.sampler
     if s.group and not s.multivariate:
-        raise ConfigError("tune.sampler.group: true needs tune.sampler.multivariate: true (Optuna's TPE groups only multivariate models)")
+        raise ConfigError(
+            "tune.sampler.group: true needs tune.sampler.multivariate: true (Optuna's TPE groups only multivariate models)"
+        )
     return optuna.samplers.TPESampler(
         seed=seed,
         n_startup_trials=s.n_startup_trials,
@@ -200,7 +204,14 @@ def _manual(cfg: Config, seed: int) -> BaseSampler:
 
 
 _SAMPLERS: dict[str, Callable[[Config, int], BaseSampler]] = {
-    "grid": _grid, "random": _random, "tpe": _tpe, "gp": _gp, "cmaes": _cmaes, "qmc": _qmc, "nsga2": _nsga2, "manual": _manual,
+    "grid": _grid,
+    "random": _random,
+    "tpe": _tpe,
+    "gp": _gp,
+    "cmaes": _cmaes,
+    "qmc": _qmc,
+    "nsga2": _nsga2,
+    "manual": _manual,
 }
 
 
@@ -211,23 +222,31 @@ def _none(cfg: Config) -> optuna.pruners.BasePruner:
 def _median(cfg: Config) -> optuna.pruners.BasePruner:
     p = cfg.tune.pruner
     return optuna.pruners.MedianPruner(
-        n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps, interval_steps=p.interval_steps, n_min_trials=1,
+        n_startup_trials=p.n_startup_trials,
+        n_warmup_steps=p.n_warmup_steps,
+        interval_steps=p.interval_steps,
+        n_min_trials=1,
     )
 
 
 def _percentile(cfg: Config) -> optuna.pruners.BasePruner:
     p = cfg.tune.pruner
     return optuna.pruners.PercentilePruner(
-        percentile=p.percentile, n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps,
-        interval_steps=p.interval_steps, n_min_trials=1,
+        percentile=p.percentile,
+        n_startup_trials=p.n_startup_trials,
+        n_warmup_steps=p.n_warmup_steps,
+        interval_steps=p.interval_steps,
+        n_min_trials=1,
     )
 
 
 def _successive_halving(cfg: Config) -> optuna.pruners.BasePruner:
     p = cfg.tune.pruner
     return optuna.pruners.SuccessiveHalvingPruner(
-        min_resource=p.min_resource, reduction_factor=p.reduction_factor,
-        min_early_stopping_rate=p.min_early_stopping_rate, bootstrap_count=0,
+        min_resource=p.min_resource,
+        reduction_factor=p.reduction_factor,
+        min_early_stopping_rate=p.min_early_stopping_rate,
+        bootstrap_count=0,
     )
 
 
@@ -240,11 +259,17 @@ def _hyperband(cfg: Config) -> optuna.pruners.BasePruner:
             "tune.pruner.max_resource or the number of fidelity steps)"
         )
     return optuna.pruners.HyperbandPruner(
-        min_resource=p.min_resource, max_resource=max_resource, reduction_factor=p.reduction_factor, bootstrap_count=0,
+        min_resource=p.min_resource,
+        max_resource=max_resource,
+        reduction_factor=p.reduction_factor,
+        bootstrap_count=0,
     )
 
 
 _PRUNERS: dict[str, Callable[[Config], optuna.pruners.BasePruner]] = {
-    "none": _none, "median": _median, "percentile": _percentile,
-    "successive_halving": _successive_halving, "hyperband": _hyperband,
+    "none": _none,
+    "median": _median,
+    "percentile": _percentile,
+    "successive_halving": _successive_halving,
+    "hyperband": _hyperband,
 }

@@ -32,13 +32,19 @@ def check_warm_start_source(cfg: Config) -> None:
     url = ws.storage or cfg.tune.storage
     names = optuna.get_all_study_names(build_storage(url)) if "://" in url or Path(url).is_file() else []
     if ws.study not in names:
-        raise ConfigError(f"tune.warm_start.study {ws.study!r} is not in the storage {redact(url)}; studies there: {', '.join(names) or 'none'}")
+        raise ConfigError(
+            f"tune.warm_start.study {ws.study!r} is not in the storage {redact(url)}; studies there: {', '.join(names) or 'none'}"
+        )
     problem = read_problem(cfg.paths.prepared)
     source = optuna.load_study(study_name=ws.study, storage=build_storage(url)).user_attrs.get(STUDY_ATTR)
-    if problem is not None and source is not None and source != problem.id:  # a study from before problems were recorded: the user's call
-        raise ConfigError(f"tune.warm_start.study {ws.study!r} was tuned on problem {source}, "
-                          f"not on this data's {problem.describe()}: a study's best configurations only seed a study of "
-                          "the same task, target and feature columns. Name a study of this problem in tune.warm_start, or remove it.")
+    if (
+        problem is not None and source is not None and source != problem.id
+    ):  # a study from before problems were recorded: the user's call
+        raise ConfigError(
+            f"tune.warm_start.study {ws.study!r} was tuned on problem {source}, "
+            f"not on this data's {problem.describe()}: a study's best configurations only seed a study of "
+            "the same task, target and feature columns. Name a study of this problem in tune.warm_start, or remove it."
+        )
 
 
 def warm_start(study: optuna.Study, cfg: Config) -> list[int]:
@@ -49,7 +55,9 @@ def warm_start(study: optuna.Study, cfg: Config) -> list[int]:
     try:
         source = optuna.load_study(study_name=ws.study, storage=build_storage(ws.storage or cfg.tune.storage))
     except KeyError:
-        raise ConfigError(f"tune.warm_start.study {ws.study!r} does not exist in that storage; list studies with optuna.get_all_study_names") from None
+        raise ConfigError(
+            f"tune.warm_start.study {ws.study!r} does not exist in that storage; list studies with optuna.get_all_study_names"
+        ) from None
     complete = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     chosen = top_k_trials(complete, source.directions[0].name.lower(), ws.top_k)
     for trial in chosen:

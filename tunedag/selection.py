@@ -7,7 +7,7 @@ study always yields the same choice. A trial's `values` are ordered [tune.metric
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
@@ -87,7 +87,11 @@ def best_with_tie_break(trials: list[FrozenTrial], direction: str, tie_break: st
     if not best:
         raise ValueError("no trial completed")
     top = best[0].values[0]
-    tied = [t for t in trials if t.state == TrialState.COMPLETE and t.values and math.isclose(t.values[0], top, rel_tol=0, abs_tol=1e-12)]
+    tied = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.values and math.isclose(t.values[0], top, rel_tol=0, abs_tol=1e-12)
+    ]
 
     def secondary(t: FrozenTrial) -> tuple[float, int]:
         value = (t.user_attrs.get("metrics") or {}).get(tie_break) if tie_break else None

@@ -76,7 +76,9 @@ def grid(space: dict[str, Param]) -> dict[str, list[Any]]:
     """Every value of every parameter, for exhaustive search; refuse a space with no finite grid."""
     size = grid_size(space)
     if size > MAX_GRID_POINTS:
-        raise SearchSpaceError(f"search_space has {size} grid points, more than {MAX_GRID_POINTS}; use a larger step or tune.sampler: random or tpe")
+        raise SearchSpaceError(
+            f"search_space has {size} grid points, more than {MAX_GRID_POINTS}; use a larger step or tune.sampler: random or tpe"
+        )
     return {name: _grid_values(p) for name, p in space.items()}
 
 
@@ -89,9 +91,13 @@ def _grid_count(name: str, p: Param) -> int:
     if isinstance(p, CategoricalParam):
         return len(p.choices)
     if p.log:
-        raise SearchSpaceError(f"search_space.{name}: a log-scale {p.type} cannot be searched on a grid; drop log and set step, or list choices")
+        raise SearchSpaceError(
+            f"search_space.{name}: a log-scale {p.type} cannot be searched on a grid; drop log and set step, or list choices"
+        )
     if p.step is None:
-        raise SearchSpaceError(f"search_space.{name}: the grid sampler needs a step for a float (or use type: categorical with choices)")
+        raise SearchSpaceError(
+            f"search_space.{name}: the grid sampler needs a step for a float (or use type: categorical with choices)"
+        )
     return int(math.floor((p.high - p.low) / p.step + 1e-9)) + 1
 
 
@@ -123,7 +129,10 @@ def fit_to_space(params: dict[str, Any], families: dict[str, Family]) -> dict[st
     kept = {FAMILY: family_name} if len(families) > 1 else {}
     for key, value in params.items():
         name = key.removeprefix(prefix)
-        if key.startswith(prefix) and name in space and _distribution(space[name])._contains(
-                _distribution(space[name]).to_internal_repr(value)):
+        if (
+            key.startswith(prefix)
+            and name in space
+            and _distribution(space[name])._contains(_distribution(space[name]).to_internal_repr(value))
+        ):
             kept[key] = value
     return kept

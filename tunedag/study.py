@@ -21,7 +21,6 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from compat.optuna import journal_lock, journal_path, rdb_storage, study_storage
-
 from tunedag.config import Config
 from tunedag.errors import TunedagError, redact
 from tunedag.problem import STUDY_ATTR as PROBLEM_ATTR
@@ -49,9 +48,11 @@ def build_storage(url: str, sync: bool = True) -> BaseStorage:
             return RDBStorage(url)
         except Exception as exc:  # driver missing, server down, bad credentials: one paragraph, no password
             first = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TunedagError(f"The Optuna storage {redact(url)} (tune.storage) cannot be opened: {first}. "
-                               "Check that the database server runs and the URL is right, or use a file path for "
-                               "the embedded journal storage (optuna/study.journal).") from None
+            raise TunedagError(
+                f"The Optuna storage {redact(url)} (tune.storage) cannot be opened: {first}. "
+                "Check that the database server runs and the URL is right, or use a file path for "
+                "the embedded journal storage (optuna/study.journal)."
+            ) from None
     path = Path(url).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     backend = (JournalFileBackend if sync else UnsyncedJournalFile)(str(path))
@@ -132,13 +133,19 @@ def join_study(cfg: Config, data_version: str) -> optuna.Study:
     """Load the study a tune run created for this config and data version; never create one."""
     name = study_name(cfg, data_version)
     try:
-        study = optuna.load_study(study_name=name, storage=build_storage(cfg.tune.storage, cfg.tune.journal_sync),
-                                  sampler=build_sampler(cfg), pruner=build_pruner(cfg))
+        study = optuna.load_study(
+            study_name=name,
+            storage=build_storage(cfg.tune.storage, cfg.tune.journal_sync),
+            sampler=build_sampler(cfg),
+            pruner=build_pruner(cfg),
+        )
         continue_sequence(cfg, study, existed=True, alongside=True)
         return study
     except KeyError:
-        raise TunedagError(f"Study {name} does not exist in {redact(cfg.tune.storage)} (tune.storage); start it with "
-                           "`python -m flows.tune` (same params.yaml and data) before starting workers.") from None
+        raise TunedagError(
+            f"Study {name} does not exist in {redact(cfg.tune.storage)} (tune.storage); start it with "
+            "`python -m flows.tune` (same params.yaml and data) before starting workers."
+        ) from None
 
 
 def open_study(cfg: Config, data_version: str) -> optuna.Study:
@@ -311,7 +318,7 @@ def tally(study: optuna.Study) -> Tally:
         counts.add(trials[counts.length])
         counts.length += 1
     tail = _Counts(counts.maximize, list(counts.started), counts.finished, counts.complete, counts.best)
-    for t in trials[counts.length:]:
+    for t in trials[counts.length :]:
         tail.add(t)
     return Tally(tuple(tail.started), tail.finished, tail.complete, tail.best)
 
@@ -343,5 +350,3 @@ class _Counts:
 
 
 _PREFIXES: weakref.WeakKeyDictionary[optuna.Study, _Counts] = weakref.WeakKeyDictionary()
-
-

@@ -80,7 +80,9 @@ def test_skops_writer_module_writes_the_schema_with_its_json_global():
     assert "\n" not in schema and json.loads(schema)
     writer.json = json
     try:
-        assert "\n" in zipfile.ZipFile(BytesIO(skops_io.dumps({"a": [1, 2]}))).read("schema.json").decode()  # skops' own, indented
+        assert (
+            "\n" in zipfile.ZipFile(BytesIO(skops_io.dumps({"a": [1, 2]}))).read("schema.json").decode()
+        )  # skops' own, indented
     finally:
         writer.json = CompactJson
 

@@ -21,7 +21,9 @@ def load_study(cfg: Config) -> optuna.Study:
 def study_runs(cfg: Config, study_name: str, role: str) -> list:
     client = client_for(cfg.tracking.uri)
     exp = client.get_experiment_by_name(cfg.tracking.experiment)
-    return client.search_runs([exp.experiment_id], f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = '{role}'", max_results=5000)
+    return client.search_runs(
+        [exp.experiment_id], f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = '{role}'", max_results=5000
+    )
 
 
 def check_ledger(cfg: Config, n_complete: int) -> optuna.Study:
@@ -32,7 +34,9 @@ def check_ledger(cfg: Config, n_complete: int) -> optuna.Study:
     assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     children = study_runs(cfg, study.study_name, "trial")
     numbers = [int(r.data.tags[TAG_TRIAL]) for r in children]
-    assert sorted(numbers) == sorted(t.number for t in trials), f"one MLflow child run per Optuna trial: runs {sorted(numbers)}, trials {sorted((t.number, t.state.name) for t in trials)}"
+    assert sorted(numbers) == sorted(t.number for t in trials), (
+        f"one MLflow child run per Optuna trial: runs {sorted(numbers)}, trials {sorted((t.number, t.state.name) for t in trials)}"
+    )
     by_number = {int(r.data.tags[TAG_TRIAL]): r for r in children}
     for t in trials:
         run = by_number[t.number]

@@ -22,10 +22,28 @@ def free_port() -> int:
 def start_mlflow_server(home: Path, port: int | None = None, timeout_s: float = 120) -> tuple[subprocess.Popen, str]:
     """Start `mlflow server` on 127.0.0.1 with a SQLite backend and artifact serving under `home`."""
     port = port or free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{home}/mlflow.db", "--artifacts-destination", str(home / "artifacts"),
-                             "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env=UI_ENV | dict(os.environ))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{home}/mlflow.db",
+            "--artifacts-destination",
+            str(home / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=UI_ENV | dict(os.environ),
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout_s
     while True:
@@ -35,7 +53,7 @@ def start_mlflow_server(home: Path, port: int | None = None, timeout_s: float = 
         except OSError:
             if time.time() > deadline or proc.poll() is not None:
                 stop(proc)
-                raise RuntimeError(f"mlflow server on port {port} did not start")
+                raise RuntimeError(f"mlflow server on port {port} did not start") from None
             time.sleep(0.5)
 
 

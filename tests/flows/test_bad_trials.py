@@ -7,8 +7,8 @@ from optuna.trial import TrialState
 
 from flows.prepare import prepare_flow
 from flows.tune import tune_flow
-from tests.flows.ledger import check_ledger, study_runs
 from tasks.tracking import TAG_TRIAL
+from tests.flows.ledger import check_ledger, study_runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -23,17 +23,21 @@ REASONS = {
 
 
 def test_bad_trials_fail_with_their_reason_and_the_study_goes_on(make_config):
-    cfg = make_config(**{
-        "model.estimator": "tests.support.misbehaving.MisbehavingClassifier",
-        "model.fixed": {},
-        "model.trusted_types": ["tests.support.misbehaving.MisbehavingClassifier"],
-        "search_space": {"mode": {"type": "categorical", "choices": sorted(set(MODES))},
-                         "max_depth": {"type": "int", "low": 1, "high": 8}},
-        "tune.sampler": {"name": "manual"},
-        "tune.enqueue": [{"mode": m, "max_depth": 2 + i} for i, m in enumerate(MODES)],
-        "tune.trial_timeout": 10,  # the hanging trial waits it out
-        "tune.trial_memory_mb": 300,
-    })
+    cfg = make_config(
+        **{
+            "model.estimator": "tests.support.misbehaving.MisbehavingClassifier",
+            "model.fixed": {},
+            "model.trusted_types": ["tests.support.misbehaving.MisbehavingClassifier"],
+            "search_space": {
+                "mode": {"type": "categorical", "choices": sorted(set(MODES))},
+                "max_depth": {"type": "int", "low": 1, "high": 8},
+            },
+            "tune.sampler": {"name": "manual"},
+            "tune.enqueue": [{"mode": m, "max_depth": 2 + i} for i, m in enumerate(MODES)],
+            "tune.trial_timeout": 10,  # the hanging trial waits it out
+            "tune.trial_memory_mb": 300,
+        }
+    )
     prepare_flow(cfg)
     summary = tune_flow(cfg)
 

@@ -39,7 +39,12 @@ def test_help_lists_every_command_and_each_command_takes_params_and_set(tmp_path
         (("run", "--set", "tune.n_trials"), ["--set 'tune.n_trials'", "section.key=value"]),
         (("train",), ["paths.tune_summary", "is missing"]),
     ],
-    ids=["missing-params", "bad-cron", "override-without-value", "train-without-tune-summary"],  # the other bad-input cases: test_config, test_errors
+    ids=[
+        "missing-params",
+        "bad-cron",
+        "override-without-value",
+        "train-without-tune-summary",
+    ],  # the other bad-input cases: test_config, test_errors
 )
 def test_bad_input_is_one_paragraph_naming_the_key_with_exit_code_2_and_nothing_written(project, args, words):
     before = sorted(p.relative_to(project) for p in project.rglob("*"))

@@ -11,20 +11,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import optuna
 import pytest
 
 from flows.prepare import prepare_flow
+from tasks.tracking import TAG_TRIAL, client_for
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, load_study, study_runs
 from tests.flows.services import start_mlflow_server, stop
-from tasks.tracking import TAG_TRIAL, client_for
 from tunedag.config import load_config
 from tunedag.study import PARENT_RUN_ATTR, build_storage
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
-pgserver = pytest.importorskip("pgserver", reason="the PostgreSQL tests need a server: pip install pgserver (part of the test extra)")
+pgserver = pytest.importorskip(
+    "pgserver", reason="the PostgreSQL tests need a server: pip install pgserver (part of the test extra)"
+)
 
 
 @pytest.fixture
@@ -44,19 +45,26 @@ def mlflow_server(tmp_path_factory):
 def _cli(project: Path, module: str, overrides: dict) -> subprocess.Popen:
     args = [a for key, value in overrides.items() for a in ("--set", f"{key}={value}")]
     env = {**subprocess_env(), "PYTHONPATH": str(REPO)}  # the test estimator, for the flow and its Dask workers
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def test_dask_trials_and_a_second_worker_share_one_budget(project, postgres_url, mlflow_server):
     n_trials = 14
     # Trials of a known length (3 s), so the two drivers started together both get some.
-    overrides = {**{k: v for k, v in SHRINK.items() if k != "search_space.n_estimators"},
-                 "model.estimator": "tests.support.misbehaving.MisbehavingClassifier",
-                 "model.fixed": "{delay: 3.0}", "model.trusted_types": "[tests.support.misbehaving.MisbehavingClassifier]",
-                 "search_space": "{max_depth: {type: int, low: 1, high: 8}}",
-                 "tune.n_trials": 2, "tune.storage": postgres_url, "tracking.uri": mlflow_server,
-                 "tune.runner.kind": "dask", "tune.sampler.constant_liar": "true"}
+    overrides = {
+        **{k: v for k, v in SHRINK.items() if k != "search_space.n_estimators"},
+        "model.estimator": "tests.support.misbehaving.MisbehavingClassifier",
+        "model.fixed": "{delay: 3.0}",
+        "model.trusted_types": "[tests.support.misbehaving.MisbehavingClassifier]",
+        "search_space": "{max_depth: {type: int, low: 1, high: 8}}",
+        "tune.n_trials": 2,
+        "tune.storage": postgres_url,
+        "tracking.uri": mlflow_server,
+        "tune.runner.kind": "dask",
+        "tune.sampler.constant_liar": "true",
+    }
     cfg = load_config(project / "params.yaml", {k: _yaml(v) for k, v in {**overrides, "tune.n_trials": n_trials}.items()})
     prepare_flow(cfg)
     first = _cli(project, "flows.tune", overrides)  # creates the study, the experiment and the pipeline run

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tasks.tracking import TAG_DATA_VERSION
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, load_study, study_runs
-from tasks.tracking import TAG_DATA_VERSION
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -29,8 +29,9 @@ def _dvc(project: Path, *args: str) -> str:
 
 def _clone(tmp_path: Path) -> Path:
     """The repository's files (as a fresh clone would have them) in a new git repository."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
     project = tmp_path / "project"
     for name in files:
         if (REPO / name).is_file():
@@ -77,7 +78,11 @@ def test_dvc_repro_runs_the_pipeline_then_does_nothing_then_reruns_only_tuning_a
     assert "Ran experiment(s): more-trials" in _dvc(project, "exp", "run", "-S", "tune.n_trials=8", "-n", "more-trials")
 
     diff = json.loads(_dvc(project, "metrics", "diff", "--json"))
-    assert diff["metrics/tune.json"]["n_trials"] == {"old": SHRINK["tune.n_trials"], "new": 8, "diff": 8 - SHRINK["tune.n_trials"]}
+    assert diff["metrics/tune.json"]["n_trials"] == {
+        "old": SHRINK["tune.n_trials"],
+        "new": 8,
+        "diff": 8 - SHRINK["tune.n_trials"],
+    }
     (baseline,) = json.loads(_dvc(project, "exp", "show", "--json"))[1:]  # [workspace, the baseline commit with its experiments]
     (experiment,) = [rev for exp in baseline["experiments"] for rev in exp["revs"] if rev["name"] == "more-trials"]
     assert experiment["data"]["params"]["params.yaml"]["data"]["tune"]["n_trials"] == 8

@@ -32,9 +32,18 @@ def _fails_cleanly(project: Path, flow, args: list[str], capsys, *expected: str)
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--set", "data.source=file", "--set", "data.path=data/raw/nope.csv", "--set", "data.target=y"], ["data/raw/nope.csv", "data.path"]),
-        (["--set", "data.source=file", "--set", "data.path=data/raw/example_churn.csv", "--set", "data.target=label"], ["'label'", "data.target"]),
-        (["--set", "data.name=diabetes", "--set", "data.task=classification", "--set", "tune.metric=accuracy"], ["classes", "target"]),
+        (
+            ["--set", "data.source=file", "--set", "data.path=data/raw/nope.csv", "--set", "data.target=y"],
+            ["data/raw/nope.csv", "data.path"],
+        ),
+        (
+            ["--set", "data.source=file", "--set", "data.path=data/raw/example_churn.csv", "--set", "data.target=label"],
+            ["'label'", "data.target"],
+        ),
+        (
+            ["--set", "data.name=diabetes", "--set", "data.task=classification", "--set", "tune.metric=accuracy"],
+            ["classes", "target"],
+        ),
     ],
     ids=["missing-file", "missing-target-column", "continuous-target-as-classes"],
 )
@@ -51,14 +60,29 @@ def test_tune_refuses_a_missing_prepared_dataset(project, capsys):
     [
         (["--set", "tune.metric=rmse"], ["tune.metric", "regression metric"]),
         (["--set", "model.estimator=sklearn.ensemble.RandomForestRegressor"], ["model.estimator", "regression estimator"]),
-        (["--set", "tune.sampler=grid", "--set", "search_space.n_estimators={type: int, low: 10, high: 50, step: 10}",
-          "--set", "search_space.max_features={type: float, low: 0.1, high: 0.9}"], ["search_space.max_features", "step"]),
+        (
+            [
+                "--set",
+                "tune.sampler=grid",
+                "--set",
+                "search_space.n_estimators={type: int, low: 10, high: 50, step: 10}",
+                "--set",
+                "search_space.max_features={type: float, low: 0.1, high: 0.9}",
+            ],
+            ["search_space.max_features", "step"],
+        ),
         (["--set", "tune.enqueue=[{n_estimators: 10, depth: 3}]"], ["tune.enqueue[0]", "depth"]),
         (["--set", "tune.warm_start={study: no-such-study}"], ["tune.warm_start.study", "no-such-study"]),
         (["--set", "tracking.uri=http://bob:s3cret@127.0.0.1:9"], ["tracking.uri", "does not answer", "bob:***@"]),
     ],
-    ids=["metric-for-another-task", "regressor-for-classes", "grid-without-step", "enqueue-unknown-param",
-         "warm-start-unknown-study", "tracking-server-down"],
+    ids=[
+        "metric-for-another-task",
+        "regressor-for-classes",
+        "grid-without-step",
+        "enqueue-unknown-param",
+        "warm-start-unknown-study",
+        "tracking-server-down",
+    ],
 )
 def test_tune_refuses_what_cannot_work_before_writing(project, capsys, args, expected):
     assert main(prepare_flow, "test", ["--params", "params.yaml"]) == 0
@@ -85,11 +109,25 @@ tune: {n_trails: 5, n_trials: ten}
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (_BAD_SCHEMA, ["extras: unknown key", "data.test_size", "model.estimator", "'os.system'", "refused",
-                       "tune.n_trails: unknown key", "tune.n_trials", "search_space.max_depth", "low (16)"]),
+        (
+            _BAD_SCHEMA,
+            [
+                "extras: unknown key",
+                "data.test_size",
+                "model.estimator",
+                "'os.system'",
+                "refused",
+                "tune.n_trails: unknown key",
+                "tune.n_trials",
+                "search_space.max_depth",
+                "low (16)",
+            ],
+        ),
         ('seed: !!python/object/apply:os.system ["touch {marker}"]\n', ["bad.yaml", "not valid YAML"]),
-        ("search_space: {}\ndata: {source: sklearn, name: iris}\nmodel: {estimator: sklearn.tree.DecisionTreeClassifier}\n",
-         ["search_space is empty"]),
+        (
+            "search_space: {}\ndata: {source: sklearn, name: iris}\nmodel: {estimator: sklearn.tree.DecisionTreeClassifier}\n",
+            ["search_space is empty"],
+        ),
     ],
     ids=["schema-errors", "python-yaml-tag", "empty-search-space"],
 )
@@ -103,8 +141,14 @@ def test_the_pipeline_command_refuses_a_bad_config_file_writing_nothing(tmp_path
     (tmp_path / "bad.yaml").write_text(text.replace("{marker}", str(marker)))
     before = _listing(tmp_path)
 
-    done = subprocess.run([sys.executable, "-m", "flows.pipeline", "--params", "bad.yaml"], cwd=tmp_path,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.pipeline", "--params", "bad.yaml"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stdout == ""
@@ -118,6 +162,7 @@ def test_the_pipeline_command_refuses_a_bad_config_file_writing_nothing(tmp_path
 
 # --- a refusal raised inside a flow run, through the real `tunedag` command ------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("debug", [False, True], ids=["quiet", "debug"])
 def test_a_refusal_raised_inside_the_flow_run_is_one_paragraph_without_prefects_traceback(project, debug):
@@ -129,7 +174,9 @@ def test_a_refusal_raised_inside_the_flow_run_is_one_paragraph_without_prefects_
 
     tunedag = [str(Path(sys.executable).parent / "tunedag"), *(["--debug"] if debug else [])]
     args = ["prepare", "--set", "data.source=file", "--set", "data.path=data/raw/example_churn.csv", "--set", "data.target=label"]
-    done = subprocess.run([*tunedag, *args], cwd=project, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [*tunedag, *args], cwd=project, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False
+    )
 
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Beginning flow run" in done.stderr, "refused inside the flow run"

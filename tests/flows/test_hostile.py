@@ -149,9 +149,24 @@ def mlflow_server(tmp_path: Path):
     store.mkdir()
     log = open(store / "server.log", "w")
     proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{store / 'm.db'}", "--artifacts-destination", str(store / "art")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=UI_ENV | dict(os.environ),
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{store / 'm.db'}",
+            "--artifacts-destination",
+            str(store / "art"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=UI_ENV | dict(os.environ),
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -179,8 +194,11 @@ def _prefect_records() -> list[str]:
 
     texts = []
     with get_client(sync_client=True) as client:
-        for read, sort in ((client.read_flow_runs, FlowRunSort.ID_DESC), (client.read_task_runs, TaskRunSort.ID_DESC),
-                           (client.read_logs, LogSort.TIMESTAMP_ASC)):
+        for read, sort in (
+            (client.read_flow_runs, FlowRunSort.ID_DESC),
+            (client.read_task_runs, TaskRunSort.ID_DESC),
+            (client.read_logs, LogSort.TIMESTAMP_ASC),
+        ):
             offset = 0
             while True:
                 page = read(limit=200, offset=offset, sort=sort)
@@ -225,8 +243,15 @@ def test_passwords_in_tracking_and_storage_urls_appear_nowhere(project, mlflow_s
     done = run(project, sys.executable, "-m", "flows.pipeline", "--params", "params.yaml", *shrink)
     assert done.returncode == 0, done.stderr[-4000:]
     # A storage URL with a password that cannot connect: its error path must not show the password either.
-    bad_storage = run(project, sys.executable, "-m", "flows.tune", *shrink, f"--set=tracking.uri={url}",
-                      f"--set=tune.storage=postgresql://bob:{SECRET}@127.0.0.1:1/db")
+    bad_storage = run(
+        project,
+        sys.executable,
+        "-m",
+        "flows.tune",
+        *shrink,
+        f"--set=tracking.uri={url}",
+        f"--set=tune.storage=postgresql://bob:{SECRET}@127.0.0.1:1/db",
+    )
     assert bad_storage.returncode != 0 and "127.0.0.1" in bad_storage.stderr, bad_storage.stderr[-3000:]
 
     mlflow_texts = _mlflow_records(url)
@@ -247,7 +272,9 @@ def test_passwords_in_tracking_and_storage_urls_appear_nowhere(project, mlflow_s
 
 # --- 10. exposure: every server the project starts listens on 127.0.0.1 only -------------------------
 
-SERVER_COMMANDS = re.compile(r"\b(mlflow (ui|server)|prefect server start|uvicorn|gunicorn|dask[- ]scheduler|http\.server|jupyter)\b")
+SERVER_COMMANDS = re.compile(
+    r"\b(mlflow (ui|server)|prefect server start|uvicorn|gunicorn|dask[- ]scheduler|http\.server|jupyter)\b"
+)
 
 
 def test_every_server_command_in_the_makefile_binds_localhost():
@@ -262,8 +289,13 @@ def test_tunedag_ui_listens_on_localhost_only(project):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([str(BIN / "tunedag"), "ui", "--port", str(port)], cwd=project, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "tunedag"), "ui", "--port", str(port)],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline, sockets = time.time() + 120, set()
         while not any(p == port for _, _, p in sockets):
@@ -308,11 +340,15 @@ def test_the_temporary_prefect_server_of_a_stage_run_listens_on_localhost_only(t
     """A flow run with no PREFECT_API_URL (`make pipeline`, `dvc repro`) starts its own server."""
     go = tmp_path / "go"
     (tmp_path / "prefect.toml").write_bytes((REPO / "prefect.toml").read_bytes())  # the project's settings
-    script = ("import pathlib, time\nfrom prefect import flow\n@flow\ndef probe():\n    print('ready', flush=True)\n"
-              f"    while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.2)\nprobe()\n")
+    script = (
+        "import pathlib, time\nfrom prefect import flow\n@flow\ndef probe():\n    print('ready', flush=True)\n"
+        f"    while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.2)\nprobe()\n"
+    )
     env = {k: v for k, v in subprocess_env().items() if k != "PREFECT_API_URL"}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         seen = []
         for line in proc.stdout:

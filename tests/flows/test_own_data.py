@@ -49,8 +49,16 @@ def test_a_churn_table_from_path_and_target_alone(project):
     inputs = _served_inputs(cfg)
     assert "customer_id" not in inputs and "region" not in inputs and "plan" in inputs
     model = mlflow.pyfunc.load_model(f"models:/{cfg.final.registered_model}/1")
-    assert len(model.predict(frame.drop(columns=["churn"]).head(3).assign(
-        **{f"signup_date_{p}": 1.0 for p in ("year", "month", "day", "weekday")})[inputs])) == 3
+    assert (
+        len(
+            model.predict(
+                frame.drop(columns=["churn"])
+                .head(3)
+                .assign(**{f"signup_date_{p}": 1.0 for p in ("year", "month", "day", "weekday")})[inputs]
+            )
+        )
+        == 3
+    )
 
 
 def test_regression_from_path_and_target_alone(project):
@@ -66,14 +74,30 @@ def test_regression_from_path_and_target_alone(project):
 @pytest.mark.parametrize(
     ("overrides", "words"),
     [
-        ({"data": {"source": "sklearn", "name": "diabetes"}, "tune": {"metric": "r2"},
-          "model": {"estimator": "sklearn.ensemble.RandomForestRegressor"},
-          "search_space": {"criterion": {"type": "categorical", "choices": ["gini", "entropy"]}}},
-         ["search_space.criterion", "'gini' is refused by RandomForestRegressor"]),
-        ({"data": {"source": "sklearn", "name": "iris"},
-          "model": {"families": {"hgb": {"estimator": "sklearn.ensemble.HistGradientBoostingClassifier", "fixed": {"n_jobs": 1},
-                                         "search_space": {"max_iter": {"type": "int", "low": 50, "high": 200}}}}}},
-         ["model.families.hgb", "fixed.n_jobs is not an argument of HistGradientBoostingClassifier"]),
+        (
+            {
+                "data": {"source": "sklearn", "name": "diabetes"},
+                "tune": {"metric": "r2"},
+                "model": {"estimator": "sklearn.ensemble.RandomForestRegressor"},
+                "search_space": {"criterion": {"type": "categorical", "choices": ["gini", "entropy"]}},
+            },
+            ["search_space.criterion", "'gini' is refused by RandomForestRegressor"],
+        ),
+        (
+            {
+                "data": {"source": "sklearn", "name": "iris"},
+                "model": {
+                    "families": {
+                        "hgb": {
+                            "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+                            "fixed": {"n_jobs": 1},
+                            "search_space": {"max_iter": {"type": "int", "low": 50, "high": 200}},
+                        }
+                    }
+                },
+            },
+            ["model.families.hgb", "fixed.n_jobs is not an argument of HistGradientBoostingClassifier"],
+        ),
     ],
     ids=["classifier-criterion-on-a-regressor", "n_jobs-on-hist-gradient-boosting"],
 )
@@ -84,8 +108,14 @@ def test_config_errors_are_refused_before_the_first_trial(tmp_path, overrides, w
     from tests.flows.conftest import subprocess_env
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(overrides), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run"], cwd=tmp_path, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     message = done.stderr.strip()
     assert done.returncode == 2 and "\n" not in message and "Traceback" not in done.stderr, done.stderr[-2000:]

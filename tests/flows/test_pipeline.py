@@ -54,15 +54,18 @@ def test_raising_n_trials_adds_exactly_the_difference(make_config):
 
     study = check_ledger(cfg, n_complete=11)
     parents = sorted(study_runs(cfg, study.study_name, "pipeline"), key=lambda r: r.info.start_time)
-    second = [r for r in study_runs(cfg, study.study_name, "trial") if r.data.tags["mlflow.parentRunId"] == parents[1].info.run_id]
+    second = [
+        r for r in study_runs(cfg, study.study_name, "trial") if r.data.tags["mlflow.parentRunId"] == parents[1].info.run_id
+    ]
     assert len(parents) == 2 and len(second) == 5
     assert len(client_for(cfg.tracking.uri).search_model_versions(f"name = '{cfg.final.registered_model}'")) == 2
 
 
 def test_failing_trials_are_recorded_and_the_study_goes_on(make_config):
     # oob_score=True passes the estimator's argument check at load time but fails when fitted without bootstrap
-    cfg = make_config(model__fixed={"n_jobs": 1, "bootstrap": False},
-                      search_space__oob_score={"type": "categorical", "choices": [False, True]})
+    cfg = make_config(
+        model__fixed={"n_jobs": 1, "bootstrap": False}, search_space__oob_score={"type": "categorical", "choices": [False, True]}
+    )
     pipeline_flow(cfg)
 
     study = check_ledger(cfg, n_complete=6)
@@ -83,8 +86,12 @@ def test_a_csv_with_categories_and_missing_values_tunes_end_to_end(make_config):
 
 def test_regression_with_cross_validation(make_config):
     cfg = make_config(
-        data__name="diabetes", data__cv_folds=3, data__val_size=0.0, tune__metric="rmse",
-        model__estimator="sklearn.linear_model.Ridge", model__fixed={},
+        data__name="diabetes",
+        data__cv_folds=3,
+        data__val_size=0.0,
+        tune__metric="rmse",
+        model__estimator="sklearn.linear_model.Ridge",
+        model__fixed={},
         search_space={"alpha": {"type": "float", "low": 1e-3, "high": 100.0, "log": True}},
     )
     scores = pipeline_flow(cfg)

@@ -15,19 +15,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import psutil
 import pytest
 import yaml
 
 from flows._cli import execute
-from tunedag.paths import MARKER as OUTPUT_MARKER
 from tests.flows.conftest import REPO
 from tests.support.hostile import MARKER_ENV, Tripwire
 from tunedag.config import Config
+from tunedag.paths import MARKER as OUTPUT_MARKER
 
 SECRET = "s3cr3t-Pa55w0rd-q7"
 MARKER = "PWNED"  # what every hostile module or class in these cases writes, in the project
@@ -56,6 +56,7 @@ def append_params(text: str) -> Callable[[Path], None]:
     def setup(project: Path) -> None:
         with open(project / "params.yaml", "a", encoding="utf-8") as fh:
             fh.write(text)
+
     return setup
 
 
@@ -64,6 +65,7 @@ def replace_in_params(old: str, new: str) -> Callable[[Path], None]:
         text = (project / "params.yaml").read_text()
         assert old in text
         (project / "params.yaml").write_text(text.replace(old, new, 1))
+
     return setup
 
 
@@ -99,6 +101,7 @@ def params_fifo(project: Path) -> None:
 def csv(text: str, name: str = "data/raw/bad.csv") -> Callable[[Path], None]:
     def setup(project: Path) -> None:
         (project / name).write_text(text)
+
     return setup
 
 
@@ -138,9 +141,15 @@ def crafted_model(serialization: str) -> Callable[[Path], None]:
 
             (folder / "model.pkl").write_bytes(pickle.dumps(Tripwire()))
             name = "model.pkl"
-        flavor = {"pickled_model": name, "serialization_format": serialization, "sklearn_version": "1.9.0",
-                  "skops_trusted_types": ["tests.support.hostile.Tripwire"], "code": None}
+        flavor = {
+            "pickled_model": name,
+            "serialization_format": serialization,
+            "sklearn_version": "1.9.0",
+            "skops_trusted_types": ["tests.support.hostile.Tripwire"],
+            "code": None,
+        }
         (folder / "MLmodel").write_text(yaml.safe_dump({"flavors": {"sklearn": flavor}}))
+
     return setup
 
 
@@ -188,25 +197,62 @@ CASES = [
     Case("estimator-json", ["model.estimator=json.JSONDecoder"], ["model.estimator", "json"]),
     Case("estimator-function", ["model.estimator=sklearn.base.clone"], ["model.estimator", "sklearn.base.clone"]),
     Case("train-fn-os-system", ["model.estimator=null", "model.fixed={}", "model.train_fn=os:system"], ["train_fn", "os:system"]),
-    Case("train-fn-eval", ["model.estimator=null", "model.fixed={}", "model.train_fn=builtins:eval"], ["train_fn", "builtins:eval"]),
-    Case("train-fn-exec", ["model.estimator=null", "model.fixed={}", "model.train_fn=builtins:exec"], ["train_fn", "builtins:exec"]),
-    Case("train-fn-rmtree", ["model.estimator=null", "model.fixed={}", "model.train_fn=shutil:rmtree"], ["train_fn", "shutil:rmtree"]),
-    Case("train-fn-local-module", ["model.estimator=null", "model.fixed={}", "model.train_fn=evil_mod:train"],
-         ["train_fn", "evil_mod"], evil_module),
-    Case("train-fn-signature", ["model.estimator=null", "model.fixed={}", "model.train_fn=sklearn.base:clone"],
-         ["train_fn", "(params, data, reporter)"]),
-    Case("allowed-modules-os", ["model.allowed_modules=[os]", "model.estimator=null", "model.fixed={}", "model.train_fn=os:system"],
-         ["model.allowed_modules", "'os'"]),
-    Case("family-local-module", ["model.estimator=null", "model.fixed={}", "search_space={}",
-                                 "model.families={a: {estimator: evil_mod.Forest, search_space: {x: {type: int, low: 1, high: 2}}}}"],
-         ["model.families.a.estimator", "evil_mod"], evil_module),
-    Case("module-factory-local-module", ["model.estimator=tunedag.nets.TorchClassifier", "model.fixed={module_factory: 'evil_mod:build'}",
-                                         "search_space={lr: {type: float, low: 0.001, high: 0.1}}"],
-         ["model.fixed.module_factory", "evil_mod"], evil_module),
+    Case(
+        "train-fn-eval", ["model.estimator=null", "model.fixed={}", "model.train_fn=builtins:eval"], ["train_fn", "builtins:eval"]
+    ),
+    Case(
+        "train-fn-exec", ["model.estimator=null", "model.fixed={}", "model.train_fn=builtins:exec"], ["train_fn", "builtins:exec"]
+    ),
+    Case(
+        "train-fn-rmtree",
+        ["model.estimator=null", "model.fixed={}", "model.train_fn=shutil:rmtree"],
+        ["train_fn", "shutil:rmtree"],
+    ),
+    Case(
+        "train-fn-local-module",
+        ["model.estimator=null", "model.fixed={}", "model.train_fn=evil_mod:train"],
+        ["train_fn", "evil_mod"],
+        evil_module,
+    ),
+    Case(
+        "train-fn-signature",
+        ["model.estimator=null", "model.fixed={}", "model.train_fn=sklearn.base:clone"],
+        ["train_fn", "(params, data, reporter)"],
+    ),
+    Case(
+        "allowed-modules-os",
+        ["model.allowed_modules=[os]", "model.estimator=null", "model.fixed={}", "model.train_fn=os:system"],
+        ["model.allowed_modules", "'os'"],
+    ),
+    Case(
+        "family-local-module",
+        [
+            "model.estimator=null",
+            "model.fixed={}",
+            "search_space={}",
+            "model.families={a: {estimator: evil_mod.Forest, search_space: {x: {type: int, low: 1, high: 2}}}}",
+        ],
+        ["model.families.a.estimator", "evil_mod"],
+        evil_module,
+    ),
+    Case(
+        "module-factory-local-module",
+        [
+            "model.estimator=tunedag.nets.TorchClassifier",
+            "model.fixed={module_factory: 'evil_mod:build'}",
+            "search_space={lr: {type: float, low: 0.001, high: 0.1}}",
+        ],
+        ["model.fixed.module_factory", "evil_mod"],
+        evil_module,
+    ),
     # careless config
     Case("duplicate-section", [], ["params.yaml", "'tune'", "lines"], append_params("\ntune:\n  metric: accuracy\n")),
-    Case("duplicate-nested-key", [], ["params.yaml", "'max_depth'", "lines"],
-         replace_in_params("search_space:\n", "search_space:\n  max_depth: {type: int, low: 3, high: 4}\n")),
+    Case(
+        "duplicate-nested-key",
+        [],
+        ["params.yaml", "'max_depth'", "lines"],
+        replace_in_params("search_space:\n", "search_space:\n  max_depth: {type: int, low: 3, high: 4}\n"),
+    ),
     Case("alias-bomb", [], ["params.yaml", "aliases expand"], alias_bomb),
     Case("n-trials-true", ["tune.n_trials=true"], ["tune.n_trials", "--set"]),
     Case("seed-true", ["seed=true"], ["seed"]),
@@ -219,38 +265,88 @@ CASES = [
     Case("params-latin1", [], ["params.yaml", "UTF-8"], latin1_byte),
     Case("params-directory", [], ["params.yaml", "not a regular file"], params_dir),
     Case("params-fifo", [], ["params.yaml", "not a regular file"], params_fifo),
-    Case("params-python-tag", [], ["params.yaml", "not valid YAML"],
-         append_params(f"\nevil: !!python/object/apply:os.system ['touch {MARKER}']\n")),
+    Case(
+        "params-python-tag",
+        [],
+        ["params.yaml", "not valid YAML"],
+        append_params(f"\nevil: !!python/object/apply:os.system ['touch {MARKER}']\n"),
+    ),
     Case("set-invalid-yaml", ["tune.n_trials=[1,"], ["--set tune.n_trials", "not valid YAML"], absent=["params.yaml is invalid"]),
-    Case("set-python-tag", [f"tune.n_trials=!!python/object/apply:os.system ['touch {MARKER}']"], ["--set tune.n_trials"],
-         absent=["params.yaml is invalid"]),
+    Case(
+        "set-python-tag",
+        [f"tune.n_trials=!!python/object/apply:os.system ['touch {MARKER}']"],
+        ["--set tune.n_trials"],
+        absent=["params.yaml is invalid"],
+    ),
     Case("set-wrong-type", ["tune.n_trials=abc"], ["--set tune.n_trials"]),
     Case("set-no-equals", ["tune.n_trials"], ["--set", "section.key=value"]),
     Case("set-huge-value", ["tune.metric=" + "x-" * 20_000], ["tune.metric"]),
     # wrong data, refused at prepare
-    Case("data-duplicate-target", FILE_DATA, ["bad.csv", "data.path", "'y'"], csv("x,z,y,y\n" + "\n".join(
-        f"{i % 7},{i * 0.5},{i % 2},{i % 2}" for i in range(60))), prepare_check, "prepare"),
-    Case("data-target-split", [*FILE_DATA[:3], "data.target=__split__"], ["bad.csv", "data.target", "__split__"],
-         csv("x,z,__split__\n" + _rows()), prepare_check),
+    Case(
+        "data-duplicate-target",
+        FILE_DATA,
+        ["bad.csv", "data.path", "'y'"],
+        csv("x,z,y,y\n" + "\n".join(f"{i % 7},{i * 0.5},{i % 2},{i % 2}" for i in range(60))),
+        prepare_check,
+        "prepare",
+    ),
+    Case(
+        "data-target-split",
+        [*FILE_DATA[:3], "data.target=__split__"],
+        ["bad.csv", "data.target", "__split__"],
+        csv("x,z,__split__\n" + _rows()),
+        prepare_check,
+    ),
     Case("data-feature-split", FILE_DATA, ["bad.csv", "__split__"], csv("x,__split__,y\n" + _rows()), prepare_check),
-    Case("data-stray-string", FILE_DATA, ["bad.csv", "'z'", "row 18", "data.on_bad_numbers"],
-         csv("x,z,y\n" + _rows(stray="oops")), prepare_check),
+    Case(
+        "data-stray-string",
+        FILE_DATA,
+        ["bad.csv", "'z'", "row 18", "data.on_bad_numbers"],
+        csv("x,z,y\n" + _rows(stray="oops")),
+        prepare_check,
+    ),
     Case("data-fifo", FILE_DATA, ["bad.csv", "data.path", "FIFO"], data_fifo, prepare_check, "prepare"),
     Case("data-directory", FILE_DATA, ["bad.csv", "data.path", "directory"], data_dir, prepare_check, "prepare"),
-    Case("data-dev-zero", FILE_DATA, ["bad.csv", "data.path", "/dev/zero", "character device"], data_zero, prepare_check, "prepare"),
+    Case(
+        "data-dev-zero", FILE_DATA, ["bad.csv", "data.path", "/dev/zero", "character device"], data_zero, prepare_check, "prepare"
+    ),
     # models load only reviewed types, whatever the folder's MLmodel lists
-    Case("model-untrusted-class", ["paths.model_dir=crafted"], ["crafted", "tests.support.hostile.Tripwire", "model.trusted_types"],
-         crafted_model("skops"), evaluate_check),
+    Case(
+        "model-untrusted-class",
+        ["paths.model_dir=crafted"],
+        ["crafted", "tests.support.hostile.Tripwire", "model.trusted_types"],
+        crafted_model("skops"),
+        evaluate_check,
+    ),
     Case("model-pickle", ["paths.model_dir=crafted"], ["crafted", "skops"], crafted_model("cloudpickle"), evaluate_check),
     # an unreachable database: one attempt, no password
-    Case("tracking-unreachable", [f"tracking.uri=postgresql://bob:{SECRET}@127.0.0.1:1/x"], ["tracking.uri", "127.0.0.1:1"],
-         None, tracking_check, absent=[SECRET]),
+    Case(
+        "tracking-unreachable",
+        [f"tracking.uri=postgresql://bob:{SECRET}@127.0.0.1:1/x"],
+        ["tracking.uri", "127.0.0.1:1"],
+        None,
+        tracking_check,
+        absent=[SECRET],
+    ),
 ]
 
 # the dozen that also run as the real command
-COMMAND_CASES = {"estimator-local-module", "estimator-this", "train-fn-os-system", "duplicate-section", "alias-bomb",
-                 "n-trials-true", "bound-nan", "params-utf16", "set-invalid-yaml", "set-python-tag", "data-duplicate-target",
-                 "data-fifo", "data-dev-zero", "tracking-unreachable"}
+COMMAND_CASES = {
+    "estimator-local-module",
+    "estimator-this",
+    "train-fn-os-system",
+    "duplicate-section",
+    "alias-bomb",
+    "n-trials-true",
+    "bound-nan",
+    "params-utf16",
+    "set-invalid-yaml",
+    "set-python-tag",
+    "data-duplicate-target",
+    "data-fifo",
+    "data-dev-zero",
+    "tracking-unreachable",
+}
 
 
 def listing(root: Path) -> dict[str, int]:
@@ -314,8 +410,9 @@ def test_coerce_reads_stray_strings_as_missing_with_a_warning(project, caplog, m
     from tunedag.config import load_config
 
     csv("x,z,y\n" + _rows(stray="oops"))(project)
-    cfg = load_config("params.yaml", {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in FILE_DATA)}
-                      | {"data.on_bad_numbers": "coerce"})
+    cfg = load_config(
+        "params.yaml", {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in FILE_DATA)} | {"data.on_bad_numbers": "coerce"}
+    )
     from tunedag.data import load_source, prepare
 
     prep = prepare(*load_source(cfg.data, cfg.seed), cfg.data, cfg.seed, "bad.csv")
@@ -346,8 +443,12 @@ def test_an_allowed_module_is_imported_only_when_listed(project, monkeypatch) ->
 def command_env(project: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "TUNEDAG_ALLOWED_MODULES"}
     # Refusals come before Prefect is needed: an address nothing answers on keeps the command from starting a server.
-    return env | {"PYTHONPATH": str(REPO), "PREFECT_API_URL": "http://127.0.0.1:9/api", MARKER_ENV: str(project / MARKER),
-                  "PATH": f"{BIN}{os.pathsep}{env['PATH']}"}
+    return env | {
+        "PYTHONPATH": str(REPO),
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",
+        MARKER_ENV: str(project / MARKER),
+        "PATH": f"{BIN}{os.pathsep}{env['PATH']}",
+    }
 
 
 @pytest.mark.slow
@@ -390,9 +491,15 @@ def test_tunedag_ui_hides_the_store_password_and_stops_its_server(project: Path,
     port = _free_port()
     uri = f"sqlite:///mlruns/ui.db?password={SECRET}"  # a secret in the URI the way a database URI carries one
     replace_in_params("uri: sqlite:///mlruns/mlflow.db", f"uri: {uri}")(project)  # in the file, as a user keeps it
-    proc = subprocess.Popen([str(BIN / "tunedag"), "ui", "--port", str(port)], cwd=project,
-                            env=command_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "tunedag"), "ui", "--port", str(port)],
+        cwd=project,
+        env=command_env(project),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         _wait_listening(port, proc)
         children = psutil.Process(proc.pid).children(recursive=True)
@@ -420,15 +527,28 @@ def test_tunedag_ui_refuses_a_used_port_an_unreachable_database_and_prints_no_pa
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run([str(BIN / "tunedag"), "ui", "--port", str(port)], cwd=project, env=env, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [str(BIN / "tunedag"), "ui", "--port", str(port)], cwd=project, env=env, capture_output=True, text=True, timeout=120
+        )
     assert done.returncode == 2 and f"--port {port}" in done.stderr and "Traceback" not in done.stderr
     started = time.monotonic()
-    done = subprocess.run([str(BIN / "tunedag"), "ui", "--set", f"tracking.uri=postgresql://bob:{SECRET}@127.0.0.1:1/x"],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(BIN / "tunedag"), "ui", "--set", f"tracking.uri=postgresql://bob:{SECRET}@127.0.0.1:1/x"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "tracking.uri" in done.stderr and time.monotonic() - started < 60
-    done2 = subprocess.run([str(BIN / "tunedag"), "ui", "--set", f"tracking.uri=http://bob:{SECRET}@127.0.0.1:1"],
-                           cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    done2 = subprocess.run(
+        [str(BIN / "tunedag"), "ui", "--set", f"tracking.uri=http://bob:{SECRET}@127.0.0.1:1"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done2.returncode == 0 and "http://bob:***@127.0.0.1:1" in done2.stdout
     for d in (done, done2):
         assert SECRET not in d.stdout + d.stderr
@@ -447,8 +567,14 @@ def test_a_model_tunedag_saved_loads_and_predicts_as_before(tmp_path) -> None:
     X, y = load_iris(return_X_y=True, as_frame=True)
     X["colour"] = ["red", "green", "blue"] * 50
     preprocess = SimpleNamespace(numeric_impute="median", scale=True, max_categories=20)
-    model = build_model("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 5, "random_state": 0}, {},
-                        list(X.columns[:4]), ["colour"], preprocess).fit(X, y)
+    model = build_model(
+        "sklearn.ensemble.RandomForestClassifier",
+        {"n_estimators": 5, "random_state": 0},
+        {},
+        list(X.columns[:4]),
+        ["colour"],
+        preprocess,
+    ).fit(X, y)
     save_sklearn_model(model, tmp_path / "model", skops_trusted_types(model))
     loaded = load_final_model(tmp_path / "model")
     assert (loaded.predict(X) == model.predict(X)).all()

@@ -23,8 +23,7 @@ from tunedag.errors import TunedagError
 
 
 def _run(project: Path, *args: str) -> str:
-    env = {**subprocess_env(), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(REPO)}
+    env = {**subprocess_env(), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
     done = subprocess.run(list(args), cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done.stdout
@@ -56,7 +55,9 @@ def test_the_report_stage_writes_logs_and_summarises(make_config, project, capsy
     assert f"roc_auc={scores['test_roc_auc']:.5g}" in printed and str(out / report.INDEX) in printed
 
     figures = sorted(p.stem for p in (out / report.FIGURE_DIR).glob("*.png"))
-    assert figures == sorted(["optimization_history", "param_importances", "parallel_coordinate", "contour", "slice", "cv_fold_spread"])
+    assert figures == sorted(
+        ["optimization_history", "param_importances", "parallel_coordinate", "contour", "slice", "cv_fold_spread"]
+    )
     page = (out / report.INDEX).read_text()
     assert page.count("data:image/png;base64,") == len(figures)
     assert not re.search(r"""<(script|img|link)[^>]+(src|href)=["']?https?:""", page), "index.html needs no network"
@@ -66,7 +67,9 @@ def test_the_report_stage_writes_logs_and_summarises(make_config, project, capsy
     assert len(folds) == 3 * len(complete) and set(folds["fold"]) == {1, 2, 3}
 
     logged = {a.path for a in client_for(cfg.tracking.uri).list_artifacts(parent.info.run_id, REPORT_ARTIFACT)}
-    assert {f"{REPORT_ARTIFACT}/{n}" for n in (report.INDEX, report.INTERACTIVE, report.FIGURE_DIR, report.TRIALS_TABLE)} <= logged
+    assert {
+        f"{REPORT_ARTIFACT}/{n}" for n in (report.INDEX, report.INTERACTIVE, report.FIGURE_DIR, report.TRIALS_TABLE)
+    } <= logged
 
     # The DVC stage's command on the same project: it prints the summary, and `dvc plots show` renders the tables.
     stdout = _run(project, sys.executable, "-m", "flows.report", "--set", "data.cv_folds=3", "--set", "data.val_size=0.0")

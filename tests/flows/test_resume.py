@@ -9,21 +9,20 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
-
-import mlflow
 
 from flows.prepare import prepare_flow
 from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, local_artifact_dir
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tunedag.config import load_config
-from tunedag.study import build_storage, open_study
 from tunedag.data import file_md5
 from tunedag.space import is_complete
+from tunedag.study import build_storage, open_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -32,8 +31,11 @@ N_TRIALS = 12
 
 def _write_params(project: Path) -> None:
     raw = yaml.safe_load((project / "params.yaml").read_text())
-    for dotted, value in {**SHRINK, "tune.n_trials": N_TRIALS,
-                          "search_space.n_estimators": {"type": "int", "low": 20, "high": 80}}.items():
+    for dotted, value in {
+        **SHRINK,
+        "tune.n_trials": N_TRIALS,
+        "search_space.n_estimators": {"type": "int", "low": 20, "high": 80},
+    }.items():
         *parents, leaf = dotted.split(".")
         node = raw
         for key in parents:
@@ -48,8 +50,14 @@ def _states(study: optuna.Study) -> list[TrialState]:
 
 def _run_and_kill(project: Path, study: optuna.Study, after_complete: int, delay: float = 0.0) -> None:
     """Start the tune stage; SIGKILL its process group `delay` s after `after_complete` trials are done and one runs."""
-    proc = subprocess.Popen([sys.executable, "-m", "flows.tune"], cwd=project, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=subprocess_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.tune"],
+        cwd=project,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=subprocess_env(),
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
         states = _states(study)
@@ -88,8 +96,9 @@ def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicate
     # Three kills at different points: mid-ask, mid-fit, mid-MLflow write, between trials (the delays vary it).
     for after, delay in ((1, 0.0), (4, 0.2), (7, 0.05)):
         _run_and_kill(project, study, after, delay)
-    done = subprocess.run([sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300,
-                          env=subprocess_env())
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.tune"], cwd=project, capture_output=True, text=True, timeout=300, env=subprocess_env()
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     study = check_ledger(cfg, n_complete=N_TRIALS)
@@ -111,8 +120,15 @@ def test_a_signal_to_the_process_group_stops_within_seconds_and_the_next_run_res
     cfg = load_config(project / "params.yaml")
     prepare_flow(cfg)
     study = open_study(cfg, file_md5(cfg.paths.prepared))
-    proc = subprocess.Popen([sys.executable, "-m", "flows.tune"], cwd=project, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.tune"],
+        cwd=project,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         states = _states(study)
@@ -127,14 +143,24 @@ def test_a_signal_to_the_process_group_stops_within_seconds_and_the_next_run_res
 
     trials = optuna.load_study(study_name=study.study_name, storage=build_storage(cfg.tune.storage)).trials
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
-    assert interrupted and all(t.user_attrs["error"].startswith("interrupted") for t in interrupted), [t.user_attrs for t in interrupted]
+    assert interrupted and all(t.user_attrs["error"].startswith("interrupted") for t in interrupted), [
+        t.user_attrs for t in interrupted
+    ]
     runs = {int(r.data.tags[TAG_TRIAL]): r for r in study_runs(cfg, study.study_name, "trial")}
-    assert all(runs[t.number].info.status == "KILLED" and runs[t.number].data.tags["tunedag.error"].startswith("interrupted")
-               for t in interrupted), [(runs[t.number].info.status, runs[t.number].data.tags) for t in interrupted]
+    assert all(
+        runs[t.number].info.status == "KILLED" and runs[t.number].data.tags["tunedag.error"].startswith("interrupted")
+        for t in interrupted
+    ), [(runs[t.number].info.status, runs[t.number].data.tags) for t in interrupted]
     assert [r.info.status for r in study_runs(cfg, study.study_name, "pipeline")] == ["KILLED"]
 
-    done = subprocess.run([sys.executable, "-m", "flows.tune", "--set", f"tune.max_failed_trials={0}"], cwd=project,
-                          capture_output=True, text=True, timeout=300, env=subprocess_env())
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.tune", "--set", f"tune.max_failed_trials={0}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(),
+    )
     assert done.returncode == 0, done.stderr[-3000:]  # interrupted trials are no failures, even with none allowed
     study = check_ledger(cfg, n_complete=N_TRIALS)
     _check_runs(cfg, study)

@@ -35,7 +35,11 @@ from tunedag.promotion import row_hashes, unseen_rows
 from tunedag.study import study_name
 
 pytestmark = pytest.mark.slow
-SMALL = {**SHRINK, "tune.n_trials": 4, "tune.executor": "thread"}  # the process pool is tested elsewhere; here it only costs start-up
+SMALL = {
+    **SHRINK,
+    "tune.n_trials": 4,
+    "tune.executor": "thread",
+}  # the process pool is tested elsewhere; here it only costs start-up
 
 
 def _versions(cfg) -> dict[str, object]:
@@ -52,12 +56,21 @@ def _alias(cfg, alias: str) -> str:
 
 def _start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "false"}  # the API is what is tested; the UI's files cost seconds at start
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+    }  # the API is what is tested; the UI's files cost seconds at start
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("w")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/api"
     deadline = time.time() + 180
     while True:
@@ -90,20 +103,37 @@ def test_served_deployment_has_the_params_cron_runs_on_a_real_server_and_a_poole
     home = tmp_path / "prefect-server"
     home.mkdir()
     server, api = _start_prefect_server(home)
-    overrides = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")]
+    overrides = [
+        arg
+        for key, value in SMALL.items()
+        for arg in ("--set", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
+    ]
     # The served runner and the pool's worker look for due runs every second instead of every 10 s.
-    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-client"),
-           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api,
+        "PREFECT_HOME": str(tmp_path / "prefect-client"),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
     log = project / "serve.log"
-    serve = subprocess.Popen([str(Path(sys.executable).parent / "tunedag"), "serve", *overrides], cwd=project, env=env,
-                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    serve = subprocess.Popen(
+        [str(Path(sys.executable).parent / "tunedag"), "serve", *overrides],
+        cwd=project,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         with temporary_settings({PREFECT_API_URL: api}):
             with get_client(sync_client=True) as client:
                 deployment = _wait_for_deployment(client, "tunedag-scheduled/nightly", serve, log)
             (schedule,) = deployment.schedules
             assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("30 4 * * 1-5", "Europe/Paris", True)
-            assert deployment.parameters["params"] == str(project / "params.yaml") and deployment.parameters["workdir"] == str(project)
+            assert deployment.parameters["params"] == str(project / "params.yaml") and deployment.parameters["workdir"] == str(
+                project
+            )
 
             first = run_deployment("tunedag-scheduled/nightly", timeout=600, poll_interval=0.5, as_subflow=False)
             assert first.state.is_completed(), log.read_text()[-4000:]
@@ -112,12 +142,25 @@ def test_served_deployment_has_the_params_cron_runs_on_a_real_server_and_a_poole
             # same data, which skips.
             tunedag = str(Path(sys.executable).parent / "tunedag")
             prefect = str(Path(sys.executable).parent / "prefect")
-            subprocess.run([prefect, "work-pool", "create", "tunedag-pool", "--type", "process"], env=env, check=True, capture_output=True)
-            done = subprocess.run([tunedag, "deploy", "--pool", "tunedag-pool", *overrides, "--set", "schedule.deployment=pooled"],
-                                  cwd=project, env=env, capture_output=True, text=True)
+            subprocess.run(
+                [prefect, "work-pool", "create", "tunedag-pool", "--type", "process"], env=env, check=True, capture_output=True
+            )
+            done = subprocess.run(
+                [tunedag, "deploy", "--pool", "tunedag-pool", *overrides, "--set", "schedule.deployment=pooled"],
+                cwd=project,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             assert done.returncode == 0 and "registered on work pool tunedag-pool" in done.stdout, done.stderr[-3000:]
-            worker = subprocess.Popen([prefect, "worker", "start", "--pool", "tunedag-pool"], cwd=tmp_path, env=env,
-                                      stdout=(project / "worker.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+            worker = subprocess.Popen(
+                [prefect, "worker", "start", "--pool", "tunedag-pool"],
+                cwd=tmp_path,
+                env=env,
+                stdout=(project / "worker.log").open("w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             pooled = run_deployment("tunedag-scheduled/pooled", timeout=600, poll_interval=0.5, as_subflow=False)
             assert pooled.state.is_completed(), (project / "worker.log").read_text()[-4000:]
     finally:
@@ -212,12 +255,16 @@ def test_new_data_warm_starts_a_new_study_and_promotes_only_a_better_model(proje
     mask = unseen_rows(X.assign(target=y), *fitted)
     assert 30 <= mask.sum() < len(mask)
     mlflow.set_tracking_uri(absolute_uri(cfg.tracking.uri))
-    by_hand = {v: score(mlflow.sklearn.load_model(f"models:/{cfg.final.registered_model}/{v}"), X[mask], y[mask], ["roc_auc"])["roc_auc"]
-               for v in ("1", "2")}
+    by_hand = {
+        v: score(mlflow.sklearn.load_model(f"models:/{cfg.final.registered_model}/{v}"), X[mask], y[mask], ["roc_auc"])["roc_auc"]
+        for v in ("1", "2")
+    }
     promoted = by_hand["2"] > by_hand["1"]
     assert _alias(cfg, "champion") == ("2" if promoted else "1")
     reason = _versions(cfg)["2"].tags[TAG_PROMOTION]
-    assert f"{by_hand['2']:.6g} vs {by_hand['1']:.6g}" in reason and f"on the {mask.sum()} of its {len(mask)} rows neither" in reason
+    assert (
+        f"{by_hand['2']:.6g} vs {by_hand['1']:.6g}" in reason and f"on the {mask.sum()} of its {len(mask)} rows neither" in reason
+    )
     assert parent.data.tags[TAG_PROMOTION] == reason and scores["test_roc_auc"] > 0.9
     if not promoted:
         assert _alias(cfg, "challenger") == "2"
@@ -237,7 +284,9 @@ def test_a_worse_model_becomes_challenger_and_data_of_another_problem_is_refused
     assert "does not beat champion version 1 on the same test split" in reason
     assert any(line == f"challenger: {worse.final.registered_model} version 2: {reason}" for line in status_lines(worse))
 
-    file_project.drop(columns=["mean radius"]).to_csv(project / "data/raw/cancer.csv", index=False)  # a column gone: another problem
+    file_project.drop(columns=["mean radius"]).to_csv(
+        project / "data/raw/cancer.csv", index=False
+    )  # a column gone: another problem
     prepare_flow(worse)
 
     with pytest.raises(TunedagError) as refused:

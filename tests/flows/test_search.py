@@ -30,9 +30,14 @@ def _summary(cfg) -> dict:
 
 
 def test_pruned_trials_stop_early_and_are_recorded_as_pruned(make_config):
-    cfg = make_config(tune__n_trials=14, tune__parallelism=1, tune__pruner={"name": "median", "n_startup_trials": 3},
-                      tune__fidelity={"kind": "ensemble_size", "steps": 4}, tune__sampler="random",
-                      search_space__max_depth=RF_DEPTH)
+    cfg = make_config(
+        tune__n_trials=14,
+        tune__parallelism=1,
+        tune__pruner={"name": "median", "n_startup_trials": 3},
+        tune__fidelity={"kind": "ensemble_size", "steps": 4},
+        tune__sampler="random",
+        search_space__max_depth=RF_DEPTH,
+    )
     prepare_flow(cfg)
     run_tune(cfg)
 
@@ -51,8 +56,12 @@ def test_pruned_trials_stop_early_and_are_recorded_as_pruned(make_config):
 
 
 def test_two_objectives_record_the_pareto_front_and_pick_by_the_rule(make_config):
-    cfg = make_config(tune__objectives=["model_size_kb"], tune__sampler={"name": "nsga2", "population_size": 4},
-                      tune__select={"rule": "within_tolerance", "tolerance": 0.02}, tune__n_trials=8)
+    cfg = make_config(
+        tune__objectives=["model_size_kb"],
+        tune__sampler={"name": "nsga2", "population_size": 4},
+        tune__select={"rule": "within_tolerance", "tolerance": 0.02},
+        tune__n_trials=8,
+    )
     pipeline_flow(cfg)
 
     study = check_ledger(cfg, n_complete=8)
@@ -62,18 +71,28 @@ def test_two_objectives_record_the_pareto_front_and_pick_by_the_rule(make_config
     best_primary = max(t.values[0] for t in study.best_trials)
     eligible = [t for t in study.best_trials if t.values[0] >= best_primary - 0.02]
     assert summary["best_trial"] == min(eligible, key=lambda t: (t.values[1], t.number)).number
-    tagged = {int(r.data.tags["tunedag.trial"]) for r in study_runs(cfg, study.study_name, "trial") if r.data.tags.get("tunedag.pareto")}
+    tagged = {
+        int(r.data.tags["tunedag.trial"]) for r in study_runs(cfg, study.study_name, "trial") if r.data.tags.get("tunedag.pareto")
+    }
     assert tagged == front
 
 
 def test_model_families_with_conditional_parameters(make_config):
     families = {
-        "svc": {"estimator": "sklearn.svm.SVC", "fixed": {},
-                "search_space": {"kernel": {"type": "categorical", "choices": ["rbf", "linear"]},
-                                 "C": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
-                                 "gamma": {"type": "float", "low": 1e-4, "high": 1.0, "log": True, "when": {"kernel": ["rbf"]}}}},
-        "rf": {"estimator": "sklearn.ensemble.RandomForestClassifier", "fixed": {"n_estimators": 20},
-               "search_space": {"max_depth": RF_DEPTH}},
+        "svc": {
+            "estimator": "sklearn.svm.SVC",
+            "fixed": {},
+            "search_space": {
+                "kernel": {"type": "categorical", "choices": ["rbf", "linear"]},
+                "C": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
+                "gamma": {"type": "float", "low": 1e-4, "high": 1.0, "log": True, "when": {"kernel": ["rbf"]}},
+            },
+        },
+        "rf": {
+            "estimator": "sklearn.ensemble.RandomForestClassifier",
+            "fixed": {"n_estimators": 20},
+            "search_space": {"max_depth": RF_DEPTH},
+        },
     }
     cfg = make_config(model__estimator=None, model__fixed={}, model__families=families, search_space={}, tune__n_trials=10)
     scores = pipeline_flow(cfg)
@@ -106,8 +125,11 @@ def test_warm_start_queues_the_best_configurations_of_an_earlier_study(make_conf
     earlier = load_study(first)
     top = sorted(earlier.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: (-t.value, t.number))[:3]
 
-    second = make_config(tune__n_trials=5, search_space__max_depth={"type": "int", "low": 2, "high": 20},
-                         tune__warm_start={"study": earlier.study_name, "top_k": 3})
+    second = make_config(
+        tune__n_trials=5,
+        search_space__max_depth={"type": "int", "low": 2, "high": 20},
+        tune__warm_start={"study": earlier.study_name, "top_k": 3},
+    )
     run_tune(second)
 
     study = load_study(second)
@@ -126,8 +148,10 @@ def test_an_ensemble_of_the_top_trials_is_evaluated_beside_the_single_best(make_
 
 
 def test_manual_sampler_evaluates_exactly_the_listed_configurations(make_config):
-    configs = [{"n_estimators": 10, "max_depth": 3, "min_samples_leaf": 2, "max_features": "sqrt", "criterion": "gini"},
-               {"n_estimators": 25, "max_depth": 8, "min_samples_leaf": 1, "max_features": 0.5, "criterion": "entropy"}]
+    configs = [
+        {"n_estimators": 10, "max_depth": 3, "min_samples_leaf": 2, "max_features": "sqrt", "criterion": "gini"},
+        {"n_estimators": 25, "max_depth": 8, "min_samples_leaf": 1, "max_features": 0.5, "criterion": "entropy"},
+    ]
     cfg = make_config(tune__sampler="manual", tune__enqueue=configs, tune__n_trials=10)
     prepare_flow(cfg)
     run_tune(cfg)

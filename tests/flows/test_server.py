@@ -24,12 +24,16 @@ def test_two_stage_commands_in_a_row_reuse_one_server_in_its_own_session_on_loca
     shutil.copy(REPO / "prefect.toml", tmp_path / "prefect.toml")
     shutil.copytree(REPO / "data" / "raw", tmp_path / "data" / "raw")
     env = {k: v for k, v in subprocess_env().items() if k != "PREFECT_API_URL"}
-    env.update(HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO), **{prefect_api.IDLE_ENV: "60"})  # ~/.prefect must stay untouched
+    env.update(
+        HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO), **{prefect_api.IDLE_ENV: "60"}
+    )  # ~/.prefect must stay untouched
     state = tmp_path / prefect_api.STATE_DIR
     try:
         runs = []
         for _ in range(2):
-            done = subprocess.run([TUNEDAG, "prepare"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+            done = subprocess.run(
+                [TUNEDAG, "prepare"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+            )
             assert done.returncode == 0, done.stderr[-3000:]
             runs.append((done, prefect_api.read_state(state)))
         (first, one), (second, two) = runs
@@ -38,7 +42,9 @@ def test_two_stage_commands_in_a_row_reuse_one_server_in_its_own_session_on_loca
         assert "Beginning flow run" in second.stderr + second.stdout and "View at" not in second.stderr + second.stdout
 
         server = psutil.Process(one["server"])
-        assert os.getsid(server.pid) != os.getsid(0) and os.getpgid(server.pid) != os.getpgid(0), "Ctrl-C in the terminal never reaches it"
+        assert os.getsid(server.pid) != os.getsid(0) and os.getpgid(server.pid) != os.getpgid(0), (
+            "Ctrl-C in the terminal never reaches it"
+        )
         listening = {(c.laddr.ip, c.laddr.port) for c in server.net_connections() if c.status == psutil.CONN_LISTEN}
         assert listening == {("127.0.0.1", one["port"])}
         assert (state / "prefect.db").is_file() and not (tmp_path / "home" / ".prefect" / "prefect.db").exists()

@@ -23,11 +23,17 @@ EPOCHS = 8
 
 def test_digits_cnn_records_learning_curves_prunes_per_epoch_and_registers_a_torch_model(project: Path):
     shutil.copy(REPO / "examples" / "torch_digits.yaml", project / "params.yaml")
-    cfg = load_config(project / "params.yaml", {
-        "tune.n_trials": 6, "tune.parallelism": 2, "model.fixed.epochs": EPOCHS, "tune.enqueue": [],
-        "tune.pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 1},
-        "search_space.width": {"type": "categorical", "choices": [32, 64]},
-    })
+    cfg = load_config(
+        project / "params.yaml",
+        {
+            "tune.n_trials": 6,
+            "tune.parallelism": 2,
+            "model.fixed.epochs": EPOCHS,
+            "tune.enqueue": [],
+            "tune.pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 1},
+            "search_space.width": {"type": "categorical", "choices": [32, 64]},
+        },
+    )
     scores = pipeline_flow(cfg)
 
     study = check_ledger(cfg, n_complete=sum(t.state == TrialState.COMPLETE for t in load_study_trials(cfg)))

@@ -11,10 +11,10 @@ import pytest
 from optuna.trial import TrialState
 
 from flows.prepare import prepare_flow
+from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, client_for
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tests.flows.services import start_mlflow_server, stop
-from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, client_for
 from tunedag.config import load_config
 from tunedag.study import build_storage
 
@@ -23,8 +23,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 def _complete(storage: str) -> int:
     backend = build_storage(storage)
-    return sum(len(optuna.load_study(study_name=s.study_name, storage=backend).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-               for s in backend.get_all_studies())
+    return sum(
+        len(optuna.load_study(study_name=s.study_name, storage=backend).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        for s in backend.get_all_studies()
+    )
 
 
 def test_trials_that_cannot_be_recorded_are_failed_and_requeued_and_the_next_run_finishes(project, tmp_path_factory):
@@ -36,8 +38,14 @@ def test_trials_that_cannot_be_recorded_are_failed_and_requeued_and_the_next_run
     prepare_flow(cfg)
     sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
     env = {**subprocess_env(), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
-    first = subprocess.Popen([sys.executable, "-m", "flows.tune", *sets], cwd=project, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "flows.tune", *sets],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 240
     while _complete(cfg.tune.storage) < 2:
         assert first.poll() is None and time.time() < deadline, first.stdout.read() if first.poll() is not None else "slow"
@@ -50,8 +58,9 @@ def test_trials_that_cannot_be_recorded_are_failed_and_requeued_and_the_next_run
 
     server, url = start_mlflow_server(home, port)
     try:
-        again = subprocess.run([sys.executable, "-m", "flows.tune", *sets], cwd=project, env=env,
-                               capture_output=True, text=True, timeout=300)
+        again = subprocess.run(
+            [sys.executable, "-m", "flows.tune", *sets], cwd=project, env=env, capture_output=True, text=True, timeout=300
+        )
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         study = check_ledger(cfg, n_complete=8)
         runs = {int(r.data.tags[TAG_TRIAL]): r for r in study_runs(cfg, study.study_name, "trial")}

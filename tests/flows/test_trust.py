@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 def _version_files(client, version, dest: Path) -> dict[str, str]:
     """SHA-256 of every file of a registered version, as downloaded from its source."""
     folder = Path(client.download_artifacts(version.run_id, FINAL_ARTIFACT, str(dest)))
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def test_training_again_leaves_the_champions_files_alone_and_promotion_scores_the_real_champion(make_config, tmp_path):
@@ -65,8 +67,8 @@ def test_raising_n_trials_through_the_tune_flow_draws_new_configurations(make_co
     more = make_config(tune__sampler={"name": "random"}, tune__n_trials=8)
     tune_flow(more)
 
-    from tasks.report import load_tuned_study
     from tasks.outputs import read_json
+    from tasks.report import load_tuned_study
 
     study = load_tuned_study(more, read_json(more.paths.tune_summary, "paths.tune_summary"))
     configs = [t.params for t in study.get_trials(states=(TrialState.COMPLETE,))]

@@ -29,12 +29,23 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,860"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,860",
+]
 # MLflow UI preferences in the browser's local storage: the model-training layout, no assistant panel.
-UI_PREFERENCES = {"mlflow.workflowType_v1": '"machine_learning"', "mlflow.assistant.panelOpen_v1": "false",
-                  "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true"}
+UI_PREFERENCES = {
+    "mlflow.workflowType_v1": '"machine_learning"',
+    "mlflow.assistant.panelOpen_v1": "false",
+    "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
+}
 WAIT_S = 90
 
 
@@ -116,7 +127,7 @@ def shoot(tmp_path: Path):
         path.parent.mkdir(exist_ok=True)
         assert driver.save_screenshot(str(path))
         if extra:
-            target = (REPO / extra / f"{name}.png")
+            target = REPO / extra / f"{name}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())
         assert path.stat().st_size > 10_000
@@ -193,8 +204,9 @@ def _check_ui(browser, shoot, url: str, cfg) -> None:
     shoot(browser, "mlflow_experiment_runs")
 
     _open(browser, f"{url}/#/experiments/{experiment}/runs/{parent.info.run_id}/artifacts/report/index.html")
-    frame = WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, "iframe") or False,
-                                                 "the report never rendered in the run's artifact viewer")[0]
+    frame = WebDriverWait(browser, WAIT_S).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "iframe") or False, "the report never rendered in the run's artifact viewer"
+    )[0]
     browser.switch_to.frame(frame)
     _wait_text(browser, f"Study {study.study_name}")
     browser.switch_to.default_content()

@@ -17,9 +17,11 @@ from services import prefect_api
 from services.prefect_api import Lease, read_state, server_env
 
 REPO = Path(__file__).resolve().parents[2]
-HOLDER = ("import json, sys\nfrom pathlib import Path\nfrom services.prefect_api import Lease\n"
-          "lease = Lease(Path(sys.argv[1]))\nprint(json.dumps({'supervisor': lease.supervisor, 'started': lease.started}), flush=True)\n"
-          "print(lease.wait(), flush=True)\nsys.stdin.read()\n")
+HOLDER = (
+    "import json, sys\nfrom pathlib import Path\nfrom services.prefect_api import Lease\n"
+    "lease = Lease(Path(sys.argv[1]))\nprint(json.dumps({'supervisor': lease.supervisor, 'started': lease.started}), flush=True)\n"
+    "print(lease.wait(), flush=True)\nsys.stdin.read()\n"
+)
 
 
 def _env(idle_s: float) -> dict[str, str]:
@@ -29,8 +31,9 @@ def _env(idle_s: float) -> dict[str, str]:
 
 def _holder(project: Path, idle_s: float) -> subprocess.Popen:
     """A stand-in for a stage: takes a lease on the project's server and holds it until its stdin closes."""
-    return subprocess.Popen([sys.executable, "-c", HOLDER, str(project)], env=_env(idle_s), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(project)], env=_env(idle_s), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
 
 
 def _gone(pid: int, timeout: float) -> bool:
@@ -86,7 +89,9 @@ def test_a_stage_arriving_while_the_server_stops_waits_then_starts_a_new_one(tmp
 
     state = tmp_path / prefect_api.STATE_DIR
     state.mkdir(parents=True)
-    (state / "server.json").write_text(json.dumps({"supervisor": os.getpid(), "port": 1, "url": "http://127.0.0.1:1/api", "ready": True}))
+    (state / "server.json").write_text(
+        json.dumps({"supervisor": os.getpid(), "port": 1, "url": "http://127.0.0.1:1/api", "ready": True})
+    )
     monkeypatch.setattr(prefect_api, "is_supervisor", lambda pid, state: True)
     starts = []
 
@@ -113,7 +118,9 @@ def test_a_live_supervisor_is_found_again_and_a_stale_pid_is_not_taken_for_one(t
     state.mkdir(parents=True)
     stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "prefect_api.py", str(state.resolve())])
     try:
-        (state / "server.json").write_text(json.dumps({"supervisor": stand_in.pid, "port": 1, "url": "http://127.0.0.1:1/api", "ready": True}))
+        (state / "server.json").write_text(
+            json.dumps({"supervisor": stand_in.pid, "port": 1, "url": "http://127.0.0.1:1/api", "ready": True})
+        )
         monkeypatch.setattr(Lease, "_start", lambda self: pytest.fail("started a second server"))
         lease = Lease(tmp_path)
         assert (lease.url, lease.started) == ("http://127.0.0.1:1/api", False)
@@ -121,6 +128,8 @@ def test_a_live_supervisor_is_found_again_and_a_stale_pid_is_not_taken_for_one(t
     finally:
         stand_in.kill()
         stand_in.wait()
-    (state / "server.json").write_text(json.dumps({"supervisor": os.getpid(), "port": 1, "url": "http://127.0.0.1:1/api", "ready": True}))
+    (state / "server.json").write_text(
+        json.dumps({"supervisor": os.getpid(), "port": 1, "url": "http://127.0.0.1:1/api", "ready": True})
+    )
     monkeypatch.setattr(Lease, "_start", lambda self: {"supervisor": 7, "port": 2, "url": "http://127.0.0.1:2/api"})
     assert Lease(tmp_path).url == "http://127.0.0.1:2/api", "this test process is alive but no supervisor"

@@ -16,11 +16,19 @@ def churn_table(n: int = 600, positive_rate: float = 0.15, seed: int = 0) -> pd.
     fee = np.round(rng.normal(50, 15, n), 2)
     risk = -0.05 * tenure + (plan == "basic") * 1.0 + rng.normal(0, 1, n)
     churn = np.where(risk >= np.quantile(risk, 1 - positive_rate), "yes", "no")
-    frame = pd.DataFrame({
-        "customer_id": [f"C{100000 + i}" for i in rng.permutation(n)],
-        "signup_date": (pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500, n), unit="D")).strftime("%Y-%m-%d"),
-        "plan": plan, "tenure": tenure, "monthly_fee": fee, "region": "north", "churn": churn,
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{100000 + i}" for i in rng.permutation(n)],
+            "signup_date": (pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500, n), unit="D")).strftime(
+                "%Y-%m-%d"
+            ),
+            "plan": plan,
+            "tenure": tenure,
+            "monthly_fee": fee,
+            "region": "north",
+            "churn": churn,
+        }
+    )
     frame.loc[rng.random(n) < 0.1, "monthly_fee"] = np.nan
     frame.loc[rng.random(n) < 0.05, "plan"] = None
     return frame

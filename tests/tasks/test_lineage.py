@@ -14,11 +14,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import tasks.promotion as promotion
+from tasks.lineage import TAG_TRAINING_ROWS, check_registry_problem, log_dataset, training_rows
 from tasks.report import data_facts
 from tasks.status import status_lines
-from tasks.lineage import TAG_TRAINING_ROWS, check_registry_problem, log_dataset, training_rows
 from tasks.tracking import TAG_ROLE, Tracker, open_tracker, save_sklearn_model, start_run
 from tasks.training import FINAL_ARTIFACT, ROLE_FINAL, latest_final_run
+from tests.tunedag.conftest import PARAMS
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_prepared, prepare, save_prepared
 from tunedag.errors import TunedagError
@@ -27,7 +28,6 @@ from tunedag.problem import TAG_PROBLEM, problem_of
 from tunedag.promotion import row_hashes, unseen_rows
 from tunedag.report import ReportContext, format_summary
 from tunedag.study import open_study
-from tests.tunedag.conftest import PARAMS
 
 NAME = "tunedag-model"
 
@@ -39,10 +39,18 @@ def cancer() -> pd.DataFrame:
 
 @pytest.fixture
 def cfg(tmp_path: Path):
-    return load_config(PARAMS, {"tracking.uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "tracking.artifact_root": str(tmp_path / "mlruns"),
-                                "paths.prepared": str(tmp_path / "prepared.parquet"), "data.source": "file",
-                                "tune.storage": str(tmp_path / "study.journal"),
-                                "data.path": str(tmp_path / "raw.csv"), "data.target": "target"})
+    return load_config(
+        PARAMS,
+        {
+            "tracking.uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "tracking.artifact_root": str(tmp_path / "mlruns"),
+            "paths.prepared": str(tmp_path / "prepared.parquet"),
+            "data.source": "file",
+            "tune.storage": str(tmp_path / "study.journal"),
+            "data.path": str(tmp_path / "raw.csv"),
+            "data.target": "target",
+        },
+    )
 
 
 @pytest.fixture
@@ -138,8 +146,13 @@ def test_promotion_scores_both_versions_only_on_test_rows_neither_was_fitted_on(
     np.testing.assert_array_equal(training_rows(tracker.client, v1), np.sort(seen_by_v1))
     by_hand = {}
     for version in ("1", "2"):
-        model = promotion.load_final_model(Path(tracker.client.download_artifacts(
-            tracker.client.get_model_version(NAME, version).run_id, FINAL_ARTIFACT, str(tmp_path / f"dl{version}"))))
+        model = promotion.load_final_model(
+            Path(
+                tracker.client.download_artifacts(
+                    tracker.client.get_model_version(NAME, version).run_id, FINAL_ARTIFACT, str(tmp_path / f"dl{version}")
+                )
+            )
+        )
         by_hand[version] = score(model, prep.xy("test")[0][mask], prep.xy("test")[1][mask], ["roc_auc"])["roc_auc"]
     assert f"{by_hand['2']:.6g} vs {by_hand['1']:.6g}" in decision.reason
     assert _alias(tracker, "champion") == ("2" if by_hand["2"] > by_hand["1"] else "1")
@@ -181,8 +194,11 @@ def test_a_long_reason_is_stored_whole(cfg, tracker, cancer, tmp_path, monkeypat
     run2, scores2 = _register(cfg, tracker, tmp_path, "v2")
     long_error = "columns are missing: " + ", ".join(f"'feature number {i}'" for i in range(60))  # ~1,300 characters
     real = promotion._score_version
-    monkeypatch.setattr(promotion, "_score_version",
-                        lambda cfg, version, *a: (None, long_error) if str(version.version) == "1" else real(cfg, version, *a))
+    monkeypatch.setattr(
+        promotion,
+        "_score_version",
+        lambda cfg, version, *a: (None, long_error) if str(version.version) == "1" else real(cfg, version, *a),
+    )
 
     decision = promotion.promote_final_model.fn(cfg, tracker, {"parent_run_id": run2}, scores2)
 
@@ -200,11 +216,19 @@ def test_status_and_the_report_name_the_data_file_target_problem_and_registry(cf
     lines = status_lines(cfg)
     facts = data_facts(cfg, open_study(cfg, version), {"data_version": version})
 
-    assert lines[0] == f"data: {cfg.data.path}, target 'target' (classification), prepared as {cfg.paths.prepared}, version {version[:8]}"
-    assert lines[1].startswith(f"problem: {problem.id} (classification of 'target' from 30 columns: area error, compactness error,")
+    assert (
+        lines[0]
+        == f"data: {cfg.data.path}, target 'target' (classification), prepared as {cfg.paths.prepared}, version {version[:8]}"
+    )
+    assert lines[1].startswith(
+        f"problem: {problem.id} (classification of 'target' from 30 columns: area error, compactness error,"
+    )
     assert f"registered model: {NAME} serves problem {problem.id}" in lines
     assert f"champion: {NAME} version 1: {decision.reason}" in lines
-    assert facts["data"].startswith(f"{cfg.data.path}, prepared as {cfg.paths.prepared}") and facts["target"] == "'target' (classification)"
+    assert (
+        facts["data"].startswith(f"{cfg.data.path}, prepared as {cfg.paths.prepared}")
+        and facts["target"] == "'target' (classification)"
+    )
     assert facts["problem"] == problem.describe() and facts["warm start"] == "none (started cold)"
     summary = {"study_name": "s", "best_trial": 0, "metric": "roc_auc", "best_values": [0.9], "best_params": {}}
     text = format_summary(ReportContext(summary, {}, {"complete": 1}, data=facts))

@@ -41,10 +41,16 @@ DEAD = f"{socket.gethostname()}:999999999:0"  # a claim by a process that is gon
 
 @pytest.fixture
 def cfg(tmp_path: Path):
-    cfg = load_config("params.yaml", {"paths.prepared": str(tmp_path / "d.parquet"), "tune.storage": str(tmp_path / "s.journal"),
-                                      "tracking.uri": f"sqlite:///{tmp_path / 'mlruns/mlflow.db'}",
-                                      "tracking.artifact_root": str(tmp_path / "mlruns/artifacts"),
-                                      "search_space.n_estimators": {"type": "int", "low": 5, "high": 10}})
+    cfg = load_config(
+        "params.yaml",
+        {
+            "paths.prepared": str(tmp_path / "d.parquet"),
+            "tune.storage": str(tmp_path / "s.journal"),
+            "tracking.uri": f"sqlite:///{tmp_path / 'mlruns/mlflow.db'}",
+            "tracking.artifact_root": str(tmp_path / "mlruns/artifacts"),
+            "search_space.n_estimators": {"type": "int", "low": 5, "high": 10},
+        },
+    )
     frame, target = load_source(cfg.data, cfg.seed)
     save_prepared(prepare(frame, target, cfg.data, cfg.seed, "test"), cfg.paths.prepared, {})
     return cfg
@@ -55,7 +61,9 @@ def setup(cfg):
     tracker = open_tracker(cfg.tracking)
     study = optuna.create_study(study_name="s", storage=build_storage(cfg.tune.storage, False), direction="maximize")
     parent = tracker.client.create_run(tracker.experiment_id).info.run_id
-    ctx = TrialContext(cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), tracker.experiment_id, parent, "s", {TAG_STUDY: "s"})
+    ctx = TrialContext(
+        cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), tracker.experiment_id, parent, "s", {TAG_STUDY: "s"}
+    )
     return tracker, study, ctx
 
 
@@ -78,7 +86,10 @@ def test_a_trial_is_recorded_in_full_with_its_model_in_the_runs_own_folder(setup
     run = tracker.client.get_run(run_id)
     assert result.state == "COMPLETE" and run.info.status == "FINISHED"
     assert json.loads(run.data.tags[TAG_VALUES]) == result.values
-    assert run.data.params == {k: str(v) for k, v in params.items()} and run.data.metrics["val_" + ctx.cfg.tune.metric] == result.value
+    assert (
+        run.data.params == {k: str(v) for k, v in params.items()}
+        and run.data.metrics["val_" + ctx.cfg.tune.metric] == result.value
+    )
     assert (local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT) == Path(model_dir)
     assert mlflow.pyfunc.load_model(model_dir) is not None
 
@@ -101,7 +112,9 @@ def test_an_orphan_recorded_but_not_told_is_told_from_its_run_without_running_ag
     run_id, _ = start_trial_run(ctx, trial.number)
     from tasks.trial_worker import JobResult
 
-    record(tracker.client, run_id, job_for(ctx, trial, params, None, False), JobResult("COMPLETE", [0.91], {"f1": 0.91}), 1.0, "f1")
+    record(
+        tracker.client, run_id, job_for(ctx, trial, params, None, False), JobResult("COMPLETE", [0.91], {"f1": 0.91}), 1.0, "f1"
+    )
 
     assert recover_orphan_trials(study, ctx) == [0]
     [told] = study.get_trials(deepcopy=False)

@@ -10,8 +10,8 @@ import torch
 from tasks.tracking import load_torch_model, log_torch_model, save_torch_model
 from tunedag.config import DataConfig, PreprocessConfig
 from tunedag.data import load_source, prepare
-from tunedag.estimators import build_model
 from tunedag.errors import ConfigError
+from tunedag.estimators import build_model
 from tunedag.nets import is_torch_model
 
 FAST = {"epochs": 2, "width": 16, "random_state": 0, "device": "cpu", "early_stopping_patience": None}
@@ -40,11 +40,20 @@ def fitted(name: str, estimator: str, fixed: dict, preprocess: PreprocessConfig 
 
 
 CASES = [
-    pytest.param("digits", "tunedag.nets.TorchClassifier",
-                 {"architecture": "cnn", "image_shape": [1, 8, 8], "channels": 4, "batch_norm": True, "dropout": 0.2},
-                 PreprocessConfig(), id="cnn-classifier"),
-    pytest.param("diabetes", "tunedag.nets.TorchRegressor", {"hidden_layers": 1},
-                 PreprocessConfig(numeric_impute="mean", scale=False), id="mlp-regressor-no-scaling"),
+    pytest.param(
+        "digits",
+        "tunedag.nets.TorchClassifier",
+        {"architecture": "cnn", "image_shape": [1, 8, 8], "channels": 4, "batch_norm": True, "dropout": 0.2},
+        PreprocessConfig(),
+        id="cnn-classifier",
+    ),
+    pytest.param(
+        "diabetes",
+        "tunedag.nets.TorchRegressor",
+        {"hidden_layers": 1},
+        PreprocessConfig(numeric_impute="mean", scale=False),
+        id="mlp-regressor-no-scaling",
+    ),
 ]
 
 
@@ -59,8 +68,9 @@ def test_saved_model_predicts_through_pyfunc_like_the_pipeline(tmp_path, name, e
     expected = model.predict_proba(X) if hasattr(model, "predict_proba") else model.predict(X)
     np.testing.assert_allclose(np.asarray(out).reshape(expected.shape), expected, rtol=1e-4, atol=1e-5)
     loaded = load_torch_model(tmp_path / "m")
-    np.testing.assert_array_equal(loaded.predict(X), model.predict(X)) if hasattr(model, "classes_") else \
-        np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-4)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X)) if hasattr(
+        model, "classes_"
+    ) else np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-4)
     assert hasattr(loaded, "predict_proba") == hasattr(model, "predict_proba")
     requirements = (tmp_path / "m" / "requirements.txt").read_text()
     assert f"torch=={torch.__version__}" in requirements

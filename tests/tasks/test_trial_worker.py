@@ -17,8 +17,14 @@ from tunedag.study import build_storage, open_study
 
 @pytest.fixture
 def cfg(tmp_path: Path):
-    cfg = load_config("params.yaml", {"paths.prepared": str(tmp_path / "d.parquet"), "tune.storage": str(tmp_path / "s.journal"),
-                                      "search_space.n_estimators": {"type": "int", "low": 5, "high": 10}})
+    cfg = load_config(
+        "params.yaml",
+        {
+            "paths.prepared": str(tmp_path / "d.parquet"),
+            "tune.storage": str(tmp_path / "s.journal"),
+            "search_space.n_estimators": {"type": "int", "low": 5, "high": 10},
+        },
+    )
     frame, target = load_source(cfg.data, cfg.seed)
     save_prepared(prepare(frame, target, cfg.data, cfg.seed, "test"), cfg.paths.prepared, {})
     return cfg
@@ -49,9 +55,14 @@ def test_a_failing_configuration_becomes_a_fail_record(cfg):
 
 
 def test_pruning_reports_to_the_trial_in_the_shared_storage(cfg):
-    cfg = load_config("params.yaml", {**{k: v for k, v in [("paths.prepared", str(cfg.paths.prepared)), ("tune.storage", cfg.tune.storage)]},
-                                      "tune.fidelity.kind": "ensemble_size", "tune.pruner": {"name": "percentile", "percentile": 99.0,
-                                                                                              "n_startup_trials": 0, "n_warmup_steps": 0}})
+    cfg = load_config(
+        "params.yaml",
+        {
+            **{k: v for k, v in [("paths.prepared", str(cfg.paths.prepared)), ("tune.storage", cfg.tune.storage)]},
+            "tune.fidelity.kind": "ensemble_size",
+            "tune.pruner": {"name": "percentile", "percentile": 99.0, "n_startup_trials": 0, "n_warmup_steps": 0},
+        },
+    )
     study = open_study(cfg, file_md5(cfg.paths.prepared))
     for value in (1.0, 1.0):  # earlier trials that were perfect at every step
         t = study.ask()

@@ -6,8 +6,9 @@ Nothing here starts Prefect or MLflow, uses the network, or writes outside `tmp_
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd

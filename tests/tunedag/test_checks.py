@@ -20,11 +20,18 @@ def test_a_classifier_criterion_on_a_regressor_is_refused_naming_the_key(params_
 
 
 def test_a_family_fixed_argument_the_estimator_lacks_is_refused_naming_the_family(params_with, write_params):
-    families = {"hgb": {"estimator": "sklearn.ensemble.HistGradientBoostingClassifier", "fixed": {"n_jobs": 1},
-                        "search_space": {"max_leaf_nodes": {"type": "int", "low": 8, "high": 64}}}}
+    families = {
+        "hgb": {
+            "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+            "fixed": {"n_jobs": 1},
+            "search_space": {"max_leaf_nodes": {"type": "int", "low": 8, "high": 64}},
+        }
+    }
     raw = params_with({"model": {"families": families}})
     raw.pop("search_space")
-    with pytest.raises(ConfigError, match=r"model\.families\.hgb: fixed\.n_jobs is not an argument of HistGradientBoostingClassifier"):
+    with pytest.raises(
+        ConfigError, match=r"model\.families\.hgb: fixed\.n_jobs is not an argument of HistGradientBoostingClassifier"
+    ):
         load_config(write_params(raw))
 
 
@@ -40,7 +47,11 @@ def test_a_fixed_value_outside_the_constraints_is_refused():
 
 
 def test_valid_choices_pass_and_an_estimator_without_constraints_is_not_checked():
-    space = {"criterion": CategoricalParam(type="categorical", choices=["gini", "entropy", "log_loss"]),
-             "max_features": CategoricalParam(type="categorical", choices=["sqrt", 1.0, None])}
+    space = {
+        "criterion": CategoricalParam(type="categorical", choices=["gini", "entropy", "log_loss"]),
+        "max_features": CategoricalParam(type="categorical", choices=["sqrt", 1.0, None]),
+    }
     check_family("sklearn.ensemble.RandomForestClassifier", {"n_jobs": 1}, space)
-    check_family("tests.support.misbehaving.MisbehavingClassifier", {}, {"mode": CategoricalParam(type="categorical", choices=["x"])})
+    check_family(
+        "tests.support.misbehaving.MisbehavingClassifier", {}, {"mode": CategoricalParam(type="categorical", choices=["x"])}
+    )

@@ -6,8 +6,9 @@ test fails if that one thing stops being refused or stops being named in the mes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -71,89 +72,213 @@ BAD_CASES = [
     pytest.param({"extras": 1}, "extras", ["unknown key"], id="unknown-top-level-key"),
     pytest.param({"tune.n_trails": 5}, "tune.n_trails", ["unknown key"], id="typo-in-tune"),
     pytest.param({"model.preprocess.scael": False}, "model.preprocess.scael", ["unknown key"], id="typo-in-preprocess"),
-    pytest.param({"search_space.max_depth": {"type": "int", "low": 2, "high": 16, "lgo": True}},
-                 "search_space.max_depth.lgo", ["unknown key"], id="typo-in-a-param"),
+    pytest.param(
+        {"search_space.max_depth": {"type": "int", "low": 2, "high": 16, "lgo": True}},
+        "search_space.max_depth.lgo",
+        ["unknown key"],
+        id="typo-in-a-param",
+    ),
     pytest.param({"tune.n_trials": "ten"}, "tune.n_trials", ["integer"], id="n_trials-not-a-number"),
     pytest.param({"tune.n_trials": 0}, "tune.n_trials", [], id="n_trials-zero"),
     pytest.param({"tune.timeout": -5}, "tune.timeout", [], id="negative-timeout"),
     pytest.param({"tune.sampler": "bayes"}, "tune.sampler", [], id="unknown-sampler"),
     # search strategies (tune.sampler / pruner / fidelity / objectives / select / enqueue / final.ensemble)
-    pytest.param({"tune.sampler": {"name": "tpe", "n_startup": 3}}, "tune.sampler.tpe.n_startup", ["unknown key"], id="typo-in-sampler-option"),
+    pytest.param(
+        {"tune.sampler": {"name": "tpe", "n_startup": 3}},
+        "tune.sampler.tpe.n_startup",
+        ["unknown key"],
+        id="typo-in-sampler-option",
+    ),
     pytest.param({"tune.sampler": {"name": "nsga2", "population_size": 1}}, "population_size", [], id="nsga2-population-of-one"),
     pytest.param({"tune.pruner": "median"}, "tune", ["fidelity"], id="pruner-without-fidelity"),
     pytest.param({"tune.pruner": "magic"}, "tune.pruner", [], id="unknown-pruner"),
     pytest.param({"tune.objectives": ["speed"]}, "tune.objectives", ["predict_latency_ms"], id="unknown-objective"),
     pytest.param({"tune.objectives": ["roc_auc"]}, "tune", ["repeat"], id="objective-repeats-metric"),
-    pytest.param({"tune.objectives": ["model_size_kb"], "tune.pruner": "median", "tune.fidelity.kind": "train_fraction"},
-                 "tune", ["single objective"], id="pruning-with-two-objectives"),
-    pytest.param({"tune.objectives": ["model_size_kb"], "tune.sampler": "cmaes"}, "tune", ["single objective"], id="cmaes-with-two-objectives"),
-    pytest.param({"tune.objectives": ["model_size_kb"], "tune.select": {"rule": "weighted", "weights": [1.0]}},
-                 "tune", ["select.weights"], id="weights-of-the-wrong-length"),
+    pytest.param(
+        {"tune.objectives": ["model_size_kb"], "tune.pruner": "median", "tune.fidelity.kind": "train_fraction"},
+        "tune",
+        ["single objective"],
+        id="pruning-with-two-objectives",
+    ),
+    pytest.param(
+        {"tune.objectives": ["model_size_kb"], "tune.sampler": "cmaes"},
+        "tune",
+        ["single objective"],
+        id="cmaes-with-two-objectives",
+    ),
+    pytest.param(
+        {"tune.objectives": ["model_size_kb"], "tune.select": {"rule": "weighted", "weights": [1.0]}},
+        "tune",
+        ["select.weights"],
+        id="weights-of-the-wrong-length",
+    ),
     pytest.param({"tune.sampler": "manual"}, "tune", ["tune.enqueue"], id="manual-without-configurations"),
-    pytest.param({"tune.fidelity": {"kind": "train_fraction", "fractions": [0.5, 0.25, 1.0]}}, "tune.fidelity", ["fractions"], id="fractions-not-rising"),
+    pytest.param(
+        {"tune.fidelity": {"kind": "train_fraction", "fractions": [0.5, 0.25, 1.0]}},
+        "tune.fidelity",
+        ["fractions"],
+        id="fractions-not-rising",
+    ),
     pytest.param({"tune.fidelity.kind": "folds"}, "data.cv_folds", [], id="fold-fidelity-without-cv"),
-    pytest.param({"tune.fidelity.kind": "ensemble_size", "model.estimator": "sklearn.svm.SVC", "model.fixed": {},
-                  "search_space": {"C": {"type": "float", "low": 0.1, "high": 10}}}, "warm_start", [], id="ensemble-size-without-warm-start"),
-    pytest.param({"search_space.gamma_like": {"type": "float", "low": 0.1, "high": 1.0, "when": {"kernel": ["rbf"]}}},
-                 "search_space.gamma_like", [], id="when-names-an-unknown-parent"),
-    pytest.param({"search_space.max_samples": {"type": "float", "low": 0.1, "high": 1.0, "when": {"criterion": ["log_loss"]}}},
-                 "search_space.max_samples", ["choices"], id="when-value-outside-the-parent-choices"),
-    pytest.param({"model.families": {"rf": {"estimator": "sklearn.ensemble.RandomForestClassifier"}}}, "model", ["either"], id="estimator-and-families"),
-    pytest.param({"tune.sampler": "grid", "model.estimator": None, "model.fixed": {}, "search_space": {},
-                  "model.families": {"a": {"estimator": "sklearn.tree.DecisionTreeClassifier",
-                                           "search_space": {"max_depth": {"type": "int", "low": 1, "high": 3}}},
-                                     "b": {"estimator": "sklearn.naive_bayes.GaussianNB"}}},
-                 "tune.sampler", ["grid"], id="grid-over-families"),
+    pytest.param(
+        {
+            "tune.fidelity.kind": "ensemble_size",
+            "model.estimator": "sklearn.svm.SVC",
+            "model.fixed": {},
+            "search_space": {"C": {"type": "float", "low": 0.1, "high": 10}},
+        },
+        "warm_start",
+        [],
+        id="ensemble-size-without-warm-start",
+    ),
+    pytest.param(
+        {"search_space.gamma_like": {"type": "float", "low": 0.1, "high": 1.0, "when": {"kernel": ["rbf"]}}},
+        "search_space.gamma_like",
+        [],
+        id="when-names-an-unknown-parent",
+    ),
+    pytest.param(
+        {"search_space.max_samples": {"type": "float", "low": 0.1, "high": 1.0, "when": {"criterion": ["log_loss"]}}},
+        "search_space.max_samples",
+        ["choices"],
+        id="when-value-outside-the-parent-choices",
+    ),
+    pytest.param(
+        {"model.families": {"rf": {"estimator": "sklearn.ensemble.RandomForestClassifier"}}},
+        "model",
+        ["either"],
+        id="estimator-and-families",
+    ),
+    pytest.param(
+        {
+            "tune.sampler": "grid",
+            "model.estimator": None,
+            "model.fixed": {},
+            "search_space": {},
+            "model.families": {
+                "a": {
+                    "estimator": "sklearn.tree.DecisionTreeClassifier",
+                    "search_space": {"max_depth": {"type": "int", "low": 1, "high": 3}},
+                },
+                "b": {"estimator": "sklearn.naive_bayes.GaussianNB"},
+            },
+        },
+        "tune.sampler",
+        ["grid"],
+        id="grid-over-families",
+    ),
     pytest.param({"final.ensemble": {"kind": "bagging"}}, "final.ensemble.kind", [], id="unknown-ensemble-kind"),
     pytest.param({"seed": -1}, "seed", [], id="negative-seed"),
-    pytest.param({"search_space.max_depth": {"type": "int", "low": 16, "high": 2}},
-                 "search_space.max_depth", ["low (16)"], id="int-low-above-high"),
-    pytest.param({"search_space.max_depth": {"type": "int", "low": 5, "high": 5}},
-                 "search_space.max_depth", ["model.fixed"], id="int-low-equals-high"),
-    pytest.param({"search_space.max_features": {"type": "float", "low": 0.5, "high": 0.5}},
-                 "search_space.max_features", [], id="float-low-equals-high"),
-    pytest.param({"search_space.n_estimators": {"type": "int", "low": 0, "high": 300, "log": True}},
-                 "search_space.n_estimators", ["log"], id="log-int-low-zero"),
-    pytest.param({"search_space.max_features": {"type": "float", "low": -0.1, "high": 0.9, "log": True}},
-                 "search_space.max_features", ["log"], id="log-float-low-negative"),
-    pytest.param({"search_space.max_features": {"type": "float", "low": 0.1, "high": 0.9, "log": True, "step": 0.1}},
-                 "search_space.max_features", ["step"], id="log-float-with-step"),
-    pytest.param({"search_space.n_estimators": {"type": "int", "low": 20, "high": 300, "log": True, "step": 10}},
-                 "search_space.n_estimators", ["step"], id="log-int-with-step"),
-    pytest.param({"search_space.max_features": {"type": "float", "low": 0.1, "high": 0.9, "step": 0}},
-                 "search_space.max_features.step", [], id="float-step-zero"),
-    pytest.param({"search_space.criterion": {"type": "categorical", "choices": []}},
-                 "search_space.criterion.choices", [], id="categorical-without-choices"),
-    pytest.param({"search_space.criterion": {"type": "categorical", "choices": ["gini", "gini"]}},
-                 "search_space.criterion.choices", ["unique"], id="duplicate-choices"),
-    pytest.param({"search_space.max_depth": {"type": "integer", "low": 2, "high": 16}},
-                 "search_space.max_depth", ["integer"], id="unknown-param-type"),
+    pytest.param(
+        {"search_space.max_depth": {"type": "int", "low": 16, "high": 2}},
+        "search_space.max_depth",
+        ["low (16)"],
+        id="int-low-above-high",
+    ),
+    pytest.param(
+        {"search_space.max_depth": {"type": "int", "low": 5, "high": 5}},
+        "search_space.max_depth",
+        ["model.fixed"],
+        id="int-low-equals-high",
+    ),
+    pytest.param(
+        {"search_space.max_features": {"type": "float", "low": 0.5, "high": 0.5}},
+        "search_space.max_features",
+        [],
+        id="float-low-equals-high",
+    ),
+    pytest.param(
+        {"search_space.n_estimators": {"type": "int", "low": 0, "high": 300, "log": True}},
+        "search_space.n_estimators",
+        ["log"],
+        id="log-int-low-zero",
+    ),
+    pytest.param(
+        {"search_space.max_features": {"type": "float", "low": -0.1, "high": 0.9, "log": True}},
+        "search_space.max_features",
+        ["log"],
+        id="log-float-low-negative",
+    ),
+    pytest.param(
+        {"search_space.max_features": {"type": "float", "low": 0.1, "high": 0.9, "log": True, "step": 0.1}},
+        "search_space.max_features",
+        ["step"],
+        id="log-float-with-step",
+    ),
+    pytest.param(
+        {"search_space.n_estimators": {"type": "int", "low": 20, "high": 300, "log": True, "step": 10}},
+        "search_space.n_estimators",
+        ["step"],
+        id="log-int-with-step",
+    ),
+    pytest.param(
+        {"search_space.max_features": {"type": "float", "low": 0.1, "high": 0.9, "step": 0}},
+        "search_space.max_features.step",
+        [],
+        id="float-step-zero",
+    ),
+    pytest.param(
+        {"search_space.criterion": {"type": "categorical", "choices": []}},
+        "search_space.criterion.choices",
+        [],
+        id="categorical-without-choices",
+    ),
+    pytest.param(
+        {"search_space.criterion": {"type": "categorical", "choices": ["gini", "gini"]}},
+        "search_space.criterion.choices",
+        ["unique"],
+        id="duplicate-choices",
+    ),
+    pytest.param(
+        {"search_space.max_depth": {"type": "integer", "low": 2, "high": 16}},
+        "search_space.max_depth",
+        ["integer"],
+        id="unknown-param-type",
+    ),
     pytest.param({"search_space": {}}, "search_space", ["empty"], id="empty-search-space"),
-    pytest.param({"search_space.learning_rate": {"type": "float", "low": 0.01, "high": 0.3}},
-                 "search_space.learning_rate", ["RandomForestClassifier"], id="param-the-estimator-lacks"),
+    pytest.param(
+        {"search_space.learning_rate": {"type": "float", "low": 0.01, "high": 0.3}},
+        "search_space.learning_rate",
+        ["RandomForestClassifier"],
+        id="param-the-estimator-lacks",
+    ),
     pytest.param({"model.fixed.max_depth": 3}, "search_space.max_depth", ["model.fixed"], id="param-fixed-and-searched"),
     pytest.param({"tune.metric": "auc"}, "tune.metric", ["'auc'"], id="unknown-metric"),
     pytest.param({"tune.direction": "minimize"}, "tune.direction", ["roc_auc"], id="direction-contradicts-metric"),
     pytest.param({"tune.direction": "up"}, "tune.direction", [], id="direction-not-a-direction"),
     pytest.param({"data.task": "regression"}, "tune.metric", ["regression"], id="classification-metric-regression-task"),
-    pytest.param({"data.task": "regression", "tune.metric": "accuracy"}, "tune.metric", ["'accuracy'"],
-                 id="regression-with-accuracy"),
-    pytest.param({"data.task": "classification", "tune.metric": "rmse"}, "tune.metric", ["'rmse'"],
-                 id="classification-with-rmse"),
-    pytest.param({"model.estimator": "sklearn.nonexistent.Forest"}, "model.estimator", ["sklearn.nonexistent"],
-                 id="estimator-module-missing"),
-    pytest.param({"model.estimator": "sklearn.ensemble.NoSuchForest"}, "model.estimator", ["NoSuchForest"],
-                 id="estimator-class-missing"),
-    pytest.param({"model.estimator": "RandomForestClassifier"}, "model.estimator", ["import path"],
-                 id="estimator-without-module"),
+    pytest.param(
+        {"data.task": "regression", "tune.metric": "accuracy"}, "tune.metric", ["'accuracy'"], id="regression-with-accuracy"
+    ),
+    pytest.param(
+        {"data.task": "classification", "tune.metric": "rmse"}, "tune.metric", ["'rmse'"], id="classification-with-rmse"
+    ),
+    pytest.param(
+        {"model.estimator": "sklearn.nonexistent.Forest"},
+        "model.estimator",
+        ["sklearn.nonexistent"],
+        id="estimator-module-missing",
+    ),
+    pytest.param(
+        {"model.estimator": "sklearn.ensemble.NoSuchForest"}, "model.estimator", ["NoSuchForest"], id="estimator-class-missing"
+    ),
+    pytest.param(
+        {"model.estimator": "RandomForestClassifier"}, "model.estimator", ["import path"], id="estimator-without-module"
+    ),
     pytest.param({"model.estimator": "os.system"}, "model.estimator", ["os.system", "refused"], id="estimator-os-system"),
-    pytest.param({"model.estimator": "json.JSONDecoder"}, "model.estimator", ["json.JSONDecoder", "refused"],
-                 id="estimator-not-an-estimator-class"),
-    pytest.param({"model.estimator": "sklearn.preprocessing.StandardScaler"}, "model.estimator", ["refused"],
-                 id="estimator-a-transformer"),
+    pytest.param(
+        {"model.estimator": "json.JSONDecoder"},
+        "model.estimator",
+        ["json.JSONDecoder", "refused"],
+        id="estimator-not-an-estimator-class",
+    ),
+    pytest.param(
+        {"model.estimator": "sklearn.preprocessing.StandardScaler"}, "model.estimator", ["refused"], id="estimator-a-transformer"
+    ),
     pytest.param({"model.fixed.bogus": 1}, "model.fixed", ["bogus"], id="fixed-arg-not-accepted"),
-    pytest.param({"model.preprocess.numeric_impute": "zero"}, "model.preprocess.numeric_impute", [],
-                 id="unknown-impute-strategy"),
+    pytest.param(
+        {"model.preprocess.numeric_impute": "zero"}, "model.preprocess.numeric_impute", [], id="unknown-impute-strategy"
+    ),
     pytest.param({"data.source": "s3"}, "data.source", [], id="unknown-data-source"),
     pytest.param({"schedule.cron": "61 * * * *"}, "schedule.cron", ["'61 * * * *'", "cron"], id="cron-bad-minute"),
     pytest.param({"schedule.cron": "every night"}, "schedule.cron", ["cron"], id="cron-not-cron"),
@@ -162,14 +287,20 @@ BAD_CASES = [
     pytest.param({"schedule.add_trials": 0}, "schedule.add_trials", [], id="add-no-trials"),
     pytest.param({"schedule.deployment": "my deployment"}, "schedule.deployment", [], id="deployment-name-with-space"),
     pytest.param({"data.name": "mnist"}, "data.name", ["mnist"], id="unknown-sklearn-dataset"),
-    pytest.param({"data.source": "file", "data.path": "data/raw/x.csv"}, "data.source", ["'target'"],
-                 id="file-source-without-target"),
+    pytest.param(
+        {"data.source": "file", "data.path": "data/raw/x.csv"}, "data.source", ["'target'"], id="file-source-without-target"
+    ),
     pytest.param({"data.source": "file", "data.target": "y"}, "data.source", ["'path'"], id="file-source-without-path"),
-    pytest.param({"data.source": "file", "data.path": "data/raw/x.txt", "data.target": "y"}, "data.path", ["x.txt"],
-                 id="file-source-not-csv-or-parquet"),
+    pytest.param(
+        {"data.source": "file", "data.path": "data/raw/x.txt", "data.target": "y"},
+        "data.path",
+        ["x.txt"],
+        id="file-source-not-csv-or-parquet",
+    ),
     pytest.param({"data.source": "synthetic"}, "data.source", ["task"], id="synthetic-without-task"),
-    pytest.param({"data.synthetic.n_informative": 30}, "data.synthetic.n_informative", [],
-                 id="synthetic-more-informative-than-features"),
+    pytest.param(
+        {"data.synthetic.n_informative": 30}, "data.synthetic.n_informative", [], id="synthetic-more-informative-than-features"
+    ),
     pytest.param({"data.cv_folds": 1}, "data.cv_folds", [], id="cv-folds-one"),
     pytest.param({"data.val_size": 0}, "data.val_size", ["cv_folds"], id="no-validation-at-all"),
     pytest.param({"data.test_size": 0.5, "data.val_size": 0.45}, "data.test_size", ["10%"], id="no-rows-left-to-train"),
@@ -179,8 +310,12 @@ BAD_CASES = [
     # hostile or malformed values (issue 8): wrong shapes, code where a class is expected
     pytest.param({"tune": 5}, "tune", ["dictionary"], id="section-not-a-mapping"),
     pytest.param({"search_space": ["n_estimators", "max_depth"]}, "search_space", ["dictionary"], id="search-space-a-list"),
-    pytest.param({"search_space.max_depth": {"type": "int", "low": "two", "high": 16}}, "search_space.max_depth.low",
-                 ["integer"], id="range-bound-not-a-number"),
+    pytest.param(
+        {"search_space.max_depth": {"type": "int", "low": "two", "high": 16}},
+        "search_space.max_depth.low",
+        ["integer"],
+        id="range-bound-not-a-number",
+    ),
     pytest.param({"tune.n_trials": 1.5}, "tune.n_trials", ["integer"], id="fractional-n-trials"),
     pytest.param({"tune.parallelism": 0}, "tune.parallelism", [], id="parallelism-zero"),
     pytest.param({"model.estimator": 123}, "model.estimator", [], id="estimator-not-a-string"),
@@ -328,8 +463,13 @@ def _listing(root: Path) -> list[str]:
     ids=["bad-metric-in-file", "missing-file", "bad-override", "override-without-value"],
 )
 def test_cli_refuses_a_bad_config_with_one_paragraph_and_no_side_effects(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    params_with, write_params, argv: list[str], key: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    params_with,
+    write_params,
+    argv: list[str],
+    key: str,
 ) -> None:
     write_params(params_with({"tune.metric": "auc"}))
     monkeypatch.chdir(tmp_path)
@@ -410,8 +550,12 @@ def test_urls_without_a_password_serialise_unchanged() -> None:
 def test_anchors_merge_keys_and_exponent_floats_still_load(write_params) -> None:
     """What plain YAML users write keeps working: an anchor reused, a merge key overriding one value, 1e-3 as a float."""
     text = (Path(__file__).resolve().parents[2] / "params.yaml").read_text()
-    text = text.replace("search_space:\n", "search_space:\n  ccp_alpha: &bounds {type: float, low: 1e-4, high: 1e-1, log: true}\n"
-                        "  min_weight_fraction_leaf: {<<: *bounds, low: 0.0, high: 0.1, log: false}\n", 1)
+    text = text.replace(
+        "search_space:\n",
+        "search_space:\n  ccp_alpha: &bounds {type: float, low: 1e-4, high: 1e-1, log: true}\n"
+        "  min_weight_fraction_leaf: {<<: *bounds, low: 0.0, high: 0.1, log: false}\n",
+        1,
+    )
     cfg = load_config(write_params(text))
     assert cfg.search_space["ccp_alpha"].low == pytest.approx(1e-4)
     assert cfg.search_space["min_weight_fraction_leaf"].low == 0.0 and not cfg.search_space["min_weight_fraction_leaf"].log

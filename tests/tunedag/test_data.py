@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -111,11 +111,11 @@ def test_cross_validation_has_no_validation_split(prepare_sklearn) -> None:
 # --- synthetic sources --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("task", "n_classes"), [("classification", 2), ("classification", 3), ("regression", 2)]
-)
+@pytest.mark.parametrize(("task", "n_classes"), [("classification", 2), ("classification", 3), ("regression", 2)])
 def test_synthetic_data_prepares_with_the_configured_task(task: str, n_classes: int) -> None:
-    cfg = DataConfig(source="synthetic", task=task, synthetic={"n_samples": 200, "n_features": 6, "n_informative": 4, "n_classes": n_classes})
+    cfg = DataConfig(
+        source="synthetic", task=task, synthetic={"n_samples": 200, "n_features": 6, "n_informative": 4, "n_classes": n_classes}
+    )
     frame, target = load_source(cfg, seed=3)
     prep = prepare(frame, target, cfg, 3, "synthetic")
 
@@ -180,7 +180,11 @@ def test_prepared_file_round_trips(tmp_path: Path, mixed_csv: Path) -> None:
 
     pd.testing.assert_frame_equal(loaded.frame, prep.frame)
     assert (loaded.target, loaded.task, loaded.numeric, loaded.categorical) == (
-        prep.target, prep.task, prep.numeric, prep.categorical)
+        prep.target,
+        prep.task,
+        prep.numeric,
+        prep.categorical,
+    )
     meta = json.loads(pq.read_schema(path).metadata[b"tunedag"])
     assert meta["source"] == str(mixed_csv)
     assert sorted(p.name for p in path.parent.iterdir()) == ["dataset.parquet"]  # no temporary file left
@@ -243,23 +247,41 @@ BAD_FILES = [
     pytest.param(lambda tmp: tmp / "missing.csv", "y", "auto", ["does not exist", "data.path"], id="missing-file"),
     pytest.param(_write_bytes("empty.csv", b""), "y", "auto", ["empty"], id="empty-csv"),
     pytest.param(_write_bytes("empty.parquet", b""), "y", "auto", ["cannot be read"], id="empty-parquet"),
-    pytest.param(_write_bytes("broken.parquet", np.random.default_rng(1).bytes(4096)), "y", "auto",
-                 ["cannot be read"], id="corrupted-parquet"),
-    pytest.param(_write_csv(_labels("a", "b")), "label", "auto", ["'label'", "data.target", "x, y"],
-                 id="missing-target-column"),
+    pytest.param(
+        _write_bytes("broken.parquet", np.random.default_rng(1).bytes(4096)),
+        "y",
+        "auto",
+        ["cannot be read"],
+        id="corrupted-parquet",
+    ),
+    pytest.param(_write_csv(_labels("a", "b")), "label", "auto", ["'label'", "data.target", "x, y"], id="missing-target-column"),
     pytest.param(_write_csv(_labels("a")), "y", "auto", ["'y'", "single class"], id="single-class"),
     pytest.param(_write_csv(_one_rare), "y", "auto", ["'y'", "'c'"], id="class-with-one-row"),
-    pytest.param(_write_csv(_labels("low", "high")), "y", "regression", ["'y'", "numeric"],
-                 id="text-target-for-regression"),
+    pytest.param(_write_csv(_labels("low", "high")), "y", "regression", ["'y'", "numeric"], id="text-target-for-regression"),
     pytest.param(_write_csv(_labels("a", "b", n=8)), "y", "auto", ["8 rows"], id="too-few-rows"),
     pytest.param(_write_csv(pd.DataFrame({"y": ["a", "b"] * 10})), "y", "auto", ["0 feature"], id="no-features"),
     pytest.param(_write_bytes("header.csv", b"x,y\n"), "y", "auto", ["0 rows"], id="header-only-csv"),
-    pytest.param(_write_csv(pd.DataFrame({"x": np.arange(30.0), "y": [np.nan] * 30})), "y", "auto",
-                 ["0 rows with a target"], id="target-all-missing"),
-    pytest.param(_write_csv(pd.DataFrame({"x": np.arange(30.0), "y": [1.5] * 29 + [np.inf]})), "y", "regression",
-                 ["'y'", "infinite"], id="infinite-regression-target"),
-    pytest.param(_write_csv(pd.DataFrame({"x": [1.0] * 29 + [-np.inf], "z": np.arange(30.0), "y": ["a", "b"] * 15})),
-                 "y", "auto", ["['x']", "infinite"], id="infinite-feature"),
+    pytest.param(
+        _write_csv(pd.DataFrame({"x": np.arange(30.0), "y": [np.nan] * 30})),
+        "y",
+        "auto",
+        ["0 rows with a target"],
+        id="target-all-missing",
+    ),
+    pytest.param(
+        _write_csv(pd.DataFrame({"x": np.arange(30.0), "y": [1.5] * 29 + [np.inf]})),
+        "y",
+        "regression",
+        ["'y'", "infinite"],
+        id="infinite-regression-target",
+    ),
+    pytest.param(
+        _write_csv(pd.DataFrame({"x": [1.0] * 29 + [-np.inf], "z": np.arange(30.0), "y": ["a", "b"] * 15})),
+        "y",
+        "auto",
+        ["['x']", "infinite"],
+        id="infinite-feature",
+    ),
 ]
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,9 @@ def diabetes() -> Split:
 
 def members(specs: list[tuple[str, dict[str, Any]]], columns: list[str]) -> list[tuple[str, Pipeline]]:
     """Unfitted pipelines named trial_0, trial_1, ... as the top-K trials would be."""
-    return [(f"trial_{i}", build_model(path, {}, params, columns, [], PreprocessConfig())) for i, (path, params) in enumerate(specs)]
+    return [
+        (f"trial_{i}", build_model(path, {}, params, columns, [], PreprocessConfig())) for i, (path, params) in enumerate(specs)
+    ]
 
 
 CASES = {

@@ -58,8 +58,10 @@ def write_lock(repo: Path, raw: dict, test_size: float = 0.2, code: bytes = b"pr
     prepared.write_bytes(b"PAR1" + bytes(range(200)) + str(test_size).encode())
     stage = {
         "cmd": "python prep.py",
-        "deps": [{"path": "prep.py", "hash": "md5", "md5": md5(code), "size": len(code)},
-                 {"path": "raw", "hash": "md5", "md5": dir_md5(repo / "raw"), "size": 1, "nfiles": len(raw)}],
+        "deps": [
+            {"path": "prep.py", "hash": "md5", "md5": md5(code), "size": len(code)},
+            {"path": "raw", "hash": "md5", "md5": dir_md5(repo / "raw"), "size": 1, "nfiles": len(raw)},
+        ],
         "params": {"params.yaml": {"data.test_size": test_size, "data.synthetic": {"n_samples": 100}}},
         "outs": [{"path": "data/prepared.parquet", "hash": "md5", "md5": md5(prepared.read_bytes()), "size": 210}],
     }
@@ -234,10 +236,19 @@ def test_a_pydantic_config_is_read_with_paths_as_dvc_writes_them(tmp_path: Path)
     out = tmp_path / "data" / "prepared" / "dataset.parquet"
     out.parent.mkdir(parents=True)
     out.write_bytes(b"PAR1 data")
-    stage = {"cmd": "python -m flows.prepare",
-             "params": {"params.yaml": {"paths.prepared": "data/prepared/dataset.parquet", "data.test_size": 0.2,
-                                        "data.path": None, "seed": 42, "tracking": {"uri": "http://u:s3cret@127.0.0.1:5000"}}},
-             "outs": [{"path": "data/prepared/dataset.parquet", "hash": "md5", "md5": "0" * 32, "size": 9}]}
+    stage = {
+        "cmd": "python -m flows.prepare",
+        "params": {
+            "params.yaml": {
+                "paths.prepared": "data/prepared/dataset.parquet",
+                "data.test_size": 0.2,
+                "data.path": None,
+                "seed": 42,
+                "tracking": {"uri": "http://u:s3cret@127.0.0.1:5000"},
+            }
+        },
+        "outs": [{"path": "data/prepared/dataset.parquet", "hash": "md5", "md5": "0" * 32, "size": 9}],
+    }
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"prepare": stage}}))
 
     assert stage_in_sync(tmp_path / "dvc.lock", "prepare", cfg)  # the real password, not the JSON-redacted one
@@ -320,7 +331,9 @@ def test_a_symlink_to_a_regular_file_is_followed_as_dvc_does(repo: Path) -> None
 
 
 @pytest.mark.parametrize("bound", ["HASH_MAX_BYTES", "HASH_MAX_S"])
-def test_a_dependency_over_the_hashing_bounds_gives_no_verdict_with_a_warning(repo: Path, bound: str, monkeypatch, caplog) -> None:
+def test_a_dependency_over_the_hashing_bounds_gives_no_verdict_with_a_warning(
+    repo: Path, bound: str, monkeypatch, caplog
+) -> None:
     import tunedag.integrity as integrity
 
     prepared = write_lock(repo, {"a.csv": b"1\n" * 100})
@@ -346,8 +359,10 @@ def prepared_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     shutil.copytree(REPO / "data" / "raw", tmp_path / "data" / "raw")
     monkeypatch.chdir(tmp_path)
-    cfg = load_config("params.yaml", {"data.source": "file", "data.name": None, "data.path": "data/raw/example_churn.csv",
-                                      "data.target": "churn"})
+    cfg = load_config(
+        "params.yaml",
+        {"data.source": "file", "data.name": None, "data.path": "data/raw/example_churn.csv", "data.target": "churn"},
+    )
     prepare_dataset.fn(cfg)
     return cfg
 
@@ -361,7 +376,9 @@ def _change_one_value(path: Path) -> None:
     name = next(f.name for f in table.schema if pa.types.is_floating(f.type) or pa.types.is_integer(f.type))
     values = table.column(name).to_pylist()
     values[3] = (values[3] or 0) + 1
-    pq.write_table(table.set_column(table.schema.get_field_index(name), name, pa.array(values, table.schema.field(name).type)), path)
+    pq.write_table(
+        table.set_column(table.schema.get_field_index(name), name, pa.array(values, table.schema.field(name).type)), path
+    )
 
 
 def test_a_prepared_file_as_prepare_wrote_it_passes_and_gives_its_version(prepared_project) -> None:
@@ -372,16 +389,20 @@ def test_a_prepared_file_as_prepare_wrote_it_passes_and_gives_its_version(prepar
 
 
 @pytest.mark.parametrize("damage", ["value-changed", "byte-flipped"])
-def test_a_changed_prepared_file_is_refused_even_with_a_new_file_in_data_raw_and_a_stale_dvc_lock(prepared_project, damage) -> None:
+def test_a_changed_prepared_file_is_refused_even_with_a_new_file_in_data_raw_and_a_stale_dvc_lock(
+    prepared_project, damage
+) -> None:
     from tunedag.data import file_md5
     from tunedag.integrity import verify_prepared
 
     cfg, root = prepared_project, Path.cwd()
     (root / ".dvc").mkdir()
     prepared = cfg.paths.prepared
-    stage = {"cmd": "python -m flows.prepare",
-             "deps": [{"path": "data/raw", "hash": "md5", "md5": dir_md5(root / "data" / "raw"), "size": 1, "nfiles": 2}],
-             "outs": [{"path": str(prepared), "hash": "md5", "md5": file_md5(prepared), "size": prepared.stat().st_size}]}
+    stage = {
+        "cmd": "python -m flows.prepare",
+        "deps": [{"path": "data/raw", "hash": "md5", "md5": dir_md5(root / "data" / "raw"), "size": 1, "nfiles": 2}],
+        "outs": [{"path": str(prepared), "hash": "md5", "md5": file_md5(prepared), "size": prepared.stat().st_size}],
+    }
     (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"prepare": stage}}))
     (root / "data" / "raw" / "new_export.csv").write_text("a,b\n1,2\n")  # as the README invites: the lock entry is now stale
     if damage == "value-changed":

@@ -31,8 +31,9 @@ def _study(path, sync: bool) -> optuna.Study:
 def test_both_journals_hold_the_same_study_and_only_the_synced_one_fsyncs(tmp_path, fsyncs, sync):
     study = _study(tmp_path / "s.journal", sync)
 
-    assert isinstance(build_storage(str(tmp_path / "s.journal"), sync)._backend,
-                      JournalFileBackend if sync else UnsyncedJournalFile)
+    assert isinstance(
+        build_storage(str(tmp_path / "s.journal"), sync)._backend, JournalFileBackend if sync else UnsyncedJournalFile
+    )
     assert bool(fsyncs) is sync
     plain = optuna.load_study(study_name="s", storage=build_storage(str(tmp_path / "s.journal")))  # Optuna's own reader
     assert [t.params for t in plain.trials] == [t.params for t in study.trials] and len(plain.trials) == 5
@@ -40,8 +41,10 @@ def test_both_journals_hold_the_same_study_and_only_the_synced_one_fsyncs(tmp_pa
 
 def test_another_process_reads_unsynced_writes_at_once(tmp_path):
     _study(tmp_path / "s.journal", sync=False)
-    code = ("import sys, optuna; from tunedag.study import build_storage; "
-            "print(len(optuna.load_study(study_name='s', storage=build_storage(sys.argv[1])).trials))")
+    code = (
+        "import sys, optuna; from tunedag.study import build_storage; "
+        "print(len(optuna.load_study(study_name='s', storage=build_storage(sys.argv[1])).trials))"
+    )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.journal")], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "5"
 

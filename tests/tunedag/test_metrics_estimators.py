@@ -124,11 +124,14 @@ def test_score_matches_sklearn_for_a_regression() -> None:
 
     got = score(model, X_val, y_val, REGRESSION_METRICS)
 
-    assert got == pytest.approx({
-        "r2": skm.r2_score(y_val, pred),
-        "rmse": float(np.sqrt(skm.mean_squared_error(y_val, pred))),
-        "mae": skm.mean_absolute_error(y_val, pred),
-    }, rel=1e-12)
+    assert got == pytest.approx(
+        {
+            "r2": skm.r2_score(y_val, pred),
+            "rmse": float(np.sqrt(skm.mean_squared_error(y_val, pred))),
+            "mae": skm.mean_absolute_error(y_val, pred),
+        },
+        rel=1e-12,
+    )
 
 
 def test_score_computes_each_model_output_once() -> None:
@@ -252,8 +255,12 @@ def test_build_model_fits_numeric_and_categorical_columns_with_missing_values(mi
     preprocess = PreprocessConfig(numeric_impute=impute, scale=scale)
 
     model = build_model(
-        "sklearn.ensemble.RandomForestClassifier", {"n_jobs": 1, "random_state": 0}, {"n_estimators": 10},
-        ["num", "count"], ["color", "flag"], preprocess,
+        "sklearn.ensemble.RandomForestClassifier",
+        {"n_jobs": 1, "random_state": 0},
+        {"n_estimators": 10},
+        ["num", "count"],
+        ["color", "flag"],
+        preprocess,
     ).fit(X, y)
 
     pred = model.predict(X)
@@ -269,8 +276,12 @@ def test_build_model_fits_numeric_and_categorical_columns_with_missing_values(mi
 
 def test_build_model_params_override_fixed_arguments() -> None:
     model = build_model(
-        "sklearn.ensemble.RandomForestClassifier", {"max_depth": 2, "n_jobs": 1}, {"max_depth": 5},
-        ["a"], [], PreprocessConfig(),
+        "sklearn.ensemble.RandomForestClassifier",
+        {"max_depth": 2, "n_jobs": 1},
+        {"max_depth": 5},
+        ["a"],
+        [],
+        PreprocessConfig(),
     )
     est = model.named_steps["model"]
     assert isinstance(est, RandomForestClassifier)
@@ -282,7 +293,11 @@ def test_build_model_limits_categories(mixed_xy) -> None:
     X, y = mixed_xy
     X = X.assign(color=[f"c{i % 12}" for i in range(len(X))])
     model = build_model(
-        "sklearn.linear_model.LogisticRegression", {}, {}, ["num", "count"], ["color", "flag"],
+        "sklearn.linear_model.LogisticRegression",
+        {},
+        {},
+        ["num", "count"],
+        ["color", "flag"],
         PreprocessConfig(max_categories=4),
     ).fit(X, y)
     onehot = model.named_steps["preprocess"].named_transformers_["cat"].named_steps["onehot"]
@@ -306,8 +321,12 @@ class TinyClassifier(ClassifierMixin, BaseEstimator):
 def test_skops_trusted_types_of_a_random_forest_pipeline(mixed_xy) -> None:
     X, y = mixed_xy
     model = build_model(
-        "sklearn.ensemble.RandomForestClassifier", {"n_jobs": 1, "random_state": 0}, {"n_estimators": 3},
-        ["num", "count"], ["color", "flag"], PreprocessConfig(),
+        "sklearn.ensemble.RandomForestClassifier",
+        {"n_jobs": 1, "random_state": 0},
+        {"n_estimators": 3},
+        ["num", "count"],
+        ["color", "flag"],
+        PreprocessConfig(),
     ).fit(X, y)
 
     trusted = skops_trusted_types(model)

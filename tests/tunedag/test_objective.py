@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -189,11 +190,13 @@ def test_make_model_keeps_an_explicit_random_state(make_config, prepared) -> Non
 
 
 def test_make_model_without_random_state_parameter(make_config, prepared) -> None:
-    cfg = make_config({
-        "model.estimator": "sklearn.neighbors.KNeighborsClassifier",
-        "model.fixed": {},
-        "search_space": {"n_neighbors": {"type": "int", "low": 1, "high": 15}},
-    })
+    cfg = make_config(
+        {
+            "model.estimator": "sklearn.neighbors.KNeighborsClassifier",
+            "model.fixed": {},
+            "search_space": {"n_neighbors": {"type": "int", "low": 1, "high": 15}},
+        }
+    )
     model = make_model(cfg, prepared(cfg, "iris"), {"n_neighbors": 5})
     assert "random_state" not in model.named_steps["model"].get_params()
     assert 0.8 < evaluate(cfg, prepared(cfg, "iris"), {"n_neighbors": 5}).value <= 1.0

@@ -47,7 +47,10 @@ def test_a_symlink_leading_out_of_the_project_is_outside_it(project, tmp_path_fa
     with pytest.raises(ValueError, match="paths.model_dir"):
         inside_project(Path("models/link/final"), "paths.model_dir")
     assert inside_project(Path("models/final"), "paths.model_dir") == Path("models/final")
-    assert load_config("params.yaml", {"paths.model_dir": str(project / "models" / "abs")}).paths.model_dir == project / "models" / "abs"
+    assert (
+        load_config("params.yaml", {"paths.model_dir": str(project / "models" / "abs")}).paths.model_dir
+        == project / "models" / "abs"
+    )
 
 
 def test_a_folder_holding_files_tunedag_did_not_write_is_never_replaced(project):
@@ -97,8 +100,13 @@ def test_the_train_command_refuses_with_exit_2_and_data_raw_survives(project, va
     Path("reports/tune/summary.json").write_text(json.dumps({"study_name": "s", "parent_run_id": "r"}))
     before = _raw_files(project)
 
-    done = subprocess.run([sys.executable, "-m", "flows.train", "--set", f"paths.single_model_dir={value}"], cwd=project,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.train", "--set", f"paths.single_model_dir={value}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     message = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 2 and message.startswith("tunedag: error:") and "paths.single_model_dir" in message, done.stderr

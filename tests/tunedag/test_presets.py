@@ -35,7 +35,10 @@ def test_regression_from_path_and_target_alone(tmp_path):
     cfg = _load(tmp_path, {"source": "file", "path": str(_table(tmp_path / "t.csv", 300, True)), "target": "y"})
     assert cfg.tune.metric == "r2"
     assert {n: f.estimator.rpartition(".")[2] for n, f in cfg.families.items()} == {
-        "linear": "Ridge", "hgb": "HistGradientBoostingRegressor", "rf": "RandomForestRegressor"}
+        "linear": "Ridge",
+        "hgb": "HistGradientBoostingRegressor",
+        "rf": "RandomForestRegressor",
+    }
     assert cfg.data.cv_folds == CV_FOLDS  # 240 rows for selection: k-fold
 
 
@@ -43,7 +46,10 @@ def test_classification_preset_offers_class_weights_and_roc_auc(tmp_path):
     cfg = _load(tmp_path, {"source": "file", "path": str(_table(tmp_path / "t.csv", 300, False)), "target": "y"})
     assert cfg.tune.metric == "roc_auc"
     assert [f.estimator.rpartition(".")[2] for f in cfg.families.values()] == [
-        "LogisticRegression", "HistGradientBoostingClassifier", "RandomForestClassifier"]
+        "LogisticRegression",
+        "HistGradientBoostingClassifier",
+        "RandomForestClassifier",
+    ]
     assert all("balanced" in f.space["class_weight"].choices for f in cfg.families.values())
 
 

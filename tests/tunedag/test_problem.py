@@ -49,5 +49,7 @@ def test_the_description_names_target_task_and_columns_in_short(mixed_frame):
 
     text = _problem(wide).describe()
 
-    assert text.startswith(f"problem {_problem(wide).id} (classification of 'label' from 24 columns: color, count, flag, num, w00")
+    assert text.startswith(
+        f"problem {_problem(wide).id} (classification of 'label' from 24 columns: color, count, flag, num, w00"
+    )
     assert text.endswith("... (24 in all))")

@@ -34,8 +34,9 @@ def _objective(trial: optuna.Trial) -> float:
 @pytest.fixture(scope="module")
 def study() -> optuna.Study:
     """24 trials of a minimised objective with pruned and failed ones among them."""
-    s = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1),
-                            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    s = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=1), pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    )
     s.optimize(_objective, n_trials=24, catch=(ValueError,))
     states = {t.state for t in s.trials}
     assert {optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE} <= states
@@ -47,8 +48,10 @@ def series(study: optuna.Study) -> TrackedSeries:
     complete = report.complete_trials(study)
     return TrackedSeries(
         folds={t.number: [t.value - 0.1, t.value, t.value + 0.2] for t in complete},
-        curves={complete[0].number: {"train_loss": [(1, 1.0), (2, 0.6), (3, 0.4)], "val_loss": [(1, 1.1), (2, 0.8)]},
-                complete[1].number: {"train_loss": [(1, 0.9), (2, 0.5)], "val_accuracy": [(1, 0.7)]}},
+        curves={
+            complete[0].number: {"train_loss": [(1, 1.0), (2, 0.6), (3, 0.4)], "val_loss": [(1, 1.1), (2, 0.8)]},
+            complete[1].number: {"train_loss": [(1, 0.9), (2, 0.5)], "val_accuracy": [(1, 0.7)]},
+        },
     )
 
 
@@ -70,8 +73,16 @@ def _names(figures: report.StudyFigures) -> list[str]:
 
 
 def test_a_single_objective_study_with_pruned_and_failed_trials_gets_every_figure(drawn):
-    assert _names(drawn) == ["optimization_history", "param_importances", "parallel_coordinate", "contour", "slice",
-                             "intermediate_values", "cv_fold_spread", "learning_curves"]
+    assert _names(drawn) == [
+        "optimization_history",
+        "param_importances",
+        "parallel_coordinate",
+        "contour",
+        "slice",
+        "intermediate_values",
+        "cv_fold_spread",
+        "learning_curves",
+    ]
     assert drawn.notes == []
     assert set(drawn.importances) == {"x", "n", "kind"} and sum(drawn.importances.values()) == pytest.approx(1.0)
     assert list(drawn.importances.values()) == sorted(drawn.importances.values(), reverse=True)
@@ -91,7 +102,14 @@ def test_a_multi_objective_study_gets_a_pareto_front_and_first_objective_plots()
 
     drawn = report.build_figures(s, ["roc_auc", "predict_latency_ms"])
 
-    assert _names(drawn) == ["optimization_history", "pareto_front", "param_importances", "parallel_coordinate", "contour", "slice"]
+    assert _names(drawn) == [
+        "optimization_history",
+        "pareto_front",
+        "param_importances",
+        "parallel_coordinate",
+        "contour",
+        "slice",
+    ]
     assert drawn.notes == []
     pareto = next(f for f in drawn.figures if f.name == "pareto_front")
     assert pareto.interactive.layout.xaxis.title.text == "roc_auc"
@@ -165,11 +183,21 @@ def test_plot_tables_hold_complete_trials_with_the_running_best(study, drawn, se
 
 @pytest.fixture
 def context(study) -> ReportContext:
-    summary = {"study_name": "demo<study>", "metric": "rmse", "objectives": ["rmse"], "best_trial": study.best_trial.number,
-               "best_values": [study.best_value], "best_params": study.best_params}
-    return ReportContext(summary, {"test_rmse": 1.25, "test_r2": 0.5, "best_val_rmse": study.best_value},
-                         report.trial_counts(study), "http://127.0.0.1:5000/#/experiments/1/runs/abc",
-                         {"MLflow store": "sqlite:///mlruns/mlflow.db"})
+    summary = {
+        "study_name": "demo<study>",
+        "metric": "rmse",
+        "objectives": ["rmse"],
+        "best_trial": study.best_trial.number,
+        "best_values": [study.best_value],
+        "best_params": study.best_params,
+    }
+    return ReportContext(
+        summary,
+        {"test_rmse": 1.25, "test_r2": 0.5, "best_val_rmse": study.best_value},
+        report.trial_counts(study),
+        "http://127.0.0.1:5000/#/experiments/1/runs/abc",
+        {"MLflow store": "sqlite:///mlruns/mlflow.db"},
+    )
 
 
 def test_the_report_opens_from_disk_with_no_network(tmp_path: Path, study, series, context):
@@ -177,7 +205,9 @@ def test_the_report_opens_from_disk_with_no_network(tmp_path: Path, study, serie
     (tmp_path / report.FIGURE_DIR).mkdir()
     (tmp_path / report.FIGURE_DIR / "stale.png").write_bytes(b"old")
 
-    index = report.write_report(tmp_path, figures, report.plot_tables(study, ["rmse"], figures.importances, series.folds), context)
+    index = report.write_report(
+        tmp_path, figures, report.plot_tables(study, ["rmse"], figures.importances, series.folds), context
+    )
 
     page = index.read_text()
     assert index == tmp_path / report.INDEX

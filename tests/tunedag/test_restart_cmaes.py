@@ -40,8 +40,9 @@ def flat(trial: optuna.Trial) -> float:
     return 1.0
 
 
-def drive(sampler: optuna.samplers.BaseSampler, objective: Objective, n: int, batch: int = 1,
-          study: optuna.Study | None = None) -> optuna.Study:
+def drive(
+    sampler: optuna.samplers.BaseSampler, objective: Objective, n: int, batch: int = 1, study: optuna.Study | None = None
+) -> optuna.Study:
     """Ask `batch` trials, evaluate them, tell them all; until `n` trials have been told."""
     study = study or optuna.create_study(sampler=sampler)
     told = 0
@@ -78,7 +79,9 @@ def rastrigin_studies() -> dict[str | None, list[optuna.Study]]:
     """The same budget, seeds and first population, with IPOP restarts and without."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return {
-        strategy: [drive(RestartCmaEsSampler(restart_strategy=strategy, popsize=4, seed=s), rastrigin, RASTRIGIN_TRIALS) for s in SEEDS]
+        strategy: [
+            drive(RestartCmaEsSampler(restart_strategy=strategy, popsize=4, seed=s), rastrigin, RASTRIGIN_TRIALS) for s in SEEDS
+        ]
         for strategy in ("ipop", None)
     }
 
@@ -96,7 +99,9 @@ def test_ipop_restarts_a_converged_run_with_a_larger_population(rastrigin_studie
         assert runs(study) == [(0, 4, RASTRIGIN_TRIALS - 1)]
 
 
-def test_ipop_finds_better_minima_than_one_run_on_the_same_budget(rastrigin_studies: dict[str | None, list[optuna.Study]]) -> None:
+def test_ipop_finds_better_minima_than_one_run_on_the_same_budget(
+    rastrigin_studies: dict[str | None, list[optuna.Study]],
+) -> None:
     ipop = [s.best_value for s in rastrigin_studies["ipop"]]
     single = [s.best_value for s in rastrigin_studies[None]]
     # Same seed: both runs are identical until the first restart, after which the single run only
@@ -183,8 +188,9 @@ def test_a_resumed_study_continues_the_same_sequence() -> None:
     storage = optuna.storages.InMemoryStorage()
     first = optuna.create_study(storage=storage, sampler=RestartCmaEsSampler(restart_strategy="ipop", popsize=4, seed=2))
     drive(first.sampler, flat, 150, study=first)  # the first restart comes at trial 105
-    resumed = optuna.load_study(study_name=first.study_name, storage=storage,
-                                sampler=RestartCmaEsSampler(restart_strategy="ipop", popsize=4, seed=2))
+    resumed = optuna.load_study(
+        study_name=first.study_name, storage=storage, sampler=RestartCmaEsSampler(restart_strategy="ipop", popsize=4, seed=2)
+    )
     drive(resumed.sampler, flat, 150, study=resumed)
     assert [t.params for t in resumed.trials] == [t.params for t in whole.trials]
     assert runs(resumed) == runs(whole) and len(runs(whole)) == 3  # populations 4, 8, 16

@@ -10,6 +10,7 @@ import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from tests.tunedag.conftest import PARAMS
 from tunedag.config import DataConfig, load_config
 from tunedag.data import prepare, save_prepared
 from tunedag.errors import ConfigError
@@ -17,7 +18,6 @@ from tunedag.problem import STUDY_ATTR, read_problem
 from tunedag.retune import plan_run
 from tunedag.seeding import check_warm_start_source, warm_start
 from tunedag.study import open_study, study_name
-from tests.tunedag.conftest import PARAMS
 
 OLD, NEW = "a" * 32, "b" * 32
 
@@ -25,8 +25,13 @@ OLD, NEW = "a" * 32, "b" * 32
 @pytest.fixture
 def make_cfg(tmp_path: Path, mixed_frame: pd.DataFrame):
     """A config on a tmp study storage and a prepared file of `mixed_frame` (predicting `label`)."""
+
     def make(**overrides):
-        base = {"tune.storage": str(tmp_path / "study.journal"), "tune.n_trials": 3, "paths.prepared": str(tmp_path / "prepared.parquet")}
+        base = {
+            "tune.storage": str(tmp_path / "study.journal"),
+            "tune.n_trials": 3,
+            "paths.prepared": str(tmp_path / "prepared.parquet"),
+        }
         return load_config(PARAMS, base | {k.replace("__", "."): v for k, v in overrides.items()})
 
     write_prepared(make(), mixed_frame)
@@ -44,7 +49,9 @@ def _finish(study: optuna.Study, values: list[float], state: TrialState = TrialS
         params = {"n_estimators": 20 + i, "max_depth": 2 + i, "min_samples_leaf": 1, "max_features": "sqrt", "criterion": "gini"}
         dists = {k: IntDistribution(1, 300) for k in ("n_estimators", "max_depth", "min_samples_leaf")}
         dists |= {k: optuna.distributions.CategoricalDistribution([v]) for k, v in params.items() if k not in dists}
-        study.add_trial(create_trial(params=params, distributions=dists, value=value if state == TrialState.COMPLETE else None, state=state))
+        study.add_trial(
+            create_trial(params=params, distributions=dists, value=value if state == TrialState.COMPLETE else None, state=state)
+        )
 
 
 def test_first_run_starts_a_cold_study_and_creates_no_storage(make_cfg, tmp_path):
@@ -144,7 +151,10 @@ def test_a_study_of_another_problem_is_never_a_warm_start_source(make_cfg, mixed
     plan = plan_run(cfg, NEW)
 
     assert plan.warm_from is None and plan.cfg.tune.warm_start is None
-    assert "started cold (no earlier study of problem" in plan.reason and "1 study of another or an unrecorded problem" in plan.reason
+    assert (
+        "started cold (no earlier study of problem" in plan.reason
+        and "1 study of another or an unrecorded problem" in plan.reason
+    )
 
 
 def test_a_new_data_version_of_the_same_problem_is_warm_started_and_says_so(make_cfg, mixed_frame):

@@ -97,7 +97,12 @@ def test_one_uninterrupted_driver_on_an_empty_study_is_raw_optuna_with_the_seed(
 
 def test_the_continuation_seed_is_the_seed_only_for_the_first_driver_of_an_empty_study() -> None:
     assert continuation_seed(7, 0) == 7
-    seeds = {continuation_seed(7, 10), continuation_seed(7, 20), continuation_seed(7, 0, "host:1:2"), continuation_seed(7, 0, "host:3:4"),
-             continuation_seed(8, 10)}
+    seeds = {
+        continuation_seed(7, 10),
+        continuation_seed(7, 20),
+        continuation_seed(7, 0, "host:1:2"),
+        continuation_seed(7, 0, "host:3:4"),
+        continuation_seed(8, 10),
+    }
     assert len(seeds) == 5 and 7 not in seeds
     assert continuation_seed(7, 10) == continuation_seed(7, 10)  # a resume is reproducible from the study's own count

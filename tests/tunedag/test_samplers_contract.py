@@ -35,23 +35,38 @@ SINGLE = {
     "max_samples": {"type": "float", "low": 0.2, "high": 1.0, "when": {"bootstrap": [True]}},
 }
 FAMILIES = {
-    "lr": {"estimator": "sklearn.linear_model.LogisticRegression", "search_space": {
-        "C": {"type": "float", "low": 1e-3, "high": 100.0, "log": True},
-        "solver": {"type": "categorical", "choices": ["lbfgs", "liblinear"]},
-        "intercept_scaling": {"type": "float", "low": 0.1, "high": 10.0, "when": {"solver": ["liblinear"]}},
-    }},
-    "rf": {"estimator": RF, "fixed": {"n_jobs": 1}, "search_space": {
-        "n_estimators": {"type": "int", "low": 10, "high": 100, "step": 10},
-        "bootstrap": {"type": "categorical", "choices": [True, False]},
-        "max_samples": {"type": "float", "low": 0.2, "high": 1.0, "when": {"bootstrap": [True]}},
-    }},
+    "lr": {
+        "estimator": "sklearn.linear_model.LogisticRegression",
+        "search_space": {
+            "C": {"type": "float", "low": 1e-3, "high": 100.0, "log": True},
+            "solver": {"type": "categorical", "choices": ["lbfgs", "liblinear"]},
+            "intercept_scaling": {"type": "float", "low": 0.1, "high": 10.0, "when": {"solver": ["liblinear"]}},
+        },
+    },
+    "rf": {
+        "estimator": RF,
+        "fixed": {"n_jobs": 1},
+        "search_space": {
+            "n_estimators": {"type": "int", "low": 10, "high": 100, "step": 10},
+            "bootstrap": {"type": "categorical", "choices": [True, False]},
+            "max_samples": {"type": "float", "low": 0.2, "high": 1.0, "when": {"bootstrap": [True]}},
+        },
+    },
 }
 GRID = {k: SINGLE[k] for k in ("max_depth", "min_impurity_decrease", "criterion")}  # 8 * 6 * 3 points
 GRID6 = {"max_depth": {"type": "int", "low": 2, "high": 4}, "criterion": {"type": "categorical", "choices": ["gini", "entropy"]}}
 ENQUEUE = {
     "single": [
-        {"n_estimators": 50, "max_depth": 4, "min_impurity_decrease": 0.1, "ccp_alpha": 0.01, "min_weight_fraction_leaf": 0.0,
-         "criterion": c, "bootstrap": b, **({"max_samples": 0.5} if b else {})}
+        {
+            "n_estimators": 50,
+            "max_depth": 4,
+            "min_impurity_decrease": 0.1,
+            "ccp_alpha": 0.01,
+            "min_weight_fraction_leaf": 0.0,
+            "criterion": c,
+            "bootstrap": b,
+            **({"max_samples": 0.5} if b else {}),
+        }
         for c, b in itertools.product(["gini", "entropy"], [True, False])
     ],
     "families": [
@@ -63,11 +78,25 @@ ENQUEUE = {
 }
 # Non-default arguments, so that a builder that drops one no longer matches Optuna built directly.
 ARGS: dict[str, dict[str, Any]] = {
-    "tpe": {"n_startup_trials": 4, "n_ei_candidates": 12, "multivariate": True, "group": True, "constant_liar": True,
-            "consider_endpoints": True, "prior_weight": 0.8},
+    "tpe": {
+        "n_startup_trials": 4,
+        "n_ei_candidates": 12,
+        "multivariate": True,
+        "group": True,
+        "constant_liar": True,
+        "consider_endpoints": True,
+        "prior_weight": 0.8,
+    },
     "gp": {"n_startup_trials": 3, "deterministic_objective": True},
-    "cmaes": {"n_startup_trials": 2, "sigma0": 0.2, "restart_strategy": None, "popsize": 4, "inc_popsize": 2,
-              "use_separable_cma": False, "with_margin": True},
+    "cmaes": {
+        "n_startup_trials": 2,
+        "sigma0": 0.2,
+        "restart_strategy": None,
+        "popsize": 4,
+        "inc_popsize": 2,
+        "use_separable_cma": False,
+        "with_margin": True,
+    },
     "qmc": {"qmc_type": "halton", "scramble": True},
     "nsga2": {"population_size": 4, "mutation_prob": 0.3, "crossover_prob": 0.8, "swapping_prob": 0.4},
 }
@@ -153,20 +182,46 @@ def direct(cfg: Config) -> optuna.samplers.BaseSampler:
             "random": lambda: RandomSampler(seed=seed),
             "manual": lambda: RandomSampler(seed=seed),
             "tpe": lambda: optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=4, n_ei_candidates=12, multivariate=True, group=True, constant_liar=True,
-                consider_endpoints=True, prior_weight=0.8, warn_independent_sampling=False),
+                seed=seed,
+                n_startup_trials=4,
+                n_ei_candidates=12,
+                multivariate=True,
+                group=True,
+                constant_liar=True,
+                consider_endpoints=True,
+                prior_weight=0.8,
+                warn_independent_sampling=False,
+            ),
             "gp": lambda: optuna.samplers.GPSampler(
-                seed=seed, n_startup_trials=3, deterministic_objective=True, independent_sampler=RandomSampler(seed=seed),
-                warn_independent_sampling=False),
+                seed=seed,
+                n_startup_trials=3,
+                deterministic_objective=True,
+                independent_sampler=RandomSampler(seed=seed),
+                warn_independent_sampling=False,
+            ),
             "cmaes": lambda: optuna.samplers.CmaEsSampler(
-                seed=seed, n_startup_trials=2, sigma0=0.2, restart_strategy=None, popsize=4, inc_popsize=2,
-                use_separable_cma=False, with_margin=True,
-                independent_sampler=RandomSampler(seed=seed), warn_independent_sampling=False),
+                seed=seed,
+                n_startup_trials=2,
+                sigma0=0.2,
+                restart_strategy=None,
+                popsize=4,
+                inc_popsize=2,
+                use_separable_cma=False,
+                with_margin=True,
+                independent_sampler=RandomSampler(seed=seed),
+                warn_independent_sampling=False,
+            ),
             "qmc": lambda: optuna.samplers.QMCSampler(
-                qmc_type="halton", scramble=True, seed=seed, independent_sampler=RandomSampler(seed=seed),
-                warn_asynchronous_seeding=False, warn_independent_sampling=False),
+                qmc_type="halton",
+                scramble=True,
+                seed=seed,
+                independent_sampler=RandomSampler(seed=seed),
+                warn_asynchronous_seeding=False,
+                warn_independent_sampling=False,
+            ),
             "nsga2": lambda: optuna.samplers.NSGAIISampler(
-                population_size=4, mutation_prob=0.3, crossover_prob=0.8, swapping_prob=0.4, seed=seed),
+                population_size=4, mutation_prob=0.3, crossover_prob=0.8, swapping_prob=0.4, seed=seed
+            ),
         }[s.name]()
 
 
@@ -287,8 +342,12 @@ def test_grid_stops_at_exhaustion() -> None:
 
 
 def test_grid_of_one_named_family_uses_the_prefixed_names() -> None:
-    raw = {"seed": 0, "data": {"source": "sklearn", "name": "iris"}, "tune": {"sampler": "grid"},
-           "model": {"families": {"rf": {"estimator": RF, "search_space": GRID6}}}}
+    raw = {
+        "seed": 0,
+        "data": {"source": "sklearn", "name": "iris"},
+        "tune": {"sampler": "grid"},
+        "model": {"families": {"rf": {"estimator": RF, "search_space": GRID6}}},
+    }
     cfg = Config.model_validate(raw)
     study = optuna.create_study(sampler=build_sampler(cfg))
     params = suggest(study.ask(), cfg.families)
@@ -316,14 +375,26 @@ def test_impossible_sampler_arguments_are_refused(sampler: str, changes: dict[st
 
 PRUNER_ARGS = {
     "none": ({}, optuna.pruners.NopPruner, {}),
-    "median": ({"n_startup_trials": 3, "n_warmup_steps": 1, "interval_steps": 2}, optuna.pruners.MedianPruner,
-               {"_percentile": 50.0, "_n_startup_trials": 3, "_n_warmup_steps": 1, "_interval_steps": 2, "_n_min_trials": 1}),
-    "percentile": ({"percentile": 40.0, "n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 3}, optuna.pruners.PercentilePruner,
-                   {"_percentile": 40.0, "_n_startup_trials": 2, "_n_warmup_steps": 2, "_interval_steps": 3, "_n_min_trials": 1}),
-    "successive_halving": ({"min_resource": 2, "reduction_factor": 2, "min_early_stopping_rate": 1}, optuna.pruners.SuccessiveHalvingPruner,
-                           {"_min_resource": 2, "_reduction_factor": 2, "_min_early_stopping_rate": 1, "_bootstrap_count": 0}),
-    "hyperband": ({"min_resource": 1, "reduction_factor": 2}, optuna.pruners.HyperbandPruner,
-                  {"_min_resource": 1, "_max_resource": 4, "_reduction_factor": 2, "_bootstrap_count": 0}),
+    "median": (
+        {"n_startup_trials": 3, "n_warmup_steps": 1, "interval_steps": 2},
+        optuna.pruners.MedianPruner,
+        {"_percentile": 50.0, "_n_startup_trials": 3, "_n_warmup_steps": 1, "_interval_steps": 2, "_n_min_trials": 1},
+    ),
+    "percentile": (
+        {"percentile": 40.0, "n_startup_trials": 2, "n_warmup_steps": 2, "interval_steps": 3},
+        optuna.pruners.PercentilePruner,
+        {"_percentile": 40.0, "_n_startup_trials": 2, "_n_warmup_steps": 2, "_interval_steps": 3, "_n_min_trials": 1},
+    ),
+    "successive_halving": (
+        {"min_resource": 2, "reduction_factor": 2, "min_early_stopping_rate": 1},
+        optuna.pruners.SuccessiveHalvingPruner,
+        {"_min_resource": 2, "_reduction_factor": 2, "_min_early_stopping_rate": 1, "_bootstrap_count": 0},
+    ),
+    "hyperband": (
+        {"min_resource": 1, "reduction_factor": 2},
+        optuna.pruners.HyperbandPruner,
+        {"_min_resource": 1, "_max_resource": 4, "_reduction_factor": 2, "_bootstrap_count": 0},
+    ),
 }
 FRACTIONS4 = {"kind": "train_fraction", "fractions": [0.25, 0.5, 0.75, 1.0]}
 
@@ -347,7 +418,9 @@ def test_build_pruner_passes_every_argument(pruner: str) -> None:
     ],
     ids=["folds", "train_fraction", "ensemble_size", "explicit"],
 )
-def test_hyperband_max_resource_is_the_number_of_fidelity_steps(fidelity: dict, cv_folds: int, max_resource: int | None, expected: int) -> None:
+def test_hyperband_max_resource_is_the_number_of_fidelity_steps(
+    fidelity: dict, cv_folds: int, max_resource: int | None, expected: int
+) -> None:
     cfg = make_cfg("random", cv_folds=cv_folds, pruner={"name": "hyperband", "max_resource": max_resource}, fidelity=fidelity)
     assert build_pruner(cfg)._max_resource == expected
 
@@ -359,7 +432,11 @@ def test_hyperband_refuses_min_resource_above_max_resource() -> None:
 
 
 def test_median_pruner_stops_a_trial_far_below_the_median() -> None:
-    cfg = make_cfg("random", pruner={"name": "median", "n_startup_trials": 5}, fidelity={"kind": "train_fraction", "fractions": [0.5, 0.75, 1.0]})
+    cfg = make_cfg(
+        "random",
+        pruner={"name": "median", "n_startup_trials": 5},
+        fidelity={"kind": "train_fraction", "fractions": [0.5, 0.75, 1.0]},
+    )
     study = optuna.create_study(directions=cfg.tune.directions, sampler=build_sampler(cfg), pruner=build_pruner(cfg))
     for _ in range(5):
         trial = study.ask()

@@ -15,7 +15,9 @@ from tunedag.selection import select_from_front, top_k_trials
 MAX_MIN = ["maximize", "minimize"]  # e.g. [roc_auc, predict_latency_ms]
 
 
-def trial(number: int, *values: float, params: dict[str, Any] | None = None, state: TrialState = TrialState.COMPLETE) -> FrozenTrial:
+def trial(
+    number: int, *values: float, params: dict[str, Any] | None = None, state: TrialState = TrialState.COMPLETE
+) -> FrozenTrial:
     """A finished trial with the given number, objective values and params (default: unique per number)."""
     params = {"x": float(number)} if params is None else params
     dists = {k: FloatDistribution(-1e6, 1e6) if isinstance(v, float) else CategoricalDistribution([v]) for k, v in params.items()}
@@ -42,6 +44,7 @@ def numbers(trials: list[FrozenTrial]) -> list[int]:
 
 # --- best_primary -------------------------------------------------------------------------------
 
+
 def test_best_primary_takes_best_metric_and_lowest_number_on_full_tie(front):
     assert select_from_front(front, MAX_MIN, rule("best_primary")).number == 0
     assert select_from_front(front[::-1], MAX_MIN, rule("best_primary")).number == 0
@@ -59,13 +62,14 @@ def test_best_primary_with_minimized_primary():
 
 # --- within_tolerance ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("tolerance", "expected"),
     [
-        (0.0, 0),    # only the best accuracy qualifies; its duplicate (trial 3) loses on number
+        (0.0, 0),  # only the best accuracy qualifies; its duplicate (trial 3) loses on number
         (0.009, 0),  # 0.94 is 0.01 below: just outside
-        (0.01, 1),   # exactly at the edge counts as within (despite 0.95 - 0.94 > 0.01 in floats)
-        (0.05, 2),   # every trial qualifies: the fastest wins
+        (0.01, 1),  # exactly at the edge counts as within (despite 0.95 - 0.94 > 0.01 in floats)
+        (0.05, 2),  # every trial qualifies: the fastest wins
     ],
 )
 def test_within_tolerance_picks_fastest_near_best(front, tolerance, expected):
@@ -89,6 +93,7 @@ def test_within_tolerance_with_minimized_primary():
 
 
 # --- weighted -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("weights", "expected"),
@@ -162,6 +167,7 @@ def test_works_on_a_real_study_front():
 
 # --- top_k_trials -------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def history() -> list[FrozenTrial]:
     return [
@@ -217,8 +223,12 @@ def _with_metrics(made: FrozenTrial, **metrics: float) -> FrozenTrial:
 def test_a_tie_on_the_primary_goes_to_the_lowest_log_loss():
     from tunedag.selection import TIE_BREAK, best_with_tie_break
 
-    trials = [_with_metrics(trial(0, 1.0), log_loss=0.32), _with_metrics(trial(1, 1.0), log_loss=0.10),
-              _with_metrics(trial(2, 0.99), log_loss=0.01), trial(3, 1.0)]
+    trials = [
+        _with_metrics(trial(0, 1.0), log_loss=0.32),
+        _with_metrics(trial(1, 1.0), log_loss=0.10),
+        _with_metrics(trial(2, 0.99), log_loss=0.01),
+        trial(3, 1.0),
+    ]
     assert best_with_tie_break(trials, "maximize", TIE_BREAK["classification"]).number == 1
     assert best_with_tie_break(trials, "maximize", None).number == 0  # no tie-break: the lowest number
     assert best_with_tie_break(trials[2:], "minimize", "log_loss").number == 2

@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 
-LIST = ("import json, sys; from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names; "
-        "print(json.dumps({'names': sorted(names), 'torch': 'torch' in sys.modules}))")
+LIST = (
+    "import json, sys; from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names; "
+    "print(json.dumps({'names': sorted(names), 'torch': 'torch' in sys.modules}))"
+)
 
 
 def _fresh(code: str) -> dict:
@@ -24,23 +26,27 @@ def test_light_import_lists_the_same_estimators_without_torch():
 
 
 def test_the_refused_package_imports_afterwards_and_skops_round_trips():
-    out = _fresh("import tunedag.skops_io, importlib, json, sys\n"
-                 "from sklearn.linear_model import LogisticRegression\n"
-                 "from tunedag.skops_io import skops_io\n"
-                 "m = LogisticRegression().fit([[0.0], [1.0]], [0, 1])\n"
-                 "back = skops_io.loads(skops_io.dumps(m), trusted=skops_io.get_untrusted_types(data=skops_io.dumps(m)))\n"
-                 "torch_before = 'torch' in sys.modules\n"
-                 "importlib.import_module('sklearn.externals.array_api_compat.torch')\n"
-                 "print(json.dumps({'coef': back.coef_.tolist() == m.coef_.tolist(), 'before': torch_before, "
-                 "'after': 'torch' in sys.modules}))")
+    out = _fresh(
+        "import tunedag.skops_io, importlib, json, sys\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from tunedag.skops_io import skops_io\n"
+        "m = LogisticRegression().fit([[0.0], [1.0]], [0, 1])\n"
+        "back = skops_io.loads(skops_io.dumps(m), trusted=skops_io.get_untrusted_types(data=skops_io.dumps(m)))\n"
+        "torch_before = 'torch' in sys.modules\n"
+        "importlib.import_module('sklearn.externals.array_api_compat.torch')\n"
+        "print(json.dumps({'coef': back.coef_.tolist() == m.coef_.tolist(), 'before': torch_before, "
+        "'after': 'torch' in sys.modules}))"
+    )
     assert out == {"coef": True, "before": False, "after": True}
 
 
 def test_plain_skops_still_indents_its_schema():
-    out = _fresh("import io, json, zipfile, skops.io\n"
-                 "from sklearn.preprocessing import StandardScaler\n"
-                 "data = skops.io.dumps(StandardScaler().fit([[0.0], [1.0]]))\n"
-                 "print(json.dumps({'indented': b'\\n  ' in zipfile.ZipFile(io.BytesIO(data)).read('schema.json')}))")
+    out = _fresh(
+        "import io, json, zipfile, skops.io\n"
+        "from sklearn.preprocessing import StandardScaler\n"
+        "data = skops.io.dumps(StandardScaler().fit([[0.0], [1.0]]))\n"
+        "print(json.dumps({'indented': b'\\n  ' in zipfile.ZipFile(io.BytesIO(data)).read('schema.json')}))"
+    )
     assert out["indented"], "skops writes a compact schema itself now: CompactJson in tunedag.skops_io can go"
 
 
@@ -60,8 +66,9 @@ def test_the_schema_is_written_compact_and_reads_back_the_same():
     from tunedag.skops_io import CompactJson, skops_io
 
     X = np.array([[0.0, 1.0], [1.0, np.nan], [2.0, 0.5], [3.0, 2.0]])
-    model = make_pipeline(ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), [0, 1])]),
-                          LogisticRegression()).fit(X, [0, 0, 1, 1])
+    model = make_pipeline(
+        ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), [0, 1])]), LogisticRegression()
+    ).fit(X, [0, 0, 1, 1])
     assert persist.json is CompactJson
     compact = skops_io.dumps(model)
     persist.json = json

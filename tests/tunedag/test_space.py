@@ -167,8 +167,15 @@ def test_distributions_follow_the_config_in_order() -> None:
         ({"type": "float", "low": 0.1, "high": 0.5, "step": 0.15}, [0.1, 0.25, 0.4]),
         ({"type": "categorical", "choices": ["gini", None, 0.5, False]}, ["gini", None, 0.5, False]),
     ],
-    ids=["int-step", "int-step-not-reaching-high", "int-default-step", "float-step", "float-step-tenth",
-         "float-step-not-reaching-high", "categorical"],
+    ids=[
+        "int-step",
+        "int-step-not-reaching-high",
+        "int-default-step",
+        "float-step",
+        "float-step-tenth",
+        "float-step-not-reaching-high",
+        "categorical",
+    ],
 )
 def test_grid_enumerates_every_point(param: dict[str, Any], values: list[Any]) -> None:
     got = grid(space_of({"p": param}))["p"]

@@ -10,8 +10,16 @@ from tunedag.stopping import Decision, Snapshot, StopRules, decide, is_surplus
 
 
 def _rules(started: float = 0.0, **tune) -> StopRules:
-    base = dict(n_trials=10, max_failed_trials=2, parallelism=2, timeout=None, target=None, patience=None,
-                directions=["maximize"], resolved_direction="maximize")
+    base = dict(
+        n_trials=10,
+        max_failed_trials=2,
+        parallelism=2,
+        timeout=None,
+        target=None,
+        patience=None,
+        directions=["maximize"],
+        resolved_direction="maximize",
+    )
     return StopRules(SimpleNamespace(tune=SimpleNamespace(**{**base, **tune})), started=started)
 
 
@@ -56,8 +64,10 @@ def test_timeout_counts_from_the_start():
     assert decide(_snap(), rules, now=130.0) == Decision("stop", "timeout of 30 s reached")
 
 
-@pytest.mark.parametrize("direction, value, reached", [("maximize", 0.95, True), ("maximize", 0.94, False),
-                                                       ("minimize", 0.95, True), ("minimize", 0.96, False)])
+@pytest.mark.parametrize(
+    "direction, value, reached",
+    [("maximize", 0.95, True), ("maximize", 0.94, False), ("minimize", 0.95, True), ("minimize", 0.96, False)],
+)
 def test_target_is_reached_in_the_study_direction(direction, value, reached):
     rules = _rules(target=0.95, directions=[direction], resolved_direction=direction)
     assert (rules.verdict(_snap(best=(4, value)), 1.0) == "target 0.95 reached by trial 4") is reached

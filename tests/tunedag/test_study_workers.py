@@ -34,8 +34,9 @@ def study(tmp_path):
 def _dead_pid_owner() -> str:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    import psutil
     import socket
+
+    import psutil
 
     return f"{socket.gethostname()}:{proc.pid}:{psutil.Process().create_time():.0f}"
 
@@ -80,7 +81,10 @@ def test_another_hosts_trial_counts_from_its_start_until_its_first_heartbeat(stu
 
 def test_recover_orphans_leaves_live_workers_alone(study, monkeypatch):
     monkeypatch.setattr("tunedag.study.is_complete", lambda params, families: True)
-    live, dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    live, dead = (
+        study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}),
+        study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}),
+    )
     claim(live)
     dead.set_user_attr(WORKER_ATTR, _dead_pid_owner())
     orphans = recover_orphans(study, FAMILIES)

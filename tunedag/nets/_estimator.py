@@ -6,7 +6,8 @@ preprocessing pipeline, metrics, CV, final refit) uses them unchanged.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,13 +50,31 @@ class TorchEstimator(BaseEstimator):
 
     _task = ""
 
-    def __init__(self, architecture: str = "mlp", hidden_layers: int = 2, width: int = 128, activation: str = "relu",
-                 dropout: float = 0.0, batch_norm: bool = False, image_shape: Sequence[int] | None = None,
-                 channels: int = 16, optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9,
-                 weight_decay: float = 0.0, batch_size: int = 64, epochs: int = 50, lr_schedule: str = "none",
-                 early_stopping_patience: int | None = 10, validation_fraction: float = 0.1,
-                 hypergradient_beta: float | None = None, module_factory: str | None = None,
-                 module_kwargs: dict[str, Any] | None = None, device: str = "auto", random_state: int | None = None):
+    def __init__(
+        self,
+        architecture: str = "mlp",
+        hidden_layers: int = 2,
+        width: int = 128,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        image_shape: Sequence[int] | None = None,
+        channels: int = 16,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        batch_size: int = 64,
+        epochs: int = 50,
+        lr_schedule: str = "none",
+        early_stopping_patience: int | None = 10,
+        validation_fraction: float = 0.1,
+        hypergradient_beta: float | None = None,
+        module_factory: str | None = None,
+        module_kwargs: dict[str, Any] | None = None,
+        device: str = "auto",
+        random_state: int | None = None,
+    ):
         self.architecture = architecture
         self.hidden_layers = hidden_layers
         self.width = width
@@ -107,8 +126,7 @@ class TorchEstimator(BaseEstimator):
         with _training.seeded(seed, device) as gen:
             module = self._build_module(X.shape[1], self._n_outputs(targets)).to(device)
             train_xy, val_xy = self._split(X, targets, seed, device)
-            result = _training.train(module, self._loss(), train_xy, val_xy, self._schedule(), gen,
-                                     self._val_metric, on_epoch)
+            result = _training.train(module, self._loss(), train_xy, val_xy, self._schedule(), gen, self._val_metric, on_epoch)
         return module, device, result
 
     def _check_params(self) -> None:
@@ -128,22 +146,41 @@ class TorchEstimator(BaseEstimator):
             raise ValueError("epochs and batch_size must be >= 1, lr >= 0 and dropout in [0, 1)")
 
     def _schedule(self) -> _training.Schedule:
-        return _training.Schedule(self.optimizer, self.lr, self.momentum, self.weight_decay, self.batch_size,
-                                  self.epochs, self.lr_schedule, self.early_stopping_patience, self.hypergradient_beta)
+        return _training.Schedule(
+            self.optimizer,
+            self.lr,
+            self.momentum,
+            self.weight_decay,
+            self.batch_size,
+            self.epochs,
+            self.lr_schedule,
+            self.early_stopping_patience,
+            self.hypergradient_beta,
+        )
 
     def _build_module(self, n_in: int, n_out: int) -> nn.Module:
-        offered = {"hidden_layers": self.hidden_layers, "width": self.width, "activation": self.activation,
-                   "dropout": self.dropout, "batch_norm": self.batch_norm, "channels": self.channels,
-                   "image_shape": self.image_shape, **(self.module_kwargs or {})}
+        offered = {
+            "hidden_layers": self.hidden_layers,
+            "width": self.width,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "batch_norm": self.batch_norm,
+            "channels": self.channels,
+            "image_shape": self.image_shape,
+            **(self.module_kwargs or {}),
+        }
         if self.module_factory:
             return _modules.from_factory(self.module_factory, n_in, n_out, offered)
         if self.architecture == "mlp":
             return _modules.mlp(n_in, n_out, self.hidden_layers, self.width, self.activation, self.dropout, self.batch_norm)
         if _modules.image_size(self.image_shape) != n_in:
-            raise ValueError(f"image_shape {list(self.image_shape)} holds {_modules.image_size(self.image_shape)} "
-                             f"values but the input has {n_in} columns")
-        return _modules.cnn(self.image_shape, n_out, self.hidden_layers, self.channels, self.width, self.activation,
-                            self.dropout, self.batch_norm)
+            raise ValueError(
+                f"image_shape {list(self.image_shape)} holds {_modules.image_size(self.image_shape)} "
+                f"values but the input has {n_in} columns"
+            )
+        return _modules.cnn(
+            self.image_shape, n_out, self.hidden_layers, self.channels, self.width, self.activation, self.dropout, self.batch_norm
+        )
 
     def _split(self, X: np.ndarray, targets: np.ndarray, seed: int, device: torch.device):
         Xt, yt = torch.from_numpy(X).to(device), torch.from_numpy(targets).to(device)

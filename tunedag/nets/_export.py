@@ -40,8 +40,17 @@ class InferenceModule(nn.Module):
     predictions in the target's units.
     """
 
-    def __init__(self, net: nn.Module, keep: torch.Tensor, fill: torch.Tensor, mean: torch.Tensor,
-                 scale: torch.Tensor, classifier: bool, y_mean: float = 0.0, y_scale: float = 1.0):
+    def __init__(
+        self,
+        net: nn.Module,
+        keep: torch.Tensor,
+        fill: torch.Tensor,
+        mean: torch.Tensor,
+        scale: torch.Tensor,
+        classifier: bool,
+        y_mean: float = 0.0,
+        y_scale: float = 1.0,
+    ):
         super().__init__()
         self.net = net
         self.register_buffer("keep", keep)
@@ -76,23 +85,26 @@ def to_inference_module(model: Any) -> InferenceModule:
     net = copy.deepcopy(est.module_).cpu().eval()
     extra = {} if isinstance(est, TorchClassifier) else {"y_mean": est.y_mean_, "y_scale": est.y_scale_}
     f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
-    module = InferenceModule(net, torch.as_tensor(keep, dtype=torch.long), f32(fill), f32(mean), f32(scale),
-                             isinstance(est, TorchClassifier), **extra)
+    module = InferenceModule(
+        net, torch.as_tensor(keep, dtype=torch.long), f32(fill), f32(mean), f32(scale), isinstance(est, TorchClassifier), **extra
+    )
     return module.eval()
 
 
 def _preprocessing(pre: Pipeline) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(kept columns, fill values, means, scales) of a fitted ColumnTransformer of imputation + scaling."""
-    (name, ct), = pre.steps
+    ((name, ct),) = pre.steps
     used = [(n, t, cols) for n, t, cols in getattr(ct, "transformers_", []) if t != "drop" and len(cols)]
     if not isinstance(ct, ColumnTransformer) or len(used) != 1 or used[0][0] != "num":
         kinds = ", ".join(n for n, _, _ in used)
-        raise ConfigError(f"A torch model can be saved only behind numeric imputation and scaling; its preprocessing "
-                          f"has {kinds or name}. Torch estimators refuse categorical columns: encode them as numbers in the data.")
+        raise ConfigError(
+            f"A torch model can be saved only behind numeric imputation and scaling; its preprocessing "
+            f"has {kinds or name}. Torch estimators refuse categorical columns: encode them as numbers in the data."
+        )
     _, steps, cols = used[0]
     n_in = len(cols)
     keep, fill, mean, scale = np.arange(n_in), np.zeros(n_in), np.zeros(n_in), np.ones(n_in)
-    for step in (steps.steps if isinstance(steps, Pipeline) else [("", steps)]):
+    for step in steps.steps if isinstance(steps, Pipeline) else [("", steps)]:
         t = step[1]
         if isinstance(t, SimpleImputer):
             stats = np.asarray(t.statistics_, dtype=float)
@@ -103,8 +115,10 @@ def _preprocessing(pre: Pipeline) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
             mean = t.mean_ if t.with_mean else np.zeros_like(mean)
             scale = t.scale_ if t.with_std else np.ones_like(scale)
         else:
-            raise ConfigError(f"A torch model cannot be saved with the preprocessing step {type(t).__name__}; "
-                              "only SimpleImputer and StandardScaler travel with the network.")
+            raise ConfigError(
+                f"A torch model cannot be saved with the preprocessing step {type(t).__name__}; "
+                "only SimpleImputer and StandardScaler travel with the network."
+            )
     return keep, fill, mean, scale
 
 
@@ -126,6 +140,7 @@ class ExportedPredictor:
         """Class probabilities (columns in `classes_` order); a regressor has none, so hasattr() is False."""
         if self.classes_ is None:
             raise AttributeError("a regressor has no predict_proba")
+
         def proba(X: Any) -> np.ndarray:
             out = self._run(X).astype(np.float64)
             return out / out.sum(axis=1, keepdims=True)  # float32 softmax rows sum to 1 only within rounding

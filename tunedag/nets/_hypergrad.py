@@ -14,7 +14,7 @@ applies the decoupled weight decay outside the direction. The rate is kept at or
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -22,8 +22,17 @@ import torch
 class HypergradientOptimizer(torch.optim.Optimizer):
     """SGD (with momentum), Adam or AdamW whose single learning rate adapts online (one param group)."""
 
-    def __init__(self, params: Iterable[torch.Tensor], kind: str, lr: float, beta: float, momentum: float = 0.0,
-                 weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        kind: str,
+        lr: float,
+        beta: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
         if kind not in ("sgd", "adam", "adamw"):
             raise ValueError(f"optimizer {kind!r} has no hypergradient form; choose sgd, adam or adamw")
         if beta < 0 or lr < 0:
@@ -41,8 +50,10 @@ class HypergradientOptimizer(torch.optim.Optimizer):
         params = [p for p in group["params"] if p.grad is not None]
         grads = [self._grad(p, group) for p in params]
         self._step += 1
-        hyper = sum((torch.sum(g * self.state[p]["u"]) for p, g in zip(params, grads) if "u" in self.state[p]),
-                    torch.zeros((), device=params[0].device if params else None))
+        hyper = sum(
+            (torch.sum(g * self.state[p]["u"]) for p, g in zip(params, grads) if "u" in self.state[p]),
+            torch.zeros((), device=params[0].device if params else None),
+        )
         group["lr"] = max(0.0, group["lr"] + group["beta"] * float(hyper))
         for p, g in zip(params, grads):
             u = self._direction(p, g, group)

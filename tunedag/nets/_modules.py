@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -12,7 +13,12 @@ from torch import nn
 from tunedag.imports import import_named
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "elu": nn.ELU, "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
 }
 ARCHITECTURES = ("mlp", "cnn")
 
@@ -44,8 +50,16 @@ def mlp(n_in: int, n_out: int, hidden_layers: int, width: int, act: str, dropout
     return nn.Sequential(*layers)
 
 
-def cnn(image_shape: Sequence[int], n_out: int, hidden_layers: int, channels: int, width: int, act: str,
-        dropout: float, batch_norm: bool) -> nn.Sequential:
+def cnn(
+    image_shape: Sequence[int],
+    n_out: int,
+    hidden_layers: int,
+    channels: int,
+    width: int,
+    act: str,
+    dropout: float,
+    batch_norm: bool,
+) -> nn.Sequential:
     """`hidden_layers` conv blocks (3x3 conv [+ BatchNorm] + activation, 2x2 max-pool while the image is
     at least 2x2; channels double each block), then Linear(width) + activation [+ Dropout] and a linear head.
 
@@ -86,7 +100,9 @@ def image_size(shape: Sequence[int] | None) -> int:
 
 def resolve_factory(path: str) -> Callable[..., nn.Module]:
     """Import a module factory named "package.module:function" (or "package.module.function")."""
-    _, obj = import_named(path, "module_factory", "'mypkg.nets:build'", error=ValueError, enforce=False)  # allow-list: at validation
+    _, obj = import_named(
+        path, "module_factory", "'mypkg.nets:build'", error=ValueError, enforce=False
+    )  # allow-list: at validation
     if not inspect.isfunction(obj) or not _binds(obj, 2):
         raise ValueError(f"module_factory {path!r} must name a function like 'mypkg.nets:build' returning an nn.Module")
     return obj

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,9 +97,16 @@ def make_scheduler(opt: torch.optim.Optimizer, s: Schedule) -> torch.optim.lr_sc
     return None
 
 
-def train(module: nn.Module, loss_fn: nn.Module, train_xy: tuple[torch.Tensor, torch.Tensor],
-          val_xy: tuple[torch.Tensor, torch.Tensor] | None, s: Schedule, gen: torch.Generator,
-          val_metric: Callable[[torch.Tensor, torch.Tensor], tuple[str, float]], on_epoch: EpochHook | None) -> Result:
+def train(
+    module: nn.Module,
+    loss_fn: nn.Module,
+    train_xy: tuple[torch.Tensor, torch.Tensor],
+    val_xy: tuple[torch.Tensor, torch.Tensor] | None,
+    s: Schedule,
+    gen: torch.Generator,
+    val_metric: Callable[[torch.Tensor, torch.Tensor], tuple[str, float]],
+    on_epoch: EpochHook | None,
+) -> Result:
     """Train `module` in place for up to `s.epochs` epochs; restore the best weights when stopping early.
 
     Args:
@@ -139,15 +147,21 @@ def train(module: nn.Module, loss_fn: nn.Module, train_xy: tuple[torch.Tensor, t
     return result
 
 
-def _epoch(module: nn.Module, loss_fn: nn.Module, opt: torch.optim.Optimizer, xy: tuple[torch.Tensor, torch.Tensor],
-           batch_size: int, gen: torch.Generator) -> float:
+def _epoch(
+    module: nn.Module,
+    loss_fn: nn.Module,
+    opt: torch.optim.Optimizer,
+    xy: tuple[torch.Tensor, torch.Tensor],
+    batch_size: int,
+    gen: torch.Generator,
+) -> float:
     """One pass over shuffled batches; a last batch of one row is dropped (batch norm needs two)."""
     X, y = xy
     module.train()
     order = torch.randperm(len(X), generator=gen).to(X.device)
     total, seen = 0.0, 0
     for start in range(0, len(X), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         if len(idx) < 2 and seen:
             break
         opt.zero_grad(set_to_none=True)
@@ -162,7 +176,7 @@ def _epoch(module: nn.Module, loss_fn: nn.Module, opt: torch.optim.Optimizer, xy
 def predict_batches(module: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """The module's outputs in eval mode, in batches."""
     module.eval()
-    return torch.cat([module(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]) if len(X) else module(X)
+    return torch.cat([module(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]) if len(X) else module(X)
 
 
 def split_indices(n: int, fraction: float, seed: int, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

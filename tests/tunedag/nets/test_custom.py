@@ -48,8 +48,8 @@ def test_a_function_breaking_the_contract_fails_the_trial(make_config, iris, fn,
 
 def test_gan_example_on_a_tiny_budget(params_with, write_params, prepare_sklearn) -> None:
     """examples/gan_digits.yaml validates, and two GAN epochs give a finite, reproducible distance."""
-    from tunedag.config import Config, load_config
     from tests.tunedag.conftest import REPO
+    from tunedag.config import Config, load_config
 
     cfg = load_config(REPO / "examples" / "gan_digits.yaml")
     raw = cfg.model_dump(mode="python")

@@ -12,14 +12,27 @@ from tunedag.nets import TorchClassifier, TorchRegressor
 FAST = {"epochs": 4, "width": 16, "batch_size": 32, "random_state": 0, "early_stopping_patience": None, "device": "cpu"}
 
 CASES = [
-    pytest.param(TorchClassifier, {"architecture": "mlp", "hidden_layers": 2, "batch_norm": True, "dropout": 0.1},
-                 "digits", id="mlp-classifier"),
-    pytest.param(TorchRegressor, {"architecture": "mlp", "hidden_layers": 1, "activation": "gelu"}, "regression",
-                 id="mlp-regressor"),
-    pytest.param(TorchClassifier, {"architecture": "cnn", "image_shape": [1, 8, 8], "hidden_layers": 2, "channels": 4,
-                                   "batch_norm": True}, "digits", id="cnn-classifier"),
-    pytest.param(TorchClassifier, {"module_factory": "tests.tunedag.nets.factories:tiny", "module_kwargs": {"scale": 2.0}},
-                 "digits", id="factory-classifier"),
+    pytest.param(
+        TorchClassifier,
+        {"architecture": "mlp", "hidden_layers": 2, "batch_norm": True, "dropout": 0.1},
+        "digits",
+        id="mlp-classifier",
+    ),
+    pytest.param(
+        TorchRegressor, {"architecture": "mlp", "hidden_layers": 1, "activation": "gelu"}, "regression", id="mlp-regressor"
+    ),
+    pytest.param(
+        TorchClassifier,
+        {"architecture": "cnn", "image_shape": [1, 8, 8], "hidden_layers": 2, "channels": 4, "batch_norm": True},
+        "digits",
+        id="cnn-classifier",
+    ),
+    pytest.param(
+        TorchClassifier,
+        {"module_factory": "tests.tunedag.nets.factories:tiny", "module_kwargs": {"scale": 2.0}},
+        "digits",
+        id="factory-classifier",
+    ),
 ]
 
 
@@ -111,8 +124,9 @@ def test_fit_leaves_the_global_rng_as_it_was(digits) -> None:
 def test_early_stopping_stops_an_overfitting_net_and_keeps_the_best_epoch() -> None:
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(80, 20)), rng.integers(0, 2, 80)  # labels are noise: validation loss only rises
-    est = TorchClassifier(width=128, lr=0.01, epochs=60, early_stopping_patience=3, validation_fraction=0.25,
-                          random_state=0, device="cpu").fit(X, y)
+    est = TorchClassifier(
+        width=128, lr=0.01, epochs=60, early_stopping_patience=3, validation_fraction=0.25, random_state=0, device="cpu"
+    ).fit(X, y)
     assert est.stopped_epoch_ < 60
     assert est.stopped_epoch_ == est.best_epoch_ + 3
     losses = [h["val_loss"] for h in est.history_]

@@ -39,10 +39,25 @@ def test_a_cnn_trains_on_npz_images(tmp_path, make_config) -> None:
     y = rng.integers(0, 2, 80)
     X = rng.normal(size=(80, 1, 6, 6)) + y[:, None, None, None]  # class 1 is brighter
     path = write(tmp_path / "img.npz", X=X, y=y)
-    cfg = make_config({"data.source": "npz", "data.path": str(path), "model.estimator": "tunedag.nets.TorchClassifier",
-                       "model.fixed": {"architecture": "cnn", "image_shape": [1, 6, 6], "epochs": 3, "channels": 4, "batch_size": 8,
-                                       "width": 8, "device": "cpu", "early_stopping_patience": None},
-                       "search_space": {"lr": {"type": "float", "low": 0.001, "high": 0.1}}, "tune.metric": "accuracy"})
+    cfg = make_config(
+        {
+            "data.source": "npz",
+            "data.path": str(path),
+            "model.estimator": "tunedag.nets.TorchClassifier",
+            "model.fixed": {
+                "architecture": "cnn",
+                "image_shape": [1, 6, 6],
+                "epochs": 3,
+                "channels": 4,
+                "batch_size": 8,
+                "width": 8,
+                "device": "cpu",
+                "early_stopping_patience": None,
+            },
+            "search_space": {"lr": {"type": "float", "low": 0.001, "high": 0.1}},
+            "tune.metric": "accuracy",
+        }
+    )
     frame, target = load_source(cfg.data, cfg.seed)
     outcome = evaluate(cfg, prepare(frame, target, cfg.data, cfg.seed, "img.npz"), {"lr": 0.01})
     assert outcome.value > 0.7 and len(outcome.curves["val_loss"]) == 3
