@@ -118,6 +118,9 @@ def test_a_live_supervisor_is_found_again_and_a_stale_pid_is_not_taken_for_one(t
     state.mkdir(parents=True)
     stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "prefect_api.py", str(state.resolve())])
     try:
+        deadline = time.monotonic() + 30  # until its exec, the child still shows pytest's command line
+        while "prefect_api.py" not in " ".join(psutil.Process(stand_in.pid).cmdline()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         (state / "server.json").write_text(
             json.dumps({"supervisor": stand_in.pid, "port": 1, "url": "http://127.0.0.1:1/api", "ready": True})
         )
