@@ -34,7 +34,7 @@ import pandas as pd
 from tunedag.config import Config
 from tunedag.data import Prepared
 from tunedag.errors import ConfigError
-from tunedag.imports import import_named
+from tunedag.imports import import_named, takes_positional
 from tunedag.objective import Reporter, TrialFailed, TrialOutcome, TrialPruned, TrialReporter
 from tunedag.space import split_params
 
@@ -85,20 +85,12 @@ def resolve_train_fn(path: str, enforce: bool = False) -> Callable[..., Any]:
     params.yaml is validated); the stages resolve validated paths without the config's list.
     """
     module_name, fn = import_named(path, "train_fn", "'mypackage.training:train'", enforce=enforce)
-    if not inspect.isfunction(fn) or not _takes(fn, 3):
+    if not inspect.isfunction(fn) or not takes_positional(fn, 3):
         raise ConfigError(
             f"train_fn {path!r} is not a function of {module_name} taking (params, data, reporter); it must be "
             "def train(params, data, reporter) -> dict of metrics"
         )
     return fn
-
-
-def _takes(fn: Callable[..., Any], n: int) -> bool:
-    try:
-        inspect.signature(fn).bind(*range(n))
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def evaluate_train_fn(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None) -> TrialOutcome:

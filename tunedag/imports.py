@@ -14,9 +14,10 @@ only the string checks and the refused modules.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -131,3 +132,12 @@ def import_named(
 
 def _under(module_name: str, prefixes: Sequence[str]) -> bool:
     return any(module_name == p or module_name.startswith(p.rstrip(".") + ".") for p in prefixes)
+
+
+def takes_positional(fn: Callable[..., Any], n: int) -> bool:
+    """Whether `fn` can be called with `n` positional arguments (its signature binds them)."""
+    try:
+        inspect.signature(fn).bind(*range(n))
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tunedag.imports import import_named
+from tunedag.imports import import_named, takes_positional
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -103,17 +103,9 @@ def resolve_factory(path: str) -> Callable[..., nn.Module]:
     _, obj = import_named(
         path, "module_factory", "'mypkg.nets:build'", error=ValueError, enforce=False
     )  # allow-list: at validation
-    if not inspect.isfunction(obj) or not _binds(obj, 2):
+    if not inspect.isfunction(obj) or not takes_positional(obj, 2):
         raise ValueError(f"module_factory {path!r} must name a function like 'mypkg.nets:build' returning an nn.Module")
     return obj
-
-
-def _binds(fn: Callable[..., Any], n: int) -> bool:
-    try:
-        inspect.signature(fn).bind(*range(n))
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def from_factory(path: str, n_in: int, n_out: int, offered: dict[str, Any]) -> nn.Module:
