@@ -9,7 +9,7 @@ The model is the one every overhead-benchmark trial saves: tunedag's preprocessi
 (imputation and scaling in a ColumnTransformer) around `bench_objectives.SpinClassifier`, fitted
 on iris by `tunedag.objective.evaluate`. Each save is `tasks.tracking.save_sklearn_model`, the
 call a trial's worker makes (MLflow's sklearn flavour, skops format, explicit requirements).
-"compact" is tunedag's default (`tunedag.skops_io` makes skops write schema.json without an
+"compact" is tunedag's default (`modelio.skops_io` makes skops write schema.json without an
 indent, so Python's C JSON encoder does it); "indented" puts back skops' own `json` for the same
 saves. Rounds alternate so that a machine that speeds up or slows down meanwhile affects both.
 Prints CPU milliseconds per save (process time) and the schema's size.
@@ -53,9 +53,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from compat.skops import writer_module
+    from modelio.skops_io import CompactJson, skops_io
+    from modelio.trust import skops_trusted_types
     from tasks.tracking import save_sklearn_model
-    from tunedag.estimators import skops_trusted_types
-    from tunedag.skops_io import CompactJson, skops_io
 
     persist = writer_module()  # skops' writer, whose `json` is swapped each way
 

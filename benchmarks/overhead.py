@@ -379,7 +379,7 @@ def pipeline_layer(cfg: Any) -> tuple[Row, float]:
 
     import flows.tune
     from services.prefect_api import STATE_DIR, Lease, read_state, stop
-    from tunedag.study import build_storage
+    from studies.storage import build_storage
 
     called_at = dt.datetime.now()
     started = time.perf_counter()
@@ -526,8 +526,8 @@ def environment() -> str:
 
 def run_cost(workdir: Path, cost_ms: float, args: argparse.Namespace, wanted: list[str], rep: int = 0) -> dict[str, Row]:
     """The chosen layers for one objective cost, printed as a table; the rows (run `rep` of `--repeat` has its own study files)."""
+    from studies.storage import build_storage
     from tunedag.config import load_config
-    from tunedag.study import build_storage
 
     tag = f"cost{cost_ms:g}" + (f"-run{rep + 1}" if rep else "")
     cfg = load_config(

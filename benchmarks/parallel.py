@@ -26,7 +26,7 @@ from pathlib import Path
 import optuna
 import yaml
 
-from tunedag.study import build_storage
+from studies.storage import build_storage
 
 MODES = {
     "process x1": {"tune.executor": "process", "tune.parallelism": 1},

@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from ray.tune.search.optuna import OptunaSearch
 
     def trainable(config: dict) -> None:
+        from modelio.trust import skops_trusted_types
         from tasks.tracking import save_sklearn_model
         from tunedag.data import file_md5, load_prepared
-        from tunedag.estimators import skops_trusted_types
         from tunedag.objective import evaluate
 
         params = {"a": int(config["a"]), "b": int(config["b"])}

@@ -38,7 +38,7 @@ def data_path(cfg: Config) -> None:
 
 def stores(cfg: Config) -> None:
     """A database named by tracking.uri or tune.storage answers one connect (MLflow would retry it for about 100 s)."""
-    from tunedag.reach import check_database_reachable
+    from services.reach import check_database_reachable
 
     check_database_reachable(cfg.tracking.uri, "tracking.uri")
     check_database_reachable(cfg.tune.storage, "tune.storage")

@@ -129,8 +129,8 @@ def ui(
     """The MLflow UI on the store params.yaml names, on http://127.0.0.1:PORT (Ctrl-C stops it)."""
 
     def start(cfg) -> None:
+        from services.reach import check_database_reachable
         from tunedag.errors import redact
-        from tunedag.reach import check_database_reachable
 
         uri = cfg.tracking.uri
         if uri.startswith(("http://", "https://")):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from prefect import flow
 
+from integrity.checks import verify_prepared
 from tasks.evaluation import evaluate_final_model
 from tasks.outputs import read_json
 from tasks.promotion import promote_final_model
 from tasks.tracking import open_tracker
 from tunedag.config import Config
-from tunedag.integrity import verify_prepared
 
 
 @flow(name="evaluate")

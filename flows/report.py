@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from prefect import flow
 
+from reporting.render import ReportContext, format_summary, trial_counts
 from tasks.outputs import read_json
 from tasks.report import data_facts, gather_series, load_tuned_study, log_report, run_url, write_study_report
 from tasks.tracking import open_tracker
 from tunedag.config import Config
 from tunedag.errors import redact
-from tunedag.report import ReportContext, format_summary, trial_counts
 
 
 @flow(name="report")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import flow
 
+from integrity.checks import verify_prepared
 from tasks.outputs import read_json
 from tasks.tracking import open_tracker
 from tasks.training import fit_final_model, register_final_model
 from tunedag.config import Config
-from tunedag.integrity import verify_prepared
 
 
 @flow(name="train")

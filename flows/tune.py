@@ -17,6 +17,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from compat.optuna import study_storage, trial_id
+from reporting.render import format_progress
+from studies.retune import plan_run
+from studies.seeding import check_warm_start_source, enqueue_manual, warm_start
+from studies.storage import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
 from tasks.lineage import check_registry_problem, log_dataset
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, Tracker, log_values, open_tracker, redact, start_run
@@ -40,14 +44,10 @@ from tunedag.errors import TunedagError
 from tunedag.estimators import check_estimator_for_task
 from tunedag.metrics import METRICS, check_metric_for_task
 from tunedag.problem import problem_of, problem_tags, read_problem
-from tunedag.report import format_progress
-from tunedag.retune import plan_run
 from tunedag.samplers import build_sampler
-from tunedag.seeding import check_warm_start_source, enqueue_manual, warm_start
 from tunedag.selection import validation_scheme
 from tunedag.space import check_configuration, suggest
 from tunedag.stopping import Decision, Snapshot, StopRules, decide, is_surplus
-from tunedag.study import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
 
 
 @flow(name="tune")
@@ -121,7 +121,7 @@ def task_runner(cfg: Config) -> ThreadPoolTaskRunner:
 
 def _check_inputs(cfg: Config) -> str:
     """Refuse what cannot work before anything is written; return the data version."""
-    from tunedag.integrity import verify_prepared  # its only use in this module
+    from integrity.checks import verify_prepared  # its only use in this module
 
     version = verify_prepared(cfg)  # not what the prepare stage wrote (or DVC recorded): refused
     prep = load_prepared(cfg.paths.prepared, version)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.tune import _check_inputs, drive_trials, task_runner, trial_context
+from studies.storage import PARENT_RUN_ATTR, close_study, join_study
 from tasks.tracking import open_tracker
 from tasks.tuning import lineage_tags, recover_orphan_trials
 from tunedag.config import Config
 from tunedag.errors import TunedagError
-from tunedag.study import PARENT_RUN_ATTR, close_study, join_study
 
 
 @flow(name="tune-worker")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from integrity.checks import seal_prepared, verify_tracked
 from tunedag.config import Config
 from tunedag.data import SPLIT, file_md5, load_source, prepare, save_prepared
-from tunedag.integrity import seal_prepared, verify_tracked
 
 
 @task(cache_policy=NO_CACHE)

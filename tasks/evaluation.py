@@ -9,13 +9,13 @@ from mlflow.models import Model
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from modelio.trust import load_sklearn_model
 from tasks.lineage import log_dataset
 from tasks.outputs import write_json
 from tasks.tracking import Tracker, load_torch_model, log_values
 from tasks.training import CUSTOM_RESULT, registered_versions
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
-from tunedag.estimators import load_sklearn_model
 from tunedag.metrics import score, usable_metrics
 from tunedag.problem import problem_of, problem_tags
 

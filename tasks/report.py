@@ -9,13 +9,13 @@ import optuna
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from reporting import render as report
+from studies.storage import build_storage
 from tasks.lineage import data_name
 from tasks.tracking import Tracker
-from tunedag import report
 from tunedag.config import Config
 from tunedag.errors import TunedagError
 from tunedag.problem import read_problem
-from tunedag.study import build_storage
 
 REPORT_ARTIFACT = "report"
 # Where `make ui` serves the local store (see the Makefile).

@@ -10,6 +10,7 @@ import optuna
 from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState
 
+from studies.storage import build_storage, study_name
 from tasks.lineage import data_name
 from tasks.promotion import TAG_PROMOTION
 from tasks.schedule import TAG_PLAN
@@ -19,7 +20,6 @@ from tunedag.data import file_md5
 from tunedag.errors import redact
 from tunedag.problem import TAG_PROBLEM, Problem, read_problem
 from tunedag.promotion import CHALLENGER, CHAMPION
-from tunedag.study import build_storage, study_name
 
 
 def status_lines(cfg: Config) -> list[str]:

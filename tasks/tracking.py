@@ -20,7 +20,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from tunedag.config import TrackingConfig
 from tunedag.errors import TunedagError, redact  # noqa: F401  (redact is part of this module's interface)
 
-TAG_STUDY = "tunedag.study"
+TAG_STUDY = "studies.storage"
 TAG_TRIAL = "tunedag.trial"
 TAG_ROLE = "tunedag.role"
 TAG_STATE = "tunedag.state"
@@ -213,7 +213,7 @@ def save_sklearn_model(model: Any, path: Path, trusted_types: list[str], signatu
     """Write `model` as an MLflow sklearn model (skops format) at `path`."""
     import mlflow.sklearn
 
-    import tunedag.skops_io  # noqa: F401  (skops without its torch import, before MLflow imports it)
+    import modelio.skops_io  # noqa: F401  (skops without its torch import, before MLflow imports it)
 
     _check_requirements_once()
 

@@ -9,6 +9,7 @@ from mlflow.models import infer_signature
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from modelio.trust import skops_trusted_types
 from tasks.provenance import git_commit
 from tasks.tracking import (
     TAG_DATA_VERSION,
@@ -25,7 +26,7 @@ from tunedag.config import Config
 from tunedag.custom import final_run
 from tunedag.data import file_md5, load_prepared
 from tunedag.ensemble import build_ensemble
-from tunedag.estimators import is_torch_estimator_instance, skops_trusted_types
+from tunedag.estimators import is_torch_estimator_instance
 from tunedag.objective import make_model
 from tunedag.paths import clear_staging, replace_folder
 from tunedag.space import split_params

@@ -17,14 +17,14 @@ from typing import Any
 
 import optuna
 
+from modelio.trust import skops_trusted_types
 from runners.base import default_threads
+from studies.storage import build_storage
 from tasks.tracking import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
 from tunedag.config import Config
 from tunedag.data import load_prepared
-from tunedag.estimators import skops_trusted_types
 from tunedag.objective import Reporter, TrialPruned, evaluate
 from tunedag.samplers import build_pruner
-from tunedag.study import build_storage
 
 
 @dataclass(frozen=True)

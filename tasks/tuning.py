@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from compat.optuna import study_storage, trial_id
 from runners import Limits, Runner, TrialLimitExceeded, default_threads, make_runner
+from studies.storage import owner_alive
 from tasks.provenance import git_commit, prefect_flow_run_id
 from tasks.tracking import (
     MODEL_ARTIFACT,
@@ -43,12 +44,11 @@ from tunedag.config import Config
 from tunedag.errors import TunedagError
 from tunedag.estimators import is_torch_estimator
 from tunedag.space import is_complete, suggest
-from tunedag.study import owner_alive
 
 TAG_VALUES = "tunedag.values"  # the objective values told to Optuna, as JSON: what a recovery tells again
 TAG_PARAMS = "tunedag.params"  # the trial's parameters with their types, as JSON
 TAG_ERROR = "tunedag.error"
-PRELOAD = ("tasks.trial_worker", "mlflow.sklearn", "tunedag.skops_io")  # what the forkserver imports once
+PRELOAD = ("tasks.trial_worker", "mlflow.sklearn", "modelio.skops_io")  # what the forkserver imports once
 NETS_PRELOAD = ("tunedag.nets", "mlflow.pytorch")  # torch itself, for studies of networks
 INTERRUPTED = "interrupted: stopped by Ctrl-C or SIGTERM; parameters re-queued"
 

@@ -72,10 +72,10 @@ def test_skops_writer_module_writes_the_schema_with_its_json_global():
     from io import BytesIO
 
     from compat.skops import writer_module
-    from tunedag.skops_io import CompactJson, skops_io
+    from modelio.skops_io import CompactJson, skops_io
 
     writer = writer_module()
-    assert writer.json is CompactJson  # tunedag.skops_io swapped it at import
+    assert writer.json is CompactJson  # modelio.skops_io swapped it at import
     schema = zipfile.ZipFile(BytesIO(skops_io.dumps({"a": [1, 2]}))).read("schema.json").decode()
     assert "\n" not in schema and json.loads(schema)
     writer.json = json

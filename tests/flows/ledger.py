@@ -8,9 +8,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from studies.storage import build_storage
 from tasks.tracking import TAG_ROLE, TAG_STUDY, TAG_TRIAL, client_for
 from tunedag.config import Config
-from tunedag.study import build_storage
 
 
 def load_study(cfg: Config) -> optuna.Study:

@@ -91,7 +91,7 @@ def test_dvc_repro_runs_the_pipeline_then_does_nothing_then_reruns_only_tuning_a
     assert len(load_study(load_config(project / "params.yaml")).trials) == 8  # the experiment resumed the same study
 
 
-PACKAGES = ("flows", "tasks", "tunedag", "services", "compat", "runners")
+PACKAGES = ("flows", "tasks", "tunedag", "services", "compat", "runners", "studies", "integrity", "modelio", "reporting")
 
 
 @pytest.mark.parametrize("stage", ["prepare", "tune", "train", "evaluate", "report"])

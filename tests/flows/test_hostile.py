@@ -24,11 +24,11 @@ from flows.cli import UI_ENV
 from flows.prepare import prepare_flow
 from flows.tune import _check_inputs
 from flows.tune import run as run_tune
+from integrity.checks import verify_tracked
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.test_dvc import _clone
 from tunedag.config import load_config
 from tunedag.data import file_md5
-from tunedag.integrity import verify_tracked
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

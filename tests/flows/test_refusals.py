@@ -132,7 +132,7 @@ def crafted_model(serialization: str) -> Callable[[Path], None]:
         folder.mkdir()
         (folder / OUTPUT_MARKER).write_text("")  # passes the output-folder check: the loader itself must refuse it
         if serialization == "skops":
-            from tunedag.skops_io import skops_io
+            from modelio.skops_io import skops_io
 
             skops_io.dump(Tripwire(), folder / "model.skops")
             name = "model.skops"
@@ -170,7 +170,7 @@ def evaluate_check(cfg: Config) -> None:
 
 
 def tracking_check(cfg: Config) -> None:
-    from tunedag.reach import check_database_reachable
+    from services.reach import check_database_reachable
 
     check_database_reachable(cfg.tracking.uri, "tracking.uri")
 
@@ -560,9 +560,10 @@ def test_a_model_tunedag_saved_loads_and_predicts_as_before(tmp_path) -> None:
 
     from sklearn.datasets import load_iris
 
+    from modelio.trust import skops_trusted_types
     from tasks.evaluation import load_final_model
     from tasks.tracking import save_sklearn_model
-    from tunedag.estimators import build_model, skops_trusted_types
+    from tunedag.estimators import build_model
 
     X, y = load_iris(return_X_y=True, as_frame=True)
     X["colour"] = ["red", "green", "blue"] * 50

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from flows.pipeline import pipeline_flow
+from reporting import render as report
 from tasks.report import REPORT_ARTIFACT, load_tuned_study, run_url
 from tasks.tracking import client_for
 from tests.flows.conftest import REPO, subprocess_env
 from tests.flows.ledger import load_study, study_runs
-from tunedag import report
 from tunedag.errors import TunedagError
 
 

@@ -16,13 +16,13 @@ import yaml
 from optuna.trial import TrialState
 
 from flows.prepare import prepare_flow
+from studies.storage import build_storage, open_study
 from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, local_artifact_dir
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tunedag.config import load_config
 from tunedag.data import file_md5
 from tunedag.space import is_complete
-from tunedag.study import build_storage, open_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

@@ -18,6 +18,7 @@ from sklearn.datasets import load_breast_cancer
 
 from flows.pipeline import pipeline_flow
 from flows.prepare import prepare_flow
+from studies.storage import study_name
 from tasks.lineage import check_registry_problem
 from tasks.promotion import TAG_PROMOTION
 from tasks.schedule import TAG_PLAN
@@ -32,7 +33,6 @@ from tunedag.errors import TunedagError
 from tunedag.metrics import score
 from tunedag.problem import read_problem
 from tunedag.promotion import row_hashes, unseen_rows
-from tunedag.study import study_name
 
 pytestmark = pytest.mark.slow
 SMALL = {

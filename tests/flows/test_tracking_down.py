@@ -11,12 +11,12 @@ import pytest
 from optuna.trial import TrialState
 
 from flows.prepare import prepare_flow
+from studies.storage import build_storage
 from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, client_for
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tests.flows.services import start_mlflow_server, stop
 from tunedag.config import load_config
-from tunedag.study import build_storage
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

@@ -14,6 +14,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import tasks.promotion as promotion
+from reporting.render import ReportContext, format_summary
+from studies.storage import open_study
 from tasks.lineage import TAG_TRAINING_ROWS, check_registry_problem, log_dataset, training_rows
 from tasks.report import data_facts
 from tasks.status import status_lines
@@ -26,8 +28,6 @@ from tunedag.errors import TunedagError
 from tunedag.metrics import score
 from tunedag.problem import TAG_PROBLEM, problem_of
 from tunedag.promotion import row_hashes, unseen_rows
-from tunedag.report import ReportContext, format_summary
-from tunedag.study import open_study
 
 NAME = "tunedag-model"
 

@@ -12,6 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from runners import Limits, make_runner
+from studies.storage import WORKER_ATTR, build_storage
 from tasks.tracking import (
     MODEL_ARTIFACT,
     TAG_STATE,
@@ -34,7 +35,6 @@ from tasks.tuning import (
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_source, prepare, save_prepared
 from tunedag.space import suggest
-from tunedag.study import WORKER_ATTR, build_storage
 
 DEAD = f"{socket.gethostname()}:999999999:0"  # a claim by a process that is gone
 

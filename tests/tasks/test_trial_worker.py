@@ -9,10 +9,10 @@ import optuna
 import pandas as pd
 import pytest
 
+from studies.storage import build_storage, open_study
 from tasks.trial_worker import TrialJob, discard, run_job
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_source, prepare, save_prepared
-from tunedag.study import build_storage, open_study
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
+from modelio.trust import REVIEWED_TYPE_PREFIXES, skops_trusted_types
 from tunedag.config import PreprocessConfig
 from tunedag.ensemble import build_ensemble, voting_mode
-from tunedag.estimators import REVIEWED_TYPE_PREFIXES, build_model, skops_trusted_types
+from tunedag.estimators import build_model
 
 SEED = 0
 Split = tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]

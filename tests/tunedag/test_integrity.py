@@ -1,4 +1,4 @@
-"""tunedag.integrity: a DVC-tracked file that differs from its record is refused, a rebuilt one is not.
+"""integrity.checks: a DVC-tracked file that differs from its record is refused, a rebuilt one is not.
 
 The records are written here in the exact format DVC 3.67 writes (`dvc add`, `dvc.lock`);
 tests/flows/test_hostile.py checks the same against real `dvc` runs.
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from integrity.checks import dir_md5, find_record, stage_in_sync, verify_tracked
 from tunedag.config import load_config
 from tunedag.errors import TunedagError
-from tunedag.integrity import dir_md5, find_record, stage_in_sync, verify_tracked
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -334,13 +334,13 @@ def test_a_symlink_to_a_regular_file_is_followed_as_dvc_does(repo: Path) -> None
 def test_a_dependency_over_the_hashing_bounds_gives_no_verdict_with_a_warning(
     repo: Path, bound: str, monkeypatch, caplog
 ) -> None:
-    import tunedag.integrity as integrity
+    import integrity.checks as integrity
 
     prepared = write_lock(repo, {"a.csv": b"1\n" * 100})
     flip_byte(prepared)
     monkeypatch.setattr(integrity, bound, 0)
 
-    with caplog.at_level("WARNING", logger="tunedag.integrity"):
+    with caplog.at_level("WARNING", logger="integrity.checks"):
         assert verify_tracked(prepared) == "stale"
 
     assert "not checked against its record" in caplog.text and str(repo) in caplog.text
@@ -382,8 +382,8 @@ def _change_one_value(path: Path) -> None:
 
 
 def test_a_prepared_file_as_prepare_wrote_it_passes_and_gives_its_version(prepared_project) -> None:
+    from integrity.checks import verify_prepared
     from tunedag.data import file_md5
-    from tunedag.integrity import verify_prepared
 
     assert verify_prepared(prepared_project) == file_md5(prepared_project.paths.prepared)
 
@@ -392,8 +392,8 @@ def test_a_prepared_file_as_prepare_wrote_it_passes_and_gives_its_version(prepar
 def test_a_changed_prepared_file_is_refused_even_with_a_new_file_in_data_raw_and_a_stale_dvc_lock(
     prepared_project, damage
 ) -> None:
+    from integrity.checks import verify_prepared
     from tunedag.data import file_md5
-    from tunedag.integrity import verify_prepared
 
     cfg, root = prepared_project, Path.cwd()
     (root / ".dvc").mkdir()

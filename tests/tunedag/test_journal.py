@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.storages.journal import JournalFileBackend
 
-from tunedag.study import UnsyncedJournalFile, build_storage
+from studies.storage import UnsyncedJournalFile, build_storage
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_both_journals_hold_the_same_study_and_only_the_synced_one_fsyncs(tmp_pa
 def test_another_process_reads_unsynced_writes_at_once(tmp_path):
     _study(tmp_path / "s.journal", sync=False)
     code = (
-        "import sys, optuna; from tunedag.study import build_storage; "
+        "import sys, optuna; from studies.storage import build_storage; "
         "print(len(optuna.load_study(study_name='s', storage=build_storage(sys.argv[1])).trials))"
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.journal")], capture_output=True, text=True, check=True)

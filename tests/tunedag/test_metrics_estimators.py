@@ -14,17 +14,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from modelio.trust import REVIEWED_TYPE_PREFIXES, skops_trusted_types
 from tunedag.config import PreprocessConfig
 from tunedag.errors import ConfigError
-from tunedag.estimators import (
-    REVIEWED_TYPE_PREFIXES,
-    build_model,
-    check_estimator_for_task,
-    estimator_kind,
-    estimator_param_names,
-    resolve_estimator,
-    skops_trusted_types,
-)
+from tunedag.estimators import build_model, check_estimator_for_task, estimator_kind, estimator_param_names, resolve_estimator
 from tunedag.metrics import METRICS, check_metric_for_task, metrics_for_task, score
 
 CLASSIFICATION_METRICS = ["accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss"]

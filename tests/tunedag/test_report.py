@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 import optuna
 import pytest
 
-from tunedag import report
-from tunedag.report import ReportContext, TrackedSeries
+from reporting import render as report
+from reporting.render import ReportContext, TrackedSeries
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -240,6 +240,6 @@ def test_summary_names_best_params_scores_report_and_ui(context):
 
 
 def test_the_report_module_imports_neither_prefect_nor_mlflow():
-    code = "import sys, tunedag.report; print(sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'mlflow'}))"
+    code = "import sys, reporting.render; print(sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'mlflow'}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

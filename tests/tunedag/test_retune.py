@@ -1,4 +1,4 @@
-"""What a scheduled run decides from the studies in the storage (tunedag.retune.plan_run)."""
+"""What a scheduled run decides from the studies in the storage (studies.retune.plan_run)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from studies.retune import plan_run
+from studies.seeding import check_warm_start_source, warm_start
+from studies.storage import open_study, study_name
 from tests.tunedag.conftest import PARAMS
 from tunedag.config import DataConfig, load_config
 from tunedag.data import prepare, save_prepared
 from tunedag.errors import ConfigError
 from tunedag.problem import STUDY_ATTR, read_problem
-from tunedag.retune import plan_run
-from tunedag.seeding import check_warm_start_source, warm_start
-from tunedag.study import open_study, study_name
 
 OLD, NEW = "a" * 32, "b" * 32
 

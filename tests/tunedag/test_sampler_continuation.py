@@ -1,6 +1,6 @@
 """A study continued, resumed or driven twice continues its sampler's sequence, never replays it (issue 23, item 3).
 
-Each case drives real studies built by `tunedag.study` (journal storage, the configured sampler)
+Each case drives real studies built by `studies.storage` (journal storage, the configured sampler)
 ask/tell through `tunedag.space.suggest`, as the tune flow does.
 """
 
@@ -13,10 +13,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from studies.storage import WORKER_ATTR, join_study, open_study, recover_orphans
 from tests.tunedag.test_samplers_contract import make_cfg, score
 from tunedag.samplers import build_sampler, continuation_seed
 from tunedag.space import suggest
-from tunedag.study import WORKER_ATTR, join_study, open_study, recover_orphans
 
 # GP refits a Gaussian process per trial: tens of seconds a case here, so its cases run with the slow set.
 SAMPLERS = ["random", "tpe", pytest.param("gp", marks=pytest.mark.slow), "cmaes", "qmc"]

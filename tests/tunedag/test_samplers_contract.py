@@ -15,12 +15,12 @@ import optuna
 import pytest
 from optuna.samplers import RandomSampler
 
+from studies.storage import grid_points_left, open_study
 from tunedag.config import Config
 from tunedag.config_search import PRUNER_NAMES, SAMPLER_NAMES
 from tunedag.errors import ConfigError
 from tunedag.samplers import AskTellGridSampler, build_pruner, build_sampler
 from tunedag.space import grid, suggest
-from tunedag.study import grid_points_left, open_study
 
 RF = "sklearn.ensemble.RandomForestClassifier"
 # Every kind of parameter, and one that exists only when bootstrap is true.

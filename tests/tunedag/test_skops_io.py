@@ -1,4 +1,4 @@
-"""tunedag.skops_io: skops imported without torch, with the same trusted-type list as a plain import."""
+"""modelio.skops_io: skops imported without torch, with the same trusted-type list as a plain import."""
 
 from __future__ import annotations
 
@@ -18,18 +18,18 @@ def _fresh(code: str) -> dict:
 
 
 def test_light_import_lists_the_same_estimators_without_torch():
-    light = _fresh("import tunedag.skops_io; " + LIST)
+    light = _fresh("import modelio.skops_io; " + LIST)
     plain = _fresh("import skops.io; " + LIST)
-    assert plain["torch"], "a plain skops import no longer imports torch: tunedag.skops_io can go"
+    assert plain["torch"], "a plain skops import no longer imports torch: modelio.skops_io can go"
     assert not light["torch"]
     assert light["names"] == plain["names"] and len(light["names"]) > 100
 
 
 def test_the_refused_package_imports_afterwards_and_skops_round_trips():
     out = _fresh(
-        "import tunedag.skops_io, importlib, json, sys\n"
+        "import modelio.skops_io, importlib, json, sys\n"
         "from sklearn.linear_model import LogisticRegression\n"
-        "from tunedag.skops_io import skops_io\n"
+        "from modelio.skops_io import skops_io\n"
         "m = LogisticRegression().fit([[0.0], [1.0]], [0, 1])\n"
         "back = skops_io.loads(skops_io.dumps(m), trusted=skops_io.get_untrusted_types(data=skops_io.dumps(m)))\n"
         "torch_before = 'torch' in sys.modules\n"
@@ -47,7 +47,7 @@ def test_plain_skops_still_indents_its_schema():
         "data = skops.io.dumps(StandardScaler().fit([[0.0], [1.0]]))\n"
         "print(json.dumps({'indented': b'\\n  ' in zipfile.ZipFile(io.BytesIO(data)).read('schema.json')}))"
     )
-    assert out["indented"], "skops writes a compact schema itself now: CompactJson in tunedag.skops_io can go"
+    assert out["indented"], "skops writes a compact schema itself now: CompactJson in modelio.skops_io can go"
 
 
 def test_the_schema_is_written_compact_and_reads_back_the_same():
@@ -63,7 +63,7 @@ def test_the_schema_is_written_compact_and_reads_back_the_same():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from tunedag.skops_io import CompactJson, skops_io
+    from modelio.skops_io import CompactJson, skops_io
 
     X = np.array([[0.0, 1.0], [1.0, np.nan], [2.0, 0.5], [3.0, 2.0]])
     model = make_pipeline(

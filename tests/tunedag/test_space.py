@@ -12,11 +12,11 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from pydantic import TypeAdapter
 
+from studies.storage import grid_points_left
 from tunedag.config import Param
 from tunedag.errors import ConfigError, SearchSpaceError
 from tunedag.samplers import AskTellGridSampler
 from tunedag.space import MAX_GRID_POINTS, distributions, grid, grid_size
-from tunedag.study import grid_points_left
 
 SAMPLERS = ["grid", "random", "tpe"]
 _SPACE = TypeAdapter(dict[str, Param])

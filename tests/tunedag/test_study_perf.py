@@ -6,8 +6,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tunedag.report import best_so_far
-from tunedag.study import FINISHED, build_storage, tally
+from reporting.render import best_so_far
+from studies.storage import FINISHED, build_storage, tally
 
 
 def _scan(study: optuna.Study, n_trials: int, number: int | None = None) -> int:

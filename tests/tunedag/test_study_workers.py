@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tunedag.study import (
+from studies.storage import (
     HEARTBEAT_ATTR,
     STALE_S,
     WORKER_ATTR,
@@ -80,7 +80,7 @@ def test_another_hosts_trial_counts_from_its_start_until_its_first_heartbeat(stu
 
 
 def test_recover_orphans_leaves_live_workers_alone(study, monkeypatch):
-    monkeypatch.setattr("tunedag.study.is_complete", lambda params, families: True)
+    monkeypatch.setattr("studies.storage.is_complete", lambda params, families: True)
     live, dead = (
         study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}),
         study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}),
@@ -121,9 +121,9 @@ def test_a_forked_child_has_its_own_worker_id_though_the_parent_cached_its_own()
 
 
 def test_a_worker_never_creates_a_study(tmp_path):
+    from studies.storage import join_study, open_study
     from tunedag.config import load_config
     from tunedag.errors import TunedagError
-    from tunedag.study import join_study, open_study
 
     cfg = load_config("params.yaml", {"tune.storage": str(tmp_path / "s.journal")})
     with pytest.raises(TunedagError, match="does not exist .*start it with `python -m flows.tune`"):

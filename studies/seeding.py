@@ -7,12 +7,12 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from studies.storage import build_storage
 from tunedag.config import Config
 from tunedag.errors import ConfigError, redact
 from tunedag.problem import STUDY_ATTR, read_problem
 from tunedag.selection import top_k_trials
 from tunedag.space import check_configuration, fit_to_space
-from tunedag.study import build_storage
 
 
 def enqueue_manual(study: optuna.Study, cfg: Config) -> int:

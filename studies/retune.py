@@ -1,6 +1,6 @@
 """What a (scheduled) pipeline run does, given the studies already in the storage.
 
-The study name holds a hash of the data version and the config (`tunedag.study.study_name`), so
+The study name holds a hash of the data version and the config (`studies.storage.study_name`), so
 new data means a new study. This module decides, before tuning:
 
 - the study for this data and config is unfinished: resume it;
@@ -25,12 +25,12 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from compat.optuna import study_id
+from studies.storage import FINISHED, build_storage, study_name
 from tunedag.config import Config
 from tunedag.config_search import WarmStartConfig
 from tunedag.problem import STUDY_ATTR, Problem, read_problem
 from tunedag.selection import top_k_trials
 from tunedag.space import fit_to_space
-from tunedag.study import FINISHED, build_storage, study_name
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Model (de)serialisation: skops with a fixed set of trusted types."""

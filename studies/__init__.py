@@ -1,0 +1,1 @@
+"""Optuna study storage: opening, ownership, the journal, continuation and re-tuning."""
