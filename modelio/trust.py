@@ -12,7 +12,6 @@ from typing import Any
 
 import yaml
 
-from modelio.skops_io import skops_io
 from tunedag.errors import ConfigError
 
 REVIEWED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
@@ -35,6 +34,8 @@ def skops_trusted_types(model: Any, extra: Sequence[str] = ()) -> list[str]:
     Types from scikit-learn, NumPy and SciPy are reviewed by policy; anything else must be
     listed by the user in `model.trusted_types`.
     """
+    from modelio.skops_io import skops_io  # skops builds its type list at import (about 1.5 s): only when used
+
     found = skops_io.get_untrusted_types(data=skops_io.dumps(model))
     unreviewed = [t for t in found if not is_reviewed_type(t, extra)]
     if unreviewed:
@@ -58,6 +59,8 @@ def load_sklearn_model(model_dir: Path, extra: Sequence[str] = ()) -> Any:
     `__setstate__`. Raises ConfigError, naming the folder and the types, for a model holding others
     or not saved by skops (pickle runs code when read), before anything of the model is built.
     """
+    from modelio.skops_io import skops_io
+
     model_dir = Path(model_dir)
     try:
         flavor = (yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8")) or {})["flavors"]["sklearn"]
