@@ -105,6 +105,8 @@ def execute(
     except ServerError as exc:
         return refuse(TunedagError(str(exc)), debug)
     except BaseException as exc:
+        if why := _write_failure(exc):
+            return refuse(TunedagError(f"A write failed: {why}. Free space there (or make it writable) and run again."), debug)
         if not _interrupted(exc):
             raise
         print("tunedag: interrupted; finished trials are kept, run the same command again to resume", file=sys.stderr)
@@ -182,7 +184,7 @@ class RefusalFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, TunedagError):
+        if isinstance(exc, TunedagError) or (exc is not None and _write_failure(exc)):
             self.refused.add(f"{type(exc).__name__}: ")
             return False
         message = record.getMessage()
@@ -204,6 +206,13 @@ def quiet_refusals(enabled: bool = True) -> Iterator[None]:
     finally:
         for logger in loggers:
             logger.removeFilter(refusals)
+
+
+def _write_failure(exc: BaseException) -> str | None:
+    """Why a run failed on a disk or store that refuses writes (`tasks.outputs.write_failure`), else None."""
+    from tasks.outputs import write_failure
+
+    return None if isinstance(exc, (TunedagError, KeyboardInterrupt)) else write_failure(exc)
 
 
 def _interrupted(exc: BaseException) -> bool:

@@ -20,6 +20,7 @@ import optuna
 from modelio.trust import skops_trusted_types
 from runners.base import default_threads
 from studies.storage import build_storage
+from tasks.outputs import write_failure
 from tasks.tracking import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
 from tunedag.config import Config
 from tunedag.data import load_prepared
@@ -46,7 +47,7 @@ class TrialJob:
 class JobResult:
     """What came of a trial: its state, values, series to log, and where its model files are."""
 
-    state: str  # COMPLETE, PRUNED or FAIL
+    state: str  # COMPLETE, PRUNED, FAIL, or UNRECORDED (the model could not be written: the disk or store refuses writes)
     values: list[float] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     steps: dict[str, list[float]] = field(default_factory=dict)
@@ -82,6 +83,12 @@ def run_job(job: TrialJob) -> JobResult:
         why = f"ran out of memory (tune.trial_memory_mb {limit} MB)" if limit else "ran out of memory"
         return JobResult("FAIL", error=f"MemoryError: {why}", traceback=traceback.format_exc()[-5000:])
     except Exception as exc:  # a failing trial must never stop the study
+        if why := write_failure(exc):  # not the configuration's fault: the loop re-queues it and stops (UNRECORDED)
+            return JobResult(
+                "UNRECORDED",
+                error=f"not recorded: the model could not be written: {why}",
+                traceback=traceback.format_exc()[-5000:],
+            )
         return JobResult("FAIL", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-5000:])
 
 

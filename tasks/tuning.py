@@ -151,7 +151,7 @@ def record(client, run_id: str, job: TrialJob, result: JobResult, seconds: float
         tags = {TAG_STATE: "FAIL", TAG_ERROR: (result.error or "")[:5000], "tunedag.traceback": (result.traceback or "")[-5000:]}
     tags[TAG_PARAMS] = json.dumps(job.params)
     log_values(client, run_id, params=job.params, metrics=metrics, tags=tags, steps=result.steps, first_step=1)
-    client.set_terminated(run_id, status="FAILED" if result.state == "FAIL" else "FINISHED")
+    client.set_terminated(run_id, status="FINISHED" if result.state in ("COMPLETE", "PRUNED") else "FAILED")  # UNRECORDED too
 
 
 def fail_and_requeue(study: optuna.Study, number: int, params: dict, error: str, families: dict) -> None:
