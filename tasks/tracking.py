@@ -287,13 +287,11 @@ def log_torch_model(client: MlflowClient, run_id: str, model: Any) -> None:
 
 def load_torch_model(path: Path | str) -> Any:
     """A saved torch model as a predictor with `predict` (labels), and `predict_proba` / `classes_` for a classifier."""
-    import mlflow.pytorch
-    from mlflow.models import Model
-
+    from modelio.torch_trust import load_torch_module  # unpickles nothing; refuses a folder it cannot load so
     from tunedag.nets import ExportedPredictor
 
-    meta = Model.load(str(path)).metadata or {}
-    return ExportedPredictor(mlflow.pytorch.load_model(str(path)), meta.get("classes"))
+    module, meta = load_torch_module(Path(path))
+    return ExportedPredictor(module, meta.get("classes"))
 
 
 def find_runs(tracker: Tracker, filter_string: str) -> list[Any]:
