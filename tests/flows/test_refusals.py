@@ -9,9 +9,11 @@ the project holds the same files as before (no new study, run, model or file).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -151,6 +153,19 @@ def crafted_model(serialization: str) -> Callable[[Path], None]:
         (folder / "MLmodel").write_text(yaml.safe_dump({"flavors": {"sklearn": flavor}}))
 
     return setup
+
+
+def crafted_torch_model(project: Path) -> None:
+    """A PyTorch model folder holding a pickled module (model.pth) of an untrusted class: MLflow's loader unpickles it."""
+    import torch
+
+    folder = project / "crafted"
+    (folder / "data").mkdir(parents=True)
+    (folder / OUTPUT_MARKER).write_text("")
+    torch.save(Tripwire(), folder / "data" / "model.pth")
+    (folder / "data" / "pickle_module_info.txt").write_text("pickle")
+    flavor = {"model_data": "data", "pytorch_version": str(torch.__version__), "code": None}
+    (folder / "MLmodel").write_text(yaml.safe_dump({"flavors": {"pytorch": flavor}}))
 
 
 # --- the stage checks run after the config loads (as the stage would, before writing anything) ------
@@ -319,6 +334,7 @@ CASES = [
         evaluate_check,
     ),
     Case("model-pickle", ["paths.model_dir=crafted"], ["crafted", "skops"], crafted_model("cloudpickle"), evaluate_check),
+    Case("model-torch-pickle", ["paths.model_dir=crafted"], ["crafted", "model.pth"], crafted_torch_model, evaluate_check),
     # an unreachable database: one attempt, no password
     Case(
         "tracking-unreachable",
@@ -349,15 +365,35 @@ COMMAND_CASES = {
 }
 
 
-def listing(root: Path) -> dict[str, int]:
-    """Every path under the project with its size (a FIFO or device is not read)."""
+def listing(root: Path) -> dict[str, str]:
+    """Every path under the project with what it holds: a file's SHA-256, a link's target, another entry's kind.
+
+    Equal listings before and after a command mean it created, changed and deleted nothing in the
+    project (a FIFO or device is not read).
+    """
     out = {}
     for p in root.rglob("*"):
         if "__pycache__" in p.parts:
             continue
-        st = p.lstat()
-        out[str(p.relative_to(root))] = st.st_size if p.is_file() and not p.is_symlink() else -1
+        mode = p.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            out[str(p.relative_to(root))] = f"link to {os.readlink(p)}"
+        elif stat.S_ISREG(mode):
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            out[str(p.relative_to(root))] = stat.filemode(mode)
     return out
+
+
+def test_the_listing_sees_a_file_changed_in_place_created_or_deleted(tmp_path) -> None:
+    (tmp_path / "a").write_text("abc")
+    before = listing(tmp_path)
+    (tmp_path / "a").write_text("abd")  # same size, other bytes
+    assert listing(tmp_path) != before
+    (tmp_path / "a").write_text("abc")
+    assert listing(tmp_path) == before
+    (tmp_path / "new").touch()
+    assert listing(tmp_path) != before
 
 
 def assert_one_paragraph(case: Case, code: int, out: str, err: str, project: Path) -> str:
