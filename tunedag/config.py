@@ -298,6 +298,28 @@ def _check_range(low: float, high: float, log: bool) -> None:
 EXTRA_OBJECTIVES = {"predict_latency_ms": "minimize", "model_size_kb": "minimize"}
 
 
+ENQUEUE_INLINE_BYTES = 16_384  # a longer tune.enqueue is shown in Prefect's flow-run parameters by reference
+
+
+def enqueue_reference(configs: list[dict[str, Any]]) -> list[dict[str, Any]] | dict[str, Any]:
+    """`tune.enqueue` as JSON for Prefect's flow-run parameters: as is when short, else what it is and its digest.
+
+    Prefect refuses flow-run parameters over 512 kB; a legitimate list of thousands of
+    configurations exceeds that. The flow itself gets the full list from the config object.
+    """
+    import hashlib
+    import json
+
+    text = json.dumps(configs, sort_keys=True, default=str)
+    if len(text) <= ENQUEUE_INLINE_BYTES:
+        return configs
+    return {
+        "by_reference": "tune.enqueue of the config file (params.yaml or --params, with its --set overrides)",
+        "configurations": len(configs),
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+
+
 class TuneConfig(_Strict):
     """How the study searches, prunes, stops and selects."""
 
@@ -327,6 +349,8 @@ class TuneConfig(_Strict):
 
     # JSON (what Prefect stores as flow-run parameters) never carries the password; Python access does.
     _hide_storage_password = field_serializer("storage", when_used="json")(lambda self, v: redact(v))
+    # A long enqueue list travels by reference: the flow run gets the config object, Prefect's record of it a digest.
+    _enqueue_by_reference = field_serializer("enqueue", when_used="json")(lambda self, v: enqueue_reference(v))
 
     _sampler_shorthand = field_validator("sampler", mode="before")(lambda cls, v: sampler_shorthand(v))
     _pruner_shorthand = field_validator("pruner", mode="before")(lambda cls, v: pruner_shorthand(v))
