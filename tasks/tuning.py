@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from compat.optuna import study_storage, trial_id
 from runners import Limits, Runner, TrialLimitExceeded, default_threads, make_runner
 from studies.storage import owner_alive
+from tasks.outputs import close_unrecorded
 from tasks.provenance import git_commit, prefect_flow_run_id
 from tasks.tracking import (
     MODEL_ARTIFACT,
@@ -131,7 +132,7 @@ def run_trial(ctx: TrialContext, job: TrialJob, run_id: str) -> TrialResult:
             return TrialResult(job.number, "INTERRUPTED", None, INTERRUPTED, run_id, seconds)
         record(ctx.tracker().client, run_id, job, result, seconds, ctx.cfg.tune.metric)
     except Exception as exc:  # the tracking store failed: Optuna must not hold a trial MLflow lacks
-        return TrialResult(job.number, "UNRECORDED", None, f"not recorded: MLflow failed ({exc})"[:2000], run_id, seconds)
+        return TrialResult(job.number, "UNRECORDED", None, close_unrecorded(ctx.tracker().client, run_id, exc), run_id, seconds)
     finally:
         discard(result)
     return TrialResult(job.number, result.state, result.values if result.state != "FAIL" else None, result.error, run_id, seconds)

@@ -92,6 +92,46 @@ def test_a_full_disk_fails_the_trial_with_enospc_stops_the_stage_and_the_next_ru
     assert full.params in [params[n] for n in params if n > full.number]  # the re-queued configuration ran
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_a_full_tracking_database_fails_the_trial_closes_its_run_and_stops_the_stage(project: Path, monkeypatch, capsys):
+    """SQLite's "database or disk is full" on a trial's record: the trial is re-queued, its run closed KILLED with why."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    cfg = load_config(project / "params.yaml", OVERRIDES)
+    prepare_flow(cfg)
+    real_log_batch, records = MlflowClient.log_batch, []
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=(), *args, **kwargs):
+        if any(m.key == "trial_seconds" for m in metrics):  # a trial's record
+            records.append(run_id)
+            if len(records) > FULL_AFTER:
+                raise MlflowException("(sqlite3.OperationalError) database or disk is full")
+        return real_log_batch(self, run_id, metrics, params, tags, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", log_batch)
+    capsys.readouterr()
+    code = execute(tune_command, "params.yaml", _sets())
+    err = capsys.readouterr().err
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert code != 0 and "Traceback" not in err, err[-3000:]
+    assert last.startswith("tunedag: error: ") and "database or disk is full" in last, err[-3000:]
+
+    study = _only_study(cfg.tune.storage)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials if t.state != TrialState.WAITING] == [TrialState.COMPLETE] * FULL_AFTER + [TrialState.FAIL]
+    runs = {int(r.data.tags[TAG_TRIAL]): r for r in study_runs(cfg, study.study_name, "trial")}
+    unrecorded = runs[FULL_AFTER]
+    assert unrecorded.info.status == "KILLED", unrecorded.info  # closed now, not left RUNNING for the next run to find
+    assert "database or disk is full" in unrecorded.data.tags["tunedag.error"]
+    assert [t.user_attrs.get("requeued_from") for t in trials if t.state == TrialState.WAITING] == [FULL_AFTER]
+
+    monkeypatch.setattr(MlflowClient, "log_batch", real_log_batch)
+    assert execute(tune_command, "params.yaml", _sets()) == 0
+    check_ledger(cfg, n_complete=OVERRIDES["tune.n_trials"])
+
+
 def test_write_failure_finds_the_cause_mlflow_wrapped_and_ignores_other_errors():
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/x/model.skops")
     try:
