@@ -489,14 +489,18 @@ def command_env(project: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [c for c in CASES if c.id in COMMAND_CASES], ids=lambda c: c.id)
-def test_refused_by_the_command(case: Case, project: Path) -> None:
+def test_refused_by_the_command(case: Case, project: Path, tmp_path_factory) -> None:
+    """The real command: one paragraph, and nothing created or changed in the project or in the user's home."""
+    home = tmp_path_factory.mktemp("home")  # where Prefect, MLflow and caches would write outside the project
     if case.setup:
         case.setup(project)
     before = listing(project)
     argv = [str(BIN / "tunedag"), case.command, *(a for s in case.sets for a in ("--set", s))]
-    done = subprocess.run(argv, cwd=project, env=command_env(project), capture_output=True, text=True, timeout=300)
+    env = command_env(project) | {"HOME": str(home)}
+    done = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert_one_paragraph(case, done.returncode, done.stdout, done.stderr, project)
     assert listing(project) == before
+    assert listing(home) == {}
 
 
 # --- tunedag ui -------------------------------------------------------------------------------------
