@@ -59,6 +59,10 @@ def load_torch_module(model_dir: Path) -> tuple[Any, dict]:
             module = mlflow.pytorch.load_model(str(model_dir))
         except MlflowException as exc:
             raise ConfigError(f"Model folder {model_dir} cannot be loaded safely: {exc.message}; refused") from None
+        except Exception as exc:  # a damaged folder or archive (its records were checked first)
+            raise ConfigError(
+                f"Model folder {model_dir} is not a PyTorch model tunedag can read: {type(exc).__name__}: {exc}"
+            ) from None
         finally:
             if saved is None:
                 os.environ.pop(PICKLE_SWITCH, None)

@@ -107,3 +107,9 @@ def test_a_folder_whose_mlmodel_ships_code_or_points_outside_is_refused(saved, m
         (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))
         with pytest.raises(ConfigError, match=name):
             load_final_model(folder)
+    folder = _copy(saved[0], tmp_path / "damaged")
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    del mlmodel["flavors"]["pytorch"]["pytorch_version"]
+    (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(ConfigError, match="not a PyTorch model tunedag can read"):  # one paragraph, not a KeyError
+        load_final_model(folder)
