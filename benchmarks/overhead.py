@@ -257,11 +257,11 @@ class Layers:
 
     def run_trial(self, kind: str, trial: optuna.Trial, params: Params) -> Any:
         """The trial task's own code, called in this thread: create the run, run the job, record the run."""
-        from tasks.tuning import job_for, run_trial, start_trial_run
+        from tasks.tuning import run_trial, start_trial
 
         ctx = self.ctx[kind]
-        run_id, model_dir = start_trial_run(ctx, trial.number)
-        return run_trial.fn(ctx, job_for(ctx, trial, params, model_dir, False), run_id)
+        run_id, job = start_trial(ctx, trial, params, False)
+        return run_trial.fn(ctx, job, run_id)
 
     def objective(self, params: Params) -> float:
         from tunedag.objective import evaluate
@@ -285,16 +285,15 @@ class Layers:
             from tasks import tuning
 
             started = time.perf_counter()
-            run_id, _ = tuning.start_trial_run(ctx, trial.number)
+            run_id, job = tuning.start_trial(ctx, trial, params, False)
             outcome = evaluate(self.cfg, self.prep, params)
             result = JobResult("COMPLETE", outcome.values, outcome.metrics)
             tuning.record(
                 ctx.tracker().client,
                 run_id,
-                self._job(trial, params),
+                job,
                 result,
                 time.perf_counter() - started,
-                self.cfg.tune.metric,
             )
             return outcome.value
 
@@ -347,15 +346,15 @@ def prefect_layer(cfg: Any, layers: Layers, trials: int, storage: Any) -> Row:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from tasks.tuning import job_for, run_trial, start_trial_run
+    from tasks.tuning import run_trial, start_trial
 
     ctx = layers.ctx["process"]
 
     @flow(name="bench-prefect-layer", task_runner=ThreadPoolTaskRunner(max_workers=1))
     def bench_flow() -> Row:
         def fn(trial: optuna.Trial, params: Params) -> float:
-            run_id, model_dir = start_trial_run(ctx, trial.number)
-            result = run_trial.submit(ctx, job_for(ctx, trial, params, model_dir, False), run_id).result()
+            run_id, job = start_trial(ctx, trial, params, False)
+            result = run_trial.submit(ctx, job, run_id).result()
             assert result.state == "COMPLETE", result.error
             return result.value
 
