@@ -240,7 +240,6 @@ class Layers:
         self.ctx = {
             kind: TrialContext(
                 cfg,
-                cfg.paths.prepared,
                 self.version,
                 self.tracker.experiment_id,
                 parent,
@@ -267,12 +266,6 @@ class Layers:
         from tunedag.objective import evaluate
 
         return evaluate(self.cfg, self.prep, params).value
-
-    def _job(self, trial: optuna.Trial, params: Params) -> Any:
-        from compat.optuna import trial_id
-        from tasks.trial_worker import TrialJob
-
-        return TrialJob(self.cfg, self.cfg.paths.prepared, self.version, "layers", trial_id(trial), trial.number, params, False)
 
     def tracked(self, with_model: bool) -> Callable[[optuna.Trial, Params], float]:
         """MLflow run with params, metrics and tags (and the model folder) through the trial task's own code."""

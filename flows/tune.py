@@ -26,7 +26,8 @@ from studies.storage import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim,
 from tasks import tuning
 from tasks.lineage import log_dataset
 from tasks.reports import summarise_study
-from tasks.tracking import TAG_ROLE, Tracker, log_values, open_tracker, redact, start_run
+from tasks.tracking import TAG_ROLE, log_values, open_tracker, redact, start_run
+from tasks.tuning import TrialContext, TrialResult
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared, require_prepared
 from tunedag.errors import TunedagError
@@ -65,7 +66,7 @@ def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | 
         params |= {"objectives": ",".join(tune.objectives), "parallelism": tune.parallelism, "cv_folds": data.cv_folds}
         log_values(tracker.client, parent, params={**params, "data_source": data.source})
         log_dataset(tracker.client, parent, load_prepared(cfg.paths.prepared, data_version), cfg, data_version)
-        ctx = trial_context(cfg, data_version, tracker, parent, study.study_name, tags)
+        ctx = TrialContext(cfg, data_version, tracker.experiment_id, parent, study.study_name, tags)
         tuning.recover_orphan_trials(study, ctx, whole=True)
         if warm := warm_start(study, cfg):
             source = tune.warm_start.study
@@ -99,26 +100,18 @@ def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | 
     return summary
 
 
-def trial_context(
-    cfg: Config, data_version: str, tracker: Tracker, parent: str, study_name: str, tags: dict
-) -> tuning.TrialContext:
-    """What each trial task gets (`drive_trials` adds the runner)."""
-    return tuning.TrialContext(cfg, cfg.paths.prepared, data_version, tracker.experiment_id, parent, study_name, tags)
-
-
 def task_runner(cfg: Config) -> ThreadPoolTaskRunner:
     """Prefect's task runner for the trial tasks: threads that wait on the trial runner (`tasks.tuning.runner_for`)."""
     return ThreadPoolTaskRunner(max_workers=cfg.tune.parallelism + 1)
 
 
-def drive_trials(study: optuna.Study, ctx: tuning.TrialContext, runner: Future | None = None) -> str:
+def drive_trials(study: optuna.Study, ctx: TrialContext, runner: Future | None = None) -> str:
     """Ask, submit one trial task per trial, wait for the first to end, tell it, decide (`tunedag.stopping.decide`).
 
-    The trial runner (`runner`'s, else one started here) is closed on the way out. The budget is
-    global: every worker on the study counts the others' running trials. SIGTERM or Ctrl-C stops
-    launching and stops the running trials within seconds: they are failed as interrupted (never
-    counted in `tune.max_failed_trials`), their parameters re-queued, their runs KILLED, then
-    KeyboardInterrupt is raised (the command exits 130). A second signal interrupts at once.
+    The runner (`runner`'s, else one started here) is closed on the way out. The budget is global: other
+    workers' running trials count. SIGTERM or Ctrl-C stops launching and stops the running trials within
+    seconds: failed as interrupted (not counted in `tune.max_failed_trials`), parameters re-queued, runs
+    KILLED; then KeyboardInterrupt is raised (exit 130). A second signal interrupts at once.
     """
     tune, logger, rules = ctx.cfg.tune, get_run_logger(), StopRules(ctx.cfg)
     prune = tune.fidelity.kind != "none" and len(tune.directions) == 1
@@ -147,7 +140,7 @@ def drive_trials(study: optuna.Study, ctx: tuning.TrialContext, runner: Future |
                 try:
                     result = task_run.result()
                 except Exception as exc:  # the task itself broke: the trial fails with why, the study goes on
-                    result = tuning.TrialResult(trial.number, "FAIL", None, f"{type(exc).__name__}: {exc}"[:2000], run_id, 0.0)
+                    result = TrialResult(trial.number, "FAIL", None, f"{type(exc).__name__}: {exc}"[:2000], run_id, 0.0)
                 failures, halt = _tell(study, ctx, trial, result, failures, halt)
                 r, n = result, tally(study)
                 logger.info(
@@ -168,7 +161,7 @@ def drive_trials(study: optuna.Study, ctx: tuning.TrialContext, runner: Future |
     return decision.reason or "done"
 
 
-def _snapshot(study: optuna.Study, ctx: tuning.TrialContext, ours: int, failures: int) -> Snapshot:
+def _snapshot(study: optuna.Study, ctx: TrialContext, ours: int, failures: int) -> Snapshot:
     tune, counts = ctx.cfg.tune, tally(study)
     since = 0
     if tune.patience is not None and counts.best is not None:
@@ -178,7 +171,7 @@ def _snapshot(study: optuna.Study, ctx: tuning.TrialContext, ours: int, failures
     return Snapshot(counts.started, counts.finished, counts.best, since, ours, failures, grid, queued, ctx.stop.is_set())
 
 
-def _launch(study: optuna.Study, ctx: tuning.TrialContext, running: dict, prune: bool) -> str | None:
+def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) -> str | None:
     """Ask a trial, create its run, submit its task; a trial asked beyond the budget is given back. Why to halt, or None."""
     trial = study.ask()
     if is_surplus(tally(study).started, ctx.cfg.tune.n_trials, trial.number):  # a race between workers filled the budget
@@ -203,9 +196,9 @@ def _launch(study: optuna.Study, ctx: tuning.TrialContext, running: dict, prune:
 
 def _tell(
     study: optuna.Study,
-    ctx: tuning.TrialContext,
+    ctx: TrialContext,
     trial: optuna.Trial,
-    result: tuning.TrialResult,
+    result: TrialResult,
     failures: int,
     halt: str | None,
 ) -> tuple[int, str | None]:

@@ -13,10 +13,10 @@ from concurrent.futures import Future
 from prefect import flow
 
 from flows._inputs import tune_inputs
-from flows.tune import drive_trials, task_runner, trial_context
+from flows.tune import drive_trials, task_runner
 from studies.storage import PARENT_RUN_ATTR, close_study, join_study
 from tasks.tracking import open_tracker
-from tasks.tuning import lineage_tags, recover_orphan_trials, start_runner
+from tasks.tuning import TrialContext, lineage_tags, recover_orphan_trials, start_runner
 from tunedag.config import Config
 from tunedag.errors import TunedagError
 
@@ -30,7 +30,9 @@ def worker_flow(cfg: Config, runner: Future | None = None) -> str:
     parent = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent is None:
         raise TunedagError(f"Study {study.study_name} has no pipeline run yet; start it with `python -m flows.tune` first.")
-    ctx = trial_context(cfg, data_version, tracker, parent, study.study_name, lineage_tags(study.study_name, data_version))
+    ctx = TrialContext(
+        cfg, data_version, tracker.experiment_id, parent, study.study_name, lineage_tags(study.study_name, data_version)
+    )
     recover_orphan_trials(study, ctx)  # trials of dead processes: told from their runs, or failed and re-queued
     try:
         return drive_trials(study, ctx, runner)

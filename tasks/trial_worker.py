@@ -32,8 +32,7 @@ from tunedag.samplers import build_pruner
 class TrialJob:
     """Everything a worker needs for one trial: references and parameters, no data."""
 
-    cfg: Config
-    data_path: Path
+    cfg: Config  # the prepared data is cfg.paths.prepared
     data_version: str
     study_name: str
     trial_id: int
@@ -68,7 +67,7 @@ def run_job(job: TrialJob) -> JobResult:
         if torch is not None and torch.get_num_threads() != threads:  # torch imported by a trial gets the worker's cap too
             torch.set_num_threads(threads)
         outcome = evaluate(
-            job.cfg, load_prepared(job.data_path, job.data_version), job.params, _reporter(job) if job.prune else None
+            job.cfg, load_prepared(job.cfg.paths.prepared, job.data_version), job.params, _reporter(job) if job.prune else None
         )
         steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate, **_epochs(outcome.curves)}
         model_dir = None if outcome.model is None else _save_model(job, outcome.model)  # a train_fn may return none

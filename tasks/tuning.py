@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import optuna
 from mlflow.entities import Run
@@ -47,7 +46,6 @@ class TrialContext:
     """What every trial task needs: references, the runner its job goes to, and the loop's stop flag."""
 
     cfg: Config
-    data_path: Path
     data_version: str
     experiment_id: str
     parent_run_id: str
@@ -117,9 +115,7 @@ def start_trial(ctx: TrialContext, trial: optuna.Trial, params: dict, prune: boo
     run = tracking.create_run(ctx.tracker(), f"trial-{trial.number}", ctx.trial_tags(trial.number), ctx.parent_run_id)
     folder = tracking.local_artifact_dir(run.info.artifact_uri)
     model_dir = str(folder / tracking.MODEL_ARTIFACT) if folder else None
-    job = TrialJob(
-        ctx.cfg, ctx.data_path, ctx.data_version, ctx.study_name, trial_id(trial), trial.number, params, prune, model_dir
-    )
+    job = TrialJob(ctx.cfg, ctx.data_version, ctx.study_name, trial_id(trial), trial.number, params, prune, model_dir)
     return run.info.run_id, job
 
 
@@ -186,7 +182,7 @@ def close_stale_parents(tracker: tracking.Tracker, study_name: str) -> None:
     """Mark pipeline runs of this study left RUNNING by a killed process as KILLED."""
     for run in tracking.find_runs(
         tracker,
-        f"tags.`{tracking.TAG_STUDY}` = '{study_name}' and tags.`{tracking.TAG_ROLE}` = 'pipeline' and status = 'RUNNING'",
+        f"tags.`{tracking.TAG_STUDY}` = '{study_name}' and tags.`{tracking.TAG_ROLE}` = 'pipeline' and attributes.status = 'RUNNING'",
     ):
         tracker.client.set_terminated(run.info.run_id, status="KILLED")
 

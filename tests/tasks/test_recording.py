@@ -60,9 +60,7 @@ def setup(cfg):
     tracker = open_tracker(cfg.tracking)
     study = optuna.create_study(study_name="s", storage=build_storage(cfg.tune.storage, False), direction="maximize")
     parent = tracker.client.create_run(tracker.experiment_id).info.run_id
-    ctx = TrialContext(
-        cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), tracker.experiment_id, parent, "s", {TAG_STUDY: "s"}
-    )
+    ctx = TrialContext(cfg, file_md5(cfg.paths.prepared), tracker.experiment_id, parent, "s", {TAG_STUDY: "s"})
     return tracker, study, ctx
 
 

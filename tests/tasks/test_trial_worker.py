@@ -32,7 +32,7 @@ def cfg(tmp_path: Path):
 
 
 def _job(cfg, params, prune=False, trial_id=0, study_name="x") -> TrialJob:
-    return TrialJob(cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), study_name, trial_id, 0, params, prune)
+    return TrialJob(cfg, file_md5(cfg.paths.prepared), study_name, trial_id, 0, params, prune)
 
 
 PARAMS = {"n_estimators": 8, "max_depth": 3, "min_samples_leaf": 2, "max_features": "sqrt", "criterion": "gini"}
@@ -94,9 +94,7 @@ def test_a_model_needing_a_type_beyond_the_remembered_list_is_saved_after_a_look
     cfg = SimpleNamespace(model=SimpleNamespace(trusted_types=extra))
 
     def save(model, name):
-        return trial_worker._save_model(
-            trial_worker.TrialJob(cfg, tmp_path, "v", "s", 0, 0, {}, False, str(tmp_path / name)), model
-        )
+        return trial_worker._save_model(trial_worker.TrialJob(cfg, "v", "s", 0, 0, {}, False, str(tmp_path / name)), model)
 
     X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
     save(Pipeline([("model", LogisticRegression())]).fit(X, y), "a")
