@@ -130,8 +130,8 @@ def run_trial(ctx: TrialContext, job: TrialJob, run_id: str) -> TrialResult:
     started = time.perf_counter()
     try:
         result = ctx.runner.submit(run_job, job).result()
-    except TrialLimitExceeded as exc:
-        result = JobResult("FAIL", error=f"TrialLimitExceeded: {exc}")
+    except (TrialLimitExceeded, RuntimeError) as exc:  # RuntimeError: the loop's stop closed the runner before this submit
+        result = JobResult("FAIL", error=f"{type(exc).__name__}: {exc}")
     seconds = time.perf_counter() - started
     try:
         if ctx.stop.is_set() and result.state == "FAIL":  # killed by the stop, or failing as it came

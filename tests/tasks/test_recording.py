@@ -29,6 +29,7 @@ from tasks.tuning import (
     record,
     recover_orphan_trials,
     run_trial,
+    start_runner,
     start_trial,
 )
 from tunedag.config import load_config
@@ -182,3 +183,36 @@ def test_local_artifact_dir_only_for_runs_whose_artifacts_are_on_this_disk(tmp_p
     assert local_artifact_dir(str(tmp_path)) == tmp_path
     assert local_artifact_dir("s3://bucket/x") is None
     assert local_artifact_dir("mlflow-artifacts:/1/abc/artifacts") is None
+
+
+def test_the_runner_starts_beside_the_caller_and_is_closed_cancelling_on_an_error(cfg, monkeypatch):
+    import time
+
+    closed = []
+
+    class Started:
+        def close(self, cancel=False):
+            closed.append(cancel)
+
+    monkeypatch.setattr("tasks.tuning.runner_for", lambda cfg: (time.sleep(0.3), Started())[1])
+    with start_runner(cfg) as runner:
+        assert not runner.done(), "the caller goes on while the workers start"
+        assert isinstance(runner.result(), Started)
+    assert closed == [False]
+    with pytest.raises(KeyError), start_runner(cfg):
+        raise KeyError("bad input")
+    assert closed == [False, True]
+
+
+def test_a_trial_whose_runner_the_stop_closed_before_its_submit_comes_back_interrupted(setup):
+    from dataclasses import replace
+
+    tracker, study, ctx = setup
+    trial, params = _trial(study, ctx)
+    run_id, job = start_trial(ctx, trial, params, False)
+    runner = make_runner("thread", 1, Limits(threads=1))
+    runner.close()
+    stopped = replace(ctx, runner=runner)
+    stopped.stop.set()
+    result = run_trial.fn(stopped, job, run_id)
+    assert result.state == "INTERRUPTED" and result.error == INTERRUPTED
