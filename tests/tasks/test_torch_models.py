@@ -1,4 +1,4 @@
-"""Torch networks saved as MLflow PyTorch models (tasks.tracking): loadable with mlflow.pyfunc, same predictions."""
+"""Torch networks saved as MLflow PyTorch models (modelio.mlflow_models): loadable with mlflow.pyfunc, same predictions."""
 
 from __future__ import annotations
 
