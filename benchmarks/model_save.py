@@ -7,7 +7,7 @@ Run from the repository root:
 
 The model is the one every overhead-benchmark trial saves: tunedag's preprocessing pipeline
 (imputation and scaling in a ColumnTransformer) around `bench_objectives.SpinClassifier`, fitted
-on iris by `tunedag.objective.evaluate`. Each save is `tasks.tracking.save_sklearn_model`, the
+on iris by `tunedag.objective.evaluate`. Each save is `modelio.mlflow_models.save_sklearn_model`, the
 call a trial's worker makes (MLflow's sklearn flavour, skops format, explicit requirements).
 "compact" is tunedag's default (`modelio.skops_io` makes skops write schema.json without an
 indent, so Python's C JSON encoder does it); "indented" puts back skops' own `json` for the same
@@ -53,9 +53,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from compat.skops import writer_module
+    from modelio.mlflow_models import save_sklearn_model
     from modelio.skops_io import CompactJson, skops_io
     from modelio.trust import skops_trusted_types
-    from tasks.tracking import save_sklearn_model
 
     persist = writer_module()  # skops' writer, whose `json` is swapped each way
 

@@ -240,7 +240,6 @@ class Layers:
         self.ctx = {
             kind: TrialContext(
                 cfg,
-                cfg.paths.prepared,
                 self.version,
                 self.tracker.experiment_id,
                 parent,
@@ -257,22 +256,16 @@ class Layers:
 
     def run_trial(self, kind: str, trial: optuna.Trial, params: Params) -> Any:
         """The trial task's own code, called in this thread: create the run, run the job, record the run."""
-        from tasks.tuning import job_for, run_trial, start_trial_run
+        from tasks.tuning import run_trial, start_trial
 
         ctx = self.ctx[kind]
-        run_id, model_dir = start_trial_run(ctx, trial.number)
-        return run_trial.fn(ctx, job_for(ctx, trial, params, model_dir, False), run_id)
+        run_id, job = start_trial(ctx, trial, params, False)
+        return run_trial.fn(ctx, job, run_id)
 
     def objective(self, params: Params) -> float:
         from tunedag.objective import evaluate
 
         return evaluate(self.cfg, self.prep, params).value
-
-    def _job(self, trial: optuna.Trial, params: Params) -> Any:
-        from compat.optuna import trial_id
-        from tasks.trial_worker import TrialJob
-
-        return TrialJob(self.cfg, self.cfg.paths.prepared, self.version, "layers", trial_id(trial), trial.number, params, False)
 
     def tracked(self, with_model: bool) -> Callable[[optuna.Trial, Params], float]:
         """MLflow run with params, metrics and tags (and the model folder) through the trial task's own code."""
@@ -285,16 +278,15 @@ class Layers:
             from tasks import tuning
 
             started = time.perf_counter()
-            run_id, _ = tuning.start_trial_run(ctx, trial.number)
+            run_id, job = tuning.start_trial(ctx, trial, params, False)
             outcome = evaluate(self.cfg, self.prep, params)
             result = JobResult("COMPLETE", outcome.values, outcome.metrics)
             tuning.record(
                 ctx.tracker().client,
                 run_id,
-                self._job(trial, params),
+                job,
                 result,
                 time.perf_counter() - started,
-                self.cfg.tune.metric,
             )
             return outcome.value
 
@@ -347,15 +339,15 @@ def prefect_layer(cfg: Any, layers: Layers, trials: int, storage: Any) -> Row:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from tasks.tuning import job_for, run_trial, start_trial_run
+    from tasks.tuning import run_trial, start_trial
 
     ctx = layers.ctx["process"]
 
     @flow(name="bench-prefect-layer", task_runner=ThreadPoolTaskRunner(max_workers=1))
     def bench_flow() -> Row:
         def fn(trial: optuna.Trial, params: Params) -> float:
-            run_id, model_dir = start_trial_run(ctx, trial.number)
-            result = run_trial.submit(ctx, job_for(ctx, trial, params, model_dir, False), run_id).result()
+            run_id, job = start_trial(ctx, trial, params, False)
+            result = run_trial.submit(ctx, job, run_id).result()
             assert result.state == "COMPLETE", result.error
             return result.value
 

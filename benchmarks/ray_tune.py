@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from ray.tune.search.optuna import OptunaSearch
 
     def trainable(config: dict) -> None:
+        from modelio.mlflow_models import save_sklearn_model
         from modelio.trust import skops_trusted_types
-        from tasks.tracking import save_sklearn_model
         from tunedag.data import file_md5, load_prepared
         from tunedag.objective import evaluate
 

@@ -44,6 +44,38 @@ def stores(cfg: Config) -> None:
     check_database_reachable(cfg.tune.storage, "tune.storage")
 
 
+def tune_inputs(cfg: Config) -> str:
+    """Refuse what the tune stage (or a worker) cannot run before anything is written; return the data version."""
+    from integrity.checks import verify_prepared
+    from studies.seeding import check_warm_start_source
+    from tasks.lineage import check_registry_problem
+    from tunedag.data import SPLIT, load_prepared
+    from tunedag.errors import TunedagError
+    from tunedag.estimators import check_estimator_for_task
+    from tunedag.metrics import METRICS, check_metric_for_task
+    from tunedag.problem import problem_of
+    from tunedag.samplers import build_sampler
+    from tunedag.space import check_configuration
+
+    version = verify_prepared(cfg)  # not what the prepare stage wrote (or DVC recorded): refused
+    prep = load_prepared(cfg.paths.prepared, version)
+    for metric in [m for m in (cfg.tune.metric, *cfg.tune.objectives) if m in METRICS]:  # a train_fn may name its own
+        check_metric_for_task(metric, prep.task)
+    for family in cfg.families.values():
+        check_estimator_for_task(family.estimator, family.fixed, prep.task)
+    if cfg.tune.sampler.name == "grid":
+        build_sampler(cfg)
+    for i, params in enumerate(cfg.tune.enqueue):
+        check_configuration(params, cfg, f"tune.enqueue[{i}]")
+    check_warm_start_source(cfg)
+    check_registry_problem(cfg, problem_of(prep))  # another problem under final.registered_model: refused before any trial
+    if cfg.data.cv_folds == 0 and not (prep.frame[SPLIT] == "val").any():
+        raise TunedagError(
+            f"{cfg.paths.prepared} has no validation rows; set data.val_size above 0 or data.cv_folds to 2 or more."
+        )
+    return version
+
+
 def _each(*checks: Callable[[Config], None]) -> Callable[[Config], None]:
     def check(cfg: Config) -> None:
         for one in checks:

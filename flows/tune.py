@@ -5,9 +5,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, wait
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -17,78 +18,68 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from compat.optuna import study_storage, trial_id
+from flows._inputs import tune_inputs
 from reporting.render import format_progress
 from studies.retune import plan_run
-from studies.seeding import check_warm_start_source, enqueue_manual, warm_start
+from studies.seeding import enqueue_manual, warm_start
 from studies.storage import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
-from tasks.lineage import check_registry_problem, log_dataset
+from tasks import tuning
+from tasks.lineage import log_dataset
 from tasks.reports import summarise_study
-from tasks.tracking import TAG_ROLE, Tracker, log_values, open_tracker, redact, start_run
-from tasks.tuning import (
-    INTERRUPTED,
-    TrialContext,
-    TrialResult,
-    close_stale_parents,
-    fail_and_requeue,
-    job_for,
-    kill_run,
-    lineage_tags,
-    recover_orphan_trials,
-    run_trial,
-    runner_for,
-    start_trial_run,
-)
+from tasks.tracking import TAG_ROLE, log_values, open_tracker, redact, start_run
+from tasks.tuning import TrialContext, TrialResult
 from tunedag.config import Config
-from tunedag.data import SPLIT, file_md5, load_prepared, require_prepared
+from tunedag.data import file_md5, load_prepared, require_prepared
 from tunedag.errors import TunedagError
-from tunedag.estimators import check_estimator_for_task
-from tunedag.metrics import METRICS, check_metric_for_task
-from tunedag.problem import problem_of, problem_tags, read_problem
-from tunedag.samplers import build_sampler
+from tunedag.problem import problem_tags, read_problem
 from tunedag.selection import validation_scheme
-from tunedag.space import check_configuration, suggest
+from tunedag.space import suggest
 from tunedag.stopping import Decision, Snapshot, StopRules, decide, is_surplus
 
 
 @flow(name="tune")
-def tune_flow(cfg: Config, checked_version: str | None = None) -> dict:
+def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | None = None) -> dict:
     """Tune until the study holds `tune.n_trials` finished trials (or a stop rule fires); return the summary.
 
-    `checked_version`: the caller has checked the inputs (`_check_inputs`) and this is the data version it returned.
+    `checked_version`: the caller has checked the inputs (`flows._inputs.tune_inputs`) and this is the data
+    version it returned. `runner`: a future of the trial runner the caller started (`tasks.tuning.start_runner`).
     """
-    data_version = checked_version or _check_inputs(cfg)
+    data_version = checked_version or tune_inputs(cfg)
     tracker = open_tracker(cfg.tracking)
     study = open_study(cfg, data_version)
-    close_stale_parents(tracker, study.study_name)
+    tuning.close_stale_parents(tracker, study.study_name)
     tags = {
-        **lineage_tags(study.study_name, data_version),
+        **tuning.lineage_tags(study.study_name, data_version),
         **problem_tags(read_problem(cfg.paths.prepared)),
         "tunedag.validation": validation_scheme(cfg.data.cv_folds),
     }
     parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline"})
     study.set_user_attr(PARENT_RUN_ATTR, parent)  # where workers that join the study nest their trials
     try:
-        log_values(tracker.client, parent, params=_run_params(cfg))
+        tune, data = cfg.tune, cfg.data
+        params = {
+            "seed": cfg.seed,
+            "estimator": cfg.model.estimator or ",".join(cfg.model.families),
+            "sampler": tune.sampler.name,
+        }
+        params |= {"pruner": tune.pruner.name, "fidelity": tune.fidelity.kind, "n_trials": tune.n_trials, "metric": tune.metric}
+        params |= {"objectives": ",".join(tune.objectives), "parallelism": tune.parallelism, "cv_folds": data.cv_folds}
+        log_values(tracker.client, parent, params={**params, "data_source": data.source})
         log_dataset(tracker.client, parent, load_prepared(cfg.paths.prepared, data_version), cfg, data_version)
-        ctx = trial_context(cfg, data_version, tracker, parent, study.study_name, tags)
-        recover_orphan_trials(study, ctx, whole=True)
-        warm = warm_start(study, cfg)
-        enqueue_manual(study, cfg)
-        if warm:
+        ctx = TrialContext(cfg, data_version, tracker.experiment_id, parent, study.study_name, tags)
+        tuning.recover_orphan_trials(study, ctx, whole=True)
+        if warm := warm_start(study, cfg):
+            source = tune.warm_start.study
             get_run_logger().info(
-                "tunedag: warm start: %d trials queued from the best of study %s (the same problem)",
-                len(warm),
-                cfg.tune.warm_start.study,
+                "tunedag: warm start: %d trials queued from the best of study %s (the same problem)", len(warm), source
             )
             log_values(
                 tracker.client,
                 parent,
-                tags={
-                    "tunedag.warm_start_from": cfg.tune.warm_start.study,
-                    "tunedag.warm_start_trials": ",".join(map(str, warm)),
-                },
+                tags={"tunedag.warm_start_from": source, "tunedag.warm_start_trials": ",".join(map(str, warm))},
             )
-        reason = drive_trials(study, ctx)
+        enqueue_manual(study, cfg)
+        reason = drive_trials(study, ctx, runner)
         log_values(tracker.client, parent, tags={"tunedag.stop_reason": reason})
         if tally(study).complete == 0:
             raise TunedagError(
@@ -109,74 +100,28 @@ def tune_flow(cfg: Config, checked_version: str | None = None) -> dict:
     return summary
 
 
-def trial_context(cfg: Config, data_version: str, tracker: Tracker, parent: str, study_name: str, tags: dict) -> TrialContext:
-    """What each trial task gets (`drive_trials` adds the runner it starts)."""
-    return TrialContext(cfg, cfg.paths.prepared, data_version, tracker.experiment_id, parent, study_name, tags)
-
-
 def task_runner(cfg: Config) -> ThreadPoolTaskRunner:
     """Prefect's task runner for the trial tasks: threads that wait on the trial runner (`tasks.tuning.runner_for`)."""
     return ThreadPoolTaskRunner(max_workers=cfg.tune.parallelism + 1)
 
 
-def _check_inputs(cfg: Config) -> str:
-    """Refuse what cannot work before anything is written; return the data version."""
-    from integrity.checks import verify_prepared  # its only use in this module
-
-    version = verify_prepared(cfg)  # not what the prepare stage wrote (or DVC recorded): refused
-    prep = load_prepared(cfg.paths.prepared, version)
-    for metric in [m for m in (cfg.tune.metric, *cfg.tune.objectives) if m in METRICS]:  # a train_fn may name its own
-        check_metric_for_task(metric, prep.task)
-    for family in cfg.families.values():
-        check_estimator_for_task(family.estimator, family.fixed, prep.task)
-    if cfg.tune.sampler.name == "grid":
-        build_sampler(cfg)
-    for i, params in enumerate(cfg.tune.enqueue):
-        check_configuration(params, cfg, f"tune.enqueue[{i}]")
-    check_warm_start_source(cfg)
-    check_registry_problem(cfg, problem_of(prep))  # another problem under final.registered_model: refused before any trial
-    if cfg.data.cv_folds == 0 and not (prep.frame[SPLIT] == "val").any():
-        raise TunedagError(
-            f"{cfg.paths.prepared} has no validation rows; set data.val_size above 0 or data.cv_folds to 2 or more."
-        )
-    return version
-
-
-def _run_params(cfg: Config) -> dict:
-    return {
-        "seed": cfg.seed,
-        "estimator": cfg.model.estimator or ",".join(cfg.model.families),
-        "sampler": cfg.tune.sampler.name,
-        "pruner": cfg.tune.pruner.name,
-        "fidelity": cfg.tune.fidelity.kind,
-        "n_trials": cfg.tune.n_trials,
-        "metric": cfg.tune.metric,
-        "objectives": ",".join(cfg.tune.objectives),
-        "parallelism": cfg.tune.parallelism,
-        "cv_folds": cfg.data.cv_folds,
-        "data_source": cfg.data.source,
-    }
-
-
-def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
+def drive_trials(study: optuna.Study, ctx: TrialContext, runner: Future | None = None) -> str:
     """Ask, submit one trial task per trial, wait for the first to end, tell it, decide (`tunedag.stopping.decide`).
 
-    The trial runner starts here and is closed on the way out. The budget is global: every worker
-    on the study counts the others' running trials. SIGTERM or Ctrl-C stops launching and stops
-    the running trials within seconds: they are failed as interrupted (never counted in
-    `tune.max_failed_trials`), their parameters re-queued, their runs KILLED, then KeyboardInterrupt
-    is raised (the command exits 130). A second signal interrupts at once.
+    The runner (`runner`'s, else one started here) is closed on the way out. The budget is global: other
+    workers' running trials count. SIGTERM or Ctrl-C stops launching and stops the running trials within
+    seconds: failed as interrupted (not counted in `tune.max_failed_trials`), parameters re-queued, runs
+    KILLED; then KeyboardInterrupt is raised (exit 130). A second signal interrupts at once.
     """
     tune, logger, rules = ctx.cfg.tune, get_run_logger(), StopRules(ctx.cfg)
     prune = tune.fidelity.kind != "none" and len(tune.directions) == 1
-    running: dict[Any, tuple[optuna.Trial, Any, str]] = {}  # wrapped future -> (trial, its task run, its MLflow run)
+    running: dict[Future, tuple[optuna.Trial, Future, str]] = {}  # wrapped future -> (trial, its task run, its MLflow run)
     failures, halt, beaten = 0, None, time.monotonic()
-    with _Signals(ctx.stop), runner_for(ctx.cfg) as runner:
-        ctx = replace(ctx, runner=runner)
+    with _stop_on_signals(ctx.stop), runner.result() if runner else tuning.runner_for(ctx.cfg) as started:
+        ctx = replace(ctx, runner=started)
         while True:
-            decision = (
-                Decision("stop", halt) if halt else decide(_snapshot(study, ctx, len(running), failures), rules, time.monotonic())
-            )
+            snapshot = _snapshot(study, ctx, len(running), failures)
+            decision = Decision("stop", halt) if halt else decide(snapshot, rules, time.monotonic())
             if decision.action == "launch":
                 halt = _launch(study, ctx, running, prune)
                 continue
@@ -184,11 +129,11 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
                 if decision.action == "stop":
                     break
                 ctx.stop.wait(1.0)  # the budget is held by other workers' running trials
-                recover_orphan_trials(study, ctx)
+                tuning.recover_orphan_trials(study, ctx)
                 continue
             done = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED).done
             if ctx.stop.is_set():
-                runner.close(cancel=True)  # the trial tasks come back INTERRUPTED within seconds
+                started.close(cancel=True)  # the trial tasks come back INTERRUPTED within seconds
                 done = wait(list(running), timeout=30).done
             for future in done:
                 trial, task_run, run_id = running.pop(future)
@@ -197,18 +142,10 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
                 except Exception as exc:  # the task itself broke: the trial fails with why, the study goes on
                     result = TrialResult(trial.number, "FAIL", None, f"{type(exc).__name__}: {exc}"[:2000], run_id, 0.0)
                 failures, halt = _tell(study, ctx, trial, result, failures, halt)
-                counts = tally(study)
+                r, n = result, tally(study)
                 logger.info(
                     format_progress(
-                        result.number,
-                        result.state,
-                        result.value,
-                        counts.best,
-                        counts.finished,
-                        tune.n_trials,
-                        tune.metric,
-                        result.seconds,
-                        result.error,
+                        r.number, r.state, r.value, n.best, n.finished, tune.n_trials, tune.metric, r.seconds, r.error
                     )
                 )
             if time.monotonic() - beaten > HEARTBEAT_S:
@@ -237,23 +174,33 @@ def _snapshot(study: optuna.Study, ctx: TrialContext, ours: int, failures: int) 
 def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) -> str | None:
     """Ask a trial, create its run, submit its task; a trial asked beyond the budget is given back. Why to halt, or None."""
     trial = study.ask()
-    if is_surplus(tally(study).started, ctx.cfg.tune.n_trials, trial.number):
-        _surplus(study, trial, ctx)
+    if is_surplus(tally(study).started, ctx.cfg.tune.n_trials, trial.number):  # a race between workers filled the budget
+        fixed = study_storage(study).get_trial_system_attrs(trial_id(trial)).get("fixed_params")
+        trial.set_user_attr("error", "surplus: the trial budget was filled by other workers")
+        study.tell(trial, state=TrialState.FAIL)
+        if fixed:
+            study.enqueue_trial(fixed, skip_if_exists=False)
+        tuning.kill_run(ctx, None, trial.number, "not run: the trial budget was filled by other workers")
         return None
     claim(trial)  # an unclaimed trial is never taken for an orphan in its first 10 s
     params = suggest(trial, ctx.cfg.families)
     try:
-        run_id, model_dir = start_trial_run(ctx, trial.number)
+        run_id, job = tuning.start_trial(ctx, trial, params, prune)
     except Exception as exc:  # the tracking store is down: nothing is run that cannot be recorded
-        fail_and_requeue(study, trial.number, params, f"not recorded: MLflow failed ({exc})"[:2000], ctx.cfg.families)
+        tuning.fail_and_requeue(study, ctx, trial.number, params, f"not recorded: MLflow failed ({exc})"[:2000])
         return f"trial {trial.number}'s run could not be created: {exc}"[:2000]
-    task_run = run_trial.submit(quote(ctx), quote(job_for(ctx, trial, params, model_dir, prune)), run_id)
+    task_run = tuning.run_trial.submit(quote(ctx), quote(job), run_id)
     running[task_run.wrapped_future] = (trial, task_run, run_id)
     return None
 
 
 def _tell(
-    study: optuna.Study, ctx: TrialContext, trial: optuna.Trial, result: TrialResult, failures: int, halt: str | None
+    study: optuna.Study,
+    ctx: TrialContext,
+    trial: optuna.Trial,
+    result: TrialResult,
+    failures: int,
+    halt: str | None,
 ) -> tuple[int, str | None]:
     """Tell Optuna what the trial task recorded; the failure count and why to halt, updated."""
     trial.set_user_attr("mlflow_run_id", result.run_id)
@@ -262,11 +209,11 @@ def _tell(
     elif result.state == "PRUNED":
         study.tell(trial, state=TrialState.PRUNED)
     elif result.state == "UNRECORDED":
-        fail_and_requeue(study, trial.number, trial.params, result.error, ctx.cfg.families)
+        tuning.fail_and_requeue(study, ctx, trial.number, trial.params, result.error)
         return failures, halt or result.error
     elif result.state == "INTERRUPTED" or (ctx.stop.is_set() and "TrialLimitExceeded" in (result.error or "")):
-        fail_and_requeue(study, trial.number, trial.params, INTERRUPTED, ctx.cfg.families)
-        kill_run(ctx.tracker(), result.run_id, trial.number, ctx.parent_run_id, ctx.tags, INTERRUPTED, trial.params)
+        tuning.fail_and_requeue(study, ctx, trial.number, trial.params, tuning.INTERRUPTED)
+        tuning.kill_run(ctx, result.run_id, trial.number, tuning.INTERRUPTED, trial.params)
     else:
         trial.set_user_attr("error", result.error)
         study.tell(trial, state=TrialState.FAIL)
@@ -274,37 +221,22 @@ def _tell(
     return failures, halt
 
 
-def _surplus(study: optuna.Study, trial: optuna.Trial, ctx: TrialContext) -> None:
-    """Give back a trial asked beyond the budget by a race between workers (re-queueing fixed parameters)."""
-    fixed = study_storage(study).get_trial_system_attrs(trial_id(trial)).get("fixed_params")
-    trial.set_user_attr("error", "surplus: the trial budget was filled by other workers")
-    study.tell(trial, state=TrialState.FAIL)
-    if fixed:
-        study.enqueue_trial(fixed, skip_if_exists=False)
-    kill_run(
-        ctx.tracker(), None, trial.number, ctx.parent_run_id, ctx.tags, "not run: the trial budget was filled by other workers"
-    )
-
-
-class _Signals:
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """Within the block, the first SIGTERM or SIGINT sets `stop`; a second one interrupts at once."""
 
-    def __init__(self, stop: threading.Event):
-        self.stop, self.previous = stop, {}
-
-    def __enter__(self) -> _Signals:
-        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
-            self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.stop.is_set():
+    def handle(signum: int, frame: object) -> None:
+        if stop.is_set():
             raise KeyboardInterrupt
-        self.stop.set()
+        stop.set()
+
+    main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run(cfg: Config) -> dict:
@@ -315,8 +247,9 @@ def run(cfg: Config) -> dict:
     """
     require_prepared(cfg.paths.prepared)
     cfg = plan_run(cfg, file_md5(cfg.paths.prepared), same_data_rule=False).cfg
-    version = _check_inputs(cfg)  # bad input refused before the flow run: one paragraph, no flow run failing with its traceback
-    return tune_flow.with_options(task_runner=task_runner(cfg))(cfg, version)
+    with tuning.start_runner(cfg) as runner:  # the trial workers start while the inputs are checked and the flow run begins
+        version = tune_inputs(cfg)  # bad input refused before the flow run: one paragraph, no flow run failing with its traceback
+        return tune_flow.with_options(task_runner=task_runner(cfg))(cfg, version, runner)
 
 
 if __name__ == "__main__":

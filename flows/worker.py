@@ -8,36 +8,42 @@ params.yaml, here or on other machines (with a PostgreSQL `tune.storage` and an 
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 from prefect import flow
 
-from flows.tune import _check_inputs, drive_trials, task_runner, trial_context
+from flows._inputs import tune_inputs
+from flows.tune import drive_trials, task_runner
 from studies.storage import PARENT_RUN_ATTR, close_study, join_study
 from tasks.tracking import open_tracker
-from tasks.tuning import lineage_tags, recover_orphan_trials
+from tasks.tuning import TrialContext, lineage_tags, recover_orphan_trials, start_runner
 from tunedag.config import Config
 from tunedag.errors import TunedagError
 
 
 @flow(name="tune-worker")
-def worker_flow(cfg: Config) -> str:
+def worker_flow(cfg: Config, runner: Future | None = None) -> str:
     """Run trials of the existing study until its global budget is used; return why it stopped."""
-    data_version = _check_inputs(cfg)
+    data_version = tune_inputs(cfg)
     tracker = open_tracker(cfg.tracking, create=False)
     study = join_study(cfg, data_version)
     parent = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent is None:
         raise TunedagError(f"Study {study.study_name} has no pipeline run yet; start it with `python -m flows.tune` first.")
-    ctx = trial_context(cfg, data_version, tracker, parent, study.study_name, lineage_tags(study.study_name, data_version))
+    ctx = TrialContext(
+        cfg, data_version, tracker.experiment_id, parent, study.study_name, lineage_tags(study.study_name, data_version)
+    )
     recover_orphan_trials(study, ctx)  # trials of dead processes: told from their runs, or failed and re-queued
     try:
-        return drive_trials(study, ctx)
+        return drive_trials(study, ctx, runner)
     finally:
         close_study(study)
 
 
 def run(cfg: Config) -> str:
-    """Run the worker flow (the CLI's `worker`)."""
-    return worker_flow.with_options(task_runner=task_runner(cfg))(cfg)
+    """Run the worker flow (the CLI's `worker`); its trial workers start while the flow run begins."""
+    with start_runner(cfg) as runner:
+        return worker_flow.with_options(task_runner=task_runner(cfg))(cfg, runner)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@ from mlflow.models import Model
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from modelio.mlflow_models import load_torch_model
 from modelio.trust import load_sklearn_model
 from tasks.lineage import log_dataset
 from tasks.outputs import write_json
-from tasks.tracking import Tracker, load_torch_model, log_values
+from tasks.tracking import Tracker, log_values
 from tasks.training import CUSTOM_RESULT, registered_versions
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared

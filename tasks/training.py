@@ -9,6 +9,7 @@ from mlflow.models import infer_signature
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from modelio.mlflow_models import save_sklearn_model, save_torch_model
 from modelio.trust import skops_trusted_types
 from tasks.provenance import git_commit
 from tasks.tracking import (
@@ -18,8 +19,6 @@ from tasks.tracking import (
     TAG_STUDY,
     Tracker,
     find_runs,
-    save_sklearn_model,
-    save_torch_model,
     start_run,
 )
 from tunedag.config import Config

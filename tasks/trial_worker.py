@@ -11,17 +11,18 @@ import shutil
 import sys
 import tempfile
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
+from mlflow.exceptions import MlflowException
 
+from modelio.mlflow_models import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
 from modelio.trust import skops_trusted_types
 from runners.base import default_threads
 from studies.storage import build_storage
 from tasks.outputs import write_failure
-from tasks.tracking import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
 from tunedag.config import Config
 from tunedag.data import load_prepared
 from tunedag.objective import Reporter, TrialPruned, evaluate
@@ -32,8 +33,7 @@ from tunedag.samplers import build_pruner
 class TrialJob:
     """Everything a worker needs for one trial: references and parameters, no data."""
 
-    cfg: Config
-    data_path: Path
+    cfg: Config  # the prepared data is cfg.paths.prepared
     data_version: str
     study_name: str
     trial_id: int
@@ -45,7 +45,7 @@ class TrialJob:
 
 @dataclass
 class JobResult:
-    """What came of a trial: its state, values, series to log, and where its model files are."""
+    """What came of a trial: its state, values, series to log, and where its model folder is."""
 
     state: str  # COMPLETE, PRUNED, FAIL, or UNRECORDED (the model could not be written: the disk or store refuses writes)
     values: list[float] | None = None
@@ -55,7 +55,6 @@ class JobResult:
     error: str | None = None
     traceback: str | None = None
     model_dir: str | None = None
-    in_place: bool = False  # model_dir is the run's own artifact folder: nothing to upload or delete
 
 
 def run_job(job: TrialJob) -> JobResult:
@@ -65,23 +64,18 @@ def run_job(job: TrialJob) -> JobResult:
     """
     metric = job.cfg.tune.metric
     try:
-        _match_torch_threads(job.cfg)
-        reporter = _reporter(job) if job.prune else None
-        outcome = evaluate(job.cfg, load_prepared(job.data_path, job.data_version), job.params, reporter)
+        torch, threads = sys.modules.get("torch"), default_threads(job.cfg.tune.parallelism, job.cfg.tune.threads_per_trial)
+        if torch is not None and torch.get_num_threads() != threads:  # torch imported by a trial gets the worker's cap too
+            torch.set_num_threads(threads)
+        outcome = evaluate(
+            job.cfg, load_prepared(job.cfg.paths.prepared, job.data_version), job.params, _reporter(job) if job.prune else None
+        )
         steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate, **_epochs(outcome.curves)}
-        scored = JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v})
-        if outcome.model is None:  # a train_fn may return none
-            return scored
-        trusted = _skops_types(outcome.model, job.cfg.model.trusted_types)  # refuses unreviewed types
-        model_dir = _save_model(job, outcome.model, trusted)
-        return replace(scored, model_dir=model_dir, in_place=bool(job.model_dir))
+        model_dir = None if outcome.model is None else _save_model(job, outcome.model)  # a train_fn may return none
+        return JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v}, model_dir=model_dir)
     except TrialPruned as pruned:
         steps = {f"val_{metric}_by_step": pruned.intermediate, **_epochs(pruned.curves or {})}
         return JobResult("PRUNED", [pruned.intermediate[-1]], steps={k: v for k, v in steps.items() if v}, pruned_at=pruned.step)
-    except MemoryError:
-        limit = job.cfg.tune.trial_memory_mb
-        why = f"ran out of memory (tune.trial_memory_mb {limit} MB)" if limit else "ran out of memory"
-        return JobResult("FAIL", error=f"MemoryError: {why}", traceback=traceback.format_exc()[-5000:])
     except Exception as exc:  # a failing trial must never stop the study
         if why := write_failure(exc):  # not the configuration's fault: the loop re-queues it and stops (UNRECORDED)
             return JobResult(
@@ -89,7 +83,13 @@ def run_job(job: TrialJob) -> JobResult:
                 error=f"not recorded: the model could not be written: {why}",
                 traceback=traceback.format_exc()[-5000:],
             )
-        return JobResult("FAIL", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-5000:])
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, MemoryError):
+            limit = job.cfg.tune.trial_memory_mb
+            error = (
+                f"MemoryError: ran out of memory (tune.trial_memory_mb {limit} MB)" if limit else "MemoryError: ran out of memory"
+            )
+        return JobResult("FAIL", error=error, traceback=traceback.format_exc()[-5000:])
 
 
 def _epochs(curves: dict[str, list[float]]) -> dict[str, list[float]]:
@@ -97,93 +97,55 @@ def _epochs(curves: dict[str, list[float]]) -> dict[str, list[float]]:
     return {f"epoch_{name}": series for name, series in curves.items()}
 
 
-def discard(result: JobResult) -> None:
-    """Delete a trial's temporary model folder (one written in place belongs to its MLflow run)."""
-    if result.model_dir and not result.in_place:
+def discard(job: TrialJob, result: JobResult) -> None:
+    """Delete a trial's temporary model folder (one written into the run's own folder belongs to the run)."""
+    if result.model_dir and result.model_dir != job.model_dir:
         shutil.rmtree(Path(result.model_dir).parent, ignore_errors=True)
-
-
-def _save_model(job: TrialJob, model: Any, trusted: list[str] | None) -> str:
-    """Write the model as an MLflow model folder: PyTorch for networks, scikit-learn (skops) otherwise.
-
-    Into `job.model_dir` when the trial task gave one (the run's local artifact folder), else into a temporary folder that the task uploads and deletes.
-    """
-    folder = (
-        Path(job.model_dir) if job.model_dir else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT
-    )
-    if trusted is None:
-        save_torch_model(model, folder)
-    else:
-        _save_sklearn(model, folder, trusted, job.cfg.model.trusted_types)
-    return str(folder)
 
 
 _TRUSTED: dict[str, list[str]] = {}  # per estimator and model.trusted_types: the reviewed skops types seen in this worker
 
 
-def _skops_types(model: Any, extra: list[str]) -> list[str] | None:
-    """The skops types to trust for a scikit-learn model (None for a network), remembered per estimator.
+def _save_model(job: TrialJob, model: Any) -> str:
+    """Write the model as an MLflow model folder (PyTorch for networks, scikit-learn in skops format otherwise); its path.
 
-    Finding a model's types takes one more serialisation, so it is done for an estimator's first
-    model only; `skops_trusted_types` refuses unreviewed types then (the trial fails with why).
+    Into `job.model_dir` when given, else into a temporary folder that the trial task uploads and deletes.
+    Finding a scikit-learn model's skops types takes one more serialisation, so it is done for an
+    estimator's first model only (refusing unreviewed types: the trial fails with why), and again
+    when MLflow refuses to load back a model that holds a type beyond the remembered ones.
     """
+    folder = Path(job.model_dir or Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT)
     if "tunedag.nets" in sys.modules and sys.modules["tunedag.nets"].is_torch_model(model):
-        return None
-    key = _estimator_key(model, extra)
+        save_torch_model(model, folder)
+        return str(folder)
+    extra, estimator = job.cfg.model.trusted_types, model.steps[-1][1] if hasattr(model, "steps") else model
+    key = f"{type(estimator).__module__}.{type(estimator).__qualname__} {sorted(extra)}"
     if key not in _TRUSTED:
         _TRUSTED[key] = skops_trusted_types(model, extra)
-    return _TRUSTED[key]
-
-
-def _save_sklearn(model: Any, folder: Path, trusted: list[str], extra: list[str]) -> None:
-    """Save with the remembered types; when this model holds more, look them up and save again.
-
-    MLflow loads the file back with the list given and refuses one that needs a type beyond it.
-    """
-    from mlflow.exceptions import MlflowException
-
     try:
-        return save_sklearn_model(model, folder, trusted)
+        save_sklearn_model(model, folder, _TRUSTED[key])
     except MlflowException as exc:
         if "untrusted types" not in str(exc):
             raise
         shutil.rmtree(folder, ignore_errors=True)
-    key = _estimator_key(model, extra)
-    _TRUSTED[key] = sorted(set(trusted) | set(skops_trusted_types(model, extra)))
-    save_sklearn_model(model, folder, _TRUSTED[key])
+        _TRUSTED[key] = sorted(set(_TRUSTED[key]) | set(skops_trusted_types(model, extra)))
+        save_sklearn_model(model, folder, _TRUSTED[key])
+    return str(folder)
 
 
-def _estimator_key(model: Any, extra: list[str]) -> str:
-    estimator = model.steps[-1][1] if hasattr(model, "steps") else model
-    return f"{type(estimator).__module__}.{type(estimator).__qualname__} {sorted(extra)}"
-
-
-_STUDIES: dict[tuple[str, str], optuna.Study] = {}
-
-
-def _study(job: TrialJob) -> optuna.Study:
-    """The study in this process, loaded once (the journal is replayed once per worker)."""
-    key = (job.cfg.tune.storage, job.study_name)
-    if key not in _STUDIES:
-        storage = build_storage(key[0], job.cfg.tune.journal_sync)
-        _STUDIES[key] = optuna.load_study(study_name=job.study_name, storage=storage, pruner=build_pruner(job.cfg))
-    return _STUDIES[key]
+_STUDIES: dict[tuple[str, str], optuna.Study] = {}  # loaded once per worker (the journal is replayed once)
 
 
 def _reporter(job: TrialJob) -> Reporter:
     """Report intermediate values to the trial in the shared storage; answer whether to stop."""
-    trial = optuna.Trial(_study(job), job.trial_id)
+    key = (job.cfg.tune.storage, job.study_name)
+    if key not in _STUDIES:
+        storage = build_storage(key[0], job.cfg.tune.journal_sync)
+        _STUDIES[key] = optuna.load_study(study_name=job.study_name, storage=storage, pruner=build_pruner(job.cfg))
+    trial = optuna.Trial(_STUDIES[key], job.trial_id)
 
     def report(step: int, value: float) -> bool:
         trial.report(value, step)
         return trial.should_prune()
 
     return report
-
-
-def _match_torch_threads(cfg: Config) -> None:
-    """torch, imported by a trial after the worker started, gets the worker's thread cap too."""
-    torch = sys.modules.get("torch")
-    threads = default_threads(cfg.tune.parallelism, cfg.tune.threads_per_trial)
-    if torch is not None and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from flows._cli import main
+from flows._inputs import tune_inputs
 from flows.cli import UI_ENV
 from flows.prepare import prepare_flow
-from flows.tune import _check_inputs
 from flows.tune import run as run_tune
 from integrity.checks import verify_tracked
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
@@ -104,7 +104,7 @@ def test_a_flipped_byte_in_the_prepared_dataset_stops_tuning_and_a_rebuild_does_
     assert main(prepare_flow, "test", ["--params", "params.yaml"]) == 0
     assert file_md5(prepared) != recorded
     assert verify_tracked(prepared, load_config("params.yaml")) == "stale"
-    assert _check_inputs(load_config("params.yaml")) == file_md5(prepared)
+    assert tune_inputs(load_config("params.yaml")) == file_md5(prepared)
     # `dvc repro` re-runs prepare, records it, and the tune stage starts on the new file.
     assert "Running stage 'tune'" in ok(project, "dvc", "repro", "tune")
     assert verify_tracked(prepared, load_config("params.yaml")) == "match"

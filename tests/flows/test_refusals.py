@@ -600,9 +600,9 @@ def test_a_model_tunedag_saved_loads_and_predicts_as_before(tmp_path) -> None:
 
     from sklearn.datasets import load_iris
 
+    from modelio.mlflow_models import save_sklearn_model
     from modelio.trust import skops_trusted_types
     from tasks.evaluation import load_final_model
-    from tasks.tracking import save_sklearn_model
     from tunedag.estimators import build_model
 
     X, y = load_iris(return_X_y=True, as_frame=True)

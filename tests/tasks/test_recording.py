@@ -26,11 +26,11 @@ from tasks.tuning import (
     INTERRUPTED,
     TAG_VALUES,
     TrialContext,
-    job_for,
     record,
     recover_orphan_trials,
     run_trial,
-    start_trial_run,
+    start_runner,
+    start_trial,
 )
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_source, prepare, save_prepared
@@ -61,9 +61,7 @@ def setup(cfg):
     tracker = open_tracker(cfg.tracking)
     study = optuna.create_study(study_name="s", storage=build_storage(cfg.tune.storage, False), direction="maximize")
     parent = tracker.client.create_run(tracker.experiment_id).info.run_id
-    ctx = TrialContext(
-        cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), tracker.experiment_id, parent, "s", {TAG_STUDY: "s"}
-    )
+    ctx = TrialContext(cfg, file_md5(cfg.paths.prepared), tracker.experiment_id, parent, "s", {TAG_STUDY: "s"})
     return tracker, study, ctx
 
 
@@ -78,11 +76,12 @@ def _trial(study, ctx, owner=None):
 def test_a_trial_is_recorded_in_full_with_its_model_in_the_runs_own_folder(setup):
     tracker, study, ctx = setup
     trial, params = _trial(study, ctx)
-    run_id, model_dir = start_trial_run(ctx, trial.number)
+    run_id, job = start_trial(ctx, trial, params, False)
     with make_runner("thread", 1, Limits(threads=1)) as runner:
         from dataclasses import replace
 
-        result = run_trial.fn(replace(ctx, runner=runner), job_for(ctx, trial, params, model_dir, False), run_id)
+        result = run_trial.fn(replace(ctx, runner=runner), job, run_id)
+    model_dir = job.model_dir
     run = tracker.client.get_run(run_id)
     assert result.state == "COMPLETE" and run.info.status == "FINISHED"
     assert json.loads(run.data.tags[TAG_VALUES]) == result.values
@@ -97,24 +96,22 @@ def test_a_trial_is_recorded_in_full_with_its_model_in_the_runs_own_folder(setup
 def test_a_run_that_cannot_be_written_is_unrecorded_never_complete(setup, monkeypatch):
     tracker, study, ctx = setup
     trial, params = _trial(study, ctx)
-    run_id, model_dir = start_trial_run(ctx, trial.number)
+    run_id, job = start_trial(ctx, trial, params, False)
     monkeypatch.setattr("tasks.tuning.record", lambda *a: (_ for _ in ()).throw(ConnectionError("store down")))
     with make_runner("thread", 1, Limits(threads=1)) as runner:
         from dataclasses import replace
 
-        result = run_trial.fn(replace(ctx, runner=runner), job_for(ctx, trial, params, model_dir, False), run_id)
+        result = run_trial.fn(replace(ctx, runner=runner), job, run_id)
     assert result.state == "UNRECORDED" and "store down" in result.error
 
 
 def test_an_orphan_recorded_but_not_told_is_told_from_its_run_without_running_again(setup):
     tracker, study, ctx = setup
     trial, params = _trial(study, ctx, DEAD)
-    run_id, _ = start_trial_run(ctx, trial.number)
+    run_id, job = start_trial(ctx, trial, params, False)
     from tasks.trial_worker import JobResult
 
-    record(
-        tracker.client, run_id, job_for(ctx, trial, params, None, False), JobResult("COMPLETE", [0.91], {"f1": 0.91}), 1.0, "f1"
-    )
+    record(tracker.client, run_id, job, JobResult("COMPLETE", [0.91], {"f1": 0.91}), 1.0)
 
     assert recover_orphan_trials(study, ctx) == [0]
     [told] = study.get_trials(deepcopy=False)
@@ -124,7 +121,7 @@ def test_an_orphan_recorded_but_not_told_is_told_from_its_run_without_running_ag
 def test_an_orphan_not_recorded_is_failed_requeued_and_its_run_killed_with_why(setup):
     tracker, study, ctx = setup
     trial, params = _trial(study, ctx, DEAD)
-    start_trial_run(ctx, trial.number)
+    start_trial(ctx, trial, params, False)
     _trial(study, ctx, DEAD)  # killed after its claim, before its run was created
 
     assert recover_orphan_trials(study, ctx, whole=True) == [0, 1]
@@ -153,8 +150,8 @@ def test_trials_a_journal_lost_are_told_again_in_order_from_their_runs(setup):
     runs = []
     for value in (0.8, 0.9):
         trial, params = _trial(study, ctx)
-        run_id, _ = start_trial_run(ctx, trial.number)
-        record(tracker.client, run_id, job_for(ctx, trial, params, None, False), JobResult("COMPLETE", [value]), 1.0, "f1")
+        run_id, job = start_trial(ctx, trial, params, False)
+        record(tracker.client, run_id, job, JobResult("COMPLETE", [value]), 1.0)
         runs.append((params, value))
     study.tell(0, [0.8])
     study.tell(1, [0.9])
@@ -186,3 +183,36 @@ def test_local_artifact_dir_only_for_runs_whose_artifacts_are_on_this_disk(tmp_p
     assert local_artifact_dir(str(tmp_path)) == tmp_path
     assert local_artifact_dir("s3://bucket/x") is None
     assert local_artifact_dir("mlflow-artifacts:/1/abc/artifacts") is None
+
+
+def test_the_runner_starts_beside_the_caller_and_is_closed_cancelling_on_an_error(cfg, monkeypatch):
+    import time
+
+    closed = []
+
+    class Started:
+        def close(self, cancel=False):
+            closed.append(cancel)
+
+    monkeypatch.setattr("tasks.tuning.runner_for", lambda cfg: (time.sleep(0.3), Started())[1])
+    with start_runner(cfg) as runner:
+        assert not runner.done(), "the caller goes on while the workers start"
+        assert isinstance(runner.result(), Started)
+    assert closed == [False]
+    with pytest.raises(KeyError), start_runner(cfg):
+        raise KeyError("bad input")
+    assert closed == [False, True]
+
+
+def test_a_trial_whose_runner_the_stop_closed_before_its_submit_comes_back_interrupted(setup):
+    from dataclasses import replace
+
+    tracker, study, ctx = setup
+    trial, params = _trial(study, ctx)
+    run_id, job = start_trial(ctx, trial, params, False)
+    runner = make_runner("thread", 1, Limits(threads=1))
+    runner.close()
+    stopped = replace(ctx, runner=runner)
+    stopped.stop.set()
+    result = run_trial.fn(stopped, job, run_id)
+    assert result.state == "INTERRUPTED" and result.error == INTERRUPTED

@@ -1,4 +1,4 @@
-"""Torch networks saved as MLflow PyTorch models (tasks.tracking): loadable with mlflow.pyfunc, same predictions."""
+"""Torch networks saved as MLflow PyTorch models (modelio.mlflow_models): loadable with mlflow.pyfunc, same predictions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.tracking import load_torch_model, log_torch_model, save_torch_model
+from modelio.mlflow_models import load_torch_model, log_torch_model, save_torch_model
 from tunedag.config import DataConfig, PreprocessConfig
 from tunedag.data import load_source, prepare
 from tunedag.errors import ConfigError

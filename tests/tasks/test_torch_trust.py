@@ -17,9 +17,9 @@ import pytest
 import torch
 import yaml
 
+from modelio.mlflow_models import save_torch_model
 from modelio.torch_trust import PICKLE_SWITCH
 from tasks.evaluation import load_final_model
-from tasks.tracking import save_torch_model
 from tests.support.hostile import MARKER_ENV, Tripwire
 from tests.tasks.test_torch_models import fitted
 from tunedag.errors import ConfigError

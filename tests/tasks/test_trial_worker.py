@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import optuna
@@ -31,7 +32,7 @@ def cfg(tmp_path: Path):
 
 
 def _job(cfg, params, prune=False, trial_id=0, study_name="x") -> TrialJob:
-    return TrialJob(cfg, cfg.paths.prepared, file_md5(cfg.paths.prepared), study_name, trial_id, 0, params, prune)
+    return TrialJob(cfg, file_md5(cfg.paths.prepared), study_name, trial_id, 0, params, prune)
 
 
 PARAMS = {"n_estimators": 8, "max_depth": 3, "min_samples_leaf": 2, "max_features": "sqrt", "criterion": "gini"}
@@ -44,7 +45,7 @@ def test_a_complete_trial_returns_scores_and_a_loadable_model_folder(cfg):
     model = mlflow.pyfunc.load_model(result.model_dir)
     X = pd.read_parquet(cfg.paths.prepared).drop(columns=["target", "__split__"]).head(3)
     assert len(model.predict(X)) == 3
-    discard(result)
+    discard(_job(cfg, PARAMS), result)
     assert not Path(result.model_dir).exists()
 
 
@@ -90,16 +91,18 @@ def test_a_model_needing_a_type_beyond_the_remembered_list_is_saved_after_a_look
 
     extra = ["tests.support.misbehaving.shift_features"]
     monkeypatch.setattr(trial_worker, "_TRUSTED", {})
+    cfg = SimpleNamespace(model=SimpleNamespace(trusted_types=extra))
+
+    def save(model, name):
+        return trial_worker._save_model(trial_worker.TrialJob(cfg, "v", "s", 0, 0, {}, False, str(tmp_path / name)), model)
+
     X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
-    plain = Pipeline([("model", LogisticRegression())]).fit(X, y)
-    trial_worker._save_sklearn(plain, tmp_path / "a", trial_worker._skops_types(plain, extra), extra)
+    save(Pipeline([("model", LogisticRegression())]).fit(X, y), "a")
     assert list(trial_worker._TRUSTED.values()) == [[]]
-    # The same final estimator after a step of a type the first model did not hold.
+    # The same final estimator after a step of a type the first model did not hold: looked up again, then saved.
     richer = Pipeline([("shift", FunctionTransformer(shift_features)), ("model", LogisticRegression())]).fit(X, y)
-    remembered = trial_worker._skops_types(richer, extra)
-    assert remembered == []
-    trial_worker._save_sklearn(richer, tmp_path / "b", remembered, extra)
+    save(richer, "b")
     assert list(trial_worker._TRUSTED.values()) == [extra]
     assert (mlflow.sklearn.load_model(str(tmp_path / "b")).predict(X) == richer.predict(X)).all()
-    trial_worker._skops_types(RandomForestClassifier(n_estimators=2).fit(X, y), extra)
+    save(RandomForestClassifier(n_estimators=2).fit(X, y), "c")
     assert len(trial_worker._TRUSTED) == 2, "one list per estimator"

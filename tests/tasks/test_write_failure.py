@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
     from sklearn.ensemble import RandomForestClassifier
     from modelio.trust import skops_trusted_types
     from tasks.outputs import write_failure
-    from tasks.tracking import save_sklearn_model
+    from modelio.mlflow_models import save_sklearn_model
 
     X, y = load_breast_cancer(return_X_y=True)
     model = RandomForestClassifier(n_estimators=30, random_state=0).fit(X, y)

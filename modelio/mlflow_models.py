@@ -1,0 +1,127 @@
+"""Models as MLflow model folders: scikit-learn pipelines in skops format, networks as PyTorch (torch.export) models.
+
+Used wherever a model is written or read back: the trial workers, the final refit, the evaluation.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+MODEL_ARTIFACT = "model"  # the artifact path of a run's model folder
+
+
+_REQUIREMENTS_CHECKED: set[tuple[str, ...]] = set()
+
+
+def _check_requirements_once() -> None:
+    """Let MLflow compare a model's explicit requirements with the installed packages once per process.
+
+    `save_model` runs that comparison on every call (reading package metadata: about 60% of a
+    small model's save time); the answer cannot change while the process runs, so later calls
+    with requirements already checked skip it. MLflow still warns, once, on a mismatch.
+    """
+    import mlflow.utils.environment as env
+
+    check = env.warn_dependency_requirement_mismatches
+    if getattr(check, "tunedag_once", False):
+        return
+
+    def once(model_requirements: list[str]) -> None:
+        key = tuple(model_requirements)
+        if key not in _REQUIREMENTS_CHECKED:
+            check(model_requirements)
+            _REQUIREMENTS_CHECKED.add(key)
+
+    once.tunedag_once = True  # type: ignore[attr-defined]
+    env.warn_dependency_requirement_mismatches = once
+
+
+@lru_cache(maxsize=1)
+def pip_requirements() -> tuple[str, ...]:
+    """Explicit requirements, so model logging skips MLflow's slow inference subprocess."""
+    names = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+    return tuple(f"{n}=={version(n)}" for n in names)
+
+
+def save_sklearn_model(model: Any, path: Path, trusted_types: list[str], signature: Any = None) -> None:
+    """Write `model` as an MLflow sklearn model (skops format) at `path`."""
+    import mlflow.sklearn
+
+    import modelio.skops_io  # noqa: F401  (skops without its torch import, before MLflow imports it)
+
+    _check_requirements_once()
+
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        serialization_format="skops",
+        skops_trusted_types=trusted_types,
+        pip_requirements=list(pip_requirements()),
+        signature=signature,
+    )
+
+
+def save_torch_model(model: Any, path: Path, signature: Any = None, input_example: Any = None) -> None:
+    """Write a fitted torch pipeline (tunedag.nets) as an MLflow PyTorch model at `path`.
+
+    The network travels with its fitted imputation and scaling as one module exported with
+    `torch.export` (MLflow's "pt2" format: a graph and tensors, no pickle, no tunedag needed to load).
+    `mlflow.pyfunc.load_model(path).predict(features)` takes the raw feature columns as float64 (a
+    DataFrame or array, as the prepared data holds them; MLflow checks the dtype) and returns class probabilities (one column per class, in the order of the `classes` metadata) for
+    a classifier, predictions for a regressor; `load_torch_model` gives labels too.
+
+    Args:
+        input_example: a few feature rows to trace with (zeros when None).
+        signature: a tensor-based signature; inferred from the example when None.
+    """
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    from tunedag.nets import to_inference_module, torch_estimator
+
+    module, est = to_inference_module(model), torch_estimator(model)
+    n_features = getattr(model, "n_features_in_", est.n_features_in_)
+    example = np.zeros((2, n_features)) if input_example is None else np.array(input_example, np.float64)[:20].copy()
+    example = np.concatenate([example, example]) if len(example) < 2 else example  # a batch of 1 would fix the size
+    with torch.no_grad():
+        out = module(torch.from_numpy(example)).numpy()
+    classes = getattr(est, "classes_", None)
+    metadata = {
+        "tunedag_task": "classification" if classes is not None else "regression",
+        "classes": None if classes is None else classes.tolist(),
+    }
+    mlflow.pytorch.save_model(
+        module,
+        str(path),
+        serialization_format="pt2",
+        input_example=example,
+        signature=signature or infer_signature(example, out),
+        metadata=metadata,
+        pip_requirements=[f"torch=={version('torch')}", f"numpy=={version('numpy')}"],
+    )
+
+
+def log_torch_model(client: MlflowClient, run_id: str, model: Any) -> None:
+    """Save a fitted torch pipeline and upload it as the run's `model` artifact (loadable with mlflow.pyfunc)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / MODEL_ARTIFACT
+        save_torch_model(model, path)
+        client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
+
+
+def load_torch_model(path: Path | str) -> Any:
+    """A saved torch model as a predictor with `predict` (labels), and `predict_proba` / `classes_` for a classifier."""
+    from modelio.torch_trust import load_torch_module  # unpickles nothing; refuses a folder it cannot load so
+    from tunedag.nets import ExportedPredictor
+
+    module, meta = load_torch_module(Path(path))
+    return ExportedPredictor(module, meta.get("classes"))
