@@ -7,7 +7,10 @@ import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+_SHIPPED: dict[str, str] = {}  # in a worker: the driver's path of each file a runner shipped -> this worker's copy
 
 
 class TrialLimitExceeded(Exception):
@@ -28,6 +31,19 @@ def default_threads(parallelism: int, requested: int | None = None) -> int:
     return requested or max(1, (os.cpu_count() or 1) // parallelism)
 
 
+def local_path(path: Path | str) -> Path:
+    """Where a job reads the driver's file `path`: the worker's own copy when the runner shipped it (`Runner.ship`), else `path`."""
+    return Path(_SHIPPED.get(str(path), path))
+
+
+def answer(done: Future, value: Any, error: BaseException | None) -> None:
+    """Answer `done` once: the first of the job, its timer or a cancelling close wins."""
+    try:
+        done.set_exception(error) if error is not None else done.set_result(value)
+    except Exception:  # InvalidStateError: answered already
+        pass
+
+
 class Runner(abc.ABC):
     """Runs jobs (a module-level function and picklable arguments) and hands back futures of their returns.
 
@@ -42,6 +58,7 @@ class Runner(abc.ABC):
     - `close(cancel=False)` waits for running jobs and frees the workers; `close(cancel=True)`
       stops running jobs within seconds, their futures ending with `TrialLimitExceeded("interrupted")`.
       Closing twice is a no-op; `submit` after `close` raises RuntimeError.
+    - `ship(path)` makes the driver's file `path` readable by later jobs as `local_path(path)`, on whatever host they run.
     - `submit` and `close` may be called from any thread (the trial tasks are threads of the flow).
 
     Ownership: whoever creates a runner closes it (the trial loop, in a `with` block); the jobs own
@@ -58,6 +75,10 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def close(self, cancel: bool = False) -> None:
         raise NotImplementedError
+
+    def ship(self, path: Path | str) -> None:
+        """Send the file at `path` to the workers, once; runners whose workers share this machine's disk need not."""
+        return None
 
     def __enter__(self) -> Runner:
         return self

@@ -38,9 +38,10 @@ class ProcessRunner(Runner):
         super().__init__(limits)
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__, *preload])
-        started = context.Value("i", 0)
+        started, gpus = context.Value("i", 0), visible_gpus()
+        owners = context.Array("i", len(gpus))  # the pid holding each GPU, 0 for none
         self._pool = pebble.ProcessPool(
-            max_workers=workers, context=context, initializer=_init_worker, initargs=(limits, visible_gpus(), started, preload)
+            max_workers=workers, context=context, initializer=_init_worker, initargs=(limits, gpus, owners, started, preload)
         )
         self._lock, self._closed, self._jobs = threading.Lock(), False, {}
         # Started now, so their imports never count against a trial's timeout; a pool closed while a
@@ -98,18 +99,38 @@ class ProcessRunner(Runner):
         self._pool.join(timeout=30)
 
 
-def _init_worker(limits: Limits, gpus: list[str], counter: Any, preload: tuple[str, ...]) -> None:
+def _init_worker(limits: Limits, gpus: list[str], owners: Any, counter: Any, preload: tuple[str, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the jobs
     for module in preload:  # a forkserver started by another pool may lack ours: import them before the memory cap
         importlib.import_module(module)
+    if gpus:  # set before anything starts CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = _claim_gpu(gpus, owners)
     with counter.get_lock():
-        slot = counter.value
         counter.value += 1
-    if len(gpus) > 1:  # one GPU per concurrent trial: worker k sees GPU k mod n as its only device
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     cap_threads(limits.threads)
     if limits.memory_mb:
         _cap_memory(limits.memory_mb)
+
+
+def _claim_gpu(gpus: list[str], owners: Any) -> str:
+    """The first GPU that no live worker holds, held by this worker until it dies; "" (no GPU: the CPU) when all are held.
+
+    A worker runs one trial at a time, so a trial never shares its GPU, and a replaced worker's GPU goes to its successor.
+    """
+    with owners.get_lock():
+        for i, pid in enumerate(owners):
+            if not pid or not _alive(pid):
+                owners[i] = os.getpid()
+                return gpus[i]
+    return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie holds nothing
+    except OSError:
+        return False
 
 
 def cap_threads(threads: int) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from runners.base import Limits, Runner, TrialLimitExceeded
+from runners.base import Limits, Runner, TrialLimitExceeded, answer
 
 
 class ThreadRunner(Runner):
@@ -31,7 +31,7 @@ class ThreadRunner(Runner):
         done.add_done_callback(self._futures.discard)
         threading.Thread(target=self._run, args=(done, fn, args), name="tunedag-trial", daemon=True).start()
         if self.limits.timeout_s:
-            timer = threading.Timer(self.limits.timeout_s, _settle, (done, None, self._timed_out()))
+            timer = threading.Timer(self.limits.timeout_s, answer, (done, None, self._timed_out()))
             timer.daemon = True
             timer.start()
             done.add_done_callback(lambda _: timer.cancel())
@@ -40,23 +40,15 @@ class ThreadRunner(Runner):
     @staticmethod
     def _run(done: Future, fn: Callable[..., Any], args: tuple) -> None:
         try:
-            _settle(done, fn(*args), None)
+            answer(done, fn(*args), None)
         except BaseException as exc:  # the job's own error, back to the caller
-            _settle(done, None, exc)
+            answer(done, None, exc)
 
     def close(self, cancel: bool = False) -> None:
         with self._lock:
             self._closed, futures = True, list(self._futures)
         for done in futures:
             if cancel:
-                _settle(done, None, TrialLimitExceeded("interrupted"))
+                answer(done, None, TrialLimitExceeded("interrupted"))
             else:
                 done.exception()
-
-
-def _settle(done: Future, value: Any, error: BaseException | None) -> None:
-    """Answer `done` once: the first of the job, its timer or a cancelling close wins."""
-    try:
-        done.set_exception(error) if error is not None else done.set_result(value)
-    except Exception:  # InvalidStateError: already answered
-        pass
