@@ -172,6 +172,7 @@ def drive_trials(study: optuna.Study, ctx: TrialContext) -> str:
     running: dict[Any, tuple[optuna.Trial, Any, str]] = {}  # wrapped future -> (trial, its task run, its MLflow run)
     failures, halt, beaten = 0, None, time.monotonic()
     with _Signals(ctx.stop), runner_for(ctx.cfg) as runner:
+        runner.ship(ctx.data_path)  # a Dask cluster's workers get the prepared data once, not from this disk
         ctx = replace(ctx, runner=runner)
         while True:
             decision = (

@@ -18,9 +18,9 @@ from typing import Any
 import optuna
 
 from modelio.trust import skops_trusted_types
-from runners.base import default_threads
+from runners.base import default_threads, local_path
 from studies.storage import build_storage
-from tasks.tracking import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
+from tasks.tracking import MODEL_ARTIFACT, client_for, save_sklearn_model, save_torch_model
 from tunedag.config import Config
 from tunedag.data import load_prepared
 from tunedag.objective import Reporter, TrialPruned, evaluate
@@ -66,13 +66,16 @@ def run_job(job: TrialJob) -> JobResult:
     try:
         _match_torch_threads(job.cfg)
         reporter = _reporter(job) if job.prune else None
-        outcome = evaluate(job.cfg, load_prepared(job.data_path, job.data_version), job.params, reporter)
+        outcome = evaluate(job.cfg, load_prepared(local_path(job.data_path), job.data_version), job.params, reporter)
         steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate, **_epochs(outcome.curves)}
         scored = JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v})
         if outcome.model is None:  # a train_fn may return none
             return scored
         trusted = _skops_types(outcome.model, job.cfg.model.trusted_types)  # refuses unreviewed types
         model_dir = _save_model(job, outcome.model, trusted)
+        if job.model_dir and job.model_dir.startswith("runs:/"):  # a tracking server: the worker uploads, no shared disk
+            client_for(job.cfg.tracking.uri).log_artifacts(job.model_dir.split("/")[1], model_dir, MODEL_ARTIFACT)
+            shutil.rmtree(Path(model_dir).parent, ignore_errors=True)
         return replace(scored, model_dir=model_dir, in_place=bool(job.model_dir))
     except TrialPruned as pruned:
         steps = {f"val_{metric}_by_step": pruned.intermediate, **_epochs(pruned.curves or {})}
@@ -102,7 +105,9 @@ def _save_model(job: TrialJob, model: Any, trusted: list[str] | None) -> str:
     Into `job.model_dir` when the trial task gave one (the run's local artifact folder), else into a temporary folder that the task uploads and deletes.
     """
     folder = (
-        Path(job.model_dir) if job.model_dir else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT
+        Path(job.model_dir)
+        if job.model_dir and not job.model_dir.startswith("runs:/")
+        else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT
     )
     if trusted is None:
         save_torch_model(model, folder)

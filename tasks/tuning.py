@@ -106,10 +106,10 @@ def trial_tags(ctx: TrialContext, number: int, **extra: str) -> dict[str, str]:
 
 
 def start_trial_run(ctx: TrialContext, number: int) -> tuple[str, str | None]:
-    """Create the trial's run; its id and, for a local artifact store, the folder its model is saved to."""
+    """Create the trial's run; its id and where its model goes: the local artifact folder, else `runs:/<id>/model` (uploaded by the worker)."""
     run = create_run(ctx.tracker(), f"trial-{number}", trial_tags(ctx, number), ctx.parent_run_id)
     folder = local_artifact_dir(run.info.artifact_uri)
-    return run.info.run_id, str(folder / MODEL_ARTIFACT) if folder else None
+    return run.info.run_id, str(folder / MODEL_ARTIFACT) if folder else f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}"
 
 
 @task(cache_policy=NO_CACHE, task_run_name="trial-{job.number}")
