@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -49,24 +50,43 @@ class Runner(abc.ABC):
 
     Contract, which tests/runners/test_contract.py holds every implementation to:
 
-    - `submit(fn, *args)` starts `fn(*args)` and returns at once a `concurrent.futures.Future`
-      of its return. An exception `fn` raises comes back as itself from `Future.result()`.
-    - A job that runs past `limits.timeout_s` (counted from `submit`), or whose worker dies, ends with `TrialLimitExceeded`
-      whose message says why ("ran past tune.trial_timeout", "worker process died"); the runner
-      goes on with the next job. A runner that cannot stop a job (threads) leaves it running
-      unseen but still answers the future with `TrialLimitExceeded` on time.
-    - `close(cancel=False)` waits for running jobs and frees the workers; `close(cancel=True)`
-      stops running jobs within seconds, their futures ending with `TrialLimitExceeded("interrupted")`.
-      Closing twice is a no-op; `submit` after `close` raises RuntimeError.
+    - `submit(fn, *args)` starts `fn(*args)` and returns at once a `concurrent.futures.Future` of its return;
+      an exception `fn` raises comes back as itself from `Future.result()`.
+    - A job past `limits.timeout_s`, or whose worker dies, ends with `TrialLimitExceeded` saying why ("ran past
+      tune.trial_timeout", "worker process died"); the runner goes on. A runner that cannot stop a job (threads)
+      leaves it running unseen but still answers on time.
+    - `close(cancel=False)` waits for running jobs and frees the workers; `close(cancel=True)` stops them within
+      seconds (`TrialLimitExceeded("interrupted")`). Closing twice is a no-op; `submit` after `close` raises RuntimeError.
     - `ship(path)` makes the driver's file `path` readable by later jobs as `local_path(path)`, on whatever host they run.
-    - `submit` and `close` may be called from any thread (the trial tasks are threads of the flow).
-
-    Ownership: whoever creates a runner closes it (the trial loop, in a `with` block); the jobs own
-    nothing of the runner, and the runner owns its worker processes or cluster and nothing else.
+    - `submit` and `close` may be called from any thread. Whoever creates a runner closes it (the trial loop, in a
+      `with` block); the runner owns its worker processes or cluster and nothing else.
     """
 
     def __init__(self, limits: Limits):
-        self.limits = limits
+        self.limits, self._lock, self._closed, self._jobs = limits, threading.Lock(), False, {}
+
+    def _track(self, start: Callable[[], Any], timer_s: float | None = None) -> tuple[Future, Any]:
+        """A future for the job `start()` launches (refused once closed), tracked until answered, answered at `timer_s`."""
+        done: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("submit on a closed runner")
+            job = self._jobs[done] = start()
+        done.add_done_callback(lambda _: self._jobs.pop(done, None))
+        if timer_s:
+            timer = threading.Timer(timer_s, answer, (done, None, self._timed_out()))
+            timer.daemon = True
+            timer.start()
+            done.add_done_callback(lambda _: timer.cancel())
+        return done, job
+
+    def _closing(self) -> list[tuple[Future, Any]] | None:
+        """The jobs still running, on the first close only (None after)."""
+        with self._lock:
+            if self._closed:
+                return None
+            self._closed = True
+            return list(self._jobs.items())
 
     @abc.abstractmethod
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:

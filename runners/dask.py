@@ -1,8 +1,7 @@
-"""Jobs on a Dask cluster (the one at `address`, or a LocalCluster of `workers` processes on 127.0.0.1).
+"""Jobs on a Dask cluster (at `address`, or a LocalCluster of `workers` processes), each in its worker's own ProcessRunner.
 
-Each Dask worker runs its jobs in a worker process of its own `ProcessRunner` (made once per worker by a WorkerPlugin),
-so the timeout, the memory cap, a crash and their reasons are those of one machine. Workers read nothing from the
-driver's disk: shipped files are scattered once and written to each worker's own directory (`runners.base.local_path`).
+So a trial's timeout, memory cap and crash end it as on one machine. Workers read nothing from the driver's disk:
+shipped files are scattered once and written to each worker's own folder (`runners.base.local_path`).
 """
 
 from __future__ import annotations
@@ -22,28 +21,20 @@ from distributed import WorkerPlugin
 from runners.base import _SHIPPED, Limits, Runner, TrialLimitExceeded, answer
 from runners.processes import ProcessRunner, visible_gpus
 
-GRACE_S = 30.0  # the worker's own timer stops a job; this one, later, stops a worker that stopped answering
+GRACE_S = 30.0  # the worker's trial process enforces the timeout; past this grace a silent worker's job is given up
 
 
 class DaskRunner(Runner):
     """`distributed.Client.submit` of each job to a worker's pool; a worker asking for a GPU resource gets one."""
 
     def __init__(self, workers: int, limits: Limits, address: str | None = None, preload: tuple[str, ...] = ()):
-        import dask
         from distributed import Client, LocalCluster
 
         super().__init__(limits)
-        gpus = visible_gpus()
-        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):  # a trial that kills its worker is not retried
-            self._cluster = (
-                None
-                if address
-                else LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None, host="127.0.0.1")
-            )
-        self._client = Client(address or self._cluster)
-        self._plugin = f"tunedag-{uuid.uuid4().hex[:12]}"
-        self._client.register_plugin(_Pool(limits, preload, None if address else gpus, self._plugin), name=self._plugin)
-        self._lock, self._closed, self._jobs, self._files = threading.Lock(), False, {}, {}
+        local = {"n_workers": workers, "threads_per_worker": 1, "dashboard_address": None, "host": "127.0.0.1"}
+        self._cluster = None if address else LocalCluster(**local)
+        self._client, self._plugin, self._files = Client(address or self._cluster), f"tunedag-{uuid.uuid4().hex[:12]}", {}
+        self._client.register_plugin(_Pool(limits, preload, None if address else visible_gpus(), self._plugin), name=self._plugin)
 
     def ship(self, path: Path | str) -> None:
         data = Path(path).read_bytes()
@@ -51,54 +42,28 @@ class DaskRunner(Runner):
             self._files[str(path)] = self._client.scatter(data, broadcast=True, hash=False)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        done: Future = Future()
-        workers = self._client.scheduler_info(n_workers=-1)["workers"].values()
+        workers = self._client.scheduler_info()["workers"].values()
         gpu = {"GPU": 1} if any("GPU" in w.get("resources", {}) for w in workers) else None
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("submit on a closed runner")
-            job = self._client.submit(_on_worker, self._plugin, dict(self._files), fn, *args, pure=False, resources=gpu)
-            self._jobs[done] = job
-        job.add_done_callback(lambda finished: self._settle(done, finished, None))
-        if self.limits.timeout_s:
-            timer = threading.Timer(self.limits.timeout_s + GRACE_S, self._settle, (done, job, self._timed_out()))
-            timer.daemon = True
-            timer.start()
-            done.add_done_callback(lambda _: timer.cancel())
+        task = (_on_worker, self._plugin, dict(self._files), fn, *args)
+        timer = self.limits.timeout_s and self.limits.timeout_s + GRACE_S
+        done, job = self._track(lambda: self._client.submit(*task, pure=False, resources=gpu), timer)
+        job.add_done_callback(lambda finished: self._settle(done, finished))
         return done
 
-    def _settle(self, done: Future, job: Any, error: BaseException | None) -> None:
+    def _settle(self, done: Future, job: Any) -> None:
         from distributed.scheduler import KilledWorker
 
-        with self._lock:
-            self._jobs.pop(done, None)
-        if done.done():
-            return
-        if error is not None:
-            answer(done, None, error)
-            return self._stop(job)
         try:
             answer(done, job.result(), None)
         except KilledWorker as exc:
             answer(done, None, TrialLimitExceeded(f"its Dask worker died ({exc})"))
-        except Exception as exc:  # the job's own error, a limit its pool enforced, or a cancelled job
+        except Exception as exc:  # the job's own error, a limit its trial process enforced, or a cancelled job
             answer(done, None, TrialLimitExceeded("interrupted") if job.cancelled() else exc)
 
-    def _stop(self, job: Any) -> None:
-        """Cancel the job and restart the worker running it, which stopped answering (needs a nanny)."""
-        busy = [worker for worker, keys in self._client.processing().items() if job.key in keys]
-        job.cancel()
-        try:
-            if busy:
-                self._client.restart_workers(busy)
-        except Exception:  # a worker without a nanny cannot be restarted: the job runs on, unseen
-            pass
-
     def close(self, cancel: bool = False) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed, jobs = True, list(self._jobs.items())
+        jobs = self._closing()
+        if jobs is None:
+            return
         for done, _ in jobs:
             answer(done, None, TrialLimitExceeded("interrupted")) if cancel else done.exception()
         try:  # the plugin's teardown stops each worker's pool and deletes the shipped files
@@ -129,12 +94,11 @@ class _Pool(WorkerPlugin):
     def local(self, files: dict[str, bytes]) -> dict[str, str]:
         """This worker's copy of each shipped file, written on its first job."""
         with self.lock:
-            for index, (path, data) in enumerate(files.items()):
+            for path, data in files.items():
                 if path not in self.copies:
-                    copy = self.folder / f"{len(self.copies)}-{index}-{Path(path).name}"
-                    copy.parent.mkdir(parents=True, exist_ok=True)
-                    copy.with_suffix(".part").write_bytes(data)
-                    self.copies[path] = str(copy.with_suffix(".part").replace(copy))
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    (part := self.folder / f"{len(self.copies)}.part").write_bytes(data)
+                    self.copies[path] = str(part.replace(part.with_suffix(Path(path).suffix)))
             return {path: self.copies[path] for path in files}
 
 

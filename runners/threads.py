@@ -18,23 +18,11 @@ class ThreadRunner(Runner):
         from runners.processes import cap_threads
 
         cap_threads(limits.threads)
-        self._futures: set[Future] = set()
-        self._lock, self._closed = threading.Lock(), False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        done: Future = Future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("submit on a closed runner")
-            self._futures.add(done)
+        done, _ = self._track(lambda: None, self.limits.timeout_s)
         done.set_running_or_notify_cancel()
-        done.add_done_callback(self._futures.discard)
         threading.Thread(target=self._run, args=(done, fn, args), name="tunedag-trial", daemon=True).start()
-        if self.limits.timeout_s:
-            timer = threading.Timer(self.limits.timeout_s, answer, (done, None, self._timed_out()))
-            timer.daemon = True
-            timer.start()
-            done.add_done_callback(lambda _: timer.cancel())
         return done
 
     @staticmethod
@@ -45,10 +33,5 @@ class ThreadRunner(Runner):
             answer(done, None, exc)
 
     def close(self, cancel: bool = False) -> None:
-        with self._lock:
-            self._closed, futures = True, list(self._futures)
-        for done in futures:
-            if cancel:
-                answer(done, None, TrialLimitExceeded("interrupted"))
-            else:
-                done.exception()
+        for done, _ in self._closing() or []:
+            answer(done, None, TrialLimitExceeded("interrupted")) if cancel else done.exception()
