@@ -69,7 +69,8 @@ def write_config(workdir: Path, trials: int, estimators: int, model: str, epochs
 
 def run_mode(params: Path, workdir: Path, name: str, overrides: dict) -> tuple[int, float, float]:
     storage = workdir / f"{name.replace(' ', '_')}.journal"
-    sets = {**overrides, "tune.storage": str(storage)}
+    # Its own MLflow store too: a study finds the runs of an earlier one with its name and tells them again.
+    sets = {**overrides, "tune.storage": str(storage), "tracking.uri": f"sqlite:///{storage.with_suffix('.db')}"}
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
     done = subprocess.run(
         [sys.executable, "-m", "flows.tune", "--params", str(params), *args], capture_output=True, text=True, cwd=workdir

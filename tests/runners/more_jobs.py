@@ -25,3 +25,15 @@ def read_shipped(path: str) -> tuple[str, bytes]:
 
 def cwd_and_env(name: str) -> tuple[str, str | None]:
     return os.getcwd(), os.environ.get(name)
+
+
+def cuda_device_after(seconds: float) -> str | None:
+    """The UUID of the GPU this worker's trial computes on (None without CUDA), after holding the worker `seconds`."""
+    import torch
+
+    if not torch.cuda.is_available():
+        time.sleep(seconds)
+        return None
+    (torch.ones(1024, device="cuda") * 2).sum().item()  # really on the device
+    time.sleep(seconds)
+    return str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
