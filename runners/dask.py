@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import shutil
 import threading
 import uuid
@@ -44,7 +45,7 @@ class DaskRunner(Runner):
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         workers = self._client.scheduler_info()["workers"].values()
         gpu = {"GPU": 1} if any("GPU" in w.get("resources", {}) for w in workers) else None
-        task = (_on_worker, self._plugin, dict(self._files), fn, *args)
+        task = (_on_worker, self._plugin, dict(self._files), pickle.dumps((fn, args)))  # opened in the trial process only
         timer = self.limits.timeout_s and self.limits.timeout_s + GRACE_S
         done, job = self._track(lambda: self._client.submit(*task, pure=False, resources=gpu), timer)
         job.add_done_callback(lambda finished: self._settle(done, finished))
@@ -54,7 +55,7 @@ class DaskRunner(Runner):
         from distributed.scheduler import KilledWorker
 
         try:
-            answer(done, job.result(), None)
+            answer(done, pickle.loads(job.result()), None)
         except KilledWorker as exc:
             answer(done, None, TrialLimitExceeded(f"its Dask worker died ({exc})"))
         except Exception as exc:  # the job's own error, a limit its trial process enforced, or a cancelled job
@@ -102,14 +103,18 @@ class _Pool(WorkerPlugin):
             return {path: self.copies[path] for path in files}
 
 
-def _on_worker(plugin: str, files: dict[str, bytes], fn: Callable[..., Any], *args: Any) -> Any:
-    """The Dask task: `fn(*args)` in this worker's trial process, which ends it at the limits as on one machine."""
+def _on_worker(plugin: str, files: dict[str, bytes], job: bytes) -> bytes:
+    """The Dask task: the pickled job run in this worker's trial process, which ends it at the limits as on one machine.
+
+    The job and its return stay pickled through the Dask worker, which so never imports the trial code.
+    """
     from distributed import get_worker
 
     pool = get_worker().plugins[plugin]
-    return pool.runner.submit(_with_files, pool.local(files), fn, *args).result()
+    return pool.runner.submit(_run, pool.local(files), job).result()
 
 
-def _with_files(files: dict[str, str], fn: Callable[..., Any], *args: Any) -> Any:
+def _run(files: dict[str, str], job: bytes) -> bytes:
     _SHIPPED.update(files)
-    return fn(*args)
+    fn, args = pickle.loads(job)
+    return pickle.dumps(fn(*args))
