@@ -76,6 +76,7 @@ def prepare_once(workdir: Path, rows: int):
 
 
 def measure(kind: str, path: Path, version: str, warm_jobs: int) -> dict[str, float]:
+    from benchmarks.data_scale import touch  # by its module's name, not __main__'s, for the workers
     from runners import Limits, make_runner
 
     with make_runner(kind, 2, Limits(threads=1), PRELOAD) as runner:
