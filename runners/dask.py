@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from distributed import WorkerPlugin
+from distributed import WorkerPlugin, get_worker
 
 from runners.base import _SHIPPED, Limits, Runner, TrialLimitExceeded, answer
 from runners.processes import ProcessRunner, visible_gpus
@@ -29,11 +29,13 @@ class DaskRunner(Runner):
     """`distributed.Client.submit` of each job to a worker's pool; a worker asking for a GPU resource gets one."""
 
     def __init__(self, workers: int, limits: Limits, address: str | None = None, preload: tuple[str, ...] = ()):
+        import dask
         from distributed import Client, LocalCluster
 
         super().__init__(limits)
         local = {"n_workers": workers, "threads_per_worker": 1, "dashboard_address": None, "host": "127.0.0.1"}
-        self._cluster = None if address else LocalCluster(**local)
+        with dask.config.set({"distributed.worker.profile.enabled": False}):  # its sampling thread takes a trial's CPU
+            self._cluster = None if address else LocalCluster(**local)
         self._client, self._plugin, self._files = Client(address or self._cluster), f"tunedag-{uuid.uuid4().hex[:12]}", {}
         self._client.register_plugin(_Pool(limits, preload, None if address else visible_gpus(), self._plugin), name=self._plugin)
 
@@ -104,12 +106,7 @@ class _Pool(WorkerPlugin):
 
 
 def _on_worker(plugin: str, files: dict[str, bytes], job: bytes) -> bytes:
-    """The Dask task: the pickled job run in this worker's trial process, which ends it at the limits as on one machine.
-
-    The job and its return stay pickled through the Dask worker, which so never imports the trial code.
-    """
-    from distributed import get_worker
-
+    """The Dask task: the job, pickled through the Dask worker (which never imports the trial code), in its trial process."""
     pool = get_worker().plugins[plugin]
     return pool.runner.submit(_run, pool.local(files), job).result()
 

@@ -1,7 +1,6 @@
 """Jobs in a pebble pool of worker processes: enforced timeout and memory cap, capped threads, one GPU per worker.
 
-Workers start from a forkserver that has imported the trial code (`preload`), so a new or
-replaced worker costs a fork, not the imports. A timeout or a crash kills only that worker.
+Workers fork from a forkserver that imported the trial code (`preload`); a timeout or a crash kills only that worker.
 Workers ignore SIGINT: on Ctrl-C the parent decides, and `close(cancel=True)` stops them.
 """
 
