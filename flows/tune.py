@@ -119,6 +119,7 @@ def drive_trials(study: optuna.Study, ctx: TrialContext, runner: Future | None =
     failures, halt, beaten = 0, None, time.monotonic()
     with _stop_on_signals(ctx.stop), runner.result() if runner else tuning.runner_for(ctx.cfg) as started:
         ctx = replace(ctx, runner=started)
+        started.ship(ctx.cfg.paths.prepared)  # a Dask cluster's workers get the prepared data once, not from this disk
         while True:
             snapshot = _snapshot(study, ctx, len(running), failures)
             decision = Decision("stop", halt) if halt else decide(snapshot, rules, time.monotonic())

@@ -10,7 +10,7 @@ def make_runner(kind: str, workers: int, limits: Limits, preload: tuple[str, ...
     if kind == "dask":
         from runners.dask import DaskRunner
 
-        return DaskRunner(workers, limits, address)
+        return DaskRunner(workers, limits, address, preload)
     if kind == "process":
         from runners.processes import ProcessRunner
 

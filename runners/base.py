@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import abc
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+_SHIPPED: dict[str, str] = {}  # in a worker: the driver's path of each file a runner shipped -> this worker's copy
 
 
 class TrialLimitExceeded(Exception):
@@ -28,28 +32,61 @@ def default_threads(parallelism: int, requested: int | None = None) -> int:
     return requested or max(1, (os.cpu_count() or 1) // parallelism)
 
 
+def local_path(path: Path | str) -> Path:
+    """Where a job reads the driver's file `path`: the worker's own copy when the runner shipped it (`Runner.ship`), else `path`."""
+    return Path(_SHIPPED.get(str(path), path))
+
+
+def answer(done: Future, value: Any, error: BaseException | None) -> None:
+    """Answer `done` once: the first of the job, its timer or a cancelling close wins."""
+    try:
+        done.set_exception(error) if error is not None else done.set_result(value)
+    except Exception:  # InvalidStateError: answered already
+        pass
+
+
 class Runner(abc.ABC):
     """Runs jobs (a module-level function and picklable arguments) and hands back futures of their returns.
 
     Contract, which tests/runners/test_contract.py holds every implementation to:
 
-    - `submit(fn, *args)` starts `fn(*args)` and returns at once a `concurrent.futures.Future`
-      of its return. An exception `fn` raises comes back as itself from `Future.result()`.
-    - A job that runs past `limits.timeout_s` (counted from `submit`), or whose worker dies, ends with `TrialLimitExceeded`
-      whose message says why ("ran past tune.trial_timeout", "worker process died"); the runner
-      goes on with the next job. A runner that cannot stop a job (threads) leaves it running
-      unseen but still answers the future with `TrialLimitExceeded` on time.
-    - `close(cancel=False)` waits for running jobs and frees the workers; `close(cancel=True)`
-      stops running jobs within seconds, their futures ending with `TrialLimitExceeded("interrupted")`.
-      Closing twice is a no-op; `submit` after `close` raises RuntimeError.
-    - `submit` and `close` may be called from any thread (the trial tasks are threads of the flow).
-
-    Ownership: whoever creates a runner closes it (the trial loop, in a `with` block); the jobs own
-    nothing of the runner, and the runner owns its worker processes or cluster and nothing else.
+    - `submit(fn, *args)` starts `fn(*args)` and returns at once a `concurrent.futures.Future` of its return;
+      an exception `fn` raises comes back as itself from `Future.result()`.
+    - A job past `limits.timeout_s`, or whose worker dies, ends with `TrialLimitExceeded` saying why ("ran past
+      tune.trial_timeout", "worker process died"); the runner goes on. A runner that cannot stop a job (threads)
+      leaves it running unseen but still answers on time.
+    - `close(cancel=False)` waits for running jobs and frees the workers; `close(cancel=True)` stops them within
+      seconds (`TrialLimitExceeded("interrupted")`). Closing twice is a no-op; `submit` after `close` raises RuntimeError.
+    - `ship(path)` makes the driver's file `path` readable by later jobs as `local_path(path)`, on whatever host they run.
+    - `submit` and `close` may be called from any thread. Whoever creates a runner closes it (the trial loop, in a
+      `with` block); the runner owns its worker processes or cluster and nothing else.
     """
 
     def __init__(self, limits: Limits):
-        self.limits = limits
+        self.limits, self._lock, self._closed, self._jobs = limits, threading.Lock(), False, {}
+
+    def _track(self, start: Callable[[], Any], timer_s: float | None = None) -> tuple[Future, Any]:
+        """A future for the job `start()` launches (refused once closed), tracked until answered, answered at `timer_s`."""
+        done: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("submit on a closed runner")
+            job = self._jobs[done] = start()
+        done.add_done_callback(lambda _: self._jobs.pop(done, None))
+        if timer_s:
+            timer = threading.Timer(timer_s, answer, (done, None, self._timed_out()))
+            timer.daemon = True
+            timer.start()
+            done.add_done_callback(lambda _: timer.cancel())
+        return done, job
+
+    def _closing(self) -> list[tuple[Future, Any]] | None:
+        """The jobs still running, on the first close only (None after)."""
+        with self._lock:
+            if self._closed:
+                return None
+            self._closed = True
+            return list(self._jobs.items())
 
     @abc.abstractmethod
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
@@ -58,6 +95,10 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def close(self, cancel: bool = False) -> None:
         raise NotImplementedError
+
+    def ship(self, path: Path | str) -> None:
+        """Send the file at `path` to the workers, once; runners whose workers share this machine's disk need not."""
+        return None
 
     def __enter__(self) -> Runner:
         return self

@@ -1,98 +1,117 @@
-"""Jobs on a Dask cluster: the one at `address`, or a LocalCluster of `workers` processes on 127.0.0.1."""
+"""Jobs on a Dask cluster (at `address`, or a LocalCluster of `workers` processes), each in its worker's own ProcessRunner.
+
+So a trial's timeout, memory cap and crash end it as on one machine. Workers read nothing from the driver's disk:
+shipped files are scattered once and written to each worker's own folder (`runners.base.local_path`).
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import pickle
+import shutil
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
-from runners.base import Limits, Runner, TrialLimitExceeded
+from distributed import WorkerPlugin, get_worker
+
+from runners.base import _SHIPPED, Limits, Runner, TrialLimitExceeded, answer
+from runners.processes import ProcessRunner, visible_gpus
+
+GRACE_S = 30.0  # the worker's trial process enforces the timeout; past this grace a silent worker's job is given up
 
 
 class DaskRunner(Runner):
-    """`distributed.Client.submit`; the timeout cancels the job, a worker lost for good is `TrialLimitExceeded`."""
+    """`distributed.Client.submit` of each job to a worker's pool; a worker asking for a GPU resource gets one."""
 
-    def __init__(self, workers: int, limits: Limits, address: str | None = None):
+    def __init__(self, workers: int, limits: Limits, address: str | None = None, preload: tuple[str, ...] = ()):
+        import dask
         from distributed import Client, LocalCluster
 
         super().__init__(limits)
-        self._cluster = (
-            None
-            if address
-            else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1")
-        )
-        self._client = Client(address or self._cluster)
-        self._lock, self._closed, self._jobs = threading.Lock(), False, {}
+        local = {"n_workers": workers, "threads_per_worker": 1, "dashboard_address": None, "host": "127.0.0.1"}
+        with dask.config.set({"distributed.worker.profile.enabled": False}):  # its sampling thread takes a trial's CPU
+            self._cluster = None if address else LocalCluster(**local)
+        self._client, self._plugin, self._files = Client(address or self._cluster), f"tunedag-{uuid.uuid4().hex[:12]}", {}
+        self._client.register_plugin(_Pool(limits, preload, None if address else visible_gpus(), self._plugin), name=self._plugin)
+
+    def ship(self, path: Path | str) -> None:
+        data = Path(path).read_bytes()
+        with self._lock:
+            self._files[str(path)] = self._client.scatter(data, broadcast=True, hash=False)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        done: Future = Future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("submit on a closed runner")
-            job = self._client.submit(_capped, self.limits.threads, fn, *args, pure=False)
-            self._jobs[done] = job
-        job.add_done_callback(lambda finished: self._settle(done, finished, None))
-        if self.limits.timeout_s:
-            timer = threading.Timer(self.limits.timeout_s, self._settle, (done, job, self._timed_out()))
-            timer.daemon = True
-            timer.start()
-            done.add_done_callback(lambda _: timer.cancel())
+        workers = self._client.scheduler_info()["workers"].values()
+        gpu = {"GPU": 1} if any("GPU" in w.get("resources", {}) for w in workers) else None
+        task = (_on_worker, self._plugin, dict(self._files), pickle.dumps((fn, args)))  # opened in the trial process only
+        timer = self.limits.timeout_s and self.limits.timeout_s + GRACE_S
+        done, job = self._track(lambda: self._client.submit(*task, pure=False, resources=gpu), timer)
+        job.add_done_callback(lambda finished: self._settle(done, finished))
         return done
 
-    def _settle(self, done: Future, job: Any, error: BaseException | None) -> None:
+    def _settle(self, done: Future, job: Any) -> None:
         from distributed.scheduler import KilledWorker
 
-        with self._lock:
-            self._jobs.pop(done, None)
-        if done.done():
-            return
-        if error is not None:
-            _answer(done, None, error)
-            return self._stop(job)
         try:
-            _answer(done, job.result(), None)
+            answer(done, pickle.loads(job.result()), None)
         except KilledWorker as exc:
-            _answer(done, None, TrialLimitExceeded(f"its worker process died ({exc})"))
-        except Exception as exc:  # the job's own error, or a cancelled job
-            _answer(done, None, TrialLimitExceeded("interrupted") if job.cancelled() else exc)
-
-    def _stop(self, job: Any) -> None:
-        """Cancel the job and restart the worker running it (Dask cannot stop a running task otherwise)."""
-        busy = [worker for worker, keys in self._client.processing().items() if job.key in keys]
-        job.cancel()
-        try:
-            if busy:
-                self._client.restart_workers(busy)
-        except Exception:  # a worker without a nanny cannot be restarted: the job runs on, unseen
-            pass
+            answer(done, None, TrialLimitExceeded(f"its Dask worker died ({exc})"))
+        except Exception as exc:  # the job's own error, a limit its trial process enforced, or a cancelled job
+            answer(done, None, TrialLimitExceeded("interrupted") if job.cancelled() else exc)
 
     def close(self, cancel: bool = False) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed, jobs = True, list(self._jobs.items())
-        for done, job in jobs:
-            if cancel:
-                job.cancel()
-                _answer(done, None, TrialLimitExceeded("interrupted"))
-            else:
-                done.exception()
-        self._client.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        jobs = self._closing()
+        if jobs is None:
+            return
+        for done, _ in jobs:
+            answer(done, None, TrialLimitExceeded("interrupted")) if cancel else done.exception()
+        try:  # the plugin's teardown stops each worker's pool and deletes the shipped files
+            self._client.unregister_worker_plugin(self._plugin)
+        finally:
+            self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
 
 
-def _capped(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run `fn` on a Dask worker with the trial's BLAS / torch thread cap."""
-    from runners.processes import cap_threads
+class _Pool(WorkerPlugin):
+    """Per Dask worker, once: its trial process (with the LocalCluster's k-th GPU for worker k) and the shipped files."""
 
-    cap_threads(threads)
-    return fn(*args)
+    def __init__(self, limits: Limits, preload: tuple[str, ...], gpus: list[str] | None, name: str):
+        self.limits, self.preload, self.gpus, self.name = limits, preload, gpus, name
+
+    def setup(self, worker: Any) -> None:
+        multiprocessing.current_process().daemon = False  # Dask's worker processes are daemonic, which may not have children
+        if self.gpus and isinstance(worker.name, int):
+            os.environ["CUDA_VISIBLE_DEVICES"] = self.gpus[worker.name] if worker.name < len(self.gpus) else ""
+        self.folder, self.copies, self.lock = Path(worker.local_directory) / self.name, {}, threading.Lock()
+        self.runner = ProcessRunner(1, self.limits, self.preload)
+
+    def teardown(self, worker: Any) -> None:
+        self.runner.close(cancel=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def local(self, files: dict[str, bytes]) -> dict[str, str]:
+        """This worker's copy of each shipped file, written on its first job."""
+        with self.lock:
+            for path, data in files.items():
+                if path not in self.copies:
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    (part := self.folder / f"{len(self.copies)}.part").write_bytes(data)
+                    self.copies[path] = str(part.replace(part.with_suffix(Path(path).suffix)))
+            return {path: self.copies[path] for path in files}
 
 
-def _answer(done: Future, value: Any, error: BaseException | None) -> None:
-    try:
-        done.set_exception(error) if error is not None else done.set_result(value)
-    except Exception:  # InvalidStateError: answered already
-        pass
+def _on_worker(plugin: str, files: dict[str, bytes], job: bytes) -> bytes:
+    """The Dask task: the job, pickled through the Dask worker (which never imports the trial code), in its trial process."""
+    pool = get_worker().plugins[plugin]
+    return pool.runner.submit(_run, pool.local(files), job).result()
+
+
+def _run(files: dict[str, str], job: bytes) -> bytes:
+    _SHIPPED.update(files)
+    fn, args = pickle.loads(job)
+    return pickle.dumps(fn(*args))

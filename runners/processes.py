@@ -1,7 +1,6 @@
 """Jobs in a pebble pool of worker processes: enforced timeout and memory cap, capped threads, one GPU per worker.
 
-Workers start from a forkserver that has imported the trial code (`preload`), so a new or
-replaced worker costs a fork, not the imports. A timeout or a crash kills only that worker.
+Workers fork from a forkserver that imported the trial code (`preload`); a timeout or a crash kills only that worker.
 Workers ignore SIGINT: on Ctrl-C the parent decides, and `close(cancel=True)` stops them.
 """
 
@@ -16,14 +15,14 @@ import os
 import resource
 import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
-from runners.base import Limits, Runner, TrialLimitExceeded
+from runners.base import Limits, Runner, TrialLimitExceeded, answer
 
 # multiprocessing runs the command's main module again in each worker; runpy warns when it was imported there already.
 warnings.filterwarnings("ignore", r"'[\w.]+' found in sys\.modules after import of package", RuntimeWarning, "runpy")
@@ -38,11 +37,11 @@ class ProcessRunner(Runner):
         super().__init__(limits)
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__, *preload])
-        started = context.Value("i", 0)
+        started, gpus = context.Value("i", 0), visible_gpus()
+        owners = context.Array("i", len(gpus))  # the pid holding each GPU, 0 for none
         self._pool = pebble.ProcessPool(
-            max_workers=workers, context=context, initializer=_init_worker, initargs=(limits, visible_gpus(), started, preload)
+            max_workers=workers, context=context, initializer=_init_worker, initargs=(limits, gpus, owners, started, preload)
         )
-        self._lock, self._closed, self._jobs = threading.Lock(), False, {}
         # Started now, so their imports never count against a trial's timeout; a pool closed while a
         # worker is still starting removes semaphores under it (a traceback).
         self._pool.schedule(os.getpid).result()
@@ -50,66 +49,71 @@ class ProcessRunner(Runner):
             time.sleep(0.005)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        done: Future = Future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("submit on a closed runner")
-            job = self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s)
-            self._jobs[done] = job
+        done, job = self._track(lambda: self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s))
         job.add_done_callback(lambda finished: self._settle(done, finished))
         return done
 
     def _settle(self, done: Future, job: Future) -> None:
         import pebble
 
-        with self._lock:
-            self._jobs.pop(done, None)
         try:
-            done.set_result(job.result())
+            return answer(done, job.result(), None)
         except concurrent.futures.TimeoutError:
-            done.set_exception(self._timed_out())
+            error: BaseException = self._timed_out()
         except pebble.ProcessExpired as exc:
-            done.set_exception(
-                TrialLimitExceeded(
-                    f"its worker process died (exit code {exc.exitcode}), "
-                    "e.g. killed by the system for memory or a crash in native code"
-                )
+            error = TrialLimitExceeded(
+                f"its worker process died (exit code {exc.exitcode}), e.g. killed for memory or a native crash"
             )
         except concurrent.futures.process.BrokenProcessPool as exc:  # every worker died at once (a signal to the group)
-            done.set_exception(TrialLimitExceeded(f"its worker process died ({exc})"))
+            error = TrialLimitExceeded(f"its worker process died ({exc})")
         except concurrent.futures.CancelledError:
-            done.set_exception(TrialLimitExceeded("interrupted"))
+            error = TrialLimitExceeded("interrupted")
         except BaseException as exc:
-            done.set_exception(exc)
+            error = exc
+        answer(done, None, error)
 
     def close(self, cancel: bool = False) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed, jobs = True, list(self._jobs.items())
+        jobs = self._closing()
+        if jobs is None:
+            return
         if cancel:
             for done, job in jobs:
                 job.cancel()  # pebble stops a running job's worker
-                if not done.done():
-                    done.set_exception(TrialLimitExceeded("interrupted"))
+                answer(done, None, TrialLimitExceeded("interrupted"))
             self._pool.stop()
         else:
             self._pool.close()
         self._pool.join(timeout=30)
 
 
-def _init_worker(limits: Limits, gpus: list[str], counter: Any, preload: tuple[str, ...]) -> None:
+def _init_worker(limits: Limits, gpus: list[str], owners: Any, counter: Any, preload: tuple[str, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the jobs
     for module in preload:  # a forkserver started by another pool may lack ours: import them before the memory cap
         importlib.import_module(module)
+    if gpus:  # set before anything starts CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = _claim_gpu(gpus, owners)
     with counter.get_lock():
-        slot = counter.value
         counter.value += 1
-    if len(gpus) > 1:  # one GPU per concurrent trial: worker k sees GPU k mod n as its only device
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     cap_threads(limits.threads)
     if limits.memory_mb:
         _cap_memory(limits.memory_mb)
+
+
+def _claim_gpu(gpus: list[str], owners: Any) -> str:
+    """The first GPU no live worker holds, now held by this one until it dies (a worker runs one trial at a time); else ""."""
+    with owners.get_lock():
+        for i, pid in enumerate(owners):
+            if not pid or not _alive(pid):
+                owners[i] = os.getpid()
+                return gpus[i]
+    return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie holds nothing
+    except OSError:
+        return False
 
 
 def cap_threads(threads: int) -> None:
@@ -137,13 +141,11 @@ def visible_gpus() -> list[str]:
     if listed is not None:
         return [device.strip() for device in listed.split(",") if device.strip()]
     try:
-        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+        nvml, count = ctypes.CDLL("libnvidia-ml.so.1"), ctypes.c_uint(0)
         if nvml.nvmlInit_v2() != 0:
             return []
     except (OSError, AttributeError):  # no driver, or one too old for these calls
         return []
-    try:
-        count = ctypes.c_uint(0)
-        return [str(i) for i in range(count.value)] if nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)) == 0 else []
-    finally:
-        nvml.nvmlShutdown()
+    counted = nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)) == 0
+    nvml.nvmlShutdown()
+    return [str(i) for i in range(count.value)] if counted else []

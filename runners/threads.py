@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from runners.base import Limits, Runner, TrialLimitExceeded
+from runners.base import Limits, Runner, TrialLimitExceeded, answer
 
 
 class ThreadRunner(Runner):
@@ -18,45 +18,20 @@ class ThreadRunner(Runner):
         from runners.processes import cap_threads
 
         cap_threads(limits.threads)
-        self._futures: set[Future] = set()
-        self._lock, self._closed = threading.Lock(), False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        done: Future = Future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("submit on a closed runner")
-            self._futures.add(done)
+        done, _ = self._track(lambda: None, self.limits.timeout_s)
         done.set_running_or_notify_cancel()
-        done.add_done_callback(self._futures.discard)
         threading.Thread(target=self._run, args=(done, fn, args), name="tunedag-trial", daemon=True).start()
-        if self.limits.timeout_s:
-            timer = threading.Timer(self.limits.timeout_s, _settle, (done, None, self._timed_out()))
-            timer.daemon = True
-            timer.start()
-            done.add_done_callback(lambda _: timer.cancel())
         return done
 
     @staticmethod
     def _run(done: Future, fn: Callable[..., Any], args: tuple) -> None:
         try:
-            _settle(done, fn(*args), None)
+            answer(done, fn(*args), None)
         except BaseException as exc:  # the job's own error, back to the caller
-            _settle(done, None, exc)
+            answer(done, None, exc)
 
     def close(self, cancel: bool = False) -> None:
-        with self._lock:
-            self._closed, futures = True, list(self._futures)
-        for done in futures:
-            if cancel:
-                _settle(done, None, TrialLimitExceeded("interrupted"))
-            else:
-                done.exception()
-
-
-def _settle(done: Future, value: Any, error: BaseException | None) -> None:
-    """Answer `done` once: the first of the job, its timer or a cancelling close wins."""
-    try:
-        done.set_exception(error) if error is not None else done.set_result(value)
-    except Exception:  # InvalidStateError: already answered
-        pass
+        for done, _ in self._closing() or []:
+            answer(done, None, TrialLimitExceeded("interrupted")) if cancel else done.exception()

@@ -20,9 +20,10 @@ from mlflow.exceptions import MlflowException
 
 from modelio.mlflow_models import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
 from modelio.trust import skops_trusted_types
-from runners.base import default_threads
+from runners.base import default_threads, local_path
 from studies.storage import build_storage
 from tasks.outputs import write_failure
+from tasks.tracking import client_for
 from tunedag.config import Config
 from tunedag.data import load_prepared
 from tunedag.objective import Reporter, TrialPruned, evaluate
@@ -68,7 +69,10 @@ def run_job(job: TrialJob) -> JobResult:
         if torch is not None and torch.get_num_threads() != threads:  # torch imported by a trial gets the worker's cap too
             torch.set_num_threads(threads)
         outcome = evaluate(
-            job.cfg, load_prepared(job.cfg.paths.prepared, job.data_version), job.params, _reporter(job) if job.prune else None
+            job.cfg,
+            load_prepared(local_path(job.cfg.paths.prepared), job.data_version),
+            job.params,
+            _reporter(job) if job.prune else None,
         )
         steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate, **_epochs(outcome.curves)}
         model_dir = None if outcome.model is None else _save_model(job, outcome.model)  # a train_fn may return none
@@ -114,10 +118,21 @@ def _save_model(job: TrialJob, model: Any) -> str:
     estimator's first model only (refusing unreviewed types: the trial fails with why), and again
     when MLflow refuses to load back a model that holds a type beyond the remembered ones.
     """
-    folder = Path(job.model_dir or Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT)
+    remote = bool(job.model_dir and job.model_dir.startswith("runs:/"))  # a tracking server: the worker uploads, no shared disk
+    local = job.model_dir and not remote
+    folder = Path(job.model_dir if local else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT)
+    _write_model(job, model, folder)
+    if remote:
+        client_for(job.cfg.tracking.uri).log_artifacts(job.model_dir.split("/")[1], str(folder), MODEL_ARTIFACT)
+        shutil.rmtree(folder.parent, ignore_errors=True)
+        return job.model_dir
+    return str(folder)
+
+
+def _write_model(job: TrialJob, model: Any, folder: Path) -> None:
     if "tunedag.nets" in sys.modules and sys.modules["tunedag.nets"].is_torch_model(model):
         save_torch_model(model, folder)
-        return str(folder)
+        return
     extra, estimator = job.cfg.model.trusted_types, model.steps[-1][1] if hasattr(model, "steps") else model
     key = f"{type(estimator).__module__}.{type(estimator).__qualname__} {sorted(extra)}"
     if key not in _TRUSTED:
@@ -130,7 +145,6 @@ def _save_model(job: TrialJob, model: Any) -> str:
         shutil.rmtree(folder, ignore_errors=True)
         _TRUSTED[key] = sorted(set(_TRUSTED[key]) | set(skops_trusted_types(model, extra)))
         save_sklearn_model(model, folder, _TRUSTED[key])
-    return str(folder)
 
 
 _STUDIES: dict[tuple[str, str], optuna.Study] = {}  # loaded once per worker (the journal is replayed once)

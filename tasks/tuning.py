@@ -115,7 +115,9 @@ def start_trial(ctx: TrialContext, trial: optuna.Trial, params: dict, prune: boo
     """Create the trial's run; its id and the trial's job (its model saved into the run's folder when that is on this disk)."""
     run = tracking.create_run(ctx.tracker(), f"trial-{trial.number}", ctx.trial_tags(trial.number), ctx.parent_run_id)
     folder = tracking.local_artifact_dir(run.info.artifact_uri)
-    model_dir = str(folder / tracking.MODEL_ARTIFACT) if folder else None
+    model_dir = (
+        str(folder / tracking.MODEL_ARTIFACT) if folder else f"runs:/{run.info.run_id}/{tracking.MODEL_ARTIFACT}"
+    )  # uploaded by the worker
     job = TrialJob(ctx.cfg, ctx.data_version, ctx.study_name, trial_id(trial), trial.number, params, prune, model_dir)
     return run.info.run_id, job
 

@@ -9,6 +9,7 @@ import pytest
 
 from runners import Limits, TrialLimitExceeded, default_threads, processes
 from runners.processes import ProcessRunner
+from tests.runners import more_jobs
 from tests.support import jobs
 
 
@@ -70,11 +71,25 @@ def test_without_nvidias_library_there_is_no_gpu_and_no_error(monkeypatch):
     assert processes.visible_gpus() == []
 
 
-def test_with_several_gpus_each_worker_sees_one_of_them(monkeypatch):
+def test_a_gpu_is_never_shared_even_after_a_worker_is_replaced(monkeypatch):
+    """Worker slots round-robin over the GPUs gave the replacement of GPU 5's worker GPU 3, which the other worker held."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    runner = ProcessRunner(2, Limits(threads=1), preload=("tests.support.jobs",))
+    runner = ProcessRunner(2, Limits(threads=1), preload=("tests.support.jobs", "tests.runners.more_jobs"))
     try:
-        seen = {f.result() for f in [runner.submit(jobs.visible_devices_after, 1.0) for _ in range(2)]}
+        first = [runner.submit(more_jobs.device_unless, "5", 1.0) for _ in range(2)]
+        assert first[0].exception(timeout=60) or first[1].exception(timeout=60)  # GPU 5's worker died
+        for _ in range(2):  # the two workers, each held by a trial for a second
+            seen = [f.result(timeout=60) for f in [runner.submit(jobs.visible_devices_after, 1.0) for _ in range(2)]]
+            assert sorted(seen) == ["3", "5"]
     finally:
         runner.close()
-    assert seen == {"3", "5"}
+
+
+def test_workers_beyond_the_gpus_get_none(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
+    runner = ProcessRunner(2, Limits(threads=1), preload=("tests.support.jobs",))
+    try:
+        seen = [f.result(timeout=60) for f in [runner.submit(jobs.visible_devices_after, 1.0) for _ in range(2)]]
+    finally:
+        runner.close()
+    assert sorted(seen) == ["", "7"]

@@ -1,0 +1,60 @@
+"""What the Dask runner adds to the contract: limits enforced inside the worker, shipped files, one GPU per worker."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from runners import Limits, TrialLimitExceeded
+from runners.dask import DaskRunner
+from tests.runners import more_jobs
+from tests.support import jobs
+
+PRELOAD = ("tests.support.jobs", "tests.runners.more_jobs")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    runner = DaskRunner(2, Limits(threads=1, timeout_s=20.0, memory_mb=300), preload=PRELOAD)
+    yield runner
+    runner.close()
+
+
+def test_a_crash_fails_the_job_with_the_local_reason_and_the_worker_goes_on(cluster):
+    with pytest.raises(TrialLimitExceeded, match=r"worker process died \(exit code 7\)"):
+        cluster.submit(jobs.crash).result(timeout=60)
+    assert [cluster.submit(jobs.pid_and_double, 2).result(timeout=60)[1] for _ in range(3)] == [4, 4, 4]
+
+
+def test_the_memory_limit_is_a_memory_error_inside_the_job(cluster):
+    with pytest.raises(MemoryError):
+        cluster.submit(jobs.allocate, 2000).result(timeout=60)
+    assert cluster.submit(jobs.allocate, 10).result(timeout=60) > 0
+
+
+def test_jobs_run_in_a_process_of_the_dask_worker_with_capped_threads(cluster):
+    dask_workers = set(cluster._client.run(os.getpid).values())
+    assert len(dask_workers) == 2 and cluster.submit(jobs.pid_and_double, 1).result(timeout=60)[0] not in dask_workers
+    assert set(cluster.submit(jobs.blas_threads).result(timeout=60)) == {1}
+
+
+def test_a_shipped_file_is_read_from_the_workers_own_copy(cluster, tmp_path):
+    shipped = tmp_path / "prepared.parquet"
+    shipped.write_bytes(b"a table" * 1000)
+    cluster.ship(shipped)
+    shipped.unlink()  # gone from the driver's disk: only the workers' copies are left
+    answers = [cluster.submit(more_jobs.read_shipped, str(shipped)) for _ in range(2)]
+    for local, data in (f.result(timeout=60) for f in answers):
+        assert data == b"a table" * 1000 and local != str(shipped)
+
+
+def test_each_local_worker_gets_its_own_gpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    runner = DaskRunner(2, Limits(threads=1), preload=PRELOAD)
+    try:
+        for _ in range(2):
+            seen = [f.result(timeout=60) for f in [runner.submit(jobs.visible_devices_after, 1.5) for _ in range(2)]]
+            assert sorted(seen) == ["3", "5"]
+    finally:
+        runner.close()
