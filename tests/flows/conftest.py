@@ -18,11 +18,14 @@ from tunedag.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Small, fast settings on top of the real params.yaml: the shape of the config stays real.
+# Small, fast settings on top of the real params.yaml: the shape of the config stays real. Trials run in threads:
+# the worker processes' start-up would be much of each short study, and the process pool (params.yaml's default) is
+# tested end to end by the shared default run, test_bad_trials, test_resume, test_tracking_down and test_own_data.
 SHRINK = {
     "tune.n_trials": 6,
     "tune.parallelism": 2,
     "tune.sampler.n_startup_trials": 3,
+    "tune.executor": "thread",
     "search_space.n_estimators": {"type": "int", "low": 5, "high": 30, "log": True},
 }
 
@@ -59,8 +62,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-# The session's one default pipeline run: SHRINK, with 3-fold cross-validation so the report has its fold figures.
-DEFAULT_RUN = {**SHRINK, "data.cv_folds": 3, "data.val_size": 0.0}
+# The session's one default pipeline run: SHRINK with params.yaml's process pool, and 3-fold cross-validation so
+# the report has its fold figures.
+DEFAULT_RUN = {**SHRINK, "tune.executor": "process", "data.cv_folds": 3, "data.val_size": 0.0}
 
 
 @dataclass(frozen=True)

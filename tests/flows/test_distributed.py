@@ -50,7 +50,7 @@ def test_dask_trials_and_a_second_worker_share_one_budget(project, postgres_url,
     n_trials = 14
     # Trials of a known length (3 s), so the two drivers started together both get some.
     overrides = {
-        **{k: v for k, v in SHRINK.items() if k != "search_space.n_estimators"},
+        **{k: v for k, v in SHRINK.items() if k not in ("search_space.n_estimators", "tune.executor")},
         "model.estimator": "tests.support.misbehaving.MisbehavingClassifier",
         "model.fixed": "{delay: 3.0}",
         "model.trusted_types": "[tests.support.misbehaving.MisbehavingClassifier]",

@@ -35,6 +35,7 @@ def _write_params(project: Path, n_trials: int = N_TRIALS) -> None:
     for dotted, value in {
         **SHRINK,
         "tune.n_trials": n_trials,
+        "tune.executor": "process",  # params.yaml's: the process group killed holds the pool's workers
         "search_space.n_estimators": {"type": "int", "low": 20, "high": 80},
     }.items():
         *parents, leaf = dotted.split(".")
