@@ -49,6 +49,7 @@ def _clone(tmp_path: Path) -> Path:
     return project
 
 
+@pytest.mark.timeout(1200)  # nine stage commands, each a process's start-up: past 600 s on a 2-core machine shared by others
 def test_dvc_repro_runs_the_pipeline_then_does_nothing_then_reruns_only_tuning_and_exp_compares_overrides(tmp_path, monkeypatch):
     project = _clone(tmp_path)
     _dvc(project, "repro")
