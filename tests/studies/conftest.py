@@ -15,7 +15,8 @@ import pytest
 
 from tests.support.postgres import execute, postgres_server
 
-STORAGE_MODES = ["journal", "postgresql"]
+# PostgreSQL is a real server (seconds to start, a database a test): with the slow set, as the end-to-end runs are.
+STORAGE_MODES = ["journal", pytest.param("postgresql", marks=pytest.mark.slow)]
 TEMPLATE = "contract_template"
 _DATABASES = itertools.count()
 
