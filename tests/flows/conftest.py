@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Small, fast settings on top of the real params.yaml: the shape of the config stays real. Trials run in threads:
 # the worker processes' start-up would be much of each short study, and the process pool (params.yaml's default) is
-# tested end to end by the shared default run, test_bad_trials, test_resume, test_tracking_down and test_own_data.
+# tested end to end by the shared default run, test_bad_trials, test_resume and test_distributed's worker.
 SHRINK = {
     "tune.n_trials": 6,
     "tune.parallelism": 2,

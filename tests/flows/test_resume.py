@@ -26,15 +26,14 @@ from tunedag.space import is_complete
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
-N_TRIALS = 12  # three kills, after 1, 4 and 7 complete trials, with trials left to run after each
-N_SIGNALLED = 6  # one signal after 2 complete trials
+N_TRIALS = 12
 
 
-def _write_params(project: Path, n_trials: int = N_TRIALS) -> None:
+def _write_params(project: Path) -> None:
     raw = yaml.safe_load((project / "params.yaml").read_text())
     for dotted, value in {
         **SHRINK,
-        "tune.n_trials": n_trials,
+        "tune.n_trials": N_TRIALS,
         "tune.executor": "process",  # params.yaml's: the process group killed holds the pool's workers
         "search_space.n_estimators": {"type": "int", "low": 20, "high": 80},
     }.items():
@@ -118,7 +117,7 @@ def test_kill_9_during_tuning_then_rerun_finishes_with_nothing_lost_or_duplicate
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_to_the_process_group_stops_within_seconds_and_the_next_run_resumes(project, signum):
-    _write_params(project, N_SIGNALLED)
+    _write_params(project)
     cfg = load_config(project / "params.yaml")
     prepare_flow(cfg)
     study = open_study(cfg, file_md5(cfg.paths.prepared))
@@ -164,7 +163,7 @@ def test_a_signal_to_the_process_group_stops_within_seconds_and_the_next_run_res
         env=subprocess_env(),
     )
     assert done.returncode == 0, done.stderr[-3000:]  # interrupted trials are no failures, even with none allowed
-    study = check_ledger(cfg, n_complete=N_SIGNALLED)
+    study = check_ledger(cfg, n_complete=N_TRIALS)
     _check_runs(cfg, study)
     requeued = {t.user_attrs["requeued_from"]: t for t in study.trials if "requeued_from" in t.user_attrs}
     assert all(requeued[t.number].params == t.params for t in interrupted if is_complete(t.params, cfg.families))
