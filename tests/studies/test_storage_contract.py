@@ -10,6 +10,7 @@ in any of these fails by name.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import socket
 import subprocess
 import sys
@@ -235,7 +236,7 @@ def test_two_drivers_recovering_the_same_orphan_requeue_it_once(storage_url, dea
 # ---------------------------------------------------------------- concurrency across processes
 
 
-def _drive(url: str, name: str, n_trials: int, start: multiprocessing.Barrier, out: multiprocessing.Queue) -> None:
+def _drive(url: str, name: str, n_trials: int, start: multiprocessing.Barrier) -> tuple[str, list[int]]:
     """One driver process: ask, leave surplus trials, claim, tell, as the tune loop does, until the budget is full."""
     study = optuna.load_study(study_name=name, storage=build_storage(url), sampler=optuna.samplers.RandomSampler())
     start.wait(60)
@@ -249,20 +250,36 @@ def _drive(url: str, name: str, n_trials: int, start: multiprocessing.Barrier, o
         time.sleep(0.02)  # a trial's work: the drivers interleave
         study.tell(trial, trial.params["x"])
         told.append(trial.number)
-    out.put((worker_id(), told))
+    return worker_id(), told
+
+
+def _child(target, args: tuple, start: multiprocessing.Barrier, out: multiprocessing.Queue) -> None:
+    """Run `target` in a forked child and send back its result, or why it failed.
+
+    The child leaves with os._exit once the result is sent: what the parent process set up before the
+    fork (Prefect's and MLflow's handlers, when end-to-end tests ran in it first) is not the child's to clean up.
+    """
+    try:
+        result = ("ok", target(*args, start))
+    except BaseException as exc:
+        result = ("error", f"{type(exc).__name__}: {exc}")
+    out.put(result)
+    out.close()
+    out.join_thread()
+    os._exit(0)
 
 
 def _in_processes(target, *args, n: int = 3) -> list:
     ctx = multiprocessing.get_context("fork")  # the test's imports are already done: each driver starts at once
     start, out = ctx.Barrier(n), ctx.Queue()
-    procs = [ctx.Process(target=target, args=(*args, start, out)) for _ in range(n)]
+    procs = [ctx.Process(target=_child, args=(target, args, start, out)) for _ in range(n)]
     for p in procs:
         p.start()
     results = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(30)
-        assert p.exitcode == 0
-    return results
+    assert [r for r in results if r[0] != "ok"] == [] and [p.exitcode for p in procs] == [0] * n
+    return [value for _, value in results]
 
 
 def test_drivers_in_three_processes_fill_one_budget_exactly(storage_url):
@@ -279,7 +296,7 @@ def test_drivers_in_three_processes_fill_one_budget_exactly(storage_url):
     assert tally(study).finished == 12 and tally(study).budget_left(12) == 0
 
 
-def _take_queued(url: str, name: str, n: int, start: multiprocessing.Barrier, out: multiprocessing.Queue) -> None:
+def _take_queued(url: str, name: str, n: int, start: multiprocessing.Barrier) -> list[float]:
     study = optuna.load_study(study_name=name, storage=build_storage(url))
     start.wait(60)
     taken = []
@@ -288,7 +305,7 @@ def _take_queued(url: str, name: str, n: int, start: multiprocessing.Barrier, ou
         taken.append(trial.suggest_float("x", 0.0, 1.0))
         time.sleep(0.01)
         study.tell(trial, 1.0)
-    out.put(taken)
+    return taken
 
 
 def test_a_queued_trial_is_taken_by_exactly_one_of_several_processes(storage_url):
