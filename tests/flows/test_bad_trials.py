@@ -34,6 +34,7 @@ def test_bad_trials_fail_with_their_reason_and_the_study_goes_on(make_config):
             },
             "tune.sampler": {"name": "manual"},
             "tune.enqueue": [{"mode": m, "max_depth": 2 + i} for i, m in enumerate(MODES)],
+            "tune.executor": "process",  # what enforces the timeout and memory limit, and survives a crash
             "tune.trial_timeout": 10,  # the hanging trial waits it out
             "tune.trial_memory_mb": 300,
         }

@@ -19,20 +19,16 @@ from tasks.tracking import TAG_TRIAL, client_for
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, load_study, study_runs
 from tests.flows.services import start_mlflow_server, stop
+from tests.support.postgres import postgres_server
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
-pgserver = pytest.importorskip(
-    "pgserver", reason="the PostgreSQL tests need a server: pip install pgserver (part of the test extra)"
-)
-
 
 @pytest.fixture
-def postgres_url(tmp_path_factory):
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
+def postgres_url():
+    with postgres_server() as server:  # pgserver, in a folder outside pytest's (tests/support/postgres.py says why)
+        yield server.get_uri()
 
 
 @pytest.fixture
@@ -54,7 +50,7 @@ def test_dask_trials_and_a_second_worker_share_one_budget(project, postgres_url,
     n_trials = 14
     # Trials of a known length (3 s), so the two drivers started together both get some.
     overrides = {
-        **{k: v for k, v in SHRINK.items() if k != "search_space.n_estimators"},
+        **{k: v for k, v in SHRINK.items() if k not in ("search_space.n_estimators", "tune.executor")},
         "model.estimator": "tests.support.misbehaving.MisbehavingClassifier",
         "model.fixed": "{delay: 3.0}",
         "model.trusted_types": "[tests.support.misbehaving.MisbehavingClassifier]",

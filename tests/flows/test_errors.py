@@ -84,7 +84,10 @@ def test_tune_refuses_a_missing_prepared_dataset(project, capsys):
         "tracking-server-down",
     ],
 )
-def test_tune_refuses_what_cannot_work_before_writing(project, capsys, args, expected):
+def test_tune_refuses_what_cannot_work_before_writing(project, capsys, monkeypatch, args, expected):
+    # A tracking server that does not answer: the warm-start and registry checks ask it through MLflow's client,
+    # which retries with back-off for about 2 minutes by default. The refusal is the same without the retries.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     assert main(prepare_flow, "test", ["--params", "params.yaml"]) == 0
     _fails_cleanly(project, run_tune, args, capsys, *expected)
 

@@ -17,7 +17,8 @@ from tunedag.data import ColumnWarning
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
-FEW = {"tune": {"n_trials": 5, "parallelism": 2}}  # the three families' defaults, then two sampled trials
+# The three families' defaults, then two sampled trials, in threads (the worker pool's start-up would be most of it).
+FEW = {"tune": {"n_trials": 5, "parallelism": 2, "executor": "thread"}}
 
 
 def _own_params(project: Path, csv: str, target: str) -> Path:

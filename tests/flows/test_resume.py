@@ -34,6 +34,7 @@ def _write_params(project: Path) -> None:
     for dotted, value in {
         **SHRINK,
         "tune.n_trials": N_TRIALS,
+        "tune.executor": "process",  # params.yaml's: the process group killed holds the pool's workers
         "search_space.n_estimators": {"type": "int", "low": 20, "high": 80},
     }.items():
         *parents, leaf = dotted.split(".")

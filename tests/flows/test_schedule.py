@@ -195,7 +195,8 @@ def _file_config(project: Path, **overrides):
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_same_data_skips_or_adds_trials_as_config_says(project, file_project):
+def test_same_data_skips_or_adds_trials_then_a_worse_model_is_challenger_and_another_problem_is_refused(project, file_project):
+    """One project through the decisions on unchanged data (one first run for both stories: it is most of the cost)."""
     cfg = _file_config(project)
     pipeline_flow(cfg)
 
@@ -216,6 +217,27 @@ def test_same_data_skips_or_adds_trials_as_config_says(project, file_project):
     assert any(line.startswith(f"study: {study.study_name}: 7 trials (7 complete)") for line in lines)
     assert f"  plan: {parents[1].data.tags[TAG_PLAN]}" in lines
     assert any(line.startswith(f"champion: {more.final.registered_model} version ") for line in lines)
+
+    # A worse model on the same data becomes the challenger; the champion keeps its alias.
+    champion = _alias(more, "champion")
+    stumps = {"type": "int", "low": 1, "high": 2}
+    worse = _file_config(project, **{"search_space.max_depth": stumps, "search_space.n_estimators": stumps})
+
+    pipeline_flow(worse)
+
+    assert _alias(worse, "champion") == champion and _alias(worse, "challenger") == "3"
+    reason = _versions(worse)["3"].tags[TAG_PROMOTION]
+    assert f"does not beat champion version {champion} on the same test split" in reason
+    assert any(line == f"challenger: {worse.final.registered_model} version 3: {reason}" for line in status_lines(worse))
+
+    # Data of another problem (a column gone) is refused for the registered model.
+    file_project.drop(columns=["mean radius"]).to_csv(project / "data/raw/cancer.csv", index=False)
+    prepare_flow(worse)
+
+    with pytest.raises(TunedagError) as refused:
+        check_registry_problem(worse, read_problem(worse.paths.prepared))
+    assert f"final.registered_model {worse.final.registered_model!r}" in str(refused.value)
+    assert _versions(worse)["3"].tags["tunedag.problem"] in str(refused.value)
 
 
 def _rows_added(frame, n: int = 250, seed: int = 2):
@@ -268,28 +290,3 @@ def test_new_data_warm_starts_a_new_study_and_promotes_only_a_better_model(proje
     assert parent.data.tags[TAG_PROMOTION] == reason and scores["test_roc_auc"] > 0.9
     if not promoted:
         assert _alias(cfg, "challenger") == "2"
-
-
-@pytest.mark.usefixtures("prefect_server")
-def test_a_worse_model_becomes_challenger_and_data_of_another_problem_is_refused_for_the_model(project, file_project):
-    good = _file_config(project)
-    pipeline_flow(good)
-    stumps = {"type": "int", "low": 1, "high": 2}
-    worse = _file_config(project, **{"search_space.max_depth": stumps, "search_space.n_estimators": stumps})
-
-    pipeline_flow(worse)
-
-    assert _alias(worse, "champion") == "1" and _alias(worse, "challenger") == "2"
-    reason = _versions(worse)["2"].tags[TAG_PROMOTION]
-    assert "does not beat champion version 1 on the same test split" in reason
-    assert any(line == f"challenger: {worse.final.registered_model} version 2: {reason}" for line in status_lines(worse))
-
-    file_project.drop(columns=["mean radius"]).to_csv(
-        project / "data/raw/cancer.csv", index=False
-    )  # a column gone: another problem
-    prepare_flow(worse)
-
-    with pytest.raises(TunedagError) as refused:
-        check_registry_problem(worse, read_problem(worse.paths.prepared))
-    assert f"final.registered_model {worse.final.registered_model!r}" in str(refused.value)
-    assert _versions(worse)["2"].tags["tunedag.problem"] in str(refused.value)

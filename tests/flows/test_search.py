@@ -1,11 +1,10 @@
-"""Search strategies end to end: pruning, several objectives, conditional spaces, stopping, warm starts, ensembles."""
+"""Search strategies end to end: pruning, several objectives, conditional spaces, stopping, warm starts (ensembles: test_trust)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import mlflow
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -136,15 +135,6 @@ def test_warm_start_queues_the_best_configurations_of_an_earlier_study(make_conf
     assert study.study_name != earlier.study_name
     assert [t.params for t in study.trials[:3]] == [t.params for t in top]
     assert all(t.user_attrs["warm_start_from"].startswith(earlier.study_name) for t in study.trials[:3])
-
-
-def test_an_ensemble_of_the_top_trials_is_evaluated_beside_the_single_best(make_config):
-    cfg = make_config(final__ensemble={"kind": "voting", "top_k": 3})
-    scores = pipeline_flow(cfg)
-
-    assert {"test_roc_auc", "single_best_test_roc_auc"} <= set(scores)
-    model = mlflow.sklearn.load_model(str(cfg.paths.model_dir))
-    assert type(model).__name__ == "VotingClassifier" and len(model.estimators_) == 3
 
 
 def test_manual_sampler_evaluates_exactly_the_listed_configurations(make_config):

@@ -33,7 +33,7 @@ def test_trials_that_cannot_be_recorded_are_failed_and_requeued_and_the_next_run
     home = tmp_path_factory.mktemp("mlflow")
     server, url = start_mlflow_server(home)
     port = int(url.rsplit(":", 1)[1])
-    overrides = {"tracking.uri": url, "tune.n_trials": 8, "tune.parallelism": 1}
+    overrides = {"tracking.uri": url, "tune.n_trials": 8, "tune.parallelism": 1, "tune.executor": "thread"}
     cfg = load_config(project / "params.yaml", {**SHRINK, **overrides})
     prepare_flow(cfg)
     sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]

@@ -1,10 +1,11 @@
-"""Re-running a stage never rewrites what an earlier run registered (issue 23, item 1)."""
+"""Re-running a stage never rewrites what an earlier run registered (issue 23, item 1); an ensemble as the second version."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
+import mlflow.sklearn
 import pytest
 
 from flows.evaluate import evaluate_flow
@@ -36,9 +37,14 @@ def test_training_again_leaves_the_champions_files_alone_and_promotion_scores_th
     v1 = client.get_model_version_by_alias(name, CHAMPION)
     v1_files = _version_files(client, v1, tmp_path / "before")
 
-    voting = make_config(tune__parallelism=1, final__ensemble__kind="voting")
+    voting = make_config(tune__parallelism=1, final__ensemble__kind="voting")  # top_k 3, as params.yaml has it
     train_flow(voting)
     second_scores = evaluate_flow(voting)
+
+    # The ensemble of the top trials is evaluated beside the single best.
+    assert {"test_roc_auc", "single_best_test_roc_auc"} <= set(second_scores)
+    model = mlflow.sklearn.load_model(str(voting.paths.model_dir))
+    assert type(model).__name__ == "VotingClassifier" and len(model.estimators_) == voting.final.ensemble.top_k == 3
 
     v2 = max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
     assert (str(v1.version), str(v2.version)) == ("1", "2")

@@ -1,4 +1,4 @@
-"""A real headless Chromium against the MLflow UI that `make ui` starts, after a tiny pipeline run.
+"""A real headless Chromium against the MLflow UI that `make ui` starts, for tests/flows/test_default_run.py.
 
 Chromium and its driver come from Debian's packages (`apt-get install -y chromium chromium-driver`;
 .ci/run installs them). Screenshots are saved under tmp_path, and also under the folder named by
@@ -16,16 +16,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from flows.pipeline import pipeline_flow
-from tasks.tracking import open_tracker
 from tests.flows.conftest import REPO
 from tests.flows.ledger import load_study, study_runs
-
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -82,7 +80,7 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-def _wait_for(url: str, proc: subprocess.Popen, log: Path) -> None:
+def wait_for(url: str, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"mlflow ui exited: {log.read_text()[-2000:]}"
@@ -95,8 +93,8 @@ def _wait_for(url: str, proc: subprocess.Popen, log: Path) -> None:
     raise AssertionError(f"mlflow ui did not answer {url} within {WAIT_S}s: {log.read_text()[-2000:]}")
 
 
-@pytest.fixture
-def browser():
+@contextmanager
+def chromium() -> Iterator[object]:
     """Headless Chromium from Debian's packages through its matching chromedriver (nothing downloaded)."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         message = "Chromium is not installed: apt-get install -y chromium chromium-driver"
@@ -117,13 +115,12 @@ def browser():
         driver.quit()
 
 
-@pytest.fixture
-def shoot(tmp_path: Path):
-    """Save a screenshot under tmp_path (and TUNEDAG_SCREENSHOTS when set); return its path."""
+def screenshots(folder: Path) -> Callable[[object, str], Path]:
+    """A function that saves a screenshot under `folder` (and TUNEDAG_SCREENSHOTS when set) and returns its path."""
     extra = os.environ.get("TUNEDAG_SCREENSHOTS")
 
     def save(driver, name: str) -> Path:
-        path = tmp_path / "screens" / f"{name}.png"
+        path = folder / "screens" / f"{name}.png"
         path.parent.mkdir(exist_ok=True)
         assert driver.save_screenshot(str(path))
         if extra:
@@ -161,20 +158,7 @@ def _open(driver, url: str) -> None:
     driver.refresh()
 
 
-def test_after_a_pipeline_run_the_report_opens_and_the_ui_shows_runs_trials_and_model(make_config, project, browser, shoot):
-    cfg = make_config(**{"tune__n_trials": 3, "data__cv_folds": 3, "data__val_size": 0.0})
-    open_tracker(cfg.tracking)  # the store exists (migrated) before the UI starts, so the two never race
-    ui, url = start_mlflow_ui(project)
-    try:
-        pipeline_flow(cfg)
-        _wait_for(f"{url}/health", ui, project / "mlflow-ui.log")
-        _check_report_from_disk(browser, shoot, (cfg.paths.report_dir / "index.html").resolve())
-        _check_ui(browser, shoot, url, cfg)
-    finally:
-        stop(ui)
-
-
-def _check_report_from_disk(browser, shoot, index: Path) -> None:
+def check_report_from_disk(browser, shoot, index: Path) -> None:
     browser.get(index.as_uri())
     images = browser.execute_script("return Array.from(document.images).map(i => [i.alt, i.naturalWidth])")
     assert len(images) >= 5 and all(width > 100 for _, width in images), images
@@ -185,7 +169,7 @@ def _check_report_from_disk(browser, shoot, index: Path) -> None:
     assert drawn >= len(images), "plotly.js is inline: every interactive figure draws with no network"
 
 
-def _check_ui(browser, shoot, url: str, cfg) -> None:
+def check_ui(browser, shoot, url: str, cfg) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
