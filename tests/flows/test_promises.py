@@ -82,7 +82,9 @@ def test_patience_stops_after_exactly_that_many_trials_without_improvement(make_
 
 def test_timeout_stops_launching_trials_once_it_has_passed(make_config):
     timeout = 6
-    cfg = make_config(tune__n_trials=40, tune__parallelism=1, tune__timeout=timeout, **{k.replace(".", "__"): v for k, v in SLOW_TREE.items()})
+    cfg = make_config(
+        tune__n_trials=40, tune__parallelism=1, tune__timeout=timeout, **{k.replace(".", "__"): v for k, v in SLOW_TREE.items()}
+    )
     prepare_flow(cfg)
     started = time.monotonic()
     run_tune(cfg)
@@ -142,7 +144,11 @@ def _top(study, k: int) -> list:
 
 @pytest.mark.parametrize(("kind", "cls"), [("voting", "VotingClassifier"), ("stacking", "StackingClassifier")])
 def test_an_ensemble_holds_the_top_k_trials_and_the_single_best_is_scored_apart(make_config, kind, cls):
-    cfg = make_config(final__ensemble={"kind": kind, "top_k": 3}, tune__n_trials=6, search_space__max_depth={"type": "int", "low": 1, "high": 12})
+    cfg = make_config(
+        final__ensemble={"kind": kind, "top_k": 3},
+        tune__n_trials=6,
+        search_space__max_depth={"type": "int", "low": 1, "high": 12},
+    )
     scores = pipeline_flow(cfg)
 
     study = check_ledger(cfg, n_complete=6)
@@ -160,7 +166,9 @@ def test_an_ensemble_holds_the_top_k_trials_and_the_single_best_is_scored_apart(
     best = max(study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: (t.value, -t.number))  # first of the best
     single = make_model(cfg, prep, best.params).fit(X, y)
     assert scores["single_best_test_roc_auc"] == score(single, X_test, y_test, ["roc_auc"])["roc_auc"]
-    again = build_ensemble(kind, [(f"trial_{t.number}", make_model(cfg, prep, t.params)) for t in top], prep.task, cfg.seed).fit(X, y)
+    again = build_ensemble(kind, [(f"trial_{t.number}", make_model(cfg, prep, t.params)) for t in top], prep.task, cfg.seed).fit(
+        X, y
+    )
     assert scores["test_roc_auc"] == score(again, X_test, y_test, ["roc_auc"])["roc_auc"]
 
 

@@ -36,7 +36,9 @@ def test_digits_cnn_records_learning_curves_prunes_per_epoch_and_registers_a_tor
     )
     scores = pipeline_flow(cfg)
 
-    pruned_runs = [r for r in study_runs(cfg, load_study(cfg).study_name, "trial") if r.data.tags.get("tunedag.state") == "PRUNED"]
+    pruned_runs = [
+        r for r in study_runs(cfg, load_study(cfg).study_name, "trial") if r.data.tags.get("tunedag.state") == "PRUNED"
+    ]
     study = check_ledger(cfg, n_complete=6 - len(pruned_runs))  # MLflow's count of pruned runs, checked against Optuna's
     client = client_for(cfg.tracking.uri)
     for run in study_runs(cfg, study.study_name, "trial"):
@@ -52,4 +54,3 @@ def test_digits_cnn_records_learning_curves_prunes_per_epoch_and_registers_a_tor
     model = mlflow.pyfunc.load_model(f"models:/{cfg.final.registered_model}/{version.version}")
     X = pd.read_parquet(cfg.paths.prepared).drop(columns=["target", "__split__"]).head(4)
     assert model.predict(X).shape == (4, 10)  # class probabilities, columns in metadata["classes"] order
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import create_trial
 
 from studies.seeding import warm_start
@@ -51,7 +51,9 @@ def test_drops_unknown_names_and_values_outside_the_ranges_choices_or_step(tmp_p
 
 
 def test_families_keep_the_family_and_its_own_prefixed_names_only(tmp_path):
-    families = _cfg(tmp_path, search_space={}, **{"model.estimator": None, "model.fixed": {}, "model.families": FAMILIES}).families
+    families = _cfg(
+        tmp_path, search_space={}, **{"model.estimator": None, "model.fixed": {}, "model.families": FAMILIES}
+    ).families
     assert fit_to_space({"family": "lr", "lr.C": 1.0, "rf.max_depth": 4}, families) == {"family": "lr", "lr.C": 1.0}
     assert fit_to_space({"family": "lr", "lr.C": 50.0}, families) == {"family": "lr"}
     assert fit_to_space({"family": "svm", "svm.C": 1.0}, families) == {}

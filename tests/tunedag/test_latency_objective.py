@@ -28,4 +28,3 @@ def test_latency_and_size_are_measured_and_grow_with_the_model(make_config, prep
         assert math.isfinite(latency) and latency > 0 and size > 0
     assert big.values[1] > 2 * small.values[1], "300 trees take longer to predict than 2 (about 5x here on 2 busy cores)"
     assert big.values[2] > 50 * small.values[2], "and weigh more"
-
