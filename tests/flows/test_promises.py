@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -86,14 +85,11 @@ def test_timeout_stops_launching_trials_once_it_has_passed(make_config):
         tune__n_trials=40, tune__parallelism=1, tune__timeout=timeout, **{k.replace(".", "__"): v for k, v in SLOW_TREE.items()}
     )
     prepare_flow(cfg)
-    started = time.monotonic()
     run_tune(cfg)
-    took = time.monotonic() - started
 
     study = load_study(cfg)
     assert _stop_reason(cfg, study).startswith("timeout of 6")
-    assert 1 <= len(_finished(study)) <= timeout  # 1 s trials, one at a time: at most one started a second
-    assert took < 60, "the study did not run its 40 trials of 1 s"
+    assert 1 <= len(_finished(study)) <= timeout  # 1 s trials, one at a time: 40 would take 40 s and more
     last_start = max(t.datetime_start for t in study.trials)
     first_start = min(t.datetime_start for t in study.trials)
     assert (last_start - first_start).total_seconds() < timeout, "no trial is launched after the deadline"
