@@ -129,10 +129,15 @@ def fit_to_space(params: dict[str, Any], families: dict[str, Family]) -> dict[st
     kept = {FAMILY: family_name} if len(families) > 1 else {}
     for key, value in params.items():
         name = key.removeprefix(prefix)
-        if (
-            key.startswith(prefix)
-            and name in space
-            and _distribution(space[name])._contains(_distribution(space[name]).to_internal_repr(value))
-        ):
+        if key.startswith(prefix) and name in space and _fits(space[name], value):
             kept[key] = value
     return kept
+
+
+def _fits(p: Param, value: Any) -> bool:
+    """Whether `value` lies in the parameter's distribution; a categorical value that is no longer a choice does not."""
+    dist = _distribution(p)
+    try:
+        return dist._contains(dist.to_internal_repr(value))
+    except (ValueError, TypeError):  # not among the choices, or not a number
+        return False

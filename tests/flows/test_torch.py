@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from flows.pipeline import pipeline_flow
 from tasks.tracking import TAG_TRIAL, absolute_uri, client_for
 from tests.flows.conftest import REPO
-from tests.flows.ledger import check_ledger, study_runs
+from tests.flows.ledger import check_ledger, load_study, study_runs
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -36,7 +36,10 @@ def test_digits_cnn_records_learning_curves_prunes_per_epoch_and_registers_a_tor
     )
     scores = pipeline_flow(cfg)
 
-    study = check_ledger(cfg, n_complete=sum(t.state == TrialState.COMPLETE for t in load_study_trials(cfg)))
+    pruned_runs = [
+        r for r in study_runs(cfg, load_study(cfg).study_name, "trial") if r.data.tags.get("tunedag.state") == "PRUNED"
+    ]
+    study = check_ledger(cfg, n_complete=6 - len(pruned_runs))  # MLflow's count of pruned runs, checked against Optuna's
     client = client_for(cfg.tracking.uri)
     for run in study_runs(cfg, study.study_name, "trial"):
         trial = study.trials[int(run.data.tags[TAG_TRIAL])]
@@ -51,9 +54,3 @@ def test_digits_cnn_records_learning_curves_prunes_per_epoch_and_registers_a_tor
     model = mlflow.pyfunc.load_model(f"models:/{cfg.final.registered_model}/{version.version}")
     X = pd.read_parquet(cfg.paths.prepared).drop(columns=["target", "__split__"]).head(4)
     assert model.predict(X).shape == (4, 10)  # class probabilities, columns in metadata["classes"] order
-
-
-def load_study_trials(cfg):
-    from tests.flows.ledger import load_study
-
-    return load_study(cfg).get_trials(deepcopy=False)

@@ -15,6 +15,7 @@ import optuna
 import pytest
 from optuna.samplers import RandomSampler
 
+from studies.seeding import enqueue_manual
 from studies.storage import grid_points_left, open_study
 from tunedag.config import Config
 from tunedag.config_search import PRUNER_NAMES, SAMPLER_NAMES
@@ -180,7 +181,6 @@ def direct(cfg: Config) -> optuna.samplers.BaseSampler:
         return {
             "grid": lambda: optuna.samplers.GridSampler(grid(cfg.search_space), seed=seed),
             "random": lambda: RandomSampler(seed=seed),
-            "manual": lambda: RandomSampler(seed=seed),
             "tpe": lambda: optuna.samplers.TPESampler(
                 seed=seed,
                 n_startup_trials=4,
@@ -286,6 +286,12 @@ def test_same_seed_same_sequence_other_seed_other_sequence(name: str) -> None:
 
 def test_same_sequence_as_optuna_built_directly(name: str) -> None:
     cfg = make_cfg(name, seq_space(name))
+    if name == "manual":  # no Optuna sampler to compare with: tunedag's queue (studies.seeding) must replay tune.enqueue in order
+        study = optuna.create_study(directions=cfg.tune.directions, sampler=build_sampler(cfg))
+        assert enqueue_manual(study, cfg) == len(cfg.tune.enqueue)
+        asked = [suggest(study.ask(), cfg.families) for _ in cfg.tune.enqueue]
+        assert asked == cfg.tune.enqueue
+        return
     assert run(cfg, n_trials(cfg)) == run(cfg, n_trials(cfg), sampler=direct(cfg))
 
 
