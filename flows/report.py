@@ -6,7 +6,15 @@ from prefect import flow
 
 from reporting.render import ReportContext, format_summary, trial_counts
 from tasks.outputs import read_json
-from tasks.report import data_facts, gather_series, load_tuned_study, log_report, run_url, write_study_report
+from tasks.report import (
+    data_facts,
+    end_pipeline_run,
+    gather_series,
+    load_tuned_study,
+    log_report,
+    run_url,
+    write_study_report,
+)
 from tasks.tracking import open_tracker
 from tunedag.config import Config
 from tunedag.errors import redact
@@ -34,6 +42,7 @@ def report_flow(cfg: Config) -> str:
     )
     index = write_study_report(cfg, study, gather_series(cfg, tracker, study), ctx)
     log_report(tracker, summary["parent_run_id"], cfg.paths.report_dir)
+    end_pipeline_run(tracker, summary["parent_run_id"])
     return format_summary(ctx, index)
 
 

@@ -270,6 +270,8 @@ def _slice(ctx: _Context) -> Figure:
     n_params = len(set().union(*(t.params for t in complete)))
     pair = _optuna_pair(ctx.study, "plot_slice", **ctx.target())
     _resize(pair[1], min(4 * n_params, 16), 4)
+    for ax in pair[1].axes:
+        _readable_log_ticks(ax.xaxis)
     return Figure("slice", "Slice", f"{ctx.names[0]} against each parameter; colour is the trial number.", *pair)
 
 
@@ -367,6 +369,46 @@ def _mpl_axes(width: float, height: float, cols: int = 1) -> tuple[Any, Any]:
 
     fig, axes = plt.subplots(1, cols, figsize=(width, height), squeeze=cols == 1)
     return fig, (axes if cols == 1 else axes[0])
+
+
+# Log-axis ticks tried in turn (multiples of each power of ten), the densest whose labels do not overlap.
+_LOG_SUBS = ((1.0, 2.0, 3.0, 5.0), (1.0, 2.0, 5.0), (1.0, 3.0), (1.0,))
+
+
+def _readable_log_ticks(axis: Any) -> None:
+    """Plain-number labels (50, 100, 200 or 0.01, 0.1) on a log axis, no minor labels, as dense as fits without overlap.
+
+    Matplotlib labels a log axis spanning less than a decade or two with every minor tick in
+    `6x10^1` notation, and the labels run into each other (an int range such as n_estimators 50-400).
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    if axis.get_scale() != "log":
+        return
+    axis.set_minor_formatter(NullFormatter())
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    for subs in _LOG_SUBS:
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+        if not _labels_overlap(axis):
+            return
+
+
+def _labels_overlap(axis: Any) -> bool:
+    """Whether any two drawn tick labels of `axis` overlap (a draw is needed to measure them)."""
+    fig = axis.get_figure(root=True)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    low, high = sorted(axis.get_view_interval())
+    boxes = sorted(
+        (t.get_window_extent(renderer) for t in shown_tick_labels(axis) if low <= t.get_position()[0] <= high),
+        key=lambda b: b.x0,
+    )
+    return any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:]))
+
+
+def shown_tick_labels(axis: Any) -> list[Any]:
+    """The tick labels of an x `axis` that are drawn with text (major and minor), after a draw."""
+    return [t for t in axis.get_ticklabels(which="both") if t.get_visible() and t.get_text()]
 
 
 def _resize(fig: Any, width: float, height: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import optuna
@@ -94,3 +95,14 @@ def write_study_report(cfg: Config, study: optuna.Study, series: report.TrackedS
 def log_report(tracker: Tracker, run_id: str, report_dir: Path) -> None:
     """Upload the report folder to the pipeline's parent run, under `report/`."""
     tracker.client.log_artifacts(run_id, str(report_dir), REPORT_ARTIFACT)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5])
+def end_pipeline_run(tracker: Tracker, run_id: str) -> None:
+    """Set the pipeline run's end to now, its status unchanged: the report is the last stage that writes to it.
+
+    The tune stage closes the run when the study is summarised; train, evaluate and the report log on it
+    afterwards, so without this its Duration in the MLflow UI would cover the tuning only.
+    """
+    status = tracker.client.get_run(run_id).info.status
+    tracker.client.set_terminated(run_id, status=status, end_time=int(time.time() * 1000))
