@@ -36,7 +36,7 @@ def report_flow(cfg: Config) -> str:
         {
             "MLflow store": redact(cfg.tracking.uri),
             "Optuna study": f"{summary['study_name']} in {redact(cfg.tune.storage)}",
-            "DVC plots": "dvc plots show (writes dvc_plots/index.html)",
+            "DVC plots": "dvc plots show (writes dvc_plots/index.html, which loads Vega from a CDN: blank offline)",
         },
         data_facts(cfg, study, summary),
     )

@@ -19,6 +19,9 @@ from tunedag.errors import TunedagError
 from tunedag.problem import read_problem
 
 REPORT_ARTIFACT = "report"
+# MLflow 3's UI keeps its GenAI / model-training layout in the browser's local storage (GenAI when unset) and
+# ignores the experiment's kind for it; a link that names the layout opens on the run as tunedag records it.
+UI_LAYOUT = "?workflowType=machine_learning"
 # Where `make ui` serves the local store (see the Makefile).
 LOCAL_UI = "http://127.0.0.1:5000"
 
@@ -35,8 +38,8 @@ def load_tuned_study(cfg: Config, summary: dict) -> optuna.Study:
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
-    """The MLflow UI page of a run: on the tracking server, or where `make ui` serves the local store."""
-    fragment = f"/#/experiments/{experiment_id}/runs/{run_id}"
+    """The MLflow UI page of a run, in its model-training layout: on the tracking server, or where `make ui` serves the local store."""
+    fragment = f"/#/experiments/{experiment_id}/runs/{run_id}{UI_LAYOUT}"
     if tracking_uri.startswith(("http://", "https://")):
         return re.sub(r"//[^/@]*@", "//", tracking_uri).rstrip("/") + fragment  # a link without credentials
     return LOCAL_UI + fragment if tracking_uri.startswith("sqlite:") else None
