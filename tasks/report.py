@@ -54,6 +54,8 @@ def data_facts(cfg: Config, study: optuna.Study, summary: dict) -> dict[str, str
     source = study.user_attrs.get("warm_start_from")
     queued = sum("warm_start_from" in t.user_attrs for t in study.get_trials(deepcopy=False))
     facts["warm start"] = f"{queued} trials queued from the best of study {source}" if source else "none (started cold)"
+    if summary.get("chosen"):
+        facts["chosen"] = summary["chosen"]  # tuned, or an untuned baseline that no tuned trial beat
     return facts
 
 
