@@ -12,6 +12,7 @@ from tasks.report import (
     gather_series,
     load_tuned_study,
     log_report,
+    outcome_on_test,
     run_url,
     write_study_report,
 )
@@ -39,6 +40,7 @@ def report_flow(cfg: Config) -> str:
             "DVC plots": "dvc plots show (writes dvc_plots/index.html, which loads Vega from a CDN: blank offline)",
         },
         data_facts(cfg, study, summary),
+        outcome_on_test(cfg),
     )
     index = write_study_report(cfg, study, gather_series(cfg, tracker, study), ctx)
     log_report(tracker, summary["parent_run_id"], cfg.paths.report_dir)

@@ -60,6 +60,28 @@ def data_facts(cfg: Config, study: optuna.Study, summary: dict) -> dict[str, str
 
 
 @task(cache_policy=NO_CACHE)
+def outcome_on_test(cfg: Config) -> report.ClassOutcome | None:
+    """A classifier's confusion matrix, decision threshold and positive rates on the test split; None for regression.
+
+    None too for a train_fn family (its own code scored the test rows) or a missing model folder.
+    """
+    from tasks.evaluation import load_final_model
+    from tasks.training import CUSTOM_RESULT
+    from tunedag.data import file_md5, load_prepared
+    from tunedag.metrics import decision_threshold
+
+    problem, model_dir = read_problem(cfg.paths.prepared), cfg.paths.model_dir
+    if problem is None or problem.task != "classification" or not (model_dir / "MLmodel").is_file():
+        return None
+    if (model_dir / CUSTOM_RESULT).is_file():
+        return None
+    prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
+    X, y = prep.xy("test")
+    model = load_final_model(model_dir, cfg.model.trusted_types)
+    return report.class_outcome(y, model.predict(X), decision_threshold(model))
+
+
+@task(cache_policy=NO_CACHE)
 def gather_series(cfg: Config, tracker: Tracker, study: optuna.Study) -> report.TrackedSeries:
     """Per-fold scores of every complete trial and per-epoch curves of the best few, from the trial runs."""
     complete = report.complete_trials(study)

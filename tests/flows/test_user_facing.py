@@ -28,7 +28,7 @@ def _tunedag(project: Path, *args: str) -> str:
 
 
 def test_a_second_run_adding_trials_reads_true_in_mlflow_status_and_the_terminal(make_config, project, capfd):
-    base = {"tune__n_trials": 3, "tune__executor": "thread", "data__cv_folds": 3, "data__val_size": 0.0}
+    base = {"tune__n_trials": 3, "tune__executor": "thread", "data__cv_folds": 3, "data__val_size": 0.0, "tune__metric": "f1"}
     cfg = make_config(**base)
     pipeline_flow(cfg)
     capfd.readouterr()
@@ -58,3 +58,7 @@ def test_a_second_run_adding_trials_reads_true_in_mlflow_status_and_the_terminal
     printed = _tunedag(project, "report", *(f"--set={k.replace('__', '.')}={v}" for k, v in base.items()))
     assert printed.startswith(f"tunedag: study {study.study_name} (5 complete") and "  best trial #" in printed, printed
     assert printed.rstrip().splitlines()[-1].startswith("  MLflow: `make ui`, then http://127.0.0.1:5000/#/experiments/")
+    # f1 is a threshold metric: the final model's tuned threshold, its confusion matrix and which trial won, and why.
+    assert "  test confusion matrix (predicted 0 / 1): true 0: " in printed, printed
+    assert "(tuned out-of-fold for tune.metric)" in printed and "  predicted 1: " in printed
+    assert "\n  chosen: trial " in printed

@@ -32,9 +32,7 @@ def test_log_axis_tick_labels_are_plain_numbers_that_do_not_overlap(slice_png, p
     low, high = sorted(ax.get_xlim())
     renderer = slice_png.canvas.get_renderer()
     shown = [
-        t
-        for t in ax.get_xticklabels(which="both")
-        if t.get_visible() and t.get_text() and low <= t.get_position()[0] <= high
+        t for t in ax.get_xticklabels(which="both") if t.get_visible() and t.get_text() and low <= t.get_position()[0] <= high
     ]
     texts = [t.get_text() for t in shown]
     assert len(shown) >= 2, texts
