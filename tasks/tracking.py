@@ -28,7 +28,7 @@ TAG_DATA_VERSION = "tunedag.data_version"
 TAG_GIT = "tunedag.git_commit"
 TAG_FLOW_RUN = "tunedag.prefect_flow_run_id"
 MODEL_ARTIFACT = "model"
-# MLflow 3's UI opens an experiment of this kind on its runs, not on its GenAI (traces) view.
+# MLflow 3's mark of a model-training experiment: its UI lists it under Model training and never asks its kind.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
