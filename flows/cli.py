@@ -50,7 +50,7 @@ FLOW_COMMANDS = {
         "evaluate_flow",
         "Stage 4: score the final model on the test split; move `champion` only to a better version.",
     ),
-    "report": ("flows.report", "report_flow", "Stage 5: the study report (figures, DVC plots, reports/study/index.html)."),
+    "report": ("flows.report", "run", "Stage 5: the study report (figures, DVC plots, reports/study/index.html)."),
     "worker": ("flows.worker", "run", "Join the running study (same params.yaml) and run its trials until the budget is used."),
 }
 

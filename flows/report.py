@@ -6,7 +6,16 @@ from prefect import flow
 
 from reporting.render import ReportContext, format_summary, trial_counts
 from tasks.outputs import read_json
-from tasks.report import data_facts, gather_series, load_tuned_study, log_report, run_url, write_study_report
+from tasks.report import (
+    data_facts,
+    end_pipeline_run,
+    gather_series,
+    load_tuned_study,
+    log_report,
+    outcome_on_test,
+    run_url,
+    write_study_report,
+)
 from tasks.tracking import open_tracker
 from tunedag.config import Config
 from tunedag.errors import redact
@@ -28,12 +37,14 @@ def report_flow(cfg: Config) -> str:
         {
             "MLflow store": redact(cfg.tracking.uri),
             "Optuna study": f"{summary['study_name']} in {redact(cfg.tune.storage)}",
-            "DVC plots": "dvc plots show (writes dvc_plots/index.html)",
+            "DVC plots": "dvc plots show (writes dvc_plots/index.html, which loads Vega from a CDN: blank offline)",
         },
         data_facts(cfg, study, summary),
+        outcome_on_test(cfg),
     )
     index = write_study_report(cfg, study, gather_series(cfg, tracker, study), ctx)
     log_report(tracker, summary["parent_run_id"], cfg.paths.report_dir)
+    end_pipeline_run(tracker, summary["parent_run_id"])
     return format_summary(ctx, index)
 
 

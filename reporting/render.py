@@ -270,6 +270,8 @@ def _slice(ctx: _Context) -> Figure:
     n_params = len(set().union(*(t.params for t in complete)))
     pair = _optuna_pair(ctx.study, "plot_slice", **ctx.target())
     _resize(pair[1], min(4 * n_params, 16), 4)
+    for ax in pair[1].axes:
+        _readable_log_ticks(ax.xaxis)
     return Figure("slice", "Slice", f"{ctx.names[0]} against each parameter; colour is the trial number.", *pair)
 
 
@@ -369,6 +371,46 @@ def _mpl_axes(width: float, height: float, cols: int = 1) -> tuple[Any, Any]:
     return fig, (axes if cols == 1 else axes[0])
 
 
+# Log-axis ticks tried in turn (multiples of each power of ten), the densest whose labels do not overlap.
+_LOG_SUBS = ((1.0, 2.0, 3.0, 5.0), (1.0, 2.0, 5.0), (1.0, 3.0), (1.0,))
+
+
+def _readable_log_ticks(axis: Any) -> None:
+    """Plain-number labels (50, 100, 200 or 0.01, 0.1) on a log axis, no minor labels, as dense as fits without overlap.
+
+    Matplotlib labels a log axis spanning less than a decade or two with every minor tick in
+    `6x10^1` notation, and the labels run into each other (an int range such as n_estimators 50-400).
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    if axis.get_scale() != "log":
+        return
+    axis.set_minor_formatter(NullFormatter())
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    for subs in _LOG_SUBS:
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+        if not _labels_overlap(axis):
+            return
+
+
+def _labels_overlap(axis: Any) -> bool:
+    """Whether any two drawn tick labels of `axis` overlap (a draw is needed to measure them)."""
+    fig = axis.get_figure(root=True)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    low, high = sorted(axis.get_view_interval())
+    boxes = sorted(
+        (t.get_window_extent(renderer) for t in shown_tick_labels(axis) if low <= t.get_position()[0] <= high),
+        key=lambda b: b.x0,
+    )
+    return any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:]))
+
+
+def shown_tick_labels(axis: Any) -> list[Any]:
+    """The tick labels of an x `axis` that are drawn with text (major and minor), after a draw."""
+    return [t for t in axis.get_ticklabels(which="both") if t.get_visible() and t.get_text()]
+
+
 def _resize(fig: Any, width: float, height: float) -> None:
     fig.set_size_inches(max(width, fig.get_figwidth()), max(height, fig.get_figheight()))
 
@@ -402,6 +444,59 @@ def plot_tables(
 # Writing the report
 
 
+# The predicted-positive rate is flagged when it is under half, or over twice, the true rate on the test split.
+RATE_FLAG = 2.0
+
+
+@dataclass(frozen=True)
+class ClassOutcome:
+    """How the final classifier's labels on the test split compare with the truth: confusion matrix and rates."""
+
+    labels: list[str]
+    matrix: list[list[int]]  # rows: true label, columns: predicted label, both in `labels` order
+    threshold: float | None  # the tuned decision threshold on the positive class's score; None: the default rule
+    positive: str | None  # the positive class (binary tasks), the larger label as tunedag's metrics take it
+
+    @property
+    def rates(self) -> tuple[float, float] | None:
+        """(predicted, true) share of the positive class among the test rows; None with more than two classes."""
+        if self.positive is None:
+            return None
+        i, total = self.labels.index(self.positive), sum(map(sum, self.matrix))
+        return sum(row[i] for row in self.matrix) / total, sum(self.matrix[i]) / total
+
+    @property
+    def warning(self) -> str | None:
+        """A sentence when the predicted-positive rate is far from the true one (a collapsed imbalanced model)."""
+        if self.rates is None:
+            return None
+        predicted, true = self.rates
+        if true > 0 and (predicted * RATE_FLAG < true or predicted > true * RATE_FLAG):
+            return (
+                f"the model predicts {self.positive!s} for {predicted:.1%} of the test rows, where {true:.1%} are: "
+                "consider a threshold metric (f1, balanced_accuracy) for tune.metric, or class_weight in the space"
+            )
+        return None
+
+    def threshold_text(self) -> str:
+        if self.threshold is not None:
+            return f"{self.threshold:.4g} on the score of class {self.positive!s} (tuned out-of-fold for tune.metric)"
+        return "the estimator's own rule (0.5 on the positive class's probability, or the most probable class)"
+
+
+def class_outcome(y_true: Any, y_pred: Any, threshold: float | None) -> ClassOutcome:
+    """The confusion matrix of `y_pred` against `y_true` (labels sorted), with the positive class of a binary task."""
+    from sklearn.metrics import confusion_matrix
+
+    values = set(np.asarray(y_true).tolist()) | set(np.asarray(y_pred).tolist())
+    try:
+        labels = sorted(values)  # as scikit-learn orders classes_
+    except TypeError:
+        labels = sorted(values, key=str)
+    matrix = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    return ClassOutcome([str(v) for v in labels], matrix, threshold, str(labels[-1]) if len(labels) == 2 else None)
+
+
 @dataclass(frozen=True)
 class ReportContext:
     """What the report states besides the figures: the summary of the tune stage and the test scores."""
@@ -412,6 +507,7 @@ class ReportContext:
     run_url: str | None = None
     links: dict[str, str] = field(default_factory=dict)
     data: dict[str, str] = field(default_factory=dict)  # what was tuned on: the data file and target, the problem, the warm start
+    classes: ClassOutcome | None = None  # a classifier's labels on the test split
 
 
 def write_report(out_dir: Path, figures: StudyFigures, tables: dict, ctx: ReportContext) -> Path:
@@ -468,6 +564,7 @@ def render_index(figures: StudyFigures, pngs: dict[str, bytes], ctx: ReportConte
         "</div><div><h2>Scores</h2>",
         _table(["score", "value"], _score_rows(names, s["best_values"], ctx.test_scores)),
         "</div></div>",
+        *(_class_outcome_html(ctx.classes) if ctx.classes else []),
         "<h2>Where to look next</h2>",
         _links(ctx),
     ]
@@ -505,6 +602,21 @@ def _score_rows(names: list[str], values: list[float], test: dict[str, float]) -
         for k, v in sorted(test.items())
         if not k.startswith("best_val_")
     ]
+
+
+def _class_outcome_html(outcome: ClassOutcome) -> list[str]:
+    rows = [[f"true {label}", *counts] for label, counts in zip(outcome.labels, outcome.matrix)]
+    parts = [
+        "<h2>Test split: confusion matrix</h2>",
+        _table(["", *(f"predicted {label}" for label in outcome.labels)], rows),
+        f"<p>Decision threshold: {_e(outcome.threshold_text())}.</p>",
+    ]
+    if outcome.rates is not None:
+        predicted, true = outcome.rates
+        parts.append(f"<p>Predicted {_e(outcome.positive)}: {predicted:.1%} of the test rows; true: {true:.1%}.</p>")
+    if outcome.warning:
+        parts.append(f'<p class="note">Warning: {_e(outcome.warning)}.</p>')
+    return parts
 
 
 def _links(ctx: ReportContext) -> str:
@@ -588,8 +700,24 @@ def format_summary(ctx: ReportContext, report_index: Path | None = None, ui_comm
     test = {k.removeprefix("test_"): v for k, v in sorted(ctx.test_scores.items()) if k.startswith("test_")}
     if test:
         lines.append("  test (held out, scored once): " + ", ".join(f"{k}={_num(v)}" for k, v in test.items()))
+    if ctx.classes is not None:
+        lines += _class_outcome_lines(ctx.classes)
     if report_index is not None:
         lines.append(f"  report: {report_index}  (figures beside it; `dvc plots show` for the DVC plots)")
     if ctx.run_url:
         lines.append(f"  MLflow: `{ui_command}`, then {ctx.run_url}")
     return "\n".join(lines)
+
+
+def _class_outcome_lines(outcome: ClassOutcome) -> list[str]:
+    matrix = "; ".join(f"true {label}: {' '.join(map(str, row))}" for label, row in zip(outcome.labels, outcome.matrix))
+    lines = [
+        f"  test confusion matrix (predicted {' / '.join(outcome.labels)}): {matrix}",
+        f"  decision threshold: {outcome.threshold_text()}",
+    ]
+    if outcome.rates is not None:
+        predicted, true = outcome.rates
+        lines.append(f"  predicted {outcome.positive}: {predicted:.1%} of the test rows, true {true:.1%}")
+    if outcome.warning:
+        lines.append(f"  warning: {outcome.warning}")
+    return lines

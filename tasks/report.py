@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import optuna
@@ -18,6 +19,9 @@ from tunedag.errors import TunedagError
 from tunedag.problem import read_problem
 
 REPORT_ARTIFACT = "report"
+# MLflow 3's UI keeps its GenAI / model-training layout in the browser's local storage (GenAI when unset) and
+# ignores the experiment's kind for it; a link that names the layout opens on the run as tunedag records it.
+UI_LAYOUT = "?workflowType=machine_learning"
 # Where `make ui` serves the local store (see the Makefile).
 LOCAL_UI = "http://127.0.0.1:5000"
 
@@ -34,8 +38,8 @@ def load_tuned_study(cfg: Config, summary: dict) -> optuna.Study:
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
-    """The MLflow UI page of a run: on the tracking server, or where `make ui` serves the local store."""
-    fragment = f"/#/experiments/{experiment_id}/runs/{run_id}"
+    """The MLflow UI page of a run, in its model-training layout: on the tracking server, or where `make ui` serves the local store."""
+    fragment = f"/#/experiments/{experiment_id}/runs/{run_id}{UI_LAYOUT}"
     if tracking_uri.startswith(("http://", "https://")):
         return re.sub(r"//[^/@]*@", "//", tracking_uri).rstrip("/") + fragment  # a link without credentials
     return LOCAL_UI + fragment if tracking_uri.startswith("sqlite:") else None
@@ -50,7 +54,31 @@ def data_facts(cfg: Config, study: optuna.Study, summary: dict) -> dict[str, str
     source = study.user_attrs.get("warm_start_from")
     queued = sum("warm_start_from" in t.user_attrs for t in study.get_trials(deepcopy=False))
     facts["warm start"] = f"{queued} trials queued from the best of study {source}" if source else "none (started cold)"
+    if summary.get("chosen"):
+        facts["chosen"] = summary["chosen"]  # tuned, or an untuned baseline that no tuned trial beat
     return facts
+
+
+@task(cache_policy=NO_CACHE)
+def outcome_on_test(cfg: Config) -> report.ClassOutcome | None:
+    """A classifier's confusion matrix, decision threshold and positive rates on the test split; None for regression.
+
+    None too for a train_fn family (its own code scored the test rows) or a missing model folder.
+    """
+    from tasks.evaluation import load_final_model
+    from tasks.training import CUSTOM_RESULT
+    from tunedag.data import file_md5, load_prepared
+    from tunedag.metrics import decision_threshold
+
+    problem, model_dir = read_problem(cfg.paths.prepared), cfg.paths.model_dir
+    if problem is None or problem.task != "classification" or not (model_dir / "MLmodel").is_file():
+        return None
+    if (model_dir / CUSTOM_RESULT).is_file():
+        return None
+    prep = load_prepared(cfg.paths.prepared, file_md5(cfg.paths.prepared))
+    X, y = prep.xy("test")
+    model = load_final_model(model_dir, cfg.model.trusted_types)
+    return report.class_outcome(y, model.predict(X), decision_threshold(model))
 
 
 @task(cache_policy=NO_CACHE)
@@ -94,3 +122,14 @@ def write_study_report(cfg: Config, study: optuna.Study, series: report.TrackedS
 def log_report(tracker: Tracker, run_id: str, report_dir: Path) -> None:
     """Upload the report folder to the pipeline's parent run, under `report/`."""
     tracker.client.log_artifacts(run_id, str(report_dir), REPORT_ARTIFACT)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5])
+def end_pipeline_run(tracker: Tracker, run_id: str) -> None:
+    """Set the pipeline run's end to now, its status unchanged: the report is the last stage that writes to it.
+
+    The tune stage closes the run when the study is summarised; train, evaluate and the report log on it
+    afterwards, so without this its Duration in the MLflow UI would cover the tuning only.
+    """
+    status = tracker.client.get_run(run_id).info.status
+    tracker.client.set_terminated(run_id, status=status, end_time=int(time.time() * 1000))

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState
 
@@ -36,13 +37,36 @@ def status_lines(cfg: Config) -> list[str]:
     if problem is not None:
         lines.append(f"problem: {problem.describe()[len('problem ') :]}")
     name = study_name(cfg, version)
-    lines += _study_lines(cfg, name)
     if cfg.tracking.uri.startswith("sqlite:///") and not Path(cfg.tracking.uri.removeprefix("sqlite:///")).is_file():
-        return lines + [f"tracking: no MLflow store at {cfg.tracking.uri} yet"]
-    return lines + _tracking_lines(cfg, name, problem)
+        return lines + _study_lines(cfg, name, None) + [f"tracking: no MLflow store at {cfg.tracking.uri} yet"]
+    client = client_for(cfg.tracking.uri)
+    last = _last_pipeline_run(client, cfg, name)
+    return lines + _study_lines(cfg, name, last) + _tracking_lines(cfg, client, problem)
 
 
-def _study_lines(cfg: Config, name: str) -> list[str]:
+def _last_pipeline_run(client, cfg: Config, name: str) -> Run | None:
+    """The newest pipeline run of study `name` (what the last `tunedag run` or `dvc repro` tuned), or None."""
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id],
+        f"tags.`{TAG_ROLE}` = 'pipeline' and tags.`{TAG_STUDY}` = '{name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def budget_line(n_trials: int, last: Run | None) -> str:
+    """The study's trial budget: that of its last pipeline run (raised by `schedule.add_trials`), else tune.n_trials."""
+    logged = last.data.params.get("n_trials") if last is not None else None
+    if logged is None or int(logged) == n_trials:
+        return f"budget {n_trials} (tune.n_trials)"
+    return f"budget {int(logged)} (set by its last pipeline run {last.info.run_name}; tune.n_trials is {n_trials})"
+
+
+def _study_lines(cfg: Config, name: str, last: Run | None) -> list[str]:
     url = cfg.tune.storage
     if "://" not in url and not Path(url).is_file():
         return [f"study: none yet ({url} does not exist)"]
@@ -54,7 +78,7 @@ def _study_lines(cfg: Config, name: str) -> list[str]:
     counts = Counter(t.state.name.lower() for t in trials)
     lines = [
         f"study: {name}: {len(trials)} trials ({', '.join(f'{n} {k}' for k, n in counts.items()) or 'none'}), "
-        f"budget tune.n_trials {cfg.tune.n_trials}"
+        + budget_line(cfg.tune.n_trials, last)
     ]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete and len(study.directions) == 1:
@@ -63,10 +87,9 @@ def _study_lines(cfg: Config, name: str) -> list[str]:
     return lines
 
 
-def _tracking_lines(cfg: Config, name: str, problem: Problem | None) -> list[str]:
-    client = client_for(cfg.tracking.uri)
-    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+def _tracking_lines(cfg: Config, client, problem: Problem | None) -> list[str]:
     lines = []
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
     if exp is not None:
         runs = client.search_runs(
             [exp.experiment_id], f"tags.`{TAG_ROLE}` = 'pipeline'", order_by=["attributes.start_time DESC"], max_results=1

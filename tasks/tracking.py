@@ -29,6 +29,8 @@ TAG_STATE = "tunedag.state"
 TAG_DATA_VERSION = "tunedag.data_version"
 TAG_GIT = "tunedag.git_commit"
 TAG_FLOW_RUN = "tunedag.prefect_flow_run_id"
+# MLflow 3's mark of a model-training experiment: its UI lists it under Model training and never asks its kind.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ def open_tracker(cfg: TrackingConfig, create: bool = True) -> Tracker:
     try:
         exp = client.get_experiment_by_name(cfg.experiment)
         if exp is not None:
+            if create and EXPERIMENT_KIND[0] not in exp.tags:  # an experiment created before tunedag set its kind
+                client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
             return Tracker(client, exp.experiment_id)
         if not create:
             raise TunedagError(
@@ -62,7 +66,7 @@ def open_tracker(cfg: TrackingConfig, create: bool = True) -> Tracker:
             )
         # A server stores artifacts where it was told to; the embedded store keeps them under mlruns/.
         location = None if remote else (Path(cfg.artifact_root).resolve() / cfg.experiment).as_uri()
-        return Tracker(client, client.create_experiment(cfg.experiment, artifact_location=location))
+        return Tracker(client, client.create_experiment(cfg.experiment, artifact_location=location, tags=dict([EXPERIMENT_KIND])))
     except MlflowException as exc:
         raise TunedagError(f"MLflow tracking at {redact(cfg.uri)} (tracking.uri) cannot be used: {exc.message}") from None
 
@@ -106,6 +110,7 @@ def absolute_uri(uri: str) -> str:
 
 @lru_cache(maxsize=8)
 def _client(uri: str) -> MlflowClient:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bar among the pipeline's log lines
     if redact(uri) != uri:  # MLflow prints run links built from the tracking URI, password included
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     if uri.startswith("sqlite:///"):

@@ -232,3 +232,37 @@ def _target_column(data: Any) -> Any:
     except (ValueError, KeyError, OSError) as exc:
         raise ValueError(f"data.target {data.target!r} cannot be read from {path}: {' '.join(str(exc).split())}") from None
     return column.dropna()
+
+
+def untuned_family(params: dict[str, Any], families: dict[str, Any]) -> str | None:
+    """The family whose estimator's own defaults `params` are (an untuned baseline), or None for a tuned configuration.
+
+    Args:
+        params: A trial's parameters (`family` and `<family>.<name>` keys with several families).
+        families: `Config.families` (a single-model config is one family named "").
+
+    Returns:
+        The family's name ("" for a single model) when every tuned parameter holds the estimator's
+        default with the family's fixed arguments; None otherwise, or for a train_fn family.
+    """
+    from tunedag.space import split_params
+
+    try:
+        family, own = split_params(params, families)
+    except ValueError:
+        return None
+    if family.estimator is None:
+        return None
+    defaults = resolve_estimator(family.estimator)(**family.fixed).get_params()
+    if not own or any(name not in defaults or not _same(value, defaults[name]) for name, value in own.items()):
+        return None
+    return next(name for name, f in families.items() if f is family)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, counting numbers equal up to float rounding (Optuna stores a queued 0.1 as a float)."""
+    import math
+
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return type(a) is type(b) and a == b

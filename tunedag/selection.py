@@ -7,7 +7,7 @@ study always yields the same choice. A trial's `values` are ordered [tune.metric
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
@@ -98,6 +98,25 @@ def best_with_tie_break(trials: list[FrozenTrial], direction: str, tie_break: st
         return (math.inf if value is None or not math.isfinite(value) else float(value), t.number)
 
     return min(tied, key=secondary)
+
+
+def best_or_untuned(
+    trials: list[FrozenTrial], direction: str, untuned: Callable[[FrozenTrial], bool], tie_break: str | None
+) -> FrozenTrial:
+    """The best complete trial, where a tuned trial that does not beat an untuned baseline loses to it.
+
+    Among the trials tied on the primary value (within 1e-12), an untuned one (`untuned(trial)`:
+    an estimator's own defaults) wins, then the lowest `tie_break` metric (`best_with_tie_break`),
+    then the lowest trial number.
+    """
+    best = best_with_tie_break(trials, direction, None)
+    tied = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.values and math.isclose(t.values[0], best.values[0], rel_tol=0, abs_tol=1e-12)
+    ]
+    baselines = [t for t in tied if untuned(t)]
+    return best_with_tie_break(baselines or tied, direction, tie_break)
 
 
 def validation_scheme(cv_folds: int) -> str:

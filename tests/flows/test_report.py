@@ -15,6 +15,7 @@ def test_a_summary_naming_a_study_the_storage_lacks_is_one_clear_error(make_conf
 
 
 def test_run_links_point_at_the_server_or_at_make_ui():
-    assert run_url("sqlite:///mlruns/mlflow.db", "3", "abc") == "http://127.0.0.1:5000/#/experiments/3/runs/abc"
-    assert run_url("https://mlflow.example/", "3", "abc") == "https://mlflow.example/#/experiments/3/runs/abc"
+    layout = "?workflowType=machine_learning"
+    assert run_url("sqlite:///mlruns/mlflow.db", "3", "abc") == f"http://127.0.0.1:5000/#/experiments/3/runs/abc{layout}"
+    assert run_url("https://mlflow.example/", "3", "abc") == f"https://mlflow.example/#/experiments/3/runs/abc{layout}"
     assert run_url("databricks", "3", "abc") is None

@@ -53,4 +53,5 @@ def test_digits_cnn_records_learning_curves_prunes_per_epoch_and_registers_a_tor
     (version,) = client.search_model_versions(f"name = '{cfg.final.registered_model}'")
     model = mlflow.pyfunc.load_model(f"models:/{cfg.final.registered_model}/{version.version}")
     X = pd.read_parquet(cfg.paths.prepared).drop(columns=["target", "__split__"]).head(4)
-    assert model.predict(X).shape == (4, 10)  # class probabilities, columns in metadata["classes"] order
+    # An array of our own: MLflow turns a DataFrame into a read-only view (pandas copy-on-write), which torch warns about.
+    assert model.predict(X.to_numpy(copy=True)).shape == (4, 10)  # class probabilities, columns in metadata["classes"] order
