@@ -54,3 +54,8 @@ def journal_path(backend: JournalFileBackend) -> Path:
 def journal_lock(backend: JournalFileBackend) -> AbstractContextManager[None]:
     """Holds the journal file's lock (the one every Optuna writer takes) for a `with` block."""
     return get_lock_file(backend._lock)
+
+
+def distribution_contains(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    """Whether `value` (external representation) lies in `dist`; raises ValueError for a categorical value not among its choices."""
+    return bool(dist._contains(dist.to_internal_repr(value)))

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from compat.optuna import distribution_contains
 from tunedag.config import CategoricalParam, Config, Family, FloatParam, IntParam, Param
 from tunedag.errors import SearchSpaceError
 
@@ -138,6 +139,6 @@ def _fits(p: Param, value: Any) -> bool:
     """Whether `value` lies in the parameter's distribution; a categorical value that is no longer a choice does not."""
     dist = _distribution(p)
     try:
-        return dist._contains(dist.to_internal_repr(value))
+        return distribution_contains(dist, value)
     except (ValueError, TypeError):  # not among the choices, or not a number
         return False

@@ -95,3 +95,14 @@ def test_sklearn_validate_params_refuses_a_value_outside_the_constraints() -> No
     validate_params(RandomForestClassifier(criterion="gini"))
     with pytest.raises(ValueError, match="criterion"):
         validate_params(RandomForestRegressor(criterion="gini"))
+
+
+def test_optuna_distribution_contains_answers_inside_outside_and_unknown_choices():
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from compat.optuna import distribution_contains
+
+    assert distribution_contains(IntDistribution(1, 5), 3) and not distribution_contains(IntDistribution(1, 5), 9)
+    assert distribution_contains(CategoricalDistribution(["a", "b"]), "b")
+    with pytest.raises(ValueError):
+        distribution_contains(CategoricalDistribution(["a", "b"]), "z")

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from compat.optuna import study_storage
 from flows.prepare import prepare_flow
 from studies.storage import build_storage, open_study
 from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, local_artifact_dir
@@ -46,7 +47,7 @@ def _write_params(project: Path) -> None:
 
 
 def _states(study: optuna.Study) -> list[TrialState]:
-    return [t.state for t in optuna.load_study(study_name=study.study_name, storage=study._storage).trials]
+    return [t.state for t in optuna.load_study(study_name=study.study_name, storage=study_storage(study)).trials]
 
 
 def _run_and_kill(project: Path, study: optuna.Study, after_complete: int, delay: float = 0.0) -> None:
