@@ -92,6 +92,7 @@ def test_workers_without_the_project_folder_complete_the_study(project, cluster,
         "tune.storage": postgres_url,
         "tracking.uri": mlflow_server,
         "tune.runner": f"{{kind: dask, address: '{cluster}'}}",
+        "tune.executor": "process",  # the Dask runner enforces the same limits as the process pool
         "tune.trial_timeout": 120,
         "tune.fidelity.kind": "train_fraction",
         "tune.pruner": f"{{name: median, n_startup_trials: {n_trials}}}",  # never prunes; the workers report to PostgreSQL
