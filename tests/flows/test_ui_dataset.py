@@ -12,27 +12,14 @@ from flows.tune import tune_flow
 from tasks.lineage import data_name
 from tasks.tracking import client_for, open_tracker
 from tests.flows.ledger import load_study, study_runs
-from tests.support.browser import _open, _wait_text, chromium, screenshots, start_mlflow_ui, stop
+from tests.support.browser import _open, _wait_text, browser, shoot, start_mlflow_ui, stop  # noqa: F401 (fixtures)
 from tests.support.browser import wait_for as _wait_for
 from tunedag.problem import read_problem
-
-
-@pytest.fixture
-def browser():
-    """A headless Chromium with a fresh profile (tests/support/browser.py)."""
-    with chromium() as driver:
-        yield driver
-
-
-@pytest.fixture
-def shoot(tmp_path):
-    return screenshots(tmp_path)
-
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 
-def test_the_runs_table_names_the_dataset_file_target_and_version(make_config, project, browser, shoot):
+def test_the_runs_table_names_the_dataset_file_target_and_version(make_config, project, browser, shoot):  # noqa: F811
     cfg = make_config(tune__n_trials=2, tune__parallelism=1)
     open_tracker(cfg.tracking)  # the store exists (migrated) before the UI starts
     ui, url = start_mlflow_ui(project)

@@ -11,26 +11,13 @@ import pytest
 
 from tasks.report import LOCAL_UI, run_url
 from tasks.tracking import EXPERIMENT_KIND, open_tracker, start_run
-from tests.support.browser import _wait_text, chromium, screenshots, start_mlflow_ui, stop
+from tests.support.browser import _wait_text, browser, start_mlflow_ui, stop  # noqa: F401 (browser: a fixture)
 from tests.support.browser import wait_for as _wait_for
-
-
-@pytest.fixture
-def browser():
-    """A headless Chromium with a fresh profile (tests/support/browser.py)."""
-    with chromium() as driver:
-        yield driver
-
-
-@pytest.fixture
-def shoot(tmp_path):
-    return screenshots(tmp_path)
-
 
 pytestmark = pytest.mark.slow
 
 
-def test_the_printed_run_link_opens_the_run_among_runs_not_the_genai_view(make_config, project, browser):
+def test_the_printed_run_link_opens_the_run_among_runs_not_the_genai_view(make_config, project, browser):  # noqa: F811
     cfg = make_config()
     tracker = open_tracker(cfg.tracking)
     assert tracker.client.get_experiment(tracker.experiment_id).tags[EXPERIMENT_KIND[0]] == EXPERIMENT_KIND[1]

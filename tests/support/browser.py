@@ -201,3 +201,16 @@ def check_ui(browser, shoot, url: str, cfg) -> None:
     _wait_text(browser, "Aliases")
     _wait_text(browser, "champion", within=True)  # the evaluate stage gave the first version the alias
     shoot(browser, "mlflow_model_versions")
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium with a fresh profile, for a test that names it."""
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture
+def shoot(tmp_path):
+    """Save a named screenshot of the browser under the test's tmp_path."""
+    return screenshots(tmp_path)

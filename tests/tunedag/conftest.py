@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import yaml
@@ -116,3 +117,12 @@ def mixed_csv(tmp_path: Path, mixed_frame: pd.DataFrame) -> Path:
     path.parent.mkdir()
     mixed_frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def quiet_optuna():
+    """Optuna's INFO line per trial silenced for the test (its level restored after)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    yield
+    optuna.logging.set_verbosity(level)

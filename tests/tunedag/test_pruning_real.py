@@ -20,6 +20,8 @@ from tunedag.objective import TrialPruned, evaluate
 from tunedag.samplers import build_pruner, build_sampler, fidelity_steps
 from tunedag.space import suggest
 
+pytestmark = pytest.mark.usefixtures("quiet_optuna")
+
 N_TRIALS = 18
 STEPS = 4
 RF_SPACE = {
@@ -38,14 +40,6 @@ FIDELITIES = {
     "train_fraction": ({"kind": "train_fraction", "fractions": [0.1, 0.3, 0.6, 1.0]}, 0),
     "ensemble_size": ({"kind": "ensemble_size", "param": "n_estimators", "steps": STEPS}, 0),
 }
-
-
-@pytest.fixture(autouse=True)
-def _quiet_optuna():
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(level)
 
 
 def run_study(cfg: Config, prep: Prepared, n_trials: int = N_TRIALS) -> tuple[optuna.Study, dict[int, int]]:

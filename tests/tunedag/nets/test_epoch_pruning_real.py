@@ -20,6 +20,8 @@ from tunedag.objective import TrialPruned, evaluate
 from tunedag.samplers import build_pruner, build_sampler
 from tunedag.space import suggest
 
+pytestmark = pytest.mark.usefixtures("quiet_optuna")
+
 EPOCHS = 6
 NET = {
     "seed": 0,
@@ -33,14 +35,6 @@ NET = {
     "tune.sampler": {"name": "random"},
     "tune.fidelity": {"kind": "epochs"},
 }
-
-
-@pytest.fixture(autouse=True)
-def _quiet_optuna():
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    yield
-    optuna.logging.set_verbosity(level)
 
 
 def run_study(cfg: Config, prep: Prepared, n_trials: int) -> tuple[optuna.Study, dict[int, TrialPruned], dict[int, Any]]:
