@@ -97,7 +97,7 @@ class UnsyncedJournalFile(JournalFileBackend):
     six a trial. Without it a write is in the OS's cache when the call returns: other processes
     read it at once and a killed process loses nothing; an OS crash or power cut can lose the
     last writes (a line cut short is dropped when the study next opens). That is the durability Prefect's server
-    gives its own SQLite store (synchronous=NORMAL) and tunedag's MLflow store.
+    gives its own SQLite store (synchronous=NORMAL).
     """
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:

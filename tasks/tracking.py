@@ -15,8 +15,6 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from modelio.mlflow_models import MODEL_ARTIFACT  # noqa: F401  (a run's model artifact path, part of this module's interface)
 from tunedag.config import TrackingConfig
@@ -119,26 +117,17 @@ def _client(uri: str) -> MlflowClient:
 
 
 def _write_ahead_log(db: Path) -> None:
-    """Put the SQLite store in write-ahead logging (kept in the file) and commit without an fsync each time.
+    """Put the SQLite store in write-ahead logging (kept in the file).
 
-    A commit then survives a killed process, as the Optuna journal's writes do; an OS crash can lose
-    the last ones, which the next run reconciles (`tasks.tuning.recover_orphan_trials`). Readers (the
-    UI) no longer block the writer. It needs the store on a local disk, as the embedded store is.
+    A commit survives a killed process and, at SQLite's default synchronous=FULL, an OS crash; readers
+    (the UI) no longer block the writer. It needs the store on a local disk, as the embedded store is.
     """
-    if not event.contains(Engine, "connect", _commit_without_fsync):
-        event.listen(Engine, "connect", _commit_without_fsync)
     try:
         with sqlite3.connect(db, timeout=10) as con:
             con.execute("PRAGMA journal_mode=WAL").fetchall()
         con.close()
     except sqlite3.Error:  # locked by another writer or read-only: it stays in its journal mode, which also works
         pass
-
-
-def _commit_without_fsync(connection: Any, _record: Any) -> None:
-    """A new SQLAlchemy connection to an SQLite file in write-ahead logging syncs the log at checkpoints only."""
-    if isinstance(connection, sqlite3.Connection) and connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-        connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def start_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None) -> str:
