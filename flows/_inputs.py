@@ -38,10 +38,10 @@ def data_path(cfg: Config) -> None:
 
 def stores(cfg: Config) -> None:
     """A database named by tracking.uri or tune.storage answers one connect (MLflow would retry it for about 100 s)."""
-    from services.reach import check_database_reachable
+    from services.reach import check_reachable
 
-    check_database_reachable(cfg.tracking.uri, "tracking.uri")
-    check_database_reachable(cfg.tune.storage, "tune.storage")
+    check_reachable(cfg.tracking.uri, "tracking.uri")
+    check_reachable(cfg.tune.storage, "tune.storage")
 
 
 def tune_inputs(cfg: Config) -> str:

@@ -129,14 +129,14 @@ def ui(
     """The MLflow UI on the store params.yaml names, on http://127.0.0.1:PORT (Ctrl-C stops it)."""
 
     def start(cfg) -> None:
-        from services.reach import check_database_reachable
+        from services.reach import check_reachable
         from tunedag.errors import redact
 
         uri = cfg.tracking.uri
         if uri.startswith(("http://", "https://")):
             print(f"tunedag: tracking.uri is a server; open {redact(uri)} in a browser")
             return
-        check_database_reachable(uri, "tracking.uri")
+        check_reachable(uri, "tracking.uri")
         _check_port_free(port)
         raise typer.Exit(_serve_ui(uri, port))
 

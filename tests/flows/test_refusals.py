@@ -185,9 +185,9 @@ def evaluate_check(cfg: Config) -> None:
 
 
 def tracking_check(cfg: Config) -> None:
-    from services.reach import check_database_reachable
+    from services.reach import check_reachable
 
-    check_database_reachable(cfg.tracking.uri, "tracking.uri")
+    check_reachable(cfg.tracking.uri, "tracking.uri")
 
 
 FILE_DATA = ["data.source=file", "data.name=null", "data.path=data/raw/bad.csv", "data.target=y"]
@@ -344,6 +344,15 @@ CASES = [
         tracking_check,
         absent=[SECRET],
     ),
+    # an unreachable tracking server: refused before the registry check asks it (and MLflow retries for minutes)
+    Case(
+        "tracking-server-unreachable",
+        [f"tracking.uri=http://bob:{SECRET}@127.0.0.1:1"],
+        ["tracking.uri", "127.0.0.1:1", "tracking server"],
+        None,
+        tracking_check,
+        absent=[SECRET],
+    ),
 ]
 
 # the dozen that also run as the real command
@@ -362,6 +371,7 @@ COMMAND_CASES = {
     "data-fifo",
     "data-dev-zero",
     "tracking-unreachable",
+    "tracking-server-unreachable",
 }
 
 
