@@ -20,7 +20,13 @@ MODULES = sorted(
     if (REPO / package).is_dir()
     for p in (REPO / package).rglob("*.py")
 )
-LIBRARIES = ("numpy", "pandas", "sklearn", "optuna", "mlflow", "prefect", "skops", "typer")
+# The third-party modules the project's modules import (torch and sklearn's estimators most of all), so
+# that a child's import costs the project's own code; importing them is itself checked to start nothing.
+LIBRARIES = (
+    *("numpy", "pandas", "scipy.stats", "pyarrow.parquet", "jinja2", "typer", "cmaes", "torch", "distributed"),
+    *(f"sklearn.{m}" for m in ("compose", "ensemble", "impute", "linear_model", "metrics", "model_selection", "pipeline")),
+    *("sklearn.preprocessing", "optuna", "mlflow", "mlflow.pyfunc", "mlflow.sklearn", "prefect", "prefect.flows", "skops.io"),
+)
 
 DRIVER = """
 import importlib, json, os, sys, threading, psutil
