@@ -12,6 +12,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.tree import DecisionTreeClassifier
 
+TRACE_ENV = "TUNEDAG_TEST_FIT_TRACE"  # a file each fit appends a line to, when set
+
 
 class MisbehavingClassifier(ClassifierMixin, BaseEstimator):
     """A decision tree fitted after `delay` seconds, unless `mode` says to raise, hang, eat memory, crash or predict NaN."""
@@ -23,6 +25,9 @@ class MisbehavingClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y):
+        if trace := os.environ.get(TRACE_ENV):  # which process ran the fit: set per Dask worker by the elastic test
+            with open(trace, "a") as fh:
+                fh.write(f"{self.max_depth}\n")
         time.sleep(self.delay)  # a trial of a known length
         if self.mode == "raise":
             raise RuntimeError("this configuration is broken on purpose")
