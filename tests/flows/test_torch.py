@@ -48,6 +48,8 @@ def test_digits_cnn_records_learning_curves_prunes_per_epoch_and_registers_a_tor
         assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_train_loss")] == [m.step for m in history]
         if trial.state == TrialState.PRUNED:
             assert run.data.metrics["pruned_at_step"] == len(history) < EPOCHS
+        else:
+            assert len(history) == EPOCHS and "pruned_at_step" not in run.data.metrics, "a trial not pruned trains every epoch"
     assert scores["test_accuracy"] > 0.9
     mlflow.set_tracking_uri(absolute_uri(cfg.tracking.uri))
     (version,) = client.search_model_versions(f"name = '{cfg.final.registered_model}'")
