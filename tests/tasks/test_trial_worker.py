@@ -10,6 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from compat.optuna import trial_id
 from studies.storage import build_storage, open_study
 from tasks.trial_worker import TrialJob, discard, run_job
 from tunedag.config import load_config
@@ -71,7 +72,7 @@ def test_pruning_reports_to_the_trial_in_the_shared_storage(cfg):
             t.report(value, step)
         study.tell(t, value)
     trial = study.ask()
-    result = run_job(_job(cfg, PARAMS, prune=True, trial_id=trial._trial_id, study_name=study.study_name))
+    result = run_job(_job(cfg, PARAMS, prune=True, trial_id=trial_id(trial), study_name=study.study_name))
     assert result.state == "PRUNED" and result.pruned_at == 1
     stored = optuna.load_study(study_name=study.study_name, storage=build_storage(cfg.tune.storage)).trials[trial.number]
     assert stored.intermediate_values == {1: result.values[0]}

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 LIST = (
-    "import json, sys; from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names; "
+    "import json, sys; from compat.skops import sklearn_type_names; names = sklearn_type_names(); "
     "print(json.dumps({'names': sorted(names), 'torch': 'torch' in sys.modules}))"
 )
 
@@ -56,15 +56,16 @@ def test_the_schema_is_written_compact_and_reads_back_the_same():
     import zipfile
 
     import numpy as np
-    import skops.io._persist as persist
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from compat.skops import writer_module
     from modelio.skops_io import CompactJson, skops_io
 
+    persist = writer_module()
     X = np.array([[0.0, 1.0], [1.0, np.nan], [2.0, 0.5], [3.0, 2.0]])
     model = make_pipeline(
         ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), [0, 1])]), LogisticRegression()
