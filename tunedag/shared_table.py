@@ -94,6 +94,7 @@ def _build(parquet: Path, meta_key: bytes) -> pa.Table:
     except (pa.ArrowException, OSError, KeyError, TypeError, ValueError) as exc:
         raise DataError(f"Prepared dataset {parquet} (paths.prepared) is unreadable or not made by tunedag: {exc}") from None
     derived = _derive(table, meta["categorical"], digest)
+    del table
     cache = cache_path(parquet)
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
     try:
@@ -104,6 +105,8 @@ def _build(parquet: Path, meta_key: bytes) -> pa.Table:
         tmp.unlink(missing_ok=True)
         _log.warning("Arrow cache %s cannot be written (%s); this process holds its own copy of the prepared data", cache, exc)
         return derived
+    del derived
+    pa.default_memory_pool().release_unused()  # a long-lived worker keeps only the map, not the allocator's cache of the build
     mapped = _mapped(cache, digest, quiet=False)
     if mapped is None:
         raise DataError(
