@@ -6,9 +6,13 @@ its numeric columns (and of its string columns other than the categorical featur
 once however many worker processes read them, and pandas wraps them without a copy. Categorical features are
 stored dictionary-encoded, so each process's object column is one pointer per row to a few shared strings.
 
+Where the workers of a machine each read their own copy of the Parquet (Dask workers, each with the file shipped to
+its own folder), `TUNEDAG_TABLE_CACHE_DIR` names one folder of that machine for the caches, named by the Parquet's MD5,
+so that they still map one cache; the Dask runner sets it to the host's Dask scratch space.
+
 The cache records the MD5 of the Parquet bytes it was derived from; a cache whose record differs from the Parquet's
-MD5 (stale), or that cannot be read (truncated, corrupt), is rebuilt before use, under a lock on the Parquet file so
-that concurrent workers build it once. Only this module writes or replaces it, atomically. Where it cannot be
+MD5 (stale), or that cannot be read (truncated, corrupt), is rebuilt before use, under a lock on the cache's folder
+so that concurrent workers build it once. Only this module writes or replaces it, atomically. Where it cannot be
 written (a read-only folder), the table is read from the Parquet into this process's memory instead.
 """
 
@@ -33,11 +37,16 @@ import pyarrow.parquet as pq
 from tunedag.errors import DataError
 
 SOURCE_MD5 = b"tunedag.parquet_md5"  # in the cache's schema metadata: the MD5 of the Parquet bytes it was derived from
+CACHE_DIR_ENV = "TUNEDAG_TABLE_CACHE_DIR"
 _log = logging.getLogger(__name__)
 
 
-def cache_path(parquet: Path) -> Path:
-    """Where the Arrow cache of `parquet` lives: beside it, hidden (`data/prepared/.dataset.parquet.arrow`)."""
+def cache_path(parquet: Path, parquet_md5: str = "") -> Path:
+    """Where the Arrow cache of `parquet` (whose bytes have MD5 `parquet_md5`) lives: beside it, hidden
+    (`data/prepared/.dataset.parquet.arrow`), or `<md5>.arrow` in the folder `TUNEDAG_TABLE_CACHE_DIR` names."""
+    folder = os.environ.get(CACHE_DIR_ENV)
+    if folder and parquet_md5:
+        return Path(folder) / f"{parquet_md5}.arrow"
     return parquet.with_name(f".{parquet.name}.arrow")
 
 
@@ -48,10 +57,11 @@ def read_shared(parquet: Path, parquet_md5: str, meta_key: bytes) -> tuple[pd.Da
     `categorical`) are object columns. The frame equals `pq.read_table(parquet).to_pandas()` with those columns as object.
     Raises DataError, naming the file, for a Parquet that is unreadable or lacks tunedag's metadata.
     """
-    table = _mapped(cache_path(parquet), parquet_md5)
+    cache = cache_path(parquet, parquet_md5)
+    table = _mapped(cache, parquet_md5)
     if table is None:
-        with _locked(parquet):  # one builder per machine; the others wait, then map what it wrote
-            table = _mapped(cache_path(parquet), parquet_md5, quiet=False) or _build(parquet, meta_key)
+        with _locked(cache.parent):  # one builder per machine; the others wait, then map what it wrote
+            table = _mapped(cache, parquet_md5, quiet=False) or _build(parquet, meta_key)
     meta = json.loads(table.schema.metadata[meta_key])
     return to_frame(table, meta["categorical"]), meta
 
@@ -95,7 +105,7 @@ def _build(parquet: Path, meta_key: bytes) -> pa.Table:
         raise DataError(f"Prepared dataset {parquet} (paths.prepared) is unreadable or not made by tunedag: {exc}") from None
     derived = _derive(table, meta["categorical"], digest)
     del table
-    cache = cache_path(parquet)
+    cache = cache_path(parquet, digest)
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
     try:
         with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, derived.schema) as writer:
@@ -132,12 +142,18 @@ def _derive(table: pa.Table, categorical: list[str], digest: str) -> pa.Table:
 
 
 @contextmanager
-def _locked(parquet: Path) -> Iterator[None]:
-    """An exclusive `flock` on the Parquet file itself (no lock file to leave behind), held while the cache is built."""
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive `flock` on the cache's folder (no lock file to leave behind), held while the cache is built.
+
+    A folder that cannot be made or opened is not locked: writing the cache there fails the same way, and is said."""
     try:
-        fh = open(parquet, "rb")
-    except OSError as exc:
-        raise DataError(f"Prepared dataset {parquet} (paths.prepared) cannot be opened: {exc}") from None
-    with fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file is closed
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
         yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

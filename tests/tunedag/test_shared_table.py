@@ -205,3 +205,22 @@ def test_a_parquet_tunedag_did_not_write_is_refused_and_not_cached(tmp_path: Pat
 
     assert str(path) in str(info.value) and "\n" not in str(info.value)
     assert not cache_path(path).exists()
+
+
+def test_copies_of_one_parquet_map_one_cache_in_the_hosts_folder(tmp_path: Path, monkeypatch) -> None:
+    """As Dask workers do, each with its own copy of the shipped Parquet: one cache, named by content, in the host's folder."""
+    first, second, host = tmp_path / "worker-0" / "0.parquet", tmp_path / "worker-1" / "0.parquet", tmp_path / "tables"
+    _save(first, rows=5_000)
+    second.parent.mkdir()
+    second.write_bytes(first.read_bytes())
+    monkeypatch.setenv("TUNEDAG_TABLE_CACHE_DIR", str(host))
+
+    frames = [read_shared(path, file_md5(path), _META_KEY)[0] for path in (first, second)]
+
+    assert sorted(p.name for p in host.iterdir()) == [f"{file_md5(first)}.arrow"]
+    assert not cache_path(first).exists() and not cache_path(second).exists()  # nothing beside the copies
+    ranges = _mapping((host / f"{file_md5(first)}.arrow").resolve())
+    for frame in frames:
+        pd.testing.assert_frame_equal(frame, _parquet_frame(first))
+        address = frame["x0"].to_numpy().__array_interface__["data"][0]
+        assert any(start <= address < end for start, end, _ in ranges)
