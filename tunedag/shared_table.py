@@ -67,8 +67,9 @@ def read_shared(parquet: Path, parquet_md5: str, meta_key: bytes) -> tuple[pd.Da
 
 
 def to_frame(table: pa.Table, categorical: list[str]) -> pd.DataFrame:
-    """A pandas frame over `table`'s buffers where the types allow (one block per column, so pandas never consolidates
-    them into a copy), with the `categorical` columns as object."""
+    """A pandas frame over `table`'s buffers where the types allow, with the `categorical` columns as object.
+
+    `split_blocks=True` keeps one block per column: without it, columns of one dtype are copied into one 2-D block."""
     frame = table.to_pandas(split_blocks=True)
     for col in categorical:
         frame[col] = frame[col].astype(object)

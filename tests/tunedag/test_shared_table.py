@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -25,10 +26,10 @@ from tunedag.shared_table import SOURCE_MD5, cache_path, read_shared
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _raw(rows: int, seed: int = 0) -> pd.DataFrame:
+def _raw(rows: int, seed: int = 0, numeric: int = 4) -> pd.DataFrame:
     """Numeric columns (one with missing values, one integer), categorical strings (with missing values), a text target."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({f"x{i}": rng.normal(size=rows) for i in range(4)})
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=rows) for i in range(numeric)})
     frame.loc[rng.random(rows) < 0.1, "x1"] = np.nan
     frame["count"] = rng.integers(0, 50, size=rows)
     levels = np.array(["red", "green", "blue", None], dtype=object)
@@ -38,9 +39,9 @@ def _raw(rows: int, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def _save(path: Path, rows: int = 300, seed: int = 0) -> None:
+def _save(path: Path, rows: int = 300, seed: int = 0, numeric: int = 4) -> None:
     cfg = DataConfig(source="synthetic", task="classification", target="label")
-    save_prepared(prepare(_raw(rows, seed), "label", cfg, seed, "test"), path)
+    save_prepared(prepare(_raw(rows, seed, numeric), "label", cfg, seed, "test"), path)
 
 
 def _parquet_frame(path: Path) -> pd.DataFrame:
@@ -102,18 +103,28 @@ def test_numeric_columns_point_into_the_mapped_file(tmp_path: Path) -> None:
 
 
 def test_two_processes_share_the_tables_pages(tmp_path: Path) -> None:
-    """Both processes hold the table at once; their proportional share of the mapped file sums to one copy."""
-    path = tmp_path / "dataset.parquet"
-    _save(path, rows=200_000)
+    """Both processes hold the table at once and have read it: what it adds to their PSS sums to about one copy."""
+    path, tiny = tmp_path / "dataset.parquet", tmp_path / "tiny.parquet"
+    _save(path, rows=200_000, numeric=20)
+    _save(tiny, rows=100)
+    for table in (path, tiny):
+        read_shared(table, file_md5(table), _META_KEY)  # the caches, built here; the frames are let go at once
+    gc.collect()
     holder = textwrap.dedent(
         f"""
         import sys
         from pathlib import Path
+        import numpy as np
         from tunedag.data import file_md5, load_prepared
-        path = Path({str(path)!r})
+        def pss():
+            return next(int(x.split()[1]) for x in Path("/proc/self/smaps_rollup").read_text().splitlines() if x.startswith("Pss:"))
+        path, tiny = Path({str(path)!r}), Path({str(tiny)!r})
+        load_prepared(tiny, file_md5(tiny)).xy("train")  # the code a first load imports, before the baseline
+        before = pss()
         prep = load_prepared(path, file_md5(path))
-        total = sum(float(prep.frame[c].sum()) for c in prep.numeric)  # touch every numeric page
-        print("ready", flush=True)
+        for col in prep.numeric:
+            np.add.reduce(prep.frame[col].to_numpy())  # read every numeric page
+        print(before, flush=True)
         sys.stdin.readline()
         """
     )
@@ -121,22 +132,27 @@ def test_two_processes_share_the_tables_pages(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         for _ in range(2)
-    ]  # started together: one builds the cache under the lock, the other waits and maps what it wrote
+    ]
     try:
-        for proc in procs:
-            assert proc.stdout.readline().strip() == "ready"
+        before = [int(proc.stdout.readline()) for proc in procs]  # both hold the table from here on
+        added_kb = sum(_pss_kb(proc.pid) - kb for proc, kb in zip(procs, before))
         cache = cache_path(path).resolve()
         held = [[counters for _, _, counters in _mapping(cache, str(proc.pid))] for proc in procs]
-        numeric_kb = sum(pq.read_table(path, columns=[c]).nbytes for c in ("x0", "x1", "x2", "x3", "count")) / 1024
-        size_kb = cache.stat().st_size / 1024
+        numeric_kb = 200_000 * 21 * 8 / 1024
         for counters in held:
-            assert sum(c["Rss"] for c in counters) > 0.9 * numeric_kb  # each process holds the numeric columns
+            assert sum(c["Rss"] for c in counters) > 0.9 * numeric_kb  # each process has read the numeric columns
         pss = sum(c["Pss"] for counters in held for c in counters)
-        assert pss < 0.75 * 2 * size_kb  # counted once between the two, not once per process
+        rss = sum(c["Rss"] for counters in held for c in counters)
+        assert pss < 0.6 * rss  # the mapped pages are counted once between the two, not once per process
+        assert added_kb < 1.5 * cache.stat().st_size / 1024  # and no process made its own copy of the columns
     finally:
         for proc in procs:
             proc.communicate("\n", timeout=60)
     assert [proc.returncode for proc in procs] == [0, 0]
+
+
+def _pss_kb(pid: int) -> int:
+    return next(int(x.split()[1]) for x in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if x.startswith("Pss:"))
 
 
 def test_a_changed_parquet_rebuilds_the_cache(tmp_path: Path) -> None:
