@@ -88,6 +88,8 @@ class _Pool(WorkerPlugin):
         if self.gpus and isinstance(worker.name, int):
             os.environ["CUDA_VISIBLE_DEVICES"] = self.gpus[worker.name] if worker.name < len(self.gpus) else ""
         self.folder, self.copies, self.lock = Path(worker.local_directory) / self.name, {}, threading.Lock()
+        tables = Path(worker.local_directory).parent / "tunedag-tables"  # the host's: its workers map one Arrow cache
+        os.environ.setdefault("TUNEDAG_TABLE_CACHE_DIR", str(tables))
         self.runner = ProcessRunner(1, self.limits, self.preload)
 
     def teardown(self, worker: Any) -> None:

@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from integrity.checks import seal_prepared, verify_tracked
 from tunedag.config import Config
-from tunedag.data import SPLIT, file_md5, load_source, prepare, save_prepared
+from tunedag.data import SPLIT, file_md5, load_prepared, load_source, prepare, save_prepared
 
 
 @task(cache_policy=NO_CACHE)
@@ -27,5 +27,7 @@ def prepare_dataset(cfg: Config) -> dict:
         extra["raw_md5"] = file_md5(cfg.data.path)
     save_prepared(prep, cfg.paths.prepared, extra)
     seal_prepared(cfg.paths.prepared)  # its content's MD5, in its own metadata: later stages refuse a changed file
+    version = file_md5(cfg.paths.prepared)
+    load_prepared(cfg.paths.prepared, version)  # writes the Arrow cache that trial workers map, here, not in the first trial
     counts = prep.frame[SPLIT].value_counts().to_dict()
-    return {"task": prep.task, "rows": counts, "data_version": file_md5(cfg.paths.prepared), **extra}
+    return {"task": prep.task, "rows": counts, "data_version": version, **extra}

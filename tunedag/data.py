@@ -27,6 +27,7 @@ from sklearn.model_selection import train_test_split
 from tunedag.config import DataConfig
 from tunedag.errors import DataError
 from tunedag.problem import problem_of
+from tunedag.shared_table import read_shared
 
 SPLIT = "__split__"
 _META_KEY = b"tunedag"
@@ -388,16 +389,13 @@ def save_prepared(prep: Prepared, path: Path, extra_meta: dict | None = None) ->
 
 @lru_cache(maxsize=4)
 def load_prepared(path: Path, version: str) -> Prepared:
-    """Read a prepared dataset (cached per path and version, so trials share one copy)."""
+    """Read a prepared dataset (cached per path and version, so a process's trials share one frame).
+
+    The frame's columns are views of the memory-mapped Arrow cache beside the Parquet (`tunedag.shared_table`), so the
+    worker processes of a machine share one copy of the table; the cache is rebuilt whenever the Parquet changes.
+    """
     require_prepared(path)
-    try:
-        table = pq.read_table(path)
-        meta = json.loads(table.schema.metadata[_META_KEY])
-    except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
-        raise DataError(f"Prepared dataset {path} (paths.prepared) is unreadable or not made by tunedag: {exc}") from None
-    frame = table.to_pandas()
-    for col in meta["categorical"]:
-        frame[col] = frame[col].astype(object)
+    frame, meta = read_shared(path, file_md5(path), _META_KEY)
     return Prepared(frame, meta["target"], meta["task"], tuple(meta["numeric"]), tuple(meta["categorical"]))
 
 

@@ -15,6 +15,7 @@ import pytest
 from tunedag.config import DataConfig
 from tunedag.data import SPLIT, Prepared, file_md5, infer_task, load_prepared, load_source, prepare, save_prepared
 from tunedag.errors import DataError
+from tunedag.shared_table import cache_path
 
 SKLEARN_DATASETS = [
     # name, task, rows, classes (None for regression)
@@ -187,7 +188,7 @@ def test_prepared_file_round_trips(tmp_path: Path, mixed_csv: Path) -> None:
     )
     meta = json.loads(pq.read_schema(path).metadata[b"tunedag"])
     assert meta["source"] == str(mixed_csv)
-    assert sorted(p.name for p in path.parent.iterdir()) == ["dataset.parquet"]  # no temporary file left
+    assert sorted(p.name for p in path.parent.iterdir()) == [cache_path(path).name, "dataset.parquet"]  # no temporary file left
 
 
 def test_sklearn_prepared_file_round_trips(tmp_path: Path, prepare_sklearn) -> None:
