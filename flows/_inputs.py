@@ -30,10 +30,13 @@ def report_inputs(cfg: Config) -> None:
 
 
 def data_path(cfg: Config) -> None:
-    """The prepare stage (and the pipeline) refuse a data.path that is no regular file, or a CSV with repeated names."""
+    """The prepare stage (and the pipeline) refuse a data.path that is no regular file, a CSV with repeated names,
+    or a data.weight that an estimator cannot take."""
     from tunedag.data import check_data_path
+    from tunedag.objective import check_weight_support
 
     check_data_path(cfg.data)
+    check_weight_support(cfg)  # data.weight needs estimators whose fit takes sample_weight: refused before prepare writes
 
 
 def stores(cfg: Config) -> None:
