@@ -150,13 +150,15 @@ def _with_tuned_threshold(cfg: Config, prep: Prepared, model: Pipeline) -> Pipel
     """Under a threshold metric on two classes, the estimator's decision threshold is tuned by 3-fold CV on the rows it
     is fitted on (scikit-learn's TunedThresholdClassifierCV) and saved with it; other metrics keep the estimator as is.
 
-    Not under `data.weight` (TunedThresholdClassifierCV passes sample_weight on only under scikit-learn's global
-    metadata routing) nor `data.group` / `data.time` (its inner folds would mix groups or look ahead in time)."""
+    Under `data.time` its folds are TimeSeriesSplit's (forward only: the rows are in time order). Not under
+    `data.weight` (TunedThresholdClassifierCV passes sample_weight on only under scikit-learn's global metadata
+    routing) nor `data.group` (its inner folds would take groups by the same routing, else mix them)."""
     labels = sorted(prep.frame[prep.target].dropna().unique())
     estimator = model.named_steps["model"]
     if (
         cfg.tune.metric not in THRESHOLD_METRICS
-        or prep.roles
+        or prep.weight is not None
+        or prep.group is not None
         or len(labels) != 2
         or cfg.tune.fidelity.kind not in ("none", "folds")
         or not hasattr(estimator, "predict_proba")
@@ -164,7 +166,8 @@ def _with_tuned_threshold(cfg: Config, prep: Prepared, model: Pipeline) -> Pipel
     ):
         return model
     scoring = threshold_scorer(cfg.tune.metric, labels[-1].item() if hasattr(labels[-1], "item") else labels[-1])
-    return model.set_params(model=TunedThresholdClassifierCV(estimator, scoring=scoring, cv=3))
+    cv = TimeSeriesSplit(n_splits=3) if prep.time is not None else 3
+    return model.set_params(model=TunedThresholdClassifierCV(estimator, scoring=scoring, cv=cv))
 
 
 def evaluate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None = None) -> TrialOutcome:

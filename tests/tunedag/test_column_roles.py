@@ -225,3 +225,15 @@ def test_a_weight_with_an_estimator_whose_fit_lacks_sample_weight_is_refused(mak
     ):
         objective.check_weight_support(cfg)
     objective.check_weight_support(make_config({"data.weight": "w"}))  # a random forest takes it
+
+
+def test_under_time_the_threshold_is_tuned_on_forward_folds_and_under_weight_not_at_all(make_config):
+    from sklearn.model_selection import TimeSeriesSplit
+
+    from tunedag.metrics import decision_threshold
+
+    cfg = make_config({"tune.metric": "f1", "data.cv_folds": 0, "data.val_size": 0.2})
+    timed = objective.evaluate(cfg, _roles_prepared(time="day", cv_folds=0, val_size=0.2), RF).model
+    assert isinstance(timed.steps[-1][1].cv, TimeSeriesSplit) and decision_threshold(timed) is not None
+    weighted = objective.evaluate(cfg, _roles_prepared(weight="w", cv_folds=0, val_size=0.2), RF).model
+    assert decision_threshold(weighted) is None
