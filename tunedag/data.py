@@ -442,6 +442,12 @@ def _assign_group_splits(y: pd.Series, groups: pd.Series, task: str, cfg: DataCo
     rest = _group_holdout(np.arange(len(y)), y, groups.to_numpy(), task, cfg.test_size, seed, labels, "test")
     if cfg.val_size > 0:
         _group_holdout(rest, y, groups.to_numpy(), task, cfg.val_size / (1 - cfg.test_size), seed, labels, "val")
+    selection = groups[labels != "test"].nunique()
+    if isinstance(cfg.cv_folds, int) and selection < cfg.cv_folds:
+        raise DataError(
+            f"data.group column {groups.name!r} in {source_name} leaves {selection} groups outside the test split, "
+            f"fewer than data.cv_folds ({cfg.cv_folds}); lower data.cv_folds or give the data more groups."
+        )
     return labels
 
 

@@ -206,7 +206,11 @@ def test_conflicting_roles_are_refused_naming_both_keys(data, message):
 
 def test_too_few_groups_for_the_folds_is_refused(make_config):
     frame = _roles_table().assign(store=lambda f: np.array(["a", "b", "c"])[np.arange(len(f)) % 3])  # three groups
-    prep = _roles_prepared(frame, group="store", cv_folds=3, val_size=0)
+    with pytest.raises(
+        DataError, match=r"data\.group column 'store' .* leaves 2 groups outside the test split, fewer than data\.cv_folds \(3\)"
+    ):
+        _roles_prepared(frame, group="store", cv_folds=3, val_size=0)
+    prep = _roles_prepared(frame, group="store", cv_folds=2, val_size=0)  # prepared for 2 folds, then tuned with 3
     with pytest.raises(DataError, match=r"data\.group column 'store' has 2 groups .* fewer than data\.cv_folds \(3\)"):
         objective.evaluate(make_config({"data.cv_folds": 3, "data.val_size": 0}), prep, RF)
 
