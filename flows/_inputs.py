@@ -56,7 +56,7 @@ def tune_inputs(cfg: Config) -> str:
     from tunedag.errors import TunedagError
     from tunedag.estimators import check_estimator_for_task
     from tunedag.metrics import METRICS, check_metric_for_task
-    from tunedag.objective import check_weight_support
+    from tunedag.objective import check_roles
     from tunedag.problem import problem_of
     from tunedag.samplers import build_sampler
     from tunedag.space import check_configuration
@@ -67,7 +67,7 @@ def tune_inputs(cfg: Config) -> str:
         check_metric_for_task(metric, prep.task)
     for family in cfg.families.values():
         check_estimator_for_task(family.estimator, family.fixed, prep.task)
-    check_weight_support(cfg)  # data.weight: every estimator's fit takes sample_weight
+    check_roles(cfg, prep)  # data.weight: every estimator's fit takes sample_weight; enough data.group groups for the folds
     if cfg.tune.sampler.name == "grid":
         build_sampler(cfg)
     for i, params in enumerate(cfg.tune.enqueue):

@@ -139,6 +139,14 @@ def check_weight_support(cfg: Config) -> None:
             )
 
 
+def check_roles(cfg: Config, prep: Prepared) -> None:
+    """What the tune stage refuses before the first trial about the column roles: `data.weight` an estimator cannot
+    take, or fewer `data.group` groups in the train + val rows than `data.cv_folds`."""
+    check_weight_support(cfg)
+    if cfg.data.cv_folds >= 2 and prep.group is not None:
+        cv_splits(cfg, prep, *prep.xy("train", "val"))
+
+
 def fit_weighted(model: Any, X: Any, y: Any, weight: np.ndarray | None = None, **fit_params: Any) -> Any:
     """`model.fit(X, y)`, with `weight` as the final step's `sample_weight` (`<step>__sample_weight` in a Pipeline)."""
     if weight is not None:

@@ -241,3 +241,11 @@ def test_under_time_the_threshold_is_tuned_on_forward_folds_and_under_weight_not
     assert isinstance(timed.steps[-1][1].cv, TimeSeriesSplit) and decision_threshold(timed) is not None
     weighted = objective.evaluate(cfg, _roles_prepared(weight="w", cv_folds=0, val_size=0.2), RF).model
     assert decision_threshold(weighted) is None
+
+
+def test_the_tune_stage_check_refuses_too_few_groups_before_any_trial(make_config):
+    frame = _roles_table().assign(store=lambda f: np.array(["a", "b", "c"])[np.arange(len(f)) % 3])
+    prep = _roles_prepared(frame, group="store", cv_folds=2, val_size=0)
+    objective.check_roles(make_config({"data.cv_folds": 2, "data.val_size": 0}), prep)  # two groups, two folds: fine
+    with pytest.raises(DataError, match=r"data\.group column 'store' has 2 groups"):
+        objective.check_roles(make_config({"data.cv_folds": 3, "data.val_size": 0}), prep)
