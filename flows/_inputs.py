@@ -30,10 +30,13 @@ def report_inputs(cfg: Config) -> None:
 
 
 def data_path(cfg: Config) -> None:
-    """The prepare stage (and the pipeline) refuse a data.path that is no regular file, or a CSV with repeated names."""
+    """The prepare stage (and the pipeline) refuse a data.path that is no regular file, a CSV with repeated names,
+    or a data.weight that an estimator cannot take."""
     from tunedag.data import check_data_path
+    from tunedag.objective import check_weight_support
 
     check_data_path(cfg.data)
+    check_weight_support(cfg)  # data.weight needs estimators whose fit takes sample_weight: refused before prepare writes
 
 
 def stores(cfg: Config) -> None:
@@ -53,6 +56,7 @@ def tune_inputs(cfg: Config) -> str:
     from tunedag.errors import TunedagError
     from tunedag.estimators import check_estimator_for_task
     from tunedag.metrics import METRICS, check_metric_for_task
+    from tunedag.objective import check_roles
     from tunedag.problem import problem_of
     from tunedag.samplers import build_sampler
     from tunedag.space import check_configuration
@@ -63,6 +67,7 @@ def tune_inputs(cfg: Config) -> str:
         check_metric_for_task(metric, prep.task)
     for family in cfg.families.values():
         check_estimator_for_task(family.estimator, family.fixed, prep.task)
+    check_roles(cfg, prep)  # data.weight: every estimator's fit takes sample_weight; enough data.group groups for the folds
     if cfg.tune.sampler.name == "grid":
         build_sampler(cfg)
     for i, params in enumerate(cfg.tune.enqueue):

@@ -32,9 +32,10 @@ def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
     prep = load_prepared(cfg.paths.prepared, data_version)
     log_dataset(tracker.client, summary["parent_run_id"], prep, cfg, data_version)
     X, y = prep.xy("test")
-    scores = _test_scores(cfg, cfg.paths.model_dir, prep.task, X, y, "test_")
+    w = prep.weights("test")  # data.weight: test metrics weigh the rows as the trials' did
+    scores = _test_scores(cfg, cfg.paths.model_dir, prep.task, X, y, "test_", w)
     if cfg.final.ensemble.kind != "none":
-        scores |= _test_scores(cfg, cfg.paths.single_model_dir, prep.task, X, y, "single_best_test_")
+        scores |= _test_scores(cfg, cfg.paths.single_model_dir, prep.task, X, y, "single_best_test_", w)
     log_values(tracker.client, summary["parent_run_id"], metrics=scores, tags=problem_tags(problem_of(prep)))
     for version in registered_versions(tracker, summary):
         for key, value in scores.items():
@@ -43,11 +44,11 @@ def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
     return scores
 
 
-def _test_scores(cfg: Config, model_dir: Path, task: str, X, y, prefix: str) -> dict[str, float]:
+def _test_scores(cfg: Config, model_dir: Path, task: str, X, y, prefix: str, weight=None) -> dict[str, float]:
     if (model_dir / CUSTOM_RESULT).is_file():  # a train_fn family: its own code scored the test rows in the train stage
         return {f"{prefix}{k}": v for k, v in json.loads((model_dir / CUSTOM_RESULT).read_text())["test_metrics"].items()}
     model = load_final_model(model_dir, cfg.model.trusted_types)  # a hard-voting ensemble has no proba: its metrics only
-    return {f"{prefix}{k}": v for k, v in score(model, X, y, usable_metrics(model, task, None)).items()}
+    return {f"{prefix}{k}": v for k, v in score(model, X, y, usable_metrics(model, task, None), weight).items()}
 
 
 def load_final_model(model_dir: Path, trusted_types: list[str] = ()):  # only reviewed skops types (and these)

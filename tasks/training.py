@@ -26,7 +26,7 @@ from tunedag.custom import final_run
 from tunedag.data import file_md5, load_prepared
 from tunedag.ensemble import build_ensemble
 from tunedag.estimators import is_torch_estimator_instance
-from tunedag.objective import make_model
+from tunedag.objective import fit_weighted, make_model
 from tunedag.paths import clear_staging, replace_folder
 from tunedag.space import split_params
 
@@ -48,7 +48,7 @@ def fit_final_model(cfg: Config, summary: dict) -> Path:
     if family.train_fn:
         return _run_train_fn(cfg, prep, summary["best_params"])
     X, y = prep.xy("train", "val")
-    single = make_model(cfg, prep, summary["best_params"]).fit(X, y)
+    single = fit_weighted(make_model(cfg, prep, summary["best_params"]), X, y, prep.weights("train", "val"))
     _save(cfg, single, cfg.paths.single_model_dir, X, "paths.single_model_dir")
     final = single
     if cfg.final.ensemble.kind != "none":

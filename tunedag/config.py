@@ -89,9 +89,14 @@ class DataConfig(_Strict):
     on_bad_numbers: Literal["refuse", "coerce"] = "refuse"  # a few non-numbers in a numeric column (tunedag.data)
     # Column roles: `drop` never used; `id` kept beside the rows (to join predictions) but not a feature;
     # `keep` used as features even when unique per row or constant (which are otherwise dropped with a warning).
+    # `group`: rows sharing its value stay on one side of every split and CV fold; `time`: an ordered split (test the
+    # latest rows) and forward-only CV folds; `weight`: sample weights in fit and metrics. None of the three is a feature.
     drop: list[str] = []
     id: list[str] = []
     keep: list[str] = []
+    group: str | None = None
+    time: str | None = None
+    weight: str | None = None
 
     _one_or_many = field_validator("drop", "id", "keep", mode="before")(lambda cls, v: [v] if isinstance(v, str) else v)
 
@@ -113,7 +118,23 @@ class DataConfig(_Strict):
             raise ValueError("val_size must be above 0 unless cv_folds >= 2")
         if self.test_size + self.val_size >= 0.9:
             raise ValueError("test_size + val_size leaves under 10% of the rows for training")
+        if self.group is not None and self.time is not None:
+            raise ValueError(
+                f"group ({self.group!r}) and time ({self.time!r}) cannot be set together: a split is either by group or by time"
+            )
+        _check_roles_distinct(self)
         return self
+
+
+def _check_roles_distinct(data: DataConfig) -> None:
+    """Each column has at most one role, and none is the target."""
+    seen: dict[str, str] = {}
+    for key in ("target", "group", "time", "weight", "id", "drop", "keep"):
+        value = getattr(data, key)
+        for col in [value] if isinstance(value, str) else (value or []):
+            if col in seen and seen[col] != key:
+                raise ValueError(f"column {col!r} is named by both {seen[col]} and {key}; give each column one role")
+            seen[col] = key
 
 
 class PreprocessConfig(_Strict):

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn import datasets as skd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
 
 from tunedag.config import DataConfig
 from tunedag.errors import DataError
@@ -43,11 +43,34 @@ class Prepared:
     task: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    # Column roles (data.group / data.time / data.weight): kept in the frame, never features. Under `time` the
+    # frame's rows are in time order, so the rows of any split come out oldest first.
+    group: str | None = None
+    time: str | None = None
+    weight: str | None = None
 
     def xy(self, *splits: str) -> tuple[pd.DataFrame, pd.Series]:
         """Features and target of the rows in `splits` (e.g. "train", "val")."""
         rows = self.frame[self.frame[SPLIT].isin(splits)]
         return rows[list(self.numeric + self.categorical)], rows[self.target]
+
+    def groups(self, *splits: str) -> np.ndarray | None:
+        """The `data.group` value of each row in `splits` (aligned with `xy`), or None without a group column."""
+        return None if self.group is None else self.frame.loc[self.frame[SPLIT].isin(splits), self.group].to_numpy()
+
+    def weights(self, *splits: str) -> np.ndarray | None:
+        """The `data.weight` of each row in `splits` (aligned with `xy`), or None without a weight column."""
+        return None if self.weight is None else self.frame.loc[self.frame[SPLIT].isin(splits), self.weight].to_numpy(float)
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """The role columns set, by role name: what the prepared file's metadata records."""
+        return {k: v for k, v in (("group", self.group), ("time", self.time), ("weight", self.weight)) if v is not None}
+
+
+def roles_of(meta: dict) -> dict[str, str]:
+    """The role columns recorded in a prepared file's metadata (none in a file written before roles existed)."""
+    return {k: meta[k] for k in ("group", "time", "weight") if meta.get(k) is not None}
 
 
 def load_source(cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, str]:
@@ -180,6 +203,7 @@ def prepare(frame: pd.DataFrame, target: str, cfg: DataConfig, seed: int, source
     _check_names(frame, target, source_name)
     frame = _check_numbers(frame, [c for c in frame.columns if c != target], cfg.on_bad_numbers, source_name)
     frame = frame.dropna(subset=[target]).reset_index(drop=True)
+    frame = _check_role_columns(frame, target, cfg, source_name)
     frame, features = column_roles(frame, target, cfg, source_name)
     if len(frame) < 10 or not features:
         raise DataError(
@@ -195,8 +219,13 @@ def prepare(frame: pd.DataFrame, target: str, cfg: DataConfig, seed: int, source
             "or leave the cells empty to be imputed."
         )
     frame = _normalise_categoricals(frame, categorical)
-    frame[SPLIT] = _assign_splits(frame[target], task, cfg, seed, source_name)
-    return Prepared(frame, target, task, tuple(numeric), tuple(categorical))
+    if cfg.group is not None:
+        frame[SPLIT] = _assign_group_splits(frame[target], frame[cfg.group], task, cfg, seed, source_name)
+    elif cfg.time is not None:
+        frame[SPLIT] = _assign_time_splits(len(frame), cfg, source_name)
+    else:
+        frame[SPLIT] = _assign_splits(frame[target], task, cfg, seed, source_name)
+    return Prepared(frame, target, task, tuple(numeric), tuple(categorical), cfg.group, cfg.time, cfg.weight)
 
 
 def _check_names(frame: pd.DataFrame, target: str, source_name: str) -> None:
@@ -259,7 +288,8 @@ def column_roles(frame: pd.DataFrame, target: str, cfg: DataConfig, source_name:
         if missing:
             raise DataError(f"data.{key} names {missing}, which are not feature columns of {source_name}.")
     frame = frame.drop(columns=cfg.drop)
-    features = [c for c in frame.columns if c != target and c not in cfg.id]
+    role_columns = {*cfg.id, *(c for c in (cfg.group, cfg.time, cfg.weight) if c is not None)}
+    features = [c for c in frame.columns if c != target and c not in role_columns]
     own_table = cfg.source == "file" and len(frame) >= 10  # bundled, synthetic and image data keep every column
     for col in [c for c in features if c not in cfg.keep and own_table]:
         values = frame[col]
@@ -351,6 +381,102 @@ def _normalise_categoricals(frame: pd.DataFrame, categorical: list[str]) -> pd.D
     return frame
 
 
+def _check_role_columns(frame: pd.DataFrame, target: str, cfg: DataConfig, source_name: str) -> pd.DataFrame:
+    """Refuse a `data.group` / `data.time` / `data.weight` column that is missing, the target, unorderable (time) or not
+    non-negative numbers (weight). Under `time` the rows are returned sorted by it (stable), a text time parsed as dates."""
+    for key in ("group", "time", "weight"):
+        col = getattr(cfg, key)
+        if col is not None and (col not in frame.columns or col == target):
+            raise DataError(
+                f"data.{key} names {col!r}, which is not a column of {source_name} other than the target; "
+                f"its columns are: {', '.join(map(str, frame.columns[:30]))}."
+            )
+    if cfg.group is not None and frame[cfg.group].isna().any():
+        raise DataError(
+            f"data.group column {cfg.group!r} in {source_name} has {int(frame[cfg.group].isna().sum())} empty cells; "
+            "every row needs a group."
+        )
+    if cfg.weight is not None:
+        weights = frame[cfg.weight]
+        numeric = pd.api.types.is_numeric_dtype(weights) and not pd.api.types.is_bool_dtype(weights)
+        values = weights.to_numpy(dtype=float) if numeric else None
+        if values is None or not np.isfinite(values).all() or (values < 0).any() or values.sum() <= 0:
+            raise DataError(
+                f"data.weight column {cfg.weight!r} in {source_name} must hold finite, non-negative numbers in every row, "
+                f"not all zero (found dtype {weights.dtype}, e.g. {weights.iloc[0]!r}); fix the column or unset data.weight."
+            )
+    if cfg.time is not None:
+        frame = frame.assign(**{cfg.time: _orderable(frame[cfg.time], cfg.time, source_name)})
+        frame = frame.sort_values(cfg.time, kind="stable").reset_index(drop=True)
+    return frame
+
+
+def _orderable(values: pd.Series, col: str, source_name: str) -> pd.Series:
+    """A time column as numbers or datetimes (text parsed as dates); refused when it cannot be ordered or has gaps."""
+    if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)) or pd.api.types.is_bool_dtype(
+        values
+    ):
+        try:
+            values = pd.to_datetime(values, format="mixed")
+        except (ValueError, TypeError, OverflowError):
+            raise DataError(
+                f"data.time column {col!r} in {source_name} is neither numbers nor dates (e.g. {values.iloc[0]!r}), "
+                "so its rows cannot be ordered; name a date or numeric column, or unset data.time."
+            ) from None
+    if values.isna().any():
+        raise DataError(
+            f"data.time column {col!r} in {source_name} has {int(values.isna().sum())} empty cells; every row needs a time to be ordered."
+        )
+    return values
+
+
+def _assign_group_splits(y: pd.Series, groups: pd.Series, task: str, cfg: DataConfig, seed: int, source_name: str) -> np.ndarray:
+    """Train / val / test with each `data.group` on one side: stratified by class (StratifiedGroupKFold's first fold)
+    for classification, GroupShuffleSplit for regression; seeded."""
+    needed = 3 if cfg.val_size > 0 else 2
+    if groups.nunique() < needed:
+        raise DataError(
+            f"data.group column {groups.name!r} in {source_name} has {groups.nunique()} distinct groups; "
+            f"splitting train / {'val / ' if needed == 3 else ''}test by group needs at least {needed}."
+        )
+    labels = np.full(len(y), "train", dtype=object)
+    rest = _group_holdout(np.arange(len(y)), y, groups.to_numpy(), task, cfg.test_size, seed, labels, "test")
+    if cfg.val_size > 0:
+        _group_holdout(rest, y, groups.to_numpy(), task, cfg.val_size / (1 - cfg.test_size), seed, labels, "val")
+    selection = groups[labels != "test"].nunique()
+    if isinstance(cfg.cv_folds, int) and selection < cfg.cv_folds:
+        raise DataError(
+            f"data.group column {groups.name!r} in {source_name} leaves {selection} groups outside the test split, "
+            f"fewer than data.cv_folds ({cfg.cv_folds}); lower data.cv_folds or give the data more groups."
+        )
+    return labels
+
+
+def _group_holdout(
+    idx: np.ndarray, y: pd.Series, groups: np.ndarray, task: str, size: float, seed: int, labels: np.ndarray, name: str
+) -> np.ndarray:
+    """Label a `size` share of the rows `idx` (whole groups) as `name`; return the other rows."""
+    folds = max(2, min(round(1 / size), len(np.unique(groups[idx]))))
+    if task == "classification":
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=size, random_state=seed)
+    keep, held = next(splitter.split(idx, y.iloc[idx], groups[idx]))
+    labels[idx[held]] = name
+    return idx[keep]
+
+
+def _assign_time_splits(rows: int, cfg: DataConfig, source_name: str) -> np.ndarray:
+    """Train / val / test in time order (the frame is sorted by `data.time`): test the latest rows, val just before."""
+    n_test = int(np.ceil(cfg.test_size * rows))
+    n_val = int(np.ceil(cfg.val_size * rows)) if cfg.val_size > 0 else 0
+    if rows - n_test - n_val < 2:
+        raise DataError(
+            f"Cannot split {source_name} by data.time with data.test_size={cfg.test_size}, data.val_size={cfg.val_size}."
+        )
+    return np.array(["train"] * (rows - n_test - n_val) + ["val"] * n_val + ["test"] * n_test, dtype=object)
+
+
 def _assign_splits(y: pd.Series, task: str, cfg: DataConfig, seed: int, source_name: str) -> np.ndarray:
     stratify = y if task == "classification" else None
     idx = np.arange(len(y))
@@ -377,6 +503,7 @@ def save_prepared(prep: Prepared, path: Path, extra_meta: dict | None = None) ->
         "numeric": prep.numeric,
         "categorical": prep.categorical,
         "problem": problem_of(prep).to_dict(),
+        **prep.roles,
         **(extra_meta or {}),
     }
     table = pa.Table.from_pandas(prep.frame, preserve_index=False)
@@ -396,7 +523,7 @@ def load_prepared(path: Path, version: str) -> Prepared:
     """
     require_prepared(path)
     frame, meta = read_shared(path, file_md5(path), _META_KEY)
-    return Prepared(frame, meta["target"], meta["task"], tuple(meta["numeric"]), tuple(meta["categorical"]))
+    return Prepared(frame, meta["target"], meta["task"], tuple(meta["numeric"]), tuple(meta["categorical"]), **roles_of(meta))
 
 
 def require_prepared(path: Path) -> None:

@@ -22,22 +22,22 @@ class Metric:
     fn: Callable[..., float]
 
 
-def _f1(y, pred) -> float:
+def _f1(y, pred, sample_weight=None) -> float:
     labels = np.unique(np.concatenate([np.asarray(y), np.asarray(pred)]))
     if len(labels) <= 2:  # the positive class is the larger label, as in classes_[1] and roc_auc
-        return skm.f1_score(y, pred, average="binary", pos_label=labels[-1])
-    return skm.f1_score(y, pred, average="macro")
+        return skm.f1_score(y, pred, average="binary", pos_label=labels[-1], sample_weight=sample_weight)
+    return skm.f1_score(y, pred, average="macro", sample_weight=sample_weight)
 
 
-def _roc_auc(y, score) -> float:
+def _roc_auc(y, score, sample_weight=None) -> float:
     if score.ndim == 2 and score.shape[1] == 2:
         score = score[:, 1]
     multi = "ovr" if score.ndim == 2 else "raise"
-    return skm.roc_auc_score(y, score, multi_class=multi)
+    return skm.roc_auc_score(y, score, multi_class=multi, sample_weight=sample_weight)
 
 
-def _rmse(y, pred) -> float:
-    return skm.root_mean_squared_error(y, pred)
+def _rmse(y, pred, sample_weight=None) -> float:
+    return skm.root_mean_squared_error(y, pred, sample_weight=sample_weight)
 
 
 METRICS: dict[str, Metric] = {
@@ -93,8 +93,10 @@ def usable_metrics(model: Any, task: str, primary: str | None) -> list[str]:
     return [n for n in metrics_for_task(task) if n == primary or allowed[METRICS[n].needs]]
 
 
-def score(model: Any, X: Any, y: Any, names: list[str]) -> dict[str, float]:
-    """Compute each named metric of a fitted model on (X, y), computing each model output once."""
+def score(model: Any, X: Any, y: Any, names: list[str], sample_weight: Any = None) -> dict[str, float]:
+    """Compute each named metric of a fitted model on (X, y), computing each model output once; with `sample_weight`
+    (data.weight) each metric weighs the rows by it (every metric here accepts sample_weight)."""
+    weighted = {} if sample_weight is None else {"sample_weight": sample_weight}
     outputs: dict[str, Any] = {}
     out = {}
     for name in names:
@@ -103,9 +105,9 @@ def score(model: Any, X: Any, y: Any, names: list[str]) -> dict[str, float]:
         if kind not in outputs:
             outputs[kind] = getattr(model, kind)(X)
         if metric.needs == "proba":
-            out[name] = float(metric.fn(y, outputs[kind], labels=model.classes_))
+            out[name] = float(metric.fn(y, outputs[kind], labels=model.classes_, **weighted))
         else:
-            out[name] = float(metric.fn(y, outputs[kind]))
+            out[name] = float(metric.fn(y, outputs[kind], **weighted))
     return out
 
 

@@ -15,18 +15,28 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import KFold, StratifiedKFold, TunedThresholdClassifierCV, train_test_split
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    TimeSeriesSplit,
+    TunedThresholdClassifierCV,
+    train_test_split,
+)
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import has_fit_parameter
 
 from tunedag.config import EXTRA_OBJECTIVES, Config
 from tunedag.data import SPLIT, Prepared
-from tunedag.errors import DataError
+from tunedag.errors import ConfigError, DataError
 from tunedag.estimators import (
     build_model,
     estimator_param_names,
     fit_takes_on_epoch,
     is_torch_estimator,
     is_torch_estimator_instance,
+    resolve_estimator,
 )
 from tunedag.metrics import THRESHOLD_METRICS, score, threshold_scorer, usable_metrics
 from tunedag.space import split_params
@@ -111,13 +121,52 @@ def make_model(cfg: Config, prep: Prepared, params: dict[str, Any]) -> Pipeline:
     return _with_tuned_threshold(cfg, prep, model)
 
 
+def check_weight_support(cfg: Config) -> None:
+    """Refuse `data.weight` unless every model family's estimator takes `sample_weight` in fit, before the first trial."""
+    if cfg.data.weight is None:
+        return
+    if cfg.final.ensemble.kind != "none":
+        raise ConfigError(
+            f"data.weight ({cfg.data.weight!r}) cannot be passed through final.ensemble.kind {cfg.final.ensemble.kind} "
+            "(its members are pipelines, which take no sample_weight from an ensemble); set final.ensemble.kind: none or unset data.weight."
+        )
+    for name, family in cfg.families.items():
+        label = f"model family {name!r}" if name else "model.estimator"
+        if family.train_fn or not has_fit_parameter(resolve_estimator(family.estimator), "sample_weight"):
+            raise ConfigError(
+                f"data.weight ({cfg.data.weight!r}) needs estimators whose fit takes sample_weight, but {label} "
+                f"({family.estimator or family.train_fn}) does not; unset data.weight or choose another estimator."
+            )
+
+
+def check_roles(cfg: Config, prep: Prepared) -> None:
+    """What the tune stage refuses before the first trial about the column roles: `data.weight` an estimator cannot
+    take, or fewer `data.group` groups in the train + val rows than `data.cv_folds`."""
+    check_weight_support(cfg)
+    if cfg.data.cv_folds >= 2 and prep.group is not None:
+        cv_splits(cfg, prep, *prep.xy("train", "val"))
+
+
+def fit_weighted(model: Any, X: Any, y: Any, weight: np.ndarray | None = None, **fit_params: Any) -> Any:
+    """`model.fit(X, y)`, with `weight` as the final step's `sample_weight` (`<step>__sample_weight` in a Pipeline)."""
+    if weight is not None:
+        fit_params[f"{model.steps[-1][0]}__sample_weight" if hasattr(model, "steps") else "sample_weight"] = weight
+    return model.fit(X, y, **fit_params)
+
+
 def _with_tuned_threshold(cfg: Config, prep: Prepared, model: Pipeline) -> Pipeline:
     """Under a threshold metric on two classes, the estimator's decision threshold is tuned by 3-fold CV on the rows it
-    is fitted on (scikit-learn's TunedThresholdClassifierCV) and saved with it; other metrics keep the estimator as is."""
+    is fitted on (scikit-learn's TunedThresholdClassifierCV) and saved with it; other metrics keep the estimator as is.
+
+    Under `data.time` its folds are TimeSeriesSplit's (forward only: the rows are in time order). Not under
+    `data.weight` (TunedThresholdClassifierCV passes sample_weight on only under scikit-learn's global metadata
+    routing) nor `data.group` (its inner folds would take groups by the same routing, else mix them)."""
     labels = sorted(prep.frame[prep.target].dropna().unique())
     estimator = model.named_steps["model"]
     if (
         cfg.tune.metric not in THRESHOLD_METRICS
+        or prep.weight is not None
+        or prep.group is not None
         or len(labels) != 2
         or cfg.tune.fidelity.kind not in ("none", "folds")
         or not hasattr(estimator, "predict_proba")
@@ -125,7 +174,8 @@ def _with_tuned_threshold(cfg: Config, prep: Prepared, model: Pipeline) -> Pipel
     ):
         return model
     scoring = threshold_scorer(cfg.tune.metric, labels[-1].item() if hasattr(labels[-1], "item") else labels[-1])
-    return model.set_params(model=TunedThresholdClassifierCV(estimator, scoring=scoring, cv=3))
+    cv = TimeSeriesSplit(n_splits=3) if prep.time is not None else 3
+    return model.set_params(model=TunedThresholdClassifierCV(estimator, scoring=scoring, cv=cv))
 
 
 def evaluate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None = None) -> TrialOutcome:
@@ -144,7 +194,7 @@ def evaluate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Repo
     else:
         model = make_model(cfg, prep, params)
         epochs = _epoch_reporter(cfg, model, reporter)
-        model.fit(*prep.xy("train"), **_epoch_fit_params(cfg, model, epochs))
+        fit_weighted(model, *prep.xy("train"), prep.weights("train"), **_epoch_fit_params(cfg, model, epochs))
         outcome = TrialOutcome([], _score_val(cfg, prep, model), model=model)
         outcome.intermediate, outcome.curves = (epochs.intermediate, epochs.curves) if epochs else ([], {})
     outcome.values = _objective_values(cfg, prep, outcome)
@@ -192,7 +242,7 @@ def _score_val(cfg: Config, prep: Prepared, model: Pipeline, every_metric: bool 
     """Validation metrics; an intermediate fidelity step needs only `tune.metric`."""
     X_val, y_val = prep.xy("val")
     names = usable_metrics(model, prep.task, cfg.tune.metric) if every_metric else [cfg.tune.metric]
-    return score(model, X_val, y_val, names)
+    return score(model, X_val, y_val, names, prep.weights("val"))
 
 
 def _step(reporter: Reporter | None, step: int, last: int, value: float, seen: list[float]) -> None:
@@ -204,15 +254,16 @@ def _step(reporter: Reporter | None, step: int, last: int, value: float, seen: l
 
 def _by_train_fraction(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None) -> TrialOutcome:
     X, y = prep.xy("train")
+    w = prep.weights("train")
     fractions, seen = cfg.tune.fidelity.fractions, []
     stratify = y if prep.task == "classification" else None
     for step, fraction in enumerate(fractions, 1):
-        X_part, y_part = (
-            (X, y)
-            if fraction >= 1
-            else train_test_split(X, y, train_size=fraction, random_state=cfg.seed, stratify=stratify)[0::2]
-        )
-        model = make_model(cfg, prep, params).fit(X_part, y_part)
+        if fraction >= 1:
+            X_part, y_part, w_part = X, y, w
+        else:
+            index = train_test_split(np.arange(len(y)), train_size=fraction, random_state=cfg.seed, stratify=stratify)[0]
+            X_part, y_part, w_part = X.iloc[index], y.iloc[index], None if w is None else w[index]
+        model = fit_weighted(make_model(cfg, prep, params), X_part, y_part, w_part)
         metrics = _score_val(cfg, prep, model, every_metric=step == len(fractions))
         _step(reporter, step, len(fractions), metrics[cfg.tune.metric], seen)
     return TrialOutcome([], metrics, intermediate=seen, model=model)
@@ -225,7 +276,7 @@ def _by_ensemble_size(cfg: Config, prep: Prepared, params: dict[str, Any], repor
     sizes = sorted({max(1, math.ceil(total * i / fid.steps)) for i in range(1, fid.steps + 1)})
     X, y = prep.xy("train")
     for step, size in enumerate(sizes, 1):
-        model.set_params(**{f"model__{fid.param}": size, "model__warm_start": True}).fit(X, y)
+        fit_weighted(model.set_params(**{f"model__{fid.param}": size, "model__warm_start": True}), X, y, prep.weights("train"))
         metrics = _score_val(cfg, prep, model, every_metric=step == len(sizes))
         _step(reporter, step, len(sizes), metrics[cfg.tune.metric], seen)
     return TrialOutcome([], metrics, intermediate=seen, model=model)
@@ -233,23 +284,47 @@ def _by_ensemble_size(cfg: Config, prep: Prepared, params: dict[str, Any], repor
 
 def _cross_validate(cfg: Config, prep: Prepared, params: dict[str, Any], reporter: Reporter | None) -> TrialOutcome:
     X, y = prep.xy("train", "val")  # every row but the test rows: the validation split has no other use under CV
-    splitter_cls = StratifiedKFold if prep.task == "classification" else KFold
-    splitter = splitter_cls(n_splits=cfg.data.cv_folds, shuffle=True, random_state=cfg.seed)
+    w = prep.weights("train", "val")
     template, metric = make_model(cfg, prep, params), cfg.tune.metric
     names: list[str] = []
     per_fold: list[dict[str, float]] = []
     seen: list[float] = []
     fold_reporter = reporter if cfg.tune.fidelity.kind == "folds" else None
-    for step, (train_idx, val_idx) in enumerate(splitter.split(X, y), 1):
-        fold_model = clone(template).fit(X.iloc[train_idx], y.iloc[train_idx])
+    for step, (train_idx, val_idx) in enumerate(cv_splits(cfg, prep, X, y), 1):
+        fold_model = fit_weighted(clone(template), X.iloc[train_idx], y.iloc[train_idx], None if w is None else w[train_idx])
         names = names or usable_metrics(fold_model, prep.task, metric)
-        per_fold.append(score(fold_model, X.iloc[val_idx], y.iloc[val_idx], names))
+        per_fold.append(score(fold_model, X.iloc[val_idx], y.iloc[val_idx], names, None if w is None else w[val_idx]))
         _step(fold_reporter, step, cfg.data.cv_folds, float(np.mean([f[metric] for f in per_fold])), seen)
     metrics = {n: float(np.mean([f[n] for f in per_fold])) for n in names}
     folds = [f[metric] for f in per_fold]
     metrics[f"{metric}_std"] = float(np.std(folds))
-    model = clone(template).fit(X, y)
+    model = fit_weighted(clone(template), X, y, w)
     return TrialOutcome([], metrics, folds, seen if fold_reporter else [], model)
+
+
+def cv_splits(cfg: Config, prep: Prepared, X: Any, y: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, validation) row positions of each CV fold over the train + val rows `X`, `y` (`prep.xy("train", "val")`).
+
+    Under `data.group` no group is on both sides of a fold (StratifiedGroupKFold for classification, GroupKFold);
+    under `data.time` each fold validates on rows later than all its training rows (TimeSeriesSplit; the rows are
+    in time order); otherwise (Stratified)KFold, shuffled with `cfg.seed`.
+    """
+    k = cfg.data.cv_folds
+    if prep.group is not None:
+        groups = prep.groups("train", "val")
+        if len(np.unique(groups)) < k:
+            raise DataError(
+                f"data.group column {prep.group!r} has {len(np.unique(groups))} groups in the train and validation rows, "
+                f"fewer than data.cv_folds ({k}); lower data.cv_folds or give the data more groups."
+            )
+        splitter_cls = StratifiedGroupKFold if prep.task == "classification" else GroupKFold
+        return list(splitter_cls(n_splits=k, shuffle=True, random_state=cfg.seed).split(X, y, groups))
+    if prep.time is not None:
+        if len(y) <= k:
+            raise DataError(f"data.time: {len(y)} train and validation rows are too few for data.cv_folds ({k}) ordered folds.")
+        return list(TimeSeriesSplit(n_splits=k).split(X, y))
+    splitter_cls = StratifiedKFold if prep.task == "classification" else KFold
+    return list(splitter_cls(n_splits=k, shuffle=True, random_state=cfg.seed).split(X, y))
 
 
 def _objective_values(cfg: Config, prep: Prepared, outcome: TrialOutcome) -> list[float]:

@@ -129,9 +129,9 @@ def test_cross_validation_folds_cover_train_and_validation_rows(make_config, pre
     scored: list[int] = []
     original = score
 
-    def counting_score(model, X, y, names):
+    def counting_score(model, X, y, names, sample_weight=None):
         scored.append(len(X))
-        return original(model, X, y, names)
+        return original(model, X, y, names, sample_weight)
 
     monkeypatch.setattr("tunedag.objective.score", counting_score)
     evaluate(cfg, prep, RF_CLASSIFIER)
@@ -218,7 +218,9 @@ def test_same_seed_same_value(make_config, prepared, folds) -> None:
 
 def test_a_non_finite_value_fails_the_trial(make_config, prepared, monkeypatch) -> None:
     cfg = make_config()
-    monkeypatch.setattr("tunedag.objective.score", lambda model, X, y, names: {n: float("nan") for n in names})
+    monkeypatch.setattr(
+        "tunedag.objective.score", lambda model, X, y, names, sample_weight=None: {n: float("nan") for n in names}
+    )
     with pytest.raises(TrialFailed, match="roc_auc"):
         evaluate(cfg, prepared(cfg, "breast_cancer"), RF_CLASSIFIER)
 
