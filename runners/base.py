@@ -74,11 +74,15 @@ class Runner(abc.ABC):
             job = self._jobs[done] = start()
         done.add_done_callback(lambda _: self._jobs.pop(done, None))
         if timer_s:
-            timer = threading.Timer(timer_s, answer, (done, None, self._timed_out()))
-            timer.daemon = True
-            timer.start()
-            done.add_done_callback(lambda _: timer.cancel())
+            self._arm(done, timer_s)
         return done, job
+
+    def _arm(self, done: Future, seconds: float) -> None:
+        """Answer `done` with the timeout error in `seconds` unless it is answered first."""
+        timer = threading.Timer(seconds, answer, (done, None, self._timed_out()))
+        timer.daemon = True
+        timer.start()
+        done.add_done_callback(lambda _: timer.cancel())
 
     def _closing(self) -> list[tuple[Future, Any]] | None:
         """The jobs still running, on the first close only (None after)."""
