@@ -5,17 +5,14 @@ Used wherever a model is written or read back: the trial workers, the final refi
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mlflow.tracking import MlflowClient
+from typing import Any
 
 MODEL_ARTIFACT = "model"  # the artifact path of a run's model folder
-
+_TRUSTED: dict[str, list[str]] = {}  # per estimator and extra trusted types: the reviewed skops types seen in this process
 
 _REQUIREMENTS_CHECKED: set[tuple[str, ...]] = set()
 
@@ -48,6 +45,36 @@ def pip_requirements() -> tuple[str, ...]:
     """Explicit requirements, so model logging skips MLflow's slow inference subprocess."""
     names = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
     return tuple(f"{n}=={version(n)}" for n in names)
+
+
+def save_model(model: Any, path: Path, extra_trusted: list[str], example: Any = None) -> None:
+    """Write a fitted model as an MLflow model folder at `path`: a tunedag.nets network as PyTorch, else scikit-learn (skops).
+
+    `example`: feature rows for the signature. A scikit-learn model's skops types take one more serialisation to
+    find (refusing unreviewed types), so they are found for an estimator's first model in this process only, and
+    again when MLflow refuses to load back a model holding a type beyond the remembered ones.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import infer_signature
+
+    from modelio.trust import skops_trusted_types
+    from tunedag.estimators import is_torch_estimator_instance
+
+    last = model.steps[-1][1] if hasattr(model, "steps") else model
+    if is_torch_estimator_instance(last):
+        return save_torch_model(model, path, input_example=example)
+    signature = None if example is None else infer_signature(example, model.predict(example))
+    key = f"{type(last).__module__}.{type(last).__qualname__} {sorted(extra_trusted)}"
+    if key not in _TRUSTED:
+        _TRUSTED[key] = skops_trusted_types(model, extra_trusted)
+    try:
+        save_sklearn_model(model, path, _TRUSTED[key], signature)
+    except MlflowException as exc:
+        if "untrusted types" not in str(exc):
+            raise
+        shutil.rmtree(path, ignore_errors=True)
+        _TRUSTED[key] = sorted(set(_TRUSTED[key]) | set(skops_trusted_types(model, extra_trusted)))
+        save_sklearn_model(model, path, _TRUSTED[key], signature)
 
 
 def save_sklearn_model(model: Any, path: Path, trusted_types: list[str], signature: Any = None) -> None:
@@ -108,14 +135,6 @@ def save_torch_model(model: Any, path: Path, signature: Any = None, input_exampl
         metadata=metadata,
         pip_requirements=[f"torch=={version('torch')}", f"numpy=={version('numpy')}"],
     )
-
-
-def log_torch_model(client: MlflowClient, run_id: str, model: Any) -> None:
-    """Save a fitted torch pipeline and upload it as the run's `model` artifact (loadable with mlflow.pyfunc)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / MODEL_ARTIFACT
-        save_torch_model(model, path)
-        client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
 
 
 def load_torch_model(path: Path | str) -> Any:
