@@ -46,7 +46,7 @@ class TrialJob:
 class JobResult:
     """What came of a trial: its state, values, series to log, and where its model folder is."""
 
-    state: str  # COMPLETE, PRUNED, FAIL, or UNRECORDED (the model could not be written: the disk or store refuses writes)
+    state: str  # COMPLETE, PRUNED, FAIL; UNRECORDED (the model or run could not be written) or INTERRUPTED: re-queued
     values: list[float] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     steps: dict[str, list[float]] = field(default_factory=dict)
@@ -54,6 +54,7 @@ class JobResult:
     error: str | None = None
     traceback: str | None = None
     model_dir: str | None = None
+    seconds: float = 0.0  # the trial's time, as its task measured it
 
 
 def run_job(job: TrialJob) -> JobResult:
