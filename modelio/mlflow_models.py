@@ -18,12 +18,7 @@ _REQUIREMENTS_CHECKED: set[tuple[str, ...]] = set()
 
 
 def _check_requirements_once() -> None:
-    """Let MLflow compare a model's explicit requirements with the installed packages once per process.
-
-    `save_model` runs that comparison on every call (reading package metadata: about 60% of a
-    small model's save time); the answer cannot change while the process runs, so later calls
-    with requirements already checked skip it. MLflow still warns, once, on a mismatch.
-    """
+    """Let MLflow compare a model's requirements with the installed packages once per process, not per save (60% of its time)."""
     import mlflow.utils.environment as env
 
     check = env.warn_dependency_requirement_mismatches
@@ -96,17 +91,11 @@ def save_sklearn_model(model: Any, path: Path, trusted_types: list[str], signatu
 
 
 def save_torch_model(model: Any, path: Path, signature: Any = None, input_example: Any = None) -> None:
-    """Write a fitted torch pipeline (tunedag.nets) as an MLflow PyTorch model at `path`.
+    """Write a fitted torch pipeline (tunedag.nets) with its imputation and scaling as one `torch.export` module (pt2) at `path`.
 
-    The network travels with its fitted imputation and scaling as one module exported with
-    `torch.export` (MLflow's "pt2" format: a graph and tensors, no pickle, no tunedag needed to load).
-    `mlflow.pyfunc.load_model(path).predict(features)` takes the raw feature columns as float64 (a
-    DataFrame or array, as the prepared data holds them; MLflow checks the dtype) and returns class probabilities (one column per class, in the order of the `classes` metadata) for
-    a classifier, predictions for a regressor; `load_torch_model` gives labels too.
-
-    Args:
-        input_example: a few feature rows to trace with (zeros when None).
-        signature: a tensor-based signature; inferred from the example when None.
+    `mlflow.pyfunc.load_model(path).predict(features)` takes the raw float64 feature columns and returns class
+    probabilities (in the order of the `classes` metadata) or predictions; `load_torch_model` gives labels too.
+    `input_example`: feature rows to trace with (zeros when None); `signature`: inferred from the example when None.
     """
     import mlflow.pytorch
     import numpy as np

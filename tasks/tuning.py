@@ -110,8 +110,7 @@ def start_trial(ctx: TrialContext, trial: optuna.Trial, params: dict, prune: boo
 def run_trial(ctx: TrialContext, job: TrialJob, run_id: str) -> JobResult:
     """Run the trial's job on the runner, then write its MLflow run in full and close it; never raises.
 
-    A failing, timed-out or crashed trial is recorded as FAILED with its reason. A run that cannot
-    be written comes back UNRECORDED (the loop fails the trial and re-queues it: never COMPLETE
+    A run that cannot be written comes back UNRECORDED (the loop fails and re-queues the trial: never COMPLETE
     without its run); a trial stopped by the loop's interruption comes back INTERRUPTED, unwritten.
     """
     started = time.perf_counter()
@@ -175,14 +174,9 @@ def close_stale_parents(tracker: tracking.Tracker, study_name: str) -> None:
 
 
 def recover_orphan_trials(study: optuna.Study, ctx: TrialContext, whole: bool = False) -> list[int]:
-    """Repair what dead processes left: trials RUNNING in Optuna, runs RUNNING in MLflow; the orphans' numbers.
+    """Repair what dead processes left (`_settle` each orphan trial); the orphans' numbers.
 
-    An orphan whose run is FINISHED was recorded but not told: it is told now with the recorded
-    values (no re-evaluation). Any other orphan is failed, its parameters re-queued, and its run
-    closed KILLED with why (created if it had none). With `whole` (the tune flow's start) every run
-    is checked too: a RUNNING run of a finished trial is closed with the trial's own reason, and a
-    failed trial with no run (the store was down) gets one with that reason; runs of trials the
-    study lost (a journal that lost its tail) are told again in order.
+    With `whole` (the tune flow's start) every run is checked too (`_reconcile`).
     """
     orphans = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if not owner_alive(t)]
     if not orphans and not whole:
@@ -199,7 +193,7 @@ def recover_orphan_trials(study: optuna.Study, ctx: TrialContext, whole: bool = 
 
 
 def _reconcile(study: optuna.Study, ctx: TrialContext, runs: dict[int, Run]) -> None:
-    """Runs and trials agree: failed trials' runs closed with their reason, runs of trials the study lost told again."""
+    """Failed trials' runs closed (or created) with their reason; runs of trials the study lost (a journal's lost tail) told again."""
     trials = study.get_trials(deepcopy=False)
     for t in (t for t in trials if t.state == TrialState.FAIL):
         run, error = runs.get(t.number), str(t.user_attrs.get("error", "failed"))
