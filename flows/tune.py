@@ -27,7 +27,8 @@ from tasks import tuning
 from tasks.lineage import log_dataset
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, log_values, open_tracker, redact, start_run
-from tasks.tuning import TrialContext, TrialResult
+from tasks.trial_worker import JobResult
+from tasks.tuning import TrialContext
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared, require_prepared
 from tunedag.errors import TunedagError
@@ -141,12 +142,12 @@ def drive_trials(study: optuna.Study, ctx: TrialContext, runner: Future | None =
                 try:
                     result = task_run.result()
                 except Exception as exc:  # the task itself broke: the trial fails with why, the study goes on
-                    result = TrialResult(trial.number, "FAIL", None, f"{type(exc).__name__}: {exc}"[:2000], run_id, 0.0)
-                failures, halt = _tell(study, ctx, trial, result, failures, halt)
-                r, n = result, tally(study)
+                    result = JobResult("FAIL", error=f"{type(exc).__name__}: {exc}"[:2000])
+                failures, halt = _tell(study, ctx, trial, result, run_id, failures, halt)
+                r, n, value = result, tally(study), result.values[0] if result.values else None
                 logger.info(
                     format_progress(
-                        r.number, r.state, r.value, n.best, n.finished, tune.n_trials, tune.metric, r.seconds, r.error
+                        trial.number, r.state, value, n.best, n.finished, tune.n_trials, tune.metric, r.seconds, r.error
                     )
                 )
             if time.monotonic() - beaten > HEARTBEAT_S:
@@ -199,12 +200,13 @@ def _tell(
     study: optuna.Study,
     ctx: TrialContext,
     trial: optuna.Trial,
-    result: TrialResult,
+    result: JobResult,
+    run_id: str,
     failures: int,
     halt: str | None,
 ) -> tuple[int, str | None]:
     """Tell Optuna what the trial task recorded; the failure count and why to halt, updated."""
-    trial.set_user_attr("mlflow_run_id", result.run_id)
+    trial.set_user_attr("mlflow_run_id", run_id)
     if result.state == "COMPLETE":
         study.tell(trial, result.values)
     elif result.state == "PRUNED":
@@ -214,7 +216,7 @@ def _tell(
         return failures, halt or result.error
     elif result.state == "INTERRUPTED" or (ctx.stop.is_set() and "TrialLimitExceeded" in (result.error or "")):
         tuning.fail_and_requeue(study, ctx, trial.number, trial.params, tuning.INTERRUPTED)
-        tuning.kill_run(ctx, result.run_id, trial.number, tuning.INTERRUPTED, trial.params)
+        tuning.kill_run(ctx, run_id, trial.number, tuning.INTERRUPTED, trial.params)
     else:
         trial.set_user_attr("error", result.error)
         study.tell(trial, state=TrialState.FAIL)

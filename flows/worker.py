@@ -1,9 +1,6 @@
-"""A worker that joins a running study from another process or machine and shares its trial budget.
+"""A worker that joins a study `tune` started, from another process or machine, sharing its `tune.n_trials` budget.
 
-Start the study first with `python -m flows.tune` (it creates the study, the MLflow experiment
-and the pipeline run); then start any number of `python -m flows.worker` with the same
-params.yaml, here or on other machines (with a PostgreSQL `tune.storage` and an MLflow server
-`tracking.uri`). The study stops at exactly `tune.n_trials` finished trials however many workers.
+Any number run with the same params.yaml (on other machines: a PostgreSQL `tune.storage`, an MLflow server `tracking.uri`).
 """
 
 from __future__ import annotations

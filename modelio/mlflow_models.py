@@ -5,28 +5,20 @@ Used wherever a model is written or read back: the trial workers, the final refi
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mlflow.tracking import MlflowClient
+from typing import Any
 
 MODEL_ARTIFACT = "model"  # the artifact path of a run's model folder
-
+_TRUSTED: dict[str, list[str]] = {}  # per estimator and extra trusted types: the reviewed skops types seen in this process
 
 _REQUIREMENTS_CHECKED: set[tuple[str, ...]] = set()
 
 
 def _check_requirements_once() -> None:
-    """Let MLflow compare a model's explicit requirements with the installed packages once per process.
-
-    `save_model` runs that comparison on every call (reading package metadata: about 60% of a
-    small model's save time); the answer cannot change while the process runs, so later calls
-    with requirements already checked skip it. MLflow still warns, once, on a mismatch.
-    """
+    """Let MLflow compare a model's requirements with the installed packages once per process, not per save (60% of its time)."""
     import mlflow.utils.environment as env
 
     check = env.warn_dependency_requirement_mismatches
@@ -50,6 +42,36 @@ def pip_requirements() -> tuple[str, ...]:
     return tuple(f"{n}=={version(n)}" for n in names)
 
 
+def save_model(model: Any, path: Path, extra_trusted: list[str], example: Any = None) -> None:
+    """Write a fitted model as an MLflow model folder at `path`: a tunedag.nets network as PyTorch, else scikit-learn (skops).
+
+    `example`: feature rows for the signature. A scikit-learn model's skops types take one more serialisation to
+    find (refusing unreviewed types), so they are found for an estimator's first model in this process only, and
+    again when MLflow refuses to load back a model holding a type beyond the remembered ones.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import infer_signature
+
+    from modelio.trust import skops_trusted_types
+    from tunedag.estimators import is_torch_estimator_instance
+
+    last = model.steps[-1][1] if hasattr(model, "steps") else model
+    if is_torch_estimator_instance(last):
+        return save_torch_model(model, path, input_example=example)
+    signature = None if example is None else infer_signature(example, model.predict(example))
+    key = f"{type(last).__module__}.{type(last).__qualname__} {sorted(extra_trusted)}"
+    if key not in _TRUSTED:
+        _TRUSTED[key] = skops_trusted_types(model, extra_trusted)
+    try:
+        save_sklearn_model(model, path, _TRUSTED[key], signature)
+    except MlflowException as exc:
+        if "untrusted types" not in str(exc):
+            raise
+        shutil.rmtree(path, ignore_errors=True)
+        _TRUSTED[key] = sorted(set(_TRUSTED[key]) | set(skops_trusted_types(model, extra_trusted)))
+        save_sklearn_model(model, path, _TRUSTED[key], signature)
+
+
 def save_sklearn_model(model: Any, path: Path, trusted_types: list[str], signature: Any = None) -> None:
     """Write `model` as an MLflow sklearn model (skops format) at `path`."""
     import mlflow.sklearn
@@ -69,17 +91,11 @@ def save_sklearn_model(model: Any, path: Path, trusted_types: list[str], signatu
 
 
 def save_torch_model(model: Any, path: Path, signature: Any = None, input_example: Any = None) -> None:
-    """Write a fitted torch pipeline (tunedag.nets) as an MLflow PyTorch model at `path`.
+    """Write a fitted torch pipeline (tunedag.nets) with its imputation and scaling as one `torch.export` module (pt2) at `path`.
 
-    The network travels with its fitted imputation and scaling as one module exported with
-    `torch.export` (MLflow's "pt2" format: a graph and tensors, no pickle, no tunedag needed to load).
-    `mlflow.pyfunc.load_model(path).predict(features)` takes the raw feature columns as float64 (a
-    DataFrame or array, as the prepared data holds them; MLflow checks the dtype) and returns class probabilities (one column per class, in the order of the `classes` metadata) for
-    a classifier, predictions for a regressor; `load_torch_model` gives labels too.
-
-    Args:
-        input_example: a few feature rows to trace with (zeros when None).
-        signature: a tensor-based signature; inferred from the example when None.
+    `mlflow.pyfunc.load_model(path).predict(features)` takes the raw float64 feature columns and returns class
+    probabilities (in the order of the `classes` metadata) or predictions; `load_torch_model` gives labels too.
+    `input_example`: feature rows to trace with (zeros when None); `signature`: inferred from the example when None.
     """
     import mlflow.pytorch
     import numpy as np
@@ -108,14 +124,6 @@ def save_torch_model(model: Any, path: Path, signature: Any = None, input_exampl
         metadata=metadata,
         pip_requirements=[f"torch=={version('torch')}", f"numpy=={version('numpy')}"],
     )
-
-
-def log_torch_model(client: MlflowClient, run_id: str, model: Any) -> None:
-    """Save a fitted torch pipeline and upload it as the run's `model` artifact (loadable with mlflow.pyfunc)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / MODEL_ARTIFACT
-        save_torch_model(model, path)
-        client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
 
 
 def load_torch_model(path: Path | str) -> Any:

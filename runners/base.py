@@ -46,20 +46,14 @@ def answer(done: Future, value: Any, error: BaseException | None) -> None:
 
 
 class Runner(abc.ABC):
-    """Runs jobs (a module-level function and picklable arguments) and hands back futures of their returns.
+    """Runs jobs (a module-level function and picklable arguments); tests/runners/test_contract.py holds each to this contract:
 
-    Contract, which tests/runners/test_contract.py holds every implementation to:
-
-    - `submit(fn, *args)` starts `fn(*args)` and returns at once a `concurrent.futures.Future` of its return;
-      an exception `fn` raises comes back as itself from `Future.result()`.
-    - A job past `limits.timeout_s`, or whose worker dies, ends with `TrialLimitExceeded` saying why ("ran past
-      tune.trial_timeout", "worker process died"); the runner goes on. A runner that cannot stop a job (threads)
-      leaves it running unseen but still answers on time.
-    - `close(cancel=False)` waits for running jobs and frees the workers; `close(cancel=True)` stops them within
-      seconds (`TrialLimitExceeded("interrupted")`). Closing twice is a no-op; `submit` after `close` raises RuntimeError.
-    - `ship(path)` makes the driver's file `path` readable by later jobs as `local_path(path)`, on whatever host they run.
-    - `submit` and `close` may be called from any thread. Whoever creates a runner closes it (the trial loop, in a
-      `with` block); the runner owns its worker processes or cluster and nothing else.
+    - `submit(fn, *args)` returns at once a `Future` of `fn(*args)`; an exception `fn` raises comes back as itself.
+    - A job past `limits.timeout_s`, or whose worker dies, ends with `TrialLimitExceeded` saying why; the runner goes on.
+      A runner that cannot stop a job (threads) leaves it running unseen but still answers on time.
+    - `close(cancel=False)` waits for running jobs; `close(cancel=True)` stops them within seconds ("interrupted").
+      Closing twice is a no-op; `submit` after `close` raises RuntimeError. Both may be called from any thread.
+    - `ship(path)` makes the driver's file readable by later jobs as `local_path(path)`, on whatever host they run.
     """
 
     def __init__(self, limits: Limits):
@@ -74,11 +68,15 @@ class Runner(abc.ABC):
             job = self._jobs[done] = start()
         done.add_done_callback(lambda _: self._jobs.pop(done, None))
         if timer_s:
-            timer = threading.Timer(timer_s, answer, (done, None, self._timed_out()))
-            timer.daemon = True
-            timer.start()
-            done.add_done_callback(lambda _: timer.cancel())
+            self._arm(done, timer_s)
         return done, job
+
+    def _arm(self, done: Future, seconds: float) -> None:
+        """Answer `done` with the timeout error in `seconds` unless it is answered first."""
+        timer = threading.Timer(seconds, answer, (done, None, self._timed_out()))
+        timer.daemon = True
+        timer.start()
+        done.add_done_callback(lambda _: timer.cancel())
 
     def _closing(self) -> list[tuple[Future, Any]] | None:
         """The jobs still running, on the first close only (None after)."""

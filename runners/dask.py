@@ -22,7 +22,7 @@ from distributed import WorkerPlugin, get_worker
 from runners.base import _SHIPPED, Limits, Runner, TrialLimitExceeded, answer
 from runners.processes import ProcessRunner, visible_gpus
 
-GRACE_S = 30.0  # the worker's trial process enforces the timeout; past this grace a silent worker's job is given up
+GRACE_S = 30.0  # the worker's trial process enforces the timeout; this long past it, counted from the job's start, a silent worker's job is given up
 
 
 class DaskRunner(Runner):
@@ -38,6 +38,7 @@ class DaskRunner(Runner):
             self._cluster = None if address else LocalCluster(**local)
         self._client, self._plugin, self._files = Client(address or self._cluster), f"tunedag-{uuid.uuid4().hex[:12]}", {}
         self._client.register_plugin(_Pool(limits, preload, None if address else visible_gpus(), self._plugin), name=self._plugin)
+        self._client.subscribe_topic(self._plugin, self._started)
 
     def ship(self, path: Path | str) -> None:
         data = Path(path).read_bytes()
@@ -48,10 +49,16 @@ class DaskRunner(Runner):
         workers = self._client.scheduler_info()["workers"].values()
         gpu = {"GPU": 1} if any("GPU" in w.get("resources", {}) for w in workers) else None
         task = (_on_worker, self._plugin, dict(self._files), pickle.dumps((fn, args)))  # opened in the trial process only
-        timer = self.limits.timeout_s and self.limits.timeout_s + GRACE_S
-        done, job = self._track(lambda: self._client.submit(*task, pure=False, resources=gpu), timer)
+        done, job = self._track(lambda: self._client.submit(*task, pure=False, resources=gpu))
         job.add_done_callback(lambda finished: self._settle(done, finished))
         return done
+
+    def _started(self, event: tuple[float, str]) -> None:
+        """A job began on its worker (`_on_worker` says so): its backstop timer starts now, so a queued job is not timed."""
+        with self._lock:
+            done = next((d for d, job in self._jobs.items() if job.key == event[1]), None)
+        if done is not None and self.limits.timeout_s:
+            self._arm(done, self.limits.timeout_s + GRACE_S)
 
     def _settle(self, done: Future, job: Any) -> None:
         from distributed.scheduler import KilledWorker
@@ -109,7 +116,9 @@ class _Pool(WorkerPlugin):
 
 def _on_worker(plugin: str, files: dict[str, bytes], job: bytes) -> bytes:
     """The Dask task: the job, pickled through the Dask worker (which never imports the trial code), in its trial process."""
-    pool = get_worker().plugins[plugin]
+    worker = get_worker()
+    worker.log_event(plugin, worker.get_current_task())  # the driver's backstop timer starts now
+    pool = worker.plugins[plugin]
     return pool.runner.submit(_run, pool.local(files), job).result()
 
 

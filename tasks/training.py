@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlflow.models import infer_signature
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from modelio.mlflow_models import save_sklearn_model, save_torch_model
-from modelio.trust import skops_trusted_types
+from modelio.mlflow_models import save_model
 from tasks.provenance import git_commit
 from tasks.tracking import (
     TAG_DATA_VERSION,
@@ -25,7 +23,6 @@ from tunedag.config import Config
 from tunedag.custom import final_run
 from tunedag.data import file_md5, load_prepared
 from tunedag.ensemble import build_ensemble
-from tunedag.estimators import is_torch_estimator_instance
 from tunedag.objective import fit_weighted, make_model
 from tunedag.paths import clear_staging, replace_folder
 from tunedag.space import split_params
@@ -79,13 +76,7 @@ def _run_train_fn(cfg: Config, prep, params: dict) -> Path:
 
 def _save(cfg: Config, model, target: Path, X, key: str) -> None:
     staging = clear_staging(target)
-    last = model.steps[-1][1] if hasattr(model, "steps") else model
-    if is_torch_estimator_instance(last):  # a tunedag.nets network: an MLflow PyTorch model (pt2)
-        save_torch_model(model, staging, input_example=X.head(20))
-    else:
-        trusted = skops_trusted_types(model, cfg.model.trusted_types)
-        signature = infer_signature(X.head(20), model.predict(X.head(20)))
-        save_sklearn_model(model, staging, trusted, signature)
+    save_model(model, staging, cfg.model.trusted_types, X.head(20))
     replace_folder(staging, target, key)
 
 

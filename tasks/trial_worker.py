@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from mlflow.exceptions import MlflowException
 
-from modelio.mlflow_models import MODEL_ARTIFACT, save_sklearn_model, save_torch_model
-from modelio.trust import skops_trusted_types
+from modelio.mlflow_models import MODEL_ARTIFACT, save_model
 from runners.base import default_threads, local_path
 from studies.storage import build_storage
 from tasks.outputs import write_failure
@@ -48,7 +46,7 @@ class TrialJob:
 class JobResult:
     """What came of a trial: its state, values, series to log, and where its model folder is."""
 
-    state: str  # COMPLETE, PRUNED, FAIL, or UNRECORDED (the model could not be written: the disk or store refuses writes)
+    state: str  # COMPLETE, PRUNED, FAIL; UNRECORDED (the model or run could not be written) or INTERRUPTED: re-queued
     values: list[float] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     steps: dict[str, list[float]] = field(default_factory=dict)
@@ -56,6 +54,7 @@ class JobResult:
     error: str | None = None
     traceback: str | None = None
     model_dir: str | None = None
+    seconds: float = 0.0  # the trial's time, as its task measured it
 
 
 def run_job(job: TrialJob) -> JobResult:
@@ -107,44 +106,17 @@ def discard(job: TrialJob, result: JobResult) -> None:
         shutil.rmtree(Path(result.model_dir).parent, ignore_errors=True)
 
 
-_TRUSTED: dict[str, list[str]] = {}  # per estimator and model.trusted_types: the reviewed skops types seen in this worker
-
-
 def _save_model(job: TrialJob, model: Any) -> str:
-    """Write the model as an MLflow model folder (PyTorch for networks, scikit-learn in skops format otherwise); its path.
-
-    Into `job.model_dir` when given, else into a temporary folder that the trial task uploads and deletes.
-    Finding a scikit-learn model's skops types takes one more serialisation, so it is done for an
-    estimator's first model only (refusing unreviewed types: the trial fails with why), and again
-    when MLflow refuses to load back a model that holds a type beyond the remembered ones.
-    """
+    """Write the model's folder (`modelio.mlflow_models.save_model`) into `job.model_dir`, else a temporary one; its path."""
     remote = bool(job.model_dir and job.model_dir.startswith("runs:/"))  # a tracking server: the worker uploads, no shared disk
     local = job.model_dir and not remote
     folder = Path(job.model_dir if local else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT)
-    _write_model(job, model, folder)
+    save_model(model, folder, job.cfg.model.trusted_types)
     if remote:
         client_for(job.cfg.tracking.uri).log_artifacts(job.model_dir.split("/")[1], str(folder), MODEL_ARTIFACT)
         shutil.rmtree(folder.parent, ignore_errors=True)
         return job.model_dir
     return str(folder)
-
-
-def _write_model(job: TrialJob, model: Any, folder: Path) -> None:
-    if "tunedag.nets" in sys.modules and sys.modules["tunedag.nets"].is_torch_model(model):
-        save_torch_model(model, folder)
-        return
-    extra, estimator = job.cfg.model.trusted_types, model.steps[-1][1] if hasattr(model, "steps") else model
-    key = f"{type(estimator).__module__}.{type(estimator).__qualname__} {sorted(extra)}"
-    if key not in _TRUSTED:
-        _TRUSTED[key] = skops_trusted_types(model, extra)
-    try:
-        save_sklearn_model(model, folder, _TRUSTED[key])
-    except MlflowException as exc:
-        if "untrusted types" not in str(exc):
-            raise
-        shutil.rmtree(folder, ignore_errors=True)
-        _TRUSTED[key] = sorted(set(_TRUSTED[key]) | set(skops_trusted_types(model, extra)))
-        save_sklearn_model(model, folder, _TRUSTED[key])
 
 
 _STUDIES: dict[tuple[str, str], optuna.Study] = {}  # loaded once per worker (the journal is replayed once)

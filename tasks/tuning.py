@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import optuna
 from mlflow.entities import Run
@@ -62,22 +62,6 @@ class TrialContext:
         return {**self.tags, tracking.TAG_TRIAL: str(number), tracking.TAG_ROLE: "trial"}
 
 
-@dataclass(frozen=True)
-class TrialResult:
-    """A trial's outcome as the loop tells it: COMPLETE, PRUNED, FAIL, or UNRECORDED / INTERRUPTED (re-queued)."""
-
-    number: int
-    state: str
-    values: list[float] | None
-    error: str | None
-    run_id: str
-    seconds: float
-
-    @property
-    def value(self) -> float | None:
-        return self.values[0] if self.values else None
-
-
 def lineage_tags(study_name: str, data_version: str) -> dict[str, str]:
     """Tags linking a run to its study, data version, code version and Prefect flow run."""
     return {
@@ -123,11 +107,10 @@ def start_trial(ctx: TrialContext, trial: optuna.Trial, params: dict, prune: boo
 
 
 @task(cache_policy=NO_CACHE, task_run_name="trial-{job.number}")
-def run_trial(ctx: TrialContext, job: TrialJob, run_id: str) -> TrialResult:
+def run_trial(ctx: TrialContext, job: TrialJob, run_id: str) -> JobResult:
     """Run the trial's job on the runner, then write its MLflow run in full and close it; never raises.
 
-    A failing, timed-out or crashed trial is recorded as FAILED with its reason. A run that cannot
-    be written comes back UNRECORDED (the loop fails the trial and re-queues it: never COMPLETE
+    A run that cannot be written comes back UNRECORDED (the loop fails and re-queues the trial: never COMPLETE
     without its run); a trial stopped by the loop's interruption comes back INTERRUPTED, unwritten.
     """
     started = time.perf_counter()
@@ -138,13 +121,13 @@ def run_trial(ctx: TrialContext, job: TrialJob, run_id: str) -> TrialResult:
     seconds = time.perf_counter() - started
     try:
         if ctx.stop.is_set() and result.state == "FAIL":  # killed by the stop, or failing as it came
-            return TrialResult(job.number, "INTERRUPTED", None, INTERRUPTED, run_id, seconds)
+            return JobResult("INTERRUPTED", error=INTERRUPTED, seconds=seconds)
         record(ctx.tracker().client, run_id, job, result, seconds)
     except Exception as exc:  # the tracking store failed: Optuna must not hold a trial MLflow lacks
-        return TrialResult(job.number, "UNRECORDED", None, close_unrecorded(ctx.tracker().client, run_id, exc), run_id, seconds)
+        return JobResult("UNRECORDED", error=close_unrecorded(ctx.tracker().client, run_id, exc), seconds=seconds)
     finally:
         discard(job, result)
-    return TrialResult(job.number, result.state, result.values if result.state != "FAIL" else None, result.error, run_id, seconds)
+    return replace(result, seconds=seconds)
 
 
 def record(client, run_id: str, job: TrialJob, result: JobResult, seconds: float) -> None:
@@ -191,27 +174,17 @@ def close_stale_parents(tracker: tracking.Tracker, study_name: str) -> None:
 
 
 def recover_orphan_trials(study: optuna.Study, ctx: TrialContext, whole: bool = False) -> list[int]:
-    """Repair what dead processes left: trials RUNNING in Optuna, runs RUNNING in MLflow; the orphans' numbers.
+    """Repair what dead processes left (`_settle` each orphan trial); the orphans' numbers.
 
-    An orphan whose run is FINISHED was recorded but not told: it is told now with the recorded
-    values (no re-evaluation). Any other orphan is failed, its parameters re-queued, and its run
-    closed KILLED with why (created if it had none). With `whole` (the tune flow's start) every run
-    is checked too: a RUNNING run of a finished trial is closed with the trial's own reason, and a
-    failed trial with no run (the store was down) gets one with that reason; runs of trials the
-    study lost (a journal that lost its tail) are told again in order.
+    With `whole` (the tune flow's start) every run is checked too (`_reconcile`).
     """
     orphans = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if not owner_alive(t)]
     if not orphans and not whole:
         return []
     runs = _runs_by_trial(ctx)
     for t in orphans:
-        run = runs.get(t.number)
         try:
-            if run is not None and run.info.status == "FINISHED" and tracking.TAG_STATE in run.data.tags:
-                _tell_recorded(study, t.number, run)
-            else:
-                fail_and_requeue(study, ctx, t.number, t.params, DIED)
-                kill_run(ctx, run.info.run_id if run else None, t.number, f"{DIED}; parameters re-queued", t.params)
+            _settle(study, ctx, t.number, runs.get(t.number), t.params)
         except (RuntimeError, ValueError):  # another worker recovered it first
             continue
     if whole:
@@ -220,7 +193,7 @@ def recover_orphan_trials(study: optuna.Study, ctx: TrialContext, whole: bool = 
 
 
 def _reconcile(study: optuna.Study, ctx: TrialContext, runs: dict[int, Run]) -> None:
-    """Runs and trials agree: failed trials' runs closed with their reason, runs of trials the study lost told again."""
+    """Failed trials' runs closed (or created) with their reason; runs of trials the study lost (a journal's lost tail) told again."""
     trials = study.get_trials(deepcopy=False)
     for t in (t for t in trials if t.state == TrialState.FAIL):
         run, error = runs.get(t.number), str(t.user_attrs.get("error", "failed"))
@@ -236,18 +209,18 @@ def _reconcile(study: optuna.Study, ctx: TrialContext, runs: dict[int, Run]) -> 
             )
         study.enqueue_trial(json.loads(run.data.tags[TAG_PARAMS]), skip_if_exists=False)
         suggest(trial := study.ask(), ctx.cfg.families)
-        if run.info.status == "FINISHED" and tracking.TAG_STATE in run.data.tags:
-            _tell_recorded(study, trial.number, run)
-        elif run.info.status == "RUNNING":
-            fail_and_requeue(study, ctx, trial.number, trial.params, DIED)
-            kill_run(ctx, run.info.run_id, number, DIED)
+        if run.info.status in ("FINISHED", "RUNNING"):
+            _settle(study, ctx, trial.number, run, trial.params)
         else:
-            study_storage(study).set_trial_user_attr(trial_id(trial), "error", run.data.tags.get(TAG_ERROR, run.info.status))
+            trial.set_user_attr("error", run.data.tags.get(TAG_ERROR, run.info.status))
             study.tell(trial, state=TrialState.FAIL)
 
 
-def _tell_recorded(study: optuna.Study, number: int, run: Run) -> None:
-    """Tell a trial the state and values its FINISHED run recorded."""
+def _settle(study: optuna.Study, ctx: TrialContext, number: int, run: Run | None, params: dict) -> None:
+    """Tell an orphan what its FINISHED run recorded; else fail it as died, re-queue it and close its run KILLED."""
+    if run is None or run.info.status != "FINISHED" or tracking.TAG_STATE not in run.data.tags:
+        fail_and_requeue(study, ctx, number, params, DIED)
+        return kill_run(ctx, run.info.run_id if run else None, number, f"{DIED}; parameters re-queued", params)
     study_storage(study).set_trial_user_attr(trial_id(study.get_trials(deepcopy=False)[number]), "mlflow_run_id", run.info.run_id)
     if run.data.tags[tracking.TAG_STATE] == "PRUNED":
         study.tell(number, state=TrialState.PRUNED)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
 from runners import Limits, TrialLimitExceeded
+from runners import dask as dask_runner
 from runners.dask import DaskRunner
 from tests.runners import more_jobs
 from tests.support import jobs
@@ -58,3 +60,19 @@ def test_each_local_worker_gets_its_own_gpu(monkeypatch):
             assert sorted(seen) == ["3", "5"]
     finally:
         runner.close()
+
+
+def test_a_queued_job_is_timed_from_its_start_on_a_worker_not_from_its_submit(monkeypatch):
+    monkeypatch.setattr(dask_runner, "GRACE_S", 0.5)  # the driver's backstop: 2.5 s after a job starts
+    runner = DaskRunner(1, Limits(threads=1, timeout_s=2.0), preload=PRELOAD)
+    armed, arm = [], runner._arm
+    monkeypatch.setattr(runner, "_arm", lambda done, seconds: (armed.append(time.monotonic()), arm(done, seconds)))
+    try:
+        submitted = time.monotonic()
+        queued = [runner.submit(jobs.sleep, 1.2) for _ in range(3)]  # one worker: the third starts ~2.4 s after its submit
+        assert [f.result(timeout=60) for f in queued] == [1.2, 1.2, 1.2]
+        assert len(armed) == 3 and armed[2] - submitted > 2.4, "each backstop starts when its job starts"
+        with pytest.raises(TrialLimitExceeded, match="trial_timeout"):  # a job that overruns still ends on time
+            runner.submit(jobs.sleep, 30).result(timeout=20)
+    finally:
+        runner.close(cancel=True)

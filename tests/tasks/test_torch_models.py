@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import mlflow.pyfunc
 import numpy as np
 import pytest
 import torch
 
-from modelio.mlflow_models import load_torch_model, log_torch_model, save_torch_model
+from modelio.mlflow_models import load_torch_model, save_torch_model
 from tunedag.config import DataConfig, PreprocessConfig
 from tunedag.data import load_source, prepare
 from tunedag.errors import ConfigError
@@ -80,28 +82,10 @@ def test_final_stage_save_dispatches_torch_models(tmp_path) -> None:
     from tasks.training import _save
 
     model, X = fitted("digits", "tunedag.nets.TorchClassifier", {})
-    _save(None, model, tmp_path / "final", X, "paths.model_dir")  # cfg is needed only by the sklearn branch
+    cfg = SimpleNamespace(model=SimpleNamespace(trusted_types=[]))
+    _save(cfg, model, tmp_path / "final", X, "paths.model_dir")
     assert (tmp_path / "final" / "MLmodel").read_text().count("pytorch") >= 1
     np.testing.assert_array_equal(load_torch_model(tmp_path / "final").predict(X), model.predict(X))
-
-
-def test_log_torch_model_uploads_a_loadable_run_artifact(tmp_path) -> None:
-    from mlflow.tracking import MlflowClient
-
-    model, X = fitted("digits", "tunedag.nets.TorchClassifier", {})
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
-    run_id = client.create_run(exp).info.run_id
-
-    log_torch_model(client, run_id, model)
-
-    mlflow.set_tracking_uri(uri)
-    try:
-        out = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(X.fillna(0))
-    finally:
-        mlflow.set_tracking_uri(None)
-    np.testing.assert_allclose(out, model.predict_proba(X.fillna(0)), rtol=1e-4, atol=1e-5)
 
 
 def test_categorical_preprocessing_cannot_travel_with_a_network(mixed_frame) -> None:

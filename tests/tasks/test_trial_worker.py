@@ -87,11 +87,12 @@ def test_a_model_needing_a_type_beyond_the_remembered_list_is_saved_after_a_look
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
+    from modelio import mlflow_models
     from tasks import trial_worker
     from tests.support.misbehaving import shift_features
 
     extra = ["tests.support.misbehaving.shift_features"]
-    monkeypatch.setattr(trial_worker, "_TRUSTED", {})
+    monkeypatch.setattr(mlflow_models, "_TRUSTED", {})
     cfg = SimpleNamespace(model=SimpleNamespace(trusted_types=extra))
 
     def save(model, name):
@@ -99,11 +100,11 @@ def test_a_model_needing_a_type_beyond_the_remembered_list_is_saved_after_a_look
 
     X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
     save(Pipeline([("model", LogisticRegression())]).fit(X, y), "a")
-    assert list(trial_worker._TRUSTED.values()) == [[]]
+    assert list(mlflow_models._TRUSTED.values()) == [[]]
     # The same final estimator after a step of a type the first model did not hold: looked up again, then saved.
     richer = Pipeline([("shift", FunctionTransformer(shift_features)), ("model", LogisticRegression())]).fit(X, y)
     save(richer, "b")
-    assert list(trial_worker._TRUSTED.values()) == [extra]
+    assert list(mlflow_models._TRUSTED.values()) == [extra]
     assert (mlflow.sklearn.load_model(str(tmp_path / "b")).predict(X) == richer.predict(X)).all()
     save(RandomForestClassifier(n_estimators=2).fit(X, y), "c")
-    assert len(trial_worker._TRUSTED) == 2, "one list per estimator"
+    assert len(mlflow_models._TRUSTED) == 2, "one list per estimator"
