@@ -110,8 +110,8 @@ def start_final_run(tracker: Tracker, summary: dict) -> str:
             tracker.client.set_tag(run.info.run_id, "tunedag.error", DIED)
             tracker.client.set_tag(run.info.run_id, TAG_STATE, "FAIL")
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
-    pid = psutil.Process()
-    owner = f"{socket.gethostname()}:{pid.pid}:{pid.create_time():.0f}"
+    me = psutil.Process()
+    owner = f"{socket.gethostname()}:{me.pid}:{me.create_time():.0f}"
     return start_run(
         tracker, f"final-{summary['study_name']}", {**tags, TAG_ROLE: ROLE_FINAL, TAG_OWNER: owner}, summary["parent_run_id"]
     )
