@@ -7,7 +7,7 @@ from prefect import flow
 from integrity.checks import verify_prepared
 from tasks.outputs import read_json
 from tasks.tracking import open_tracker
-from tasks.training import fit_final_model, register_final_model
+from tasks.training import end_final_run, fit_final_model, register_final_model, start_final_run
 from tunedag.config import Config
 
 
@@ -17,8 +17,13 @@ def train_flow(cfg: Config) -> str:
     summary = read_json(cfg.paths.tune_summary, "paths.tune_summary")
     verify_prepared(cfg)  # a corrupted or changed prepared file stops here, before anything is written
     tracker = open_tracker(cfg.tracking)
-    fit_final_model(cfg, summary)
-    return register_final_model(cfg, tracker, summary)
+    run_id = start_final_run(tracker, summary)  # RUNNING from the refit on: a killed refit is seen, and closed next time
+    try:
+        fit_final_model(cfg, summary)
+    except BaseException as exc:
+        end_final_run(tracker, run_id, exc)
+        raise
+    return register_final_model(cfg, tracker, summary, run_id)
 
 
 if __name__ == "__main__":  # `python -m flows.train`, an alias of `tunedag train`

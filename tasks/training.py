@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
+import psutil
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 
 from modelio.mlflow_models import save_model
 from tasks.provenance import git_commit
@@ -14,6 +17,7 @@ from tasks.tracking import (
     TAG_DATA_VERSION,
     TAG_GIT,
     TAG_ROLE,
+    TAG_STATE,
     TAG_STUDY,
     Tracker,
     find_runs,
@@ -30,6 +34,8 @@ from tunedag.space import split_params
 FINAL_ARTIFACT = "final_model"
 CUSTOM_RESULT = "train_fn_result.json"  # a train_fn family's final metrics, in place of a model
 ROLE_FINAL = "final"  # TAG_ROLE of the run holding one training's final model (what a registry version points at)
+TAG_OWNER = "tunedag.owner"  # host:pid:start time of the process training into a final run
+DIED = "interrupted: the process training it died"
 OUTPUT_DIRS = {"paths.model_dir": "model_dir", "paths.single_model_dir": "single_model_dir"}  # checked at config load too
 
 
@@ -80,17 +86,65 @@ def _save(cfg: Config, model, target: Path, X, key: str) -> None:
     replace_folder(staging, target, key)
 
 
-@task(cache_policy=NO_CACHE)
-def register_final_model(cfg: Config, tracker: Tracker, summary: dict) -> str:
-    """Upload the final model to a run of its own and register it as a new version; return the version ("" if none).
+def start_final_run(tracker: Tracker, summary: dict) -> str:
+    """Close the final runs a killed `train` left RUNNING, then create this training's run (RUNNING while it refits); its id.
 
-    Each training gets a fresh run `final-<study>` nested under the pipeline run, and the version
-    points at `runs:/<that run>/final_model`: nothing writes to that run's artifacts afterwards, so a
+    A run left RUNNING by a dead process on this host is closed KILLED with why (`tunedag.error`);
+    nothing points at it (a version is registered only after its upload), so no version changes.
+    """
+    tags = {TAG_STUDY: summary["study_name"], TAG_DATA_VERSION: summary["data_version"], TAG_GIT: git_commit()}
+    stale = (
+        f"tags.`{TAG_STUDY}` = '{summary['study_name']}' and tags.`{TAG_ROLE}` = '{ROLE_FINAL}' and attributes.status = 'RUNNING'"
+    )
+    for run in find_runs(tracker, stale):
+        if not _owner_alive(run.data.tags.get(TAG_OWNER)):
+            tracker.client.set_tag(run.info.run_id, "tunedag.error", DIED)
+            tracker.client.set_tag(run.info.run_id, TAG_STATE, "FAIL")
+            tracker.client.set_terminated(run.info.run_id, status="KILLED")
+    me = psutil.Process()
+    owner = f"{socket.gethostname()}:{me.pid}:{me.create_time():.0f}"
+    return start_run(
+        tracker, f"final-{summary['study_name']}", {**tags, TAG_ROLE: ROLE_FINAL, TAG_OWNER: owner}, summary["parent_run_id"]
+    )
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """Whether the process `owner` (host:pid:start time) still runs; a run of another host's process is taken as alive."""
+    if owner is None:
+        return False  # a run written before owners were recorded: nothing runs it any more
+    host, pid, started = owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return True
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.0f}" == started
+    except psutil.NoSuchProcess:
+        return False
+
+
+def end_final_run(tracker: Tracker, run_id: str, exc: BaseException) -> None:
+    """Close a final run whose training stopped: KILLED when interrupted (Ctrl-C, SIGTERM), else FAILED, with why."""
+    interrupted = isinstance(exc, (KeyboardInterrupt, TerminationSignal))
+    why = "interrupted: stopped by Ctrl-C or SIGTERM" if interrupted else f"{type(exc).__name__}: {exc}"
+    try:
+        tracker.client.set_tag(run_id, "tunedag.error", why[:5000])
+        tracker.client.set_tag(run_id, TAG_STATE, "FAIL")
+        tracker.client.set_terminated(run_id, status="KILLED" if interrupted else "FAILED")
+    except Exception:  # the store is down: the next `train` closes the run as stale
+        pass
+
+
+@task(cache_policy=NO_CACHE)
+def register_final_model(cfg: Config, tracker: Tracker, summary: dict, run_id: str | None = None) -> str:
+    """Upload the final model to the training's run and register it as a new version; return the version ("" if none).
+
+    Each training gets a fresh run `final-<study>` nested under the pipeline run (`run_id`, from
+    `start_final_run`; one is started here when None), and the version points at
+    `runs:/<that run>/final_model`: nothing writes to that run's artifacts afterwards, so a
     later training never changes the files of a version registered before (the champion's included).
     """
     client, name = tracker.client, cfg.final.registered_model
     tags = {TAG_STUDY: summary["study_name"], TAG_DATA_VERSION: summary["data_version"], TAG_GIT: git_commit()}
-    run_id = start_run(tracker, f"final-{summary['study_name']}", {**tags, TAG_ROLE: ROLE_FINAL}, summary["parent_run_id"])
+    run_id = run_id or start_final_run(tracker, summary)
     try:
         client.log_artifacts(run_id, str(cfg.paths.model_dir), FINAL_ARTIFACT)
         if (cfg.paths.model_dir / CUSTOM_RESULT).is_file():
@@ -105,8 +159,8 @@ def register_final_model(cfg: Config, tracker: Tracker, summary: dict) -> str:
             "tunedag.ensemble": cfg.final.ensemble.kind,
         }
         version = client.create_model_version(name, source=f"runs:/{run_id}/{FINAL_ARTIFACT}", run_id=run_id, tags=tags)
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
+    except BaseException as exc:
+        end_final_run(tracker, run_id, exc)
         raise
     client.set_terminated(run_id)
     return version.version
