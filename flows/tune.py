@@ -54,7 +54,7 @@ def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | 
         **problem_tags(read_problem(cfg.paths.prepared)),
         "tunedag.validation": validation_scheme(cfg.data.cv_folds),
     }
-    parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline"})
+    parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline", **tuning.owner_tag()})
     study.set_user_attr(PARENT_RUN_ATTR, parent)  # where workers that join the study nest their trials
     try:
         tune, data = cfg.tune, cfg.data

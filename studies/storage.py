@@ -240,10 +240,19 @@ def owner_alive(trial: optuna.trial.FrozenTrial, now: float | None = None) -> bo
     if owner is None:  # killed between ask and claim, or a pre-ownership trial
         started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
         return now - started < 10.0
-    host, pid, started = owner.rsplit(":", 2)
-    if host != socket.gethostname():
+    if owner.rsplit(":", 2)[0] != socket.gethostname():
         started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
         return now - float(trial.user_attrs.get(HEARTBEAT_ATTR, started)) < STALE_S
+    return process_alive(owner)
+
+
+def process_alive(owner: str | None) -> bool:
+    """Whether the process `owner` (a `worker_id()` value) still runs; None is not, another host's is taken as alive."""
+    if owner is None:
+        return False
+    host, pid, started = owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return True
     try:
         return f"{psutil.Process(int(pid)).create_time():.0f}" == started
     except psutil.NoSuchProcess:

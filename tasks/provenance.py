@@ -1,9 +1,11 @@
-"""Where a result came from: the code version and the Prefect run that produced it."""
+"""Where a result came from: the code version, the Prefect run and the process that produced it."""
 
 from __future__ import annotations
 
 import subprocess
 from functools import lru_cache
+
+TAG_OWNER = "tunedag.owner"  # studies.storage.worker_id() of the process writing into a run while it is RUNNING
 
 
 @lru_cache(maxsize=1)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
-import psutil
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 
 from modelio.mlflow_models import save_model
-from tasks.provenance import git_commit
+from studies.storage import process_alive, worker_id
+from tasks.provenance import TAG_OWNER, git_commit
 from tasks.tracking import (
     TAG_DATA_VERSION,
     TAG_GIT,
@@ -34,7 +33,6 @@ from tunedag.space import split_params
 FINAL_ARTIFACT = "final_model"
 CUSTOM_RESULT = "train_fn_result.json"  # a train_fn family's final metrics, in place of a model
 ROLE_FINAL = "final"  # TAG_ROLE of the run holding one training's final model (what a registry version points at)
-TAG_OWNER = "tunedag.owner"  # host:pid:start time of the process training into a final run
 DIED = "interrupted: the process training it died"
 OUTPUT_DIRS = {"paths.model_dir": "model_dir", "paths.single_model_dir": "single_model_dir"}  # checked at config load too
 
@@ -97,28 +95,16 @@ def start_final_run(tracker: Tracker, summary: dict) -> str:
         f"tags.`{TAG_STUDY}` = '{summary['study_name']}' and tags.`{TAG_ROLE}` = '{ROLE_FINAL}' and attributes.status = 'RUNNING'"
     )
     for run in find_runs(tracker, stale):
-        if not _owner_alive(run.data.tags.get(TAG_OWNER)):
+        if not process_alive(run.data.tags.get(TAG_OWNER)):
             tracker.client.set_tag(run.info.run_id, "tunedag.error", DIED)
             tracker.client.set_tag(run.info.run_id, TAG_STATE, "FAIL")
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
-    me = psutil.Process()
-    owner = f"{socket.gethostname()}:{me.pid}:{me.create_time():.0f}"
     return start_run(
-        tracker, f"final-{summary['study_name']}", {**tags, TAG_ROLE: ROLE_FINAL, TAG_OWNER: owner}, summary["parent_run_id"]
+        tracker,
+        f"final-{summary['study_name']}",
+        {**tags, TAG_ROLE: ROLE_FINAL, TAG_OWNER: worker_id()},
+        summary["parent_run_id"],
     )
-
-
-def _owner_alive(owner: str | None) -> bool:
-    """Whether the process `owner` (host:pid:start time) still runs; a run of another host's process is taken as alive."""
-    if owner is None:
-        return False  # a run written before owners were recorded: nothing runs it any more
-    host, pid, started = owner.rsplit(":", 2)
-    if host != socket.gethostname():
-        return True
-    try:
-        return f"{psutil.Process(int(pid)).create_time():.0f}" == started
-    except psutil.NoSuchProcess:
-        return False
 
 
 def end_final_run(tracker: Tracker, run_id: str, exc: BaseException) -> None:

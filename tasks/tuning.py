@@ -23,10 +23,10 @@ from prefect.cache_policies import NO_CACHE
 
 from compat.optuna import study_storage, trial_id
 from runners import Limits, Runner, TrialLimitExceeded, default_threads, make_runner
-from studies.storage import owner_alive
+from studies.storage import owner_alive, process_alive, worker_id
 from tasks import tracking
 from tasks.outputs import close_unrecorded
-from tasks.provenance import git_commit, prefect_flow_run_id
+from tasks.provenance import TAG_OWNER, git_commit, prefect_flow_run_id
 from tasks.trial_worker import JobResult, TrialJob, discard, run_job
 from tunedag.config import Config
 from tunedag.errors import TunedagError
@@ -164,13 +164,20 @@ def kill_run(
     tracker.client.set_terminated(run_id, status=status)
 
 
+def owner_tag() -> dict[str, str]:
+    """The tag naming this process on the pipeline run it keeps RUNNING (what `close_stale_parents` reads)."""
+    return {TAG_OWNER: worker_id()}
+
+
 def close_stale_parents(tracker: tracking.Tracker, study_name: str) -> None:
-    """Mark pipeline runs of this study left RUNNING by a killed process as KILLED."""
+    """Close this study's pipeline runs left RUNNING by a process that died: KILLED, with why; a live one's run is left."""
     for run in tracking.find_runs(
         tracker,
         f"tags.`{tracking.TAG_STUDY}` = '{study_name}' and tags.`{tracking.TAG_ROLE}` = 'pipeline' and attributes.status = 'RUNNING'",
     ):
-        tracker.client.set_terminated(run.info.run_id, status="KILLED")
+        if not process_alive(run.data.tags.get(TAG_OWNER)):
+            tracking.log_values(tracker.client, run.info.run_id, tags={"tunedag.stop_reason": DIED})
+            tracker.client.set_terminated(run.info.run_id, status="KILLED")
 
 
 def recover_orphan_trials(study: optuna.Study, ctx: TrialContext, whole: bool = False) -> list[int]:

@@ -216,3 +216,22 @@ def test_a_trial_whose_runner_the_stop_closed_before_its_submit_comes_back_inter
     stopped.stop.set()
     result = run_trial.fn(stopped, job, run_id)
     assert result.state == "INTERRUPTED" and result.error == INTERRUPTED
+
+
+def test_a_pipeline_run_left_running_is_closed_with_why_only_when_its_process_is_gone(cfg):
+    from tasks.provenance import TAG_OWNER
+    from tasks.tracking import TAG_ROLE, start_run
+    from tasks.tuning import DIED, close_stale_parents, owner_tag
+
+    tracker = open_tracker(cfg.tracking)
+    tags = {TAG_STUDY: "s", TAG_ROLE: "pipeline"}
+    live = start_run(tracker, "pipeline-live", {**tags, **owner_tag()})  # this process: still running it
+    dead = start_run(tracker, "pipeline-dead", {**tags, TAG_OWNER: DEAD})
+    unowned = start_run(tracker, "pipeline-old", tags)  # written before owners were recorded
+
+    close_stale_parents(tracker, "s")
+
+    runs = {r: tracker.client.get_run(r) for r in (live, dead, unowned)}
+    assert runs[live].info.status == "RUNNING" and "tunedag.stop_reason" not in runs[live].data.tags
+    for run_id in (dead, unowned):
+        assert runs[run_id].info.status == "KILLED" and runs[run_id].data.tags["tunedag.stop_reason"] == DIED
