@@ -73,7 +73,7 @@ def test_tune_refuses_a_missing_prepared_dataset(project, capsys):
         ),
         (["--set", "tune.enqueue=[{n_estimators: 10, depth: 3}]"], ["tune.enqueue[0]", "depth"]),
         (["--set", "tune.warm_start={study: no-such-study}"], ["tune.warm_start.study", "no-such-study"]),
-        (["--set", "tracking.uri=http://bob:s3cret@127.0.0.1:9"], ["tracking.uri", "does not answer", "bob:***@"]),
+        (["--set", "tracking.uri=http://bob:s3cret@127.0.0.1:9"], ["tracking.uri", "cannot be reached", "bob:***@"]),
     ],
     ids=[
         "metric-for-another-task",
@@ -85,8 +85,8 @@ def test_tune_refuses_a_missing_prepared_dataset(project, capsys):
     ],
 )
 def test_tune_refuses_what_cannot_work_before_writing(project, capsys, monkeypatch, args, expected):
-    # A tracking server that does not answer: the warm-start and registry checks ask it through MLflow's client,
-    # which retries with back-off for about 2 minutes by default. The refusal is the same without the retries.
+    # A tracking server that does not answer is refused by the one-connect probe before MLflow's client, which
+    # retries with back-off for about 2 minutes, is asked; no retries either way should a check reach MLflow.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     assert main(prepare_flow, "test", ["--params", "params.yaml"]) == 0
     _fails_cleanly(project, run_tune, args, capsys, *expected)
