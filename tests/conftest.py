@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,5 +35,9 @@ def empty_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Callable[[st
         db = Path(uri.removeprefix("sqlite:///"))
         db.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(template, db)
+        with contextlib.closing(sqlite3.connect(db)) as con, con:  # where MLflow puts the Default experiment: ./mlruns/0
+            con.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", [str(Path.cwd() / "mlruns" / "0")]
+            )
 
     return put
