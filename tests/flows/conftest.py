@@ -132,10 +132,18 @@ def in_default_run(default_run: DefaultRun, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
-def make_config(project: Path) -> Callable[..., Config]:
-    """Load the project's params.yaml with the shrink overrides plus the test's own."""
+def make_config(project: Path, empty_mlflow_store: Callable[[str], None]) -> Callable[..., Config]:
+    """Load the project's params.yaml with the shrink overrides plus the test's own.
+
+    A local MLflow store the config names starts as a copy of an empty one (tests/conftest.py): MLflow's
+    migrations of a new store are made by the shared default run, the DVC and subprocess tests, and
+    tests/tasks/test_tracking_store.py.
+    """
 
     def make(**overrides: Any) -> Config:
-        return load_config(project / "params.yaml", {**SHRINK, **{k.replace("__", "."): v for k, v in overrides.items()}})
+        cfg = load_config(project / "params.yaml", {**SHRINK, **{k.replace("__", "."): v for k, v in overrides.items()}})
+        if cfg.tracking.uri.startswith("sqlite:///") and not Path(cfg.tracking.uri.removeprefix("sqlite:///")).exists():
+            empty_mlflow_store(cfg.tracking.uri)
+        return cfg
 
     return make

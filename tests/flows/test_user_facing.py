@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+from flows._cli import execute
+from flows._inputs import CHECKS
 from flows.pipeline import pipeline_flow
 from reporting import render as report
 from tasks.status import status_lines
 from tasks.tracking import EXPERIMENT_KIND, client_for
-from tests.flows.conftest import REPO, subprocess_env
 from tests.flows.ledger import load_study, study_runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 
-def _tunedag(project: Path, *args: str) -> str:
-    """`tunedag ARGS` in the project, on this tree's code and the session's Prefect API; its stdout."""
-    env = {**subprocess_env(), "PYTHONPATH": str(REPO)}
-    command = [str(Path(sys.executable).parent / "tunedag"), *args]
-    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return done.stdout
+def _report_command(*overrides: str) -> int:
+    """What `tunedag report --set KEY=VALUE ...` runs, in this process: its exit code; it prints to stdout."""
+    return execute("flows.report:run", "params.yaml", list(overrides), check=CHECKS.get("flows.report"), prefect_api=True)
 
 
 def test_a_second_run_adding_trials_reads_true_in_mlflow_status_and_the_terminal(make_config, project, capfd):
@@ -55,7 +48,9 @@ def test_a_second_run_adding_trials_reads_true_in_mlflow_status_and_the_terminal
     (line,) = [x for x in lines if x.startswith(f"study: {study.study_name}: 5 trials")]
     assert line.endswith(f"budget 5 (set by its last pipeline run {last.info.run_name}; tune.n_trials is 3)"), line
 
-    printed = _tunedag(project, "report", *(f"--set={k.replace('__', '.')}={v}" for k, v in base.items()))
+    capfd.readouterr()
+    assert _report_command(*(f"{k.replace('__', '.')}={v}" for k, v in base.items())) == 0
+    printed = capfd.readouterr().out
     assert printed.startswith(f"tunedag: study {study.study_name} (5 complete") and "  best trial #" in printed, printed
     assert printed.rstrip().splitlines()[-1].startswith("  MLflow: `make ui`, then http://127.0.0.1:5000/#/experiments/")
     # f1 is a threshold metric: the final model's tuned threshold, its confusion matrix and which trial won, and why.

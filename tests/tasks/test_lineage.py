@@ -55,7 +55,8 @@ def cfg(tmp_path: Path):
 
 
 @pytest.fixture
-def tracker(cfg) -> Tracker:
+def tracker(cfg, empty_mlflow_store) -> Tracker:
+    empty_mlflow_store(cfg.tracking.uri)
     return open_tracker(cfg.tracking)
 
 

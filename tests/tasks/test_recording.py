@@ -57,7 +57,8 @@ def cfg(tmp_path: Path):
 
 
 @pytest.fixture
-def setup(cfg):
+def setup(cfg, empty_mlflow_store):
+    empty_mlflow_store(cfg.tracking.uri)
     tracker = open_tracker(cfg.tracking)
     study = optuna.create_study(study_name="s", storage=build_storage(cfg.tune.storage, False), direction="maximize")
     parent = tracker.client.create_run(tracker.experiment_id).info.run_id

@@ -6,28 +6,26 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 LIST = (
     "import json, sys; from compat.skops import sklearn_type_names; names = sklearn_type_names(); "
     "print(json.dumps({'names': sorted(names), 'torch': 'torch' in sys.modules}))"
 )
 
 
-def _fresh(code: str) -> dict:
+def _fresh(code: str) -> list[dict]:
+    """Run `code` in a fresh interpreter; the last two lines it prints, read as JSON."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return [json.loads(line) for line in done.stdout.strip().splitlines()[-2:]]
 
 
-def test_light_import_lists_the_same_estimators_without_torch():
-    light = _fresh("import modelio.skops_io; " + LIST)
-    plain = _fresh("import skops.io; " + LIST)
-    assert plain["torch"], "a plain skops import no longer imports torch: modelio.skops_io can go"
-    assert not light["torch"]
-    assert light["names"] == plain["names"] and len(light["names"]) > 100
-
-
-def test_the_refused_package_imports_afterwards_and_skops_round_trips():
-    out = _fresh(
-        "import modelio.skops_io, importlib, json, sys\n"
+# One fresh interpreter for each way of importing skops, shared by the tests below: each prints two lines,
+# the first right after the import (what it lists and whether torch came with it), the second after more use.
+@pytest.fixture(scope="module")
+def light() -> list[dict]:
+    return _fresh(
+        "import modelio.skops_io, importlib, json, sys\n" + LIST + "\n"
         "from sklearn.linear_model import LogisticRegression\n"
         "from modelio.skops_io import skops_io\n"
         "m = LogisticRegression().fit([[0.0], [1.0]], [0, 1])\n"
@@ -37,17 +35,31 @@ def test_the_refused_package_imports_afterwards_and_skops_round_trips():
         "print(json.dumps({'coef': back.coef_.tolist() == m.coef_.tolist(), 'before': torch_before, "
         "'after': 'torch' in sys.modules}))"
     )
-    assert out == {"coef": True, "before": False, "after": True}
 
 
-def test_plain_skops_still_indents_its_schema():
-    out = _fresh(
-        "import io, json, zipfile, skops.io\n"
+@pytest.fixture(scope="module")
+def plain() -> list[dict]:
+    return _fresh(
+        "import skops.io; " + LIST + "\n"
+        "import io, json, zipfile\n"
         "from sklearn.preprocessing import StandardScaler\n"
         "data = skops.io.dumps(StandardScaler().fit([[0.0], [1.0]]))\n"
         "print(json.dumps({'indented': b'\\n  ' in zipfile.ZipFile(io.BytesIO(data)).read('schema.json')}))"
     )
-    assert out["indented"], "skops writes a compact schema itself now: CompactJson in modelio.skops_io can go"
+
+
+def test_light_import_lists_the_same_estimators_without_torch(light, plain):
+    assert plain[0]["torch"], "a plain skops import no longer imports torch: modelio.skops_io can go"
+    assert not light[0]["torch"]
+    assert light[0]["names"] == plain[0]["names"] and len(light[0]["names"]) > 100
+
+
+def test_the_refused_package_imports_afterwards_and_skops_round_trips(light):
+    assert light[1] == {"coef": True, "before": False, "after": True}
+
+
+def test_plain_skops_still_indents_its_schema(plain):
+    assert plain[1]["indented"], "skops writes a compact schema itself now: CompactJson in modelio.skops_io can go"
 
 
 def test_the_schema_is_written_compact_and_reads_back_the_same():
