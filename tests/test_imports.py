@@ -22,8 +22,8 @@ MODULES = sorted(
     if (REPO / package).is_dir()
     for p in (REPO / package).rglob("*.py")
 )
-# The third-party modules the project's modules import (torch and sklearn's estimators most of all), so
-# that a child's import costs the project's own code; importing them is itself checked to start nothing.
+# The third-party modules the project's modules import (torch and sklearn's estimators most of all), imported
+# first and themselves checked to start nothing, so that each module's check is about the project's own code.
 LIBRARIES = (
     *("numpy", "pandas", "scipy.stats", "pyarrow.parquet", "jinja2", "typer", "cmaes", "torch", "distributed"),
     *(f"sklearn.{m}" for m in ("compose", "ensemble", "impute", "linear_model", "metrics", "model_selection", "pipeline")),
