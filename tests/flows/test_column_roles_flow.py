@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -15,7 +13,7 @@ import yaml
 from flows.pipeline import pipeline_flow
 from tasks.evaluation import load_final_model
 from tasks.tracking import absolute_uri, client_for
-from tests.flows.conftest import subprocess_env
+from tests.flows.conftest import refused_by_run
 from tests.support.tables import churn_table, write_csv
 from tunedag.config import load_config
 from tunedag.data import SPLIT, ColumnWarning, file_md5, load_prepared
@@ -70,17 +68,7 @@ def test_a_weight_the_estimator_cannot_take_is_refused_before_anything_is_writte
         "search_space": {"n_neighbors": {"type": "int", "low": 1, "high": 20}},
     }
     _params(tmp_path, {"weight": "w"}, model)
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run"],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-    message = done.stderr.strip()
-    assert done.returncode == 2 and "\n" not in message and "Traceback" not in done.stderr, done.stderr[-2000:]
+    message = refused_by_run(tmp_path)
     assert "data.weight ('w')" in message and "KNeighborsClassifier" in message, message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "params.yaml"]  # no study, no store, no prepared data
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["raw"]

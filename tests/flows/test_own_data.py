@@ -10,6 +10,7 @@ import yaml
 
 from flows.pipeline import pipeline_flow
 from tasks.tracking import absolute_uri, client_for
+from tests.flows.conftest import refused_by_run
 from tests.flows.ledger import check_ledger
 from tests.support.tables import churn_table, regression_table, write_csv
 from tunedag.config import load_config
@@ -103,22 +104,7 @@ def test_regression_from_path_and_target_alone(project):
     ids=["classifier-criterion-on-a-regressor", "n_jobs-on-hist-gradient-boosting"],
 )
 def test_config_errors_are_refused_before_the_first_trial(tmp_path, overrides, words):
-    import subprocess
-    import sys
-
-    from tests.flows.conftest import subprocess_env
-
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(overrides), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run"],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-    message = done.stderr.strip()
-    assert done.returncode == 2 and "\n" not in message and "Traceback" not in done.stderr, done.stderr[-2000:]
+    message = refused_by_run(tmp_path)
     assert all(w in message for w in words), message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # no study, no store, no prepared data
