@@ -107,6 +107,8 @@ def _build(parquet: Path, meta_key: bytes) -> pa.Table:
     derived = _derive(table, meta["categorical"], digest)
     del table
     cache = cache_path(parquet, digest)
+    for stale in cache.parent.glob(f"{cache.name}.*.tmp"):  # a builder killed mid-write: builds run under the lock only
+        stale.unlink(missing_ok=True)
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
     try:
         with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, derived.schema) as writer:

@@ -240,3 +240,17 @@ def test_copies_of_one_parquet_map_one_cache_in_the_hosts_folder(tmp_path: Path,
         pd.testing.assert_frame_equal(frame, _parquet_frame(first))
         address = frame["x0"].to_numpy().__array_interface__["data"][0]
         assert any(start <= address < end for start, end, _ in ranges)
+
+
+def test_a_build_killed_mid_write_leaves_nothing_after_the_next_build(tmp_path: Path) -> None:
+    path = tmp_path / "d.parquet"
+    _save(path)
+    cache = cache_path(path, file_md5(path))
+    stale = cache.with_name(f"{cache.name}.999999999.tmp")  # what a builder killed while writing leaves
+    stale.write_bytes(b"half an Arrow file")
+
+    frame, _ = read_shared(path, file_md5(path), _META_KEY)
+
+    assert not stale.exists() and cache.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, cache.name])
+    pd.testing.assert_frame_equal(frame, _parquet_frame(path))
