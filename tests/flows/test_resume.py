@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import mlflow
@@ -58,10 +59,6 @@ def _write_params(project: Path, n_trials: int = N_TRIALS, **more) -> None:
             node = node[key]
         node[leaf] = value
     (project / "params.yaml").write_text(yaml.safe_dump(raw))
-
-
-def _states(study: optuna.Study) -> list[TrialState]:
-    return [t.state for t in optuna.load_study(study_name=study.study_name, storage=study_storage(study)).trials]
 
 
 def _check_runs(cfg, study: optuna.Study) -> None:
@@ -299,7 +296,15 @@ def test_kill_9_at_five_moments_then_rerun_loses_and_duplicates_nothing(project)
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_to_the_process_group_stops_within_seconds_and_the_next_run_resumes(project, signum):
-    _write_params(project)
+    _write_params(  # trials of a known length, so that the signal lands in the middle of one
+        project,
+        **{
+            "model.estimator": "tests.support.misbehaving.MisbehavingClassifier",
+            "model.fixed": {"delay": 2.0},
+            "model.trusted_types": ["tests.support.misbehaving.MisbehavingClassifier"],
+            "search_space": {"max_depth": {"type": "int", "low": 1, "high": 8}},
+        },
+    )
     cfg = load_config(project / "params.yaml")
     prepare_flow(cfg)
     study = open_study(cfg, file_md5(cfg.paths.prepared))
@@ -314,9 +319,12 @@ def test_a_signal_to_the_process_group_stops_within_seconds_and_the_next_run_res
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        states = _states(study)
-        if states.count(TrialState.COMPLETE) >= 2 and TrialState.RUNNING in states:
-            break
+        trials = optuna.load_study(study_name=study.study_name, storage=study_storage(study)).trials
+        fresh = [
+            t for t in trials if t.state == TrialState.RUNNING and t.datetime_start > datetime.now() - timedelta(seconds=0.5)
+        ]
+        if sum(t.state == TrialState.COMPLETE for t in trials) >= 2 and fresh:
+            break  # a trial started under 0.5 s ago: it is still running when the signal lands
         time.sleep(0.05)
     os.killpg(proc.pid, signum)  # as a terminal's Ctrl-C does: every process of the group
     sent = time.monotonic()
