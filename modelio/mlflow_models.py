@@ -102,6 +102,7 @@ def save_torch_model(model: Any, path: Path, signature: Any = None, input_exampl
     import torch
     from mlflow.models import infer_signature
 
+    from modelio.room import ensure_room
     from tunedag.nets import to_inference_module, torch_estimator
 
     module, est = to_inference_module(model), torch_estimator(model)
@@ -110,6 +111,8 @@ def save_torch_model(model: Any, path: Path, signature: Any = None, input_exampl
     example = np.concatenate([example, example]) if len(example) < 2 else example  # a batch of 1 would fix the size
     with torch.no_grad():
         out = module(torch.from_numpy(example)).numpy()
+    weights = [*module.parameters(), *module.buffers()]
+    ensure_room(Path(path), sum(t.numel() * t.element_size() for t in weights))
     classes = getattr(est, "classes_", None)
     metadata = {
         "tunedag_task": "classification" if classes is not None else "regression",
