@@ -93,8 +93,9 @@ def _compare(
         else f"the same test split ({len(mask)} rows; the rows champion version {champion.version} was fitted on are not recorded)"
     )
     X, y = prep.xy("test")
-    new_score, _ = _score_version(cfg, new, X[mask], y[mask], metric)
-    old, error = _score_version(cfg, champion, X[mask], y[mask], metric)
+    w = None if (weights := prep.weights("test")) is None else weights[mask]  # data.weight: as the test metrics weigh rows
+    new_score, _ = _score_version(cfg, new, X[mask], y[mask], metric, w)
+    old, error = _score_version(cfg, champion, X[mask], y[mask], metric, w)
     return decide(metric, cfg.tune.resolved_direction, (new.version, new_score), (champion.version, old), error, rows)
 
 
@@ -111,8 +112,8 @@ def _current_champion(tracker: Tracker, name: str):
         return None
 
 
-def _score_version(cfg: Config, version, X, y, metric: str) -> tuple[float | None, str | None]:
-    """The version's `metric` on (X, y), or why it could not be computed (the whole message: reasons are never cut)."""
+def _score_version(cfg: Config, version, X, y, metric: str, weight=None) -> tuple[float | None, str | None]:
+    """The version's `metric` on (X, y), rows weighed by `weight` when given, or why it could not be computed (the whole message: reasons are never cut)."""
     with tempfile.TemporaryDirectory(prefix="tunedag-version-") as tmp:
         try:
             uri = absolute_uri(cfg.tracking.uri)
@@ -120,6 +121,6 @@ def _score_version(cfg: Config, version, X, y, metric: str) -> tuple[float | Non
                 artifact_uri=version.source, dst_path=tmp, tracking_uri=uri, registry_uri=uri
             )
             model = load_final_model(Path(folder), cfg.model.trusted_types)
-            return score(model, X, y, [metric]).get(metric), None
+            return score(model, X, y, [metric], weight).get(metric), None
         except Exception as exc:  # the champion's artifact is gone, or it cannot read these rows
             return None, " ".join(f"{type(exc).__name__}: {exc}".split())

@@ -12,6 +12,7 @@ import yaml
 
 from flows.pipeline import pipeline_flow
 from tasks.evaluation import load_final_model
+from tasks.promotion import TAG_PROMOTION
 from tasks.tracking import absolute_uri, client_for
 from tests.flows.conftest import refused_by_run
 from tests.support.tables import churn_table, write_csv
@@ -59,6 +60,15 @@ def test_group_and_weight_through_the_pipeline(project):
     info = mlflow.models.get_model_info(f"models:/{cfg.final.registered_model}/{version.version}")
     inputs = info.signature.inputs.input_names()
     assert "plan" in inputs and not {"store", "w", "customer_id"} & set(inputs)
+
+    again = cfg.model_copy(update={"tune": cfg.tune.model_copy(update={"n_trials": 6})})
+    with pytest.warns(ColumnWarning):
+        second = pipeline_flow(again)  # version 2 is compared with champion version 1 on the test rows, weighed as well
+    model = load_final_model(cfg.paths.model_dir, cfg.model.trusted_types)
+    assert second["test_roc_auc"] != pytest.approx(score(model, X, y, ["roc_auc"])["roc_auc"], abs=1e-6)
+    reason = client_for(cfg.tracking.uri).get_model_version(cfg.final.registered_model, "2").tags[TAG_PROMOTION]
+    assert "champion version 1 on the same test split" in reason, reason
+    assert f": test_roc_auc {second['test_roc_auc']:.6g} vs {scores['test_roc_auc']:.6g}" in reason, reason
 
 
 @pytest.mark.usefixtures("prefect_server")
