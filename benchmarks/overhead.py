@@ -141,7 +141,12 @@ def config_dict(
         "seed": seed,
         "paths": {"raw_dir": str(workdir / "data/raw"), **paths},
         "data": {"source": "sklearn", "name": "iris"},
-        "model": {"estimator": "bench_objectives.SpinClassifier", "fixed": {"cost_ms": cost_ms}, "trusted_types": [TYPE_NAME]},
+        "model": {
+            "allowed_modules": ["bench_objectives"],  # the benchmark's own estimator module
+            "estimator": "bench_objectives.SpinClassifier",
+            "fixed": {"cost_ms": cost_ms},
+            "trusted_types": [TYPE_NAME],
+        },
         "search_space": {"a": {"type": "int", "low": 0, "high": 1000}, "b": {"type": "int", "low": 0, "high": 1000}},
         "tune": {
             "sampler": "random",

@@ -124,7 +124,7 @@ def _run(project: Path, *args: str) -> str:
 def test_the_report_stage_command_prints_the_summary_and_dvc_plots_show_renders_its_tables(in_default_run: DefaultRun):
     project, out = in_default_run.project, in_default_run.cfg.paths.report_dir
 
-    stdout = _run(project, sys.executable, "-m", "flows.report")  # the DVC stage's command, on the same study
+    stdout = _run(project, str(Path(sys.executable).with_name("tunedag")), "report")  # the DVC stage's command, on the same study
     assert stdout.splitlines()[-1].startswith("  MLflow: `make ui`, then http://127.0.0.1:5000/#/experiments/")
     shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
     _run(project, "dvc", "init", "--no-scm", "-q")

@@ -309,7 +309,7 @@ def test_a_signal_to_the_process_group_stops_within_seconds_and_the_next_run_res
     prepare_flow(cfg)
     study = open_study(cfg, file_md5(cfg.paths.prepared))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.tune"],
+        [str(TUNEDAG), "tune"],
         cwd=project,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
@@ -345,7 +345,7 @@ def test_a_signal_to_the_process_group_stops_within_seconds_and_the_next_run_res
     assert [r.info.status for r in study_runs(cfg, study.study_name, "pipeline")] == ["KILLED"]
 
     done = subprocess.run(
-        [sys.executable, "-m", "flows.tune", "--set", f"tune.max_failed_trials={0}"],
+        [str(TUNEDAG), "tune", "--set", f"tune.max_failed_trials={0}"],
         cwd=project,
         capture_output=True,
         text=True,
