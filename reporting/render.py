@@ -37,6 +37,8 @@ FOLD_TRIALS = 20  # the best trials shown in the CV fold spread
 CURVE_TRIALS = 5  # the best trials whose learning curves are drawn
 CONTOUR_PARAMS = 2  # the contour plot pairs the most important parameters
 PNG_DPI = 90
+# What a trial score named `<prefix>_<metric>` is, in the report (tunedag.selection.score_prefix).
+_SCORE_KIND = {"cv": "cross-validated", "val": "validation"}
 
 
 class Skip(Exception):
@@ -562,7 +564,7 @@ def render_index(figures: StudyFigures, pngs: dict[str, bytes], ctx: ReportConte
         '<div class="row"><div><h2>Best parameters</h2>',
         _table(["parameter", "value"], sorted(s["best_params"].items())),
         "</div><div><h2>Scores</h2>",
-        _table(["score", "value"], _score_rows(names, s["best_values"], ctx.test_scores)),
+        _table(["score", "value"], _score_rows(names, s["best_values"], ctx.test_scores, s["score_prefix"])),
         "</div></div>",
         *(_class_outcome_html(ctx.classes) if ctx.classes else []),
         "<h2>Where to look next</h2>",
@@ -595,12 +597,13 @@ def render_interactive(figures: StudyFigures, ctx: ReportContext) -> str:
     return _page(f"tunedag figures: {ctx.summary['study_name']}", "\n".join(body), head)
 
 
-def _score_rows(names: list[str], values: list[float], test: dict[str, float]) -> list[tuple[str, str]]:
-    rows = [(f"validation {n} (best trial)", _num(v)) for n, v in zip(names, values)]
+def _score_rows(names: list[str], values: list[float], test: dict[str, float], prefix: str) -> list[tuple[str, str]]:
+    """The best trial's scores (`prefix` cv: cross-validated, val: on the validation split), then the test scores."""
+    rows = [(f"{_SCORE_KIND[prefix]} {n} (best trial)", _num(v)) for n, v in zip(names, values)]
     return rows + [
         (k.replace("_", " ", 1) if k.startswith("test_") else k, _num(v))
         for k, v in sorted(test.items())
-        if not k.startswith("best_val_")
+        if not k.startswith(f"best_{prefix}_")
     ]
 
 
@@ -689,12 +692,12 @@ def format_progress(
 def format_summary(ctx: ReportContext, report_index: Path | None = None, ui_command: str = "make ui") -> str:
     """The closing summary of a pipeline run: best parameters, validation and test scores, where to look."""
     s = ctx.summary
-    names = s.get("objectives") or [s["metric"]]
+    names, prefix = s.get("objectives") or [s["metric"]], s["score_prefix"]  # prefix: cv (k folds) or val (one split)
     counts = ", ".join(f"{v} {k}" for k, v in ctx.counts.items())
     lines = [
         f"tunedag: study {s['study_name']} ({counts})",
         *(f"  {k}: {v}" for k, v in ctx.data.items()),
-        f"  best trial #{s['best_trial']}: " + ", ".join(f"val {n}={_num(v)}" for n, v in zip(names, s["best_values"])),
+        f"  best trial #{s['best_trial']}: " + ", ".join(f"{prefix} {n}={_num(v)}" for n, v in zip(names, s["best_values"])),
         "  params: " + (", ".join(f"{k}={v}" for k, v in sorted(s["best_params"].items())) or "(none)"),
     ]
     test = {k.removeprefix("test_"): v for k, v in sorted(ctx.test_scores.items()) if k.startswith("test_")}

@@ -15,7 +15,7 @@ from tasks.tracking import Tracker, log_values
 from tunedag.config import Config
 from tunedag.metrics import METRICS
 from tunedag.presets import untuned_family
-from tunedag.selection import TIE_BREAK, best_or_untuned, best_with_tie_break, select_from_front, top_k_trials
+from tunedag.selection import TIE_BREAK, best_or_untuned, best_with_tie_break, score_prefix, select_from_front, top_k_trials
 
 # The best configurations listed in the summary, for an ensemble of the top K (K <= this).
 TOP_TRIALS_KEPT = 50
@@ -35,7 +35,8 @@ def choose_final(cfg: Config, study: optuna.Study, tracker: Tracker | None = Non
     kind = METRICS[cfg.tune.metric].task if cfg.tune.metric in METRICS else None  # a train_fn may name its own metric
     tie_break = TIE_BREAK.get(kind) if tracker is not None and kind else None
     tie_break = None if tie_break == cfg.tune.metric else tie_break
-    tied = _with_tie_break_metric(tracker, _tied_with_best(complete, direction), tie_break) if tie_break else []
+    named = f"{score_prefix(cfg.data.cv_folds)}_{tie_break}"  # as the trial runs carry it: cv_log_loss or val_log_loss
+    tied = _with_tie_break_metric(tracker, _tied_with_best(complete, direction), tie_break, named) if tie_break else []
     pool = tied + [t for t in complete if t.number not in {x.number for x in tied}]
     return best_or_untuned(pool, direction, lambda t: untuned_family(t.params, cfg.families) is not None, tie_break)
 
@@ -67,15 +68,15 @@ def _tied_with_best(complete: list, direction: str) -> list:
     return [t for t in complete if math.isclose(t.values[0], top, rel_tol=0, abs_tol=1e-12)]
 
 
-def _with_tie_break_metric(tracker: Tracker, tied: list, metric: str) -> list:
-    """Copies of the tied trials holding their validation `metric` in `user_attrs["metrics"]` (from their MLflow runs)."""
+def _with_tie_break_metric(tracker: Tracker, tied: list, metric: str, named: str) -> list:
+    """Copies of the tied trials holding `metric` in `user_attrs["metrics"]`: their runs' metric `named` (from MLflow)."""
     if len(tied) < 2:
         return []
     out = []
     for trial in tied:
         copy = deepcopy(trial)
         run_id = trial.user_attrs.get("mlflow_run_id")
-        value = tracker.client.get_run(run_id).data.metrics.get(f"val_{metric}") if run_id else None
+        value = tracker.client.get_run(run_id).data.metrics.get(named) if run_id else None
         copy.user_attrs = {**copy.user_attrs, "metrics": {} if value is None else {metric: value}}
         out.append(copy)
     return out
@@ -88,7 +89,7 @@ def summarise_study(cfg: Config, study: optuna.Study, tracker: Tracker, parent_r
     counts = {
         s.name.lower(): sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
     }
-    best, metric = choose_final(cfg, study, tracker), cfg.tune.metric
+    best, metric, prefix = choose_final(cfg, study, tracker), cfg.tune.metric, score_prefix(cfg.data.cv_folds)
     chosen = chosen_as(cfg, study, best)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     top = top_k_trials(complete, cfg.tune.resolved_direction, TOP_TRIALS_KEPT)
@@ -100,6 +101,7 @@ def summarise_study(cfg: Config, study: optuna.Study, tracker: Tracker, parent_r
         "parent_run_id": parent_run_id,
         "data_version": data_version,
         "metric": metric,
+        "score_prefix": prefix,  # the best values are cross-validated (cv) or on the validation split (val)
         "direction": cfg.tune.resolved_direction,
         "objectives": [metric, *cfg.tune.objectives],
         "best_trial": best.number,
@@ -114,12 +116,12 @@ def summarise_study(cfg: Config, study: optuna.Study, tracker: Tracker, parent_r
     write_json(
         cfg.paths.tune_metrics,
         {
-            f"best_val_{metric}": best.values[0],
+            f"best_{prefix}_{metric}": best.values[0],
             "best_trial": best.number,
             "n_trials": counts["complete"],
             "n_failed": counts["fail"],
             "n_pruned": counts["pruned"],
-            **{f"best_val_{o}": v for o, v in zip(cfg.tune.objectives, best.values[1:])},
+            **{f"best_{prefix}_{o}": v for o, v in zip(cfg.tune.objectives, best.values[1:])},
         },
     )
     write_csv(cfg.paths.history_plot, ["trial", metric, f"best_{metric}"], _history(complete, cfg.tune.resolved_direction))
@@ -128,7 +130,7 @@ def summarise_study(cfg: Config, study: optuna.Study, tracker: Tracker, parent_r
         parent_run_id,
         params={f"best.{k}": v for k, v in best.params.items()},
         metrics={
-            f"best_val_{metric}": best.values[0],
+            f"best_{prefix}_{metric}": best.values[0],
             "n_complete_trials": counts["complete"],
             "n_failed_trials": counts["fail"],
             "n_pruned_trials": counts["pruned"],

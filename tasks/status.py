@@ -21,6 +21,7 @@ from tunedag.data import file_md5
 from tunedag.errors import redact
 from tunedag.problem import TAG_PROBLEM, Problem, read_problem
 from tunedag.promotion import CHALLENGER, CHAMPION
+from tunedag.selection import score_prefix
 
 
 def status_lines(cfg: Config) -> list[str]:
@@ -83,7 +84,9 @@ def _study_lines(cfg: Config, name: str, last: Run | None) -> list[str]:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete and len(study.directions) == 1:
         best = study.best_trial
-        lines.append(f"best: trial {best.number}, {cfg.tune.metric} {best.value:.6g}, params {best.params}")
+        lines.append(
+            f"best: trial {best.number}, {score_prefix(cfg.data.cv_folds)}_{cfg.tune.metric} {best.value:.6g}, params {best.params}"
+        )
     return lines
 
 

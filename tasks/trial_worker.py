@@ -26,6 +26,7 @@ from tunedag.config import Config
 from tunedag.data import load_prepared
 from tunedag.objective import Reporter, TrialPruned, evaluate
 from tunedag.samplers import build_pruner
+from tunedag.selection import score_prefix
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def run_job(job: TrialJob) -> JobResult:
     A COMPLETE result has its model folder written (unless a `train_fn` returned no model).
     """
     metric = job.cfg.tune.metric
+    by_step = f"{score_prefix(job.cfg.data.cv_folds)}_{metric}_by_step"  # cv_ or val_, as the trial's scores
     try:
         torch, threads = sys.modules.get("torch"), default_threads(job.cfg.tune.parallelism, job.cfg.tune.threads_per_trial)
         if torch is not None and torch.get_num_threads() != threads:  # torch imported by a trial gets the worker's cap too
@@ -73,11 +75,11 @@ def run_job(job: TrialJob) -> JobResult:
             job.params,
             _reporter(job) if job.prune else None,
         )
-        steps = {f"fold_{metric}": outcome.fold_values, f"val_{metric}_by_step": outcome.intermediate, **_epochs(outcome.curves)}
+        steps = {f"fold_{metric}": outcome.fold_values, by_step: outcome.intermediate, **_epochs(outcome.curves)}
         model_dir = None if outcome.model is None else _save_model(job, outcome.model)  # a train_fn may return none
         return JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v}, model_dir=model_dir)
     except TrialPruned as pruned:
-        steps = {f"val_{metric}_by_step": pruned.intermediate, **_epochs(pruned.curves or {})}
+        steps = {by_step: pruned.intermediate, **_epochs(pruned.curves or {})}
         return JobResult("PRUNED", [pruned.intermediate[-1]], steps={k: v for k, v in steps.items() if v}, pruned_at=pruned.step)
     except Exception as exc:  # a failing trial must never stop the study
         if why := write_failure(exc):  # not the configuration's fault: the loop re-queues it and stops (UNRECORDED)
@@ -96,7 +98,7 @@ def run_job(job: TrialJob) -> JobResult:
 
 
 def _epochs(curves: dict[str, list[float]]) -> dict[str, list[float]]:
-    """Per-epoch series as `epoch_<name>`, apart from the trial's final `val_<metric>` scores."""
+    """Per-epoch series as `epoch_<name>`, apart from the trial's final `cv_<metric>` or `val_<metric>` scores."""
     return {f"epoch_{name}": series for name, series in curves.items()}
 
 

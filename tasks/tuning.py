@@ -31,6 +31,7 @@ from tasks.trial_worker import JobResult, TrialJob, discard, run_job
 from tunedag.config import Config
 from tunedag.errors import TunedagError
 from tunedag.estimators import is_torch_estimator
+from tunedag.selection import score_prefix
 from tunedag.space import is_complete, suggest
 
 TAG_VALUES = "tunedag.values"  # the objective values told to Optuna, as JSON: what a recovery tells again
@@ -136,7 +137,7 @@ def record(client, run_id: str, job: TrialJob, result: JobResult, seconds: float
     if result.state == "COMPLETE":
         if result.model_dir and result.model_dir != job.model_dir:
             client.log_artifacts(run_id, result.model_dir, tracking.MODEL_ARTIFACT)
-        metrics |= {f"val_{k}": v for k, v in result.metrics.items()}
+        metrics |= {f"{score_prefix(job.cfg.data.cv_folds)}_{k}": v for k, v in result.metrics.items()}
         tags |= {"tunedag.objective": job.cfg.tune.metric, TAG_VALUES: json.dumps(result.values)}
     elif result.state == "PRUNED":
         metrics["pruned_at_step"] = result.pruned_at

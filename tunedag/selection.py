@@ -120,8 +120,18 @@ def best_or_untuned(
 
 
 def validation_scheme(cv_folds: int) -> str:
-    """What a trial's `val_*` values are: `cv<k>` (the mean over k folds of every non-test row) or `holdout` (one split)."""
+    """What a trial's scores are: `cv<k>` (the mean over k folds of every non-test row) or `holdout` (one split)."""
     return f"cv{cv_folds}" if cv_folds >= 2 else "holdout"
+
+
+def score_prefix(cv_folds: int) -> str:
+    """The prefix of a trial's score names: `cv` when `cv_folds` >= 2, else `val`.
+
+    A trial's scores are `<prefix>_<metric>` (`cv_roc_auc`: the mean over the folds; `val_roc_auc`: the
+    validation split), its step history `<prefix>_<metric>_by_step`, the study's best `best_<prefix>_<metric>`.
+    Whatever reads a score back by name builds the name here from the same `data.cv_folds`.
+    """
+    return "cv" if cv_folds >= 2 else "val"
 
 
 def _signs(directions: Sequence[str]) -> list[float]:

@@ -42,7 +42,11 @@ def check_ledger(cfg: Config, n_complete: int) -> optuna.Study:
         run = by_number[t.number]
         if t.state == TrialState.COMPLETE:
             assert run.info.status == "FINISHED"
-            assert run.data.metrics[f"val_{cfg.tune.metric}"] == t.values[0]
+            named, other = ("cv", "val") if cfg.data.cv_folds >= 2 else ("val", "cv")  # cross-validated or one split
+            assert (
+                run.data.metrics[f"{named}_{cfg.tune.metric}"] == t.values[0]
+                and f"{other}_{cfg.tune.metric}" not in run.data.metrics
+            )
             assert {k: str(v) for k, v in t.params.items()} == run.data.params
         elif t.state == TrialState.PRUNED:
             assert run.info.status == "FINISHED" and run.data.tags["tunedag.state"] == "PRUNED"

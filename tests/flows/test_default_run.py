@@ -55,7 +55,7 @@ def test_the_pipeline_records_every_trial_and_registers_the_model(in_default_run
     assert final_run.data.tags["mlflow.parentRunId"] == parent.info.run_id and version.tags[TAG_STUDY] == study.study_name
     assert len(mlflow.pyfunc.load_model(f"models:/{cfg.final.registered_model}/{version.version}").predict(X)) == 5
     tune_metrics = json.loads(Path(cfg.paths.tune_metrics).read_text())
-    assert tune_metrics["n_trials"] == 6 and tune_metrics["best_val_roc_auc"] == study.best_value
+    assert tune_metrics["n_trials"] == 6 and tune_metrics["best_cv_roc_auc"] == study.best_value
     history = pd.read_csv(cfg.paths.history_plot)
     assert list(history["trial"]) == [t.number for t in study.trials if t.state == TrialState.COMPLETE]
     run = next(r for r in children if r.data.tags["tunedag.trial"] == "0")  # 3-fold cross-validation: one step a fold
@@ -95,6 +95,28 @@ def test_the_report_stage_writes_its_files_logs_them_and_summarises(in_default_r
     assert {
         f"{REPORT_ARTIFACT}/{n}" for n in (report.INDEX, report.INTERACTIVE, report.FIGURE_DIR, report.TRIALS_TABLE)
     } <= logged
+
+
+def test_cross_validated_scores_are_named_cv_from_the_trial_runs_to_the_report(in_default_run: DefaultRun):
+    """data.cv_folds 3: every score of the study is a mean over folds, so none is named val_ (that is one validation split)."""
+    cfg, client = in_default_run.cfg, client_for(in_default_run.cfg.tracking.uri)
+    study = load_study(cfg)
+    for run in study_runs(cfg, study.study_name, "trial"):
+        assert run.data.metrics["cv_roc_auc"] == study.trials[int(run.data.tags["tunedag.trial"])].values[0]
+        assert {"cv_log_loss", "cv_accuracy"} <= set(run.data.metrics) and not [k for k in run.data.metrics if "val_" in k]
+    summary = json.loads(Path(cfg.paths.tune_summary).read_text())
+    tune_metrics = json.loads(Path(cfg.paths.tune_metrics).read_text())
+    test_metrics = json.loads(Path(cfg.paths.test_metrics).read_text())
+    assert (
+        summary["score_prefix"] == "cv" and tune_metrics["best_cv_roc_auc"] == test_metrics["best_cv_roc_auc"] == study.best_value
+    )
+    assert not [k for k in [*tune_metrics, *test_metrics] if k.startswith("best_val_")]
+    (parent,) = study_runs(cfg, study.study_name, "pipeline")
+    assert parent.data.metrics["best_cv_roc_auc"] == study.best_value and "best_val_roc_auc" not in parent.data.metrics
+    (version,) = client.search_model_versions(f"name = '{cfg.final.registered_model}'")
+    assert "best_cv_roc_auc" in version.tags and "best_val_roc_auc" not in version.tags
+    assert f"cv roc_auc={study.best_value:.5g}" in in_default_run.printed and "val roc_auc=" not in in_default_run.printed
+    assert "cross-validated roc_auc (best trial)" in (cfg.paths.report_dir / report.INDEX).read_text()
 
 
 def test_the_report_opens_in_a_browser_and_the_ui_shows_runs_trials_and_model(in_default_run: DefaultRun, tmp_path):

@@ -71,7 +71,10 @@ def _check_runs(cfg, study: optuna.Study) -> None:
     for t in study.trials:
         run = by_number[t.number]
         if run.info.status == "FINISHED" and t.state == TrialState.COMPLETE:
-            assert run.data.params and run.data.metrics[f"val_{cfg.tune.metric}"] == t.values[0]
+            assert (
+                run.data.params
+                and run.data.metrics[f"{'cv' if cfg.data.cv_folds >= 2 else 'val'}_{cfg.tune.metric}"] == t.values[0]
+            )
             assert mlflow.pyfunc.load_model(str(local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT)) is not None
         if t.state == TrialState.FAIL and str(t.user_attrs.get("error", "")).startswith("interrupted"):
             assert run.info.status == "KILLED" and run.data.tags["tunedag.error"].startswith("interrupted")

@@ -77,6 +77,10 @@ def test_two_objectives_record_the_pareto_front_and_pick_by_the_rule(make_config
         int(r.data.tags["tunedag.trial"]) for r in study_runs(cfg, study.study_name, "trial") if r.data.tags.get("tunedag.pareto")
     }
     assert tagged == front
+    # One validation split (data.cv_folds 0): the study's best scores are named val_, for each objective.
+    tune_metrics, test_metrics = (json.loads(Path(p).read_text()) for p in (cfg.paths.tune_metrics, cfg.paths.test_metrics))
+    assert summary["score_prefix"] == "val" and test_metrics["best_val_roc_auc"] == summary["best_value"]
+    assert {"best_val_roc_auc", "best_val_model_size_kb"} <= set(tune_metrics) and not [k for k in tune_metrics if "cv_" in k]
 
 
 def test_model_families_with_conditional_parameters(make_config):

@@ -47,6 +47,7 @@ def test_a_second_run_adding_trials_reads_true_in_mlflow_status_and_the_terminal
     lines = status_lines(cfg)
     (line,) = [x for x in lines if x.startswith(f"study: {study.study_name}: 5 trials")]
     assert line.endswith(f"budget 5 (set by its last pipeline run {last.info.run_name}; tune.n_trials is 3)"), line
+    assert f"best: trial {study.best_trial.number}, cv_f1 {study.best_value:.6g}, params {study.best_params}" in lines
 
     capfd.readouterr()
     assert _report_command(*(f"{k.replace('__', '.')}={v}" for k, v in base.items())) == 0

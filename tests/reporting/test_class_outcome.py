@@ -11,6 +11,7 @@ def _context(outcome: render.ClassOutcome) -> render.ReportContext:
     summary = {
         "study_name": "s",
         "metric": "f1",
+        "score_prefix": "val",
         "objectives": ["f1"],
         "best_trial": 0,
         "best_values": [0.5],

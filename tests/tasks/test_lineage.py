@@ -232,6 +232,13 @@ def test_status_and_the_report_name_the_data_file_target_problem_and_registry(cf
         and facts["target"] == "'target' (classification)"
     )
     assert facts["problem"] == problem.describe() and facts["warm start"] == "none (started cold)"
-    summary = {"study_name": "s", "best_trial": 0, "metric": "roc_auc", "best_values": [0.9], "best_params": {}}
+    summary = {
+        "study_name": "s",
+        "best_trial": 0,
+        "metric": "roc_auc",
+        "score_prefix": "val",
+        "best_values": [0.9],
+        "best_params": {},
+    }
     text = format_summary(ReportContext(summary, {}, {"complete": 1}, data=facts))
     assert f"  data: {facts['data']}" in text and f"  problem: {problem.describe()}" in text

@@ -90,6 +90,7 @@ def test_a_trial_is_recorded_in_full_with_its_model_in_the_runs_own_folder(setup
         run.data.params == {k: str(v) for k, v in params.items()}
         and run.data.metrics["val_" + ctx.cfg.tune.metric] == result.values[0]
     )
+    assert ctx.cfg.data.cv_folds == 0 and not [k for k in run.data.metrics if k.startswith("cv_")], "one split: val_, not cv_"
     assert (local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT) == Path(model_dir)
     assert mlflow.pyfunc.load_model(model_dir) is not None
 

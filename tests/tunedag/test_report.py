@@ -186,6 +186,7 @@ def context(study) -> ReportContext:
     summary = {
         "study_name": "demo<study>",
         "metric": "rmse",
+        "score_prefix": "val",
         "objectives": ["rmse"],
         "best_trial": study.best_trial.number,
         "best_values": [study.best_value],
@@ -237,6 +238,17 @@ def test_summary_names_best_params_scores_report_and_ui(context):
     assert "val rmse=" in lines[1] and "kind=" in lines[2]
     assert lines[3] == "  test (held out, scored once): r2=0.5, rmse=1.25"
     assert "reports/study/index.html" in lines[4] and "make ui" in lines[5] and context.run_url in lines[5]
+
+
+@pytest.mark.parametrize(("prefix", "kind"), [("cv", "cross-validated"), ("val", "validation")])
+def test_the_best_scores_say_whether_they_are_cross_validated(context, prefix, kind):
+    summary = {**context.summary, "score_prefix": prefix}
+    test = {"test_rmse": 1.25, f"best_{prefix}_rmse": 0.75}  # the test-metrics file repeats the best trial's score
+    ctx = ReportContext(summary, test, context.counts, context.run_url, context.links)
+
+    assert f"  best trial #{summary['best_trial']}: {prefix} rmse=" in report.format_summary(ctx).splitlines()[1]
+    page = report.render_index(report.StudyFigures([], [], {}), {}, ctx)
+    assert f"<td>{kind} rmse (best trial)</td>" in page and f"best_{prefix}_rmse" not in page and "test rmse" in page
 
 
 def test_the_report_module_imports_neither_prefect_nor_mlflow():

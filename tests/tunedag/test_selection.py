@@ -238,3 +238,9 @@ def test_validation_scheme_names_what_the_values_are():
     from tunedag.selection import validation_scheme
 
     assert (validation_scheme(5), validation_scheme(0)) == ("cv5", "holdout")
+
+
+def test_score_prefix_is_cv_for_k_fold_and_val_for_the_validation_split():
+    from tunedag.selection import score_prefix
+
+    assert [score_prefix(k) for k in (0, 2, 3, 10)] == ["val", "cv", "cv", "cv"]

@@ -77,17 +77,22 @@ def test_the_final_choice_says_whether_tuning_beat_the_baselines(cfg, tmp_path: 
     )
 
 
-def test_other_ties_go_to_the_lower_validation_log_loss_read_from_the_trial_runs(cfg, tmp_path: Path):
+@pytest.mark.parametrize(("cv_folds", "logged"), [(5, "cv_log_loss"), (0, "val_log_loss")])
+def test_other_ties_go_to_the_lower_validation_log_loss_read_from_the_trial_runs(cfg, tmp_path: Path, cv_folds, logged):
+    """The tie-break reads the score under the name the trial run carries: cv_ (k folds) or val_ (one split)."""
     from mlflow.tracking import MlflowClient
 
     from tasks.tracking import Tracker
+
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"cv_folds": cv_folds})})
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     tracker = Tracker(client, client.create_experiment("t", artifact_location=(tmp_path / "a").as_uri()))
     trials = []
     for number, log_loss in enumerate([0.32, 0.10, 0.05]):
         run_id = client.create_run(tracker.experiment_id).info.run_id
-        client.log_metric(run_id, "val_log_loss", log_loss)
+        client.log_metric(run_id, logged, log_loss)
+        client.log_metric(run_id, "cv_log_loss" if logged.startswith("val") else "val_log_loss", 1.0 - log_loss)  # a decoy
         made = _trial(number, 1.0 if number < 2 else 0.99, {**_defaults(cfg, "rf"), "rf.n_estimators": 200 + number})
         made.set_user_attr("mlflow_run_id", run_id)
         trials.append(made)
