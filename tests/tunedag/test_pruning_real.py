@@ -22,7 +22,7 @@ from tunedag.space import suggest
 
 pytestmark = pytest.mark.usefixtures("quiet_optuna")
 
-N_TRIALS = 18
+N_TRIALS = 12  # every pruner prunes a trial and completes another by trial 7 under every fidelity (seed 3)
 STEPS = 4
 RF_SPACE = {
     "n_estimators": {"type": "int", "low": 4, "high": 12},
