@@ -564,7 +564,7 @@ def render_index(figures: StudyFigures, pngs: dict[str, bytes], ctx: ReportConte
         '<div class="row"><div><h2>Best parameters</h2>',
         _table(["parameter", "value"], sorted(s["best_params"].items())),
         "</div><div><h2>Scores</h2>",
-        _table(["score", "value"], _score_rows(names, s["best_values"], ctx.test_scores, s["score_prefix"])),
+        _table(["score", "value"], _score_rows(names, s["best_values"], ctx.test_scores, s.get("score_prefix", "val"))),
         "</div></div>",
         *(_class_outcome_html(ctx.classes) if ctx.classes else []),
         "<h2>Where to look next</h2>",
@@ -692,7 +692,7 @@ def format_progress(
 def format_summary(ctx: ReportContext, report_index: Path | None = None, ui_command: str = "make ui") -> str:
     """The closing summary of a pipeline run: best parameters, validation and test scores, where to look."""
     s = ctx.summary
-    names, prefix = s.get("objectives") or [s["metric"]], s["score_prefix"]  # prefix: cv (k folds) or val (one split)
+    names, prefix = s.get("objectives") or [s["metric"]], s.get("score_prefix", "val")  # cv (k folds) or val (one split)
     counts = ", ".join(f"{v} {k}" for k, v in ctx.counts.items())
     lines = [
         f"tunedag: study {s['study_name']} ({counts})",

@@ -40,7 +40,10 @@ def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
     for version in registered_versions(tracker, summary):
         for key, value in scores.items():
             tracker.client.set_model_version_tag(version.name, version.version, key, str(value))
-    write_json(cfg.paths.test_metrics, {**scores, f"best_{summary['score_prefix']}_{summary['metric']}": summary["best_value"]})
+    write_json(
+        cfg.paths.test_metrics,
+        {**scores, f"best_{summary.get('score_prefix', 'val')}_{summary['metric']}": summary["best_value"]},
+    )
     return scores
 
 

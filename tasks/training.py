@@ -140,7 +140,7 @@ def register_final_model(cfg: Config, tracker: Tracker, summary: dict, run_id: s
         if not client.search_registered_models(f"name = '{name}'"):
             client.create_registered_model(name, description="Best configuration found by tunedag, refit on train + validation.")
         tags |= {
-            f"best_{summary['score_prefix']}_{summary['metric']}": str(summary["best_value"]),
+            f"best_{summary.get('score_prefix', 'val')}_{summary['metric']}": str(summary["best_value"]),
             "tunedag.best_trial": str(summary["best_trial"]),
             "tunedag.ensemble": cfg.final.ensemble.kind,
         }
