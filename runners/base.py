@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import os
+import pickle
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -35,6 +36,14 @@ def default_threads(parallelism: int, requested: int | None = None) -> int:
 def local_path(path: Path | str) -> Path:
     """Where a job reads the driver's file `path`: the worker's own copy when the runner shipped it (`Runner.ship`), else `path`."""
     return Path(_SHIPPED.get(str(path), path))
+
+
+def run_shipped(files: dict[str, str], job: bytes) -> bytes:
+    """In a worker's trial process: note its copies of the shipped `files` (for `local_path`), run the pickled `(fn, args)`
+    and return its result pickled. Here, not in runners.dask, so that a trial process never imports Dask (half a second)."""
+    _SHIPPED.update(files)
+    fn, args = pickle.loads(job)
+    return pickle.dumps(fn(*args))
 
 
 def answer(done: Future, value: Any, error: BaseException | None) -> None:

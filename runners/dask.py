@@ -19,10 +19,19 @@ from typing import Any
 
 from distributed import WorkerPlugin, get_worker
 
-from runners.base import _SHIPPED, Limits, Runner, TrialLimitExceeded, answer
+from runners.base import Limits, Runner, TrialLimitExceeded, answer, run_shipped
 from runners.processes import ProcessRunner, visible_gpus
 
 GRACE_S = 30.0  # the worker's trial process enforces the timeout; this long past it, counted from the job's start, a silent worker's job is given up
+# The LocalCluster's own timers, which by default wake each of its processes about 70 times a second (about 10% of a
+# core with 2 workers, taken from the trials on a busy machine): profiling off (its sampling thread), the event loop's
+# health check (20 ms), the system monitor (500 ms) and the memory monitor (100 ms) slowed down; nothing here needs them.
+QUIET = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
 
 
 class DaskRunner(Runner):
@@ -34,7 +43,7 @@ class DaskRunner(Runner):
 
         super().__init__(limits)
         local = {"n_workers": workers, "threads_per_worker": 1, "dashboard_address": None, "host": "127.0.0.1"}
-        with dask.config.set({"distributed.worker.profile.enabled": False}):  # its sampling thread takes a trial's CPU
+        with dask.config.set(QUIET):  # the nannies hand it on to their worker processes
             self._cluster = None if address else LocalCluster(**local)
         self._client, self._plugin, self._files = Client(address or self._cluster), f"tunedag-{uuid.uuid4().hex[:12]}", {}
         self._client.register_plugin(_Pool(limits, preload, None if address else visible_gpus(), self._plugin), name=self._plugin)
@@ -119,10 +128,4 @@ def _on_worker(plugin: str, files: dict[str, bytes], job: bytes) -> bytes:
     worker = get_worker()
     worker.log_event(plugin, worker.get_current_task())  # the driver's backstop timer starts now
     pool = worker.plugins[plugin]
-    return pool.runner.submit(_run, pool.local(files), job).result()
-
-
-def _run(files: dict[str, str], job: bytes) -> bytes:
-    _SHIPPED.update(files)
-    fn, args = pickle.loads(job)
-    return pickle.dumps(fn(*args))
+    return pool.runner.submit(run_shipped, pool.local(files), job).result()

@@ -37,3 +37,10 @@ def cuda_device_after(seconds: float) -> str | None:
     (torch.ones(1024, device="cuda") * 2).sum().item()  # really on the device
     time.sleep(seconds)
     return str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
+
+
+def imported(module: str) -> bool:
+    """Whether the process running the job has imported `module`."""
+    import sys
+
+    return module in sys.modules

@@ -41,6 +41,16 @@ def test_jobs_run_in_a_process_of_the_dask_worker_with_capped_threads(cluster):
     assert set(cluster.submit(jobs.blas_threads).result(timeout=60)) == {1}
 
 
+def test_a_trial_process_never_imports_dask_and_the_workers_timers_are_slowed(cluster):
+    # Importing distributed took half a second of each new trial process's first trial (after a timeout or crash too).
+    assert cluster.submit(more_jobs.imported, "distributed").result(timeout=60) is False
+    assert cluster.submit(more_jobs.imported, "runners.base").result(timeout=60) is True
+    import dask
+
+    intervals = cluster._client.run(lambda: [dask.config.get(k) for k in dask_runner.QUIET])
+    assert len(intervals) == 2 and all(got == list(dask_runner.QUIET.values()) for got in intervals.values())
+
+
 def test_a_shipped_file_is_read_from_the_workers_own_copy(cluster, tmp_path):
     shipped = tmp_path / "prepared.parquet"
     shipped.write_bytes(b"a table" * 1000)
