@@ -87,6 +87,9 @@ def execute(
     project's Prefect server (services.prefect_api) unless Prefect's settings name an API; it is
     launched before the flow's imports so that both proceed at once.
     """
+    # MLflow's usage telemetry writes an installation id under ~/.config and reports usage over the network: outside
+    # the project, so off unless the user set MLFLOW_DISABLE_TELEMETRY (Prefect's analytics and DVC's are off too).
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         from tunedag.config import load_config
