@@ -22,7 +22,7 @@ part of a fit once: the train and validation rows (`Prepared.xy`) through tuneda
                 100-row table (the code a first load imports is not the table's); dask: its trial processes only
   x table       machine MB / table MB (the issue asks at most 1.5)
   fit MB        the peak rise of one worker's resident memory during the data part of a fit (transient, per worker)
-  Dask worker MB  resident memory of a Dask worker process (it holds the shipped parquet bytes), each
+  Dask worker MB  resident memory of a Dask worker process (its copy of the shipped parquet is on disk), each
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Jobs on a Dask cluster (at `address`, or a LocalCluster of `workers` processes), each in its worker's own ProcessRunner.
 
 So a trial's timeout, memory cap and crash end it as on one machine. Workers read nothing from the driver's disk:
-shipped files are scattered once and written to each worker's own folder (`runners.base.local_path`).
+each shipped file is a worker plugin, which the scheduler hands to every worker (those that join later too) and which
+writes it to the worker's own folder as the worker starts (`runners.base.local_path`); workers keep it on disk only.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import multiprocessing
 import os
 import pickle
 import shutil
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -50,9 +50,10 @@ class DaskRunner(Runner):
         self._client.subscribe_topic(self._plugin, self._started)
 
     def ship(self, path: Path | str) -> None:
-        data = Path(path).read_bytes()
+        name = f"{self._plugin}-file-{len(self._files)}"
+        self._client.register_plugin(_File(str(path), Path(path).read_bytes(), self._plugin), name=name)
         with self._lock:
-            self._files[str(path)] = self._client.scatter(data, broadcast=True, hash=False)
+            self._files[str(path)] = name
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         workers = self._client.scheduler_info()["workers"].values()
@@ -85,8 +86,9 @@ class DaskRunner(Runner):
             return
         for done, _ in jobs:
             answer(done, None, TrialLimitExceeded("interrupted")) if cancel else done.exception()
-        try:  # the plugin's teardown stops each worker's pool and deletes the shipped files
-            self._client.unregister_worker_plugin(self._plugin)
+        try:  # the plugins' teardowns stop each worker's pool and delete the shipped files (the scheduler drops them)
+            for name in [self._plugin, *self._files.values()]:
+                self._client.unregister_worker_plugin(name)
         finally:
             self._client.close()
             if self._cluster is not None:
@@ -103,7 +105,7 @@ class _Pool(WorkerPlugin):
         multiprocessing.current_process().daemon = False  # Dask's worker processes are daemonic, which may not have children
         if self.gpus and isinstance(worker.name, int):
             os.environ["CUDA_VISIBLE_DEVICES"] = self.gpus[worker.name] if worker.name < len(self.gpus) else ""
-        self.folder, self.copies, self.lock = Path(worker.local_directory) / self.name, {}, threading.Lock()
+        self.folder = Path(worker.local_directory) / self.name
         tables = Path(worker.local_directory).parent / "tunedag-tables"  # the host's: its workers map one Arrow cache
         os.environ.setdefault("TUNEDAG_TABLE_CACHE_DIR", str(tables))
         self.runner = ProcessRunner(1, self.limits, self.preload)
@@ -112,20 +114,29 @@ class _Pool(WorkerPlugin):
         self.runner.close(cancel=True)
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def local(self, files: dict[str, bytes]) -> dict[str, str]:
-        """This worker's copy of each shipped file, written on its first job."""
-        with self.lock:
-            for path, data in files.items():
-                if path not in self.copies:
-                    self.folder.mkdir(parents=True, exist_ok=True)
-                    (part := self.folder / f"{len(self.copies)}.part").write_bytes(data)
-                    self.copies[path] = str(part.replace(part.with_suffix(Path(path).suffix)))
-            return {path: self.copies[path] for path in files}
+
+class _File(WorkerPlugin):
+    """One shipped file: written to the worker's folder `folder` as the worker starts; the bytes are dropped after."""
+
+    def __init__(self, path: str, data: bytes, folder: str):
+        self.path, self.data, self.folder, self.copy = path, data, folder, ""
+
+    def setup(self, worker: Any) -> None:
+        folder = Path(worker.local_directory) / self.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        (part := folder / f"{uuid.uuid4().hex}.part").write_bytes(self.data)
+        self.copy, self.data = str(part.replace(part.with_suffix(Path(self.path).suffix))), b""  # on disk, not in memory
+
+    def teardown(self, worker: Any) -> None:
+        if self.copy:
+            Path(self.copy).unlink(missing_ok=True)
 
 
-def _on_worker(plugin: str, files: dict[str, bytes], job: bytes) -> bytes:
-    """The Dask task: the job, pickled through the Dask worker (which never imports the trial code), in its trial process."""
+def _on_worker(plugin: str, files: dict[str, str], job: bytes) -> bytes:
+    """The Dask task: the job, pickled through the Dask worker (which never imports the trial code), in its trial process.
+
+    `files`: the driver's path of each shipped file -> the name of its `_File` plugin, which holds this worker's copy."""
     worker = get_worker()
     worker.log_event(plugin, worker.get_current_task())  # the driver's backstop timer starts now
-    pool = worker.plugins[plugin]
-    return pool.runner.submit(run_shipped, pool.local(files), job).result()
+    copies = {path: worker.plugins[name].copy for path, name in files.items()}
+    return worker.plugins[plugin].runner.submit(run_shipped, copies, job).result()

@@ -3,7 +3,7 @@
 A `dask scheduler` and a `dask worker --nworkers 2` run as separate commands; the workers run in a mount
 namespace of their own where the project folder (params.yaml, the prepared data, the journal) and the
 driver's temporary folder are empty tmpfs mounts, with their own working directory. They get the code
-from the installed packages (PYTHONPATH), the prepared data from the runner (scattered once), the
+from the installed packages (PYTHONPATH), the prepared data from the runner (a worker plugin), the
 study from PostgreSQL (the pruner reads it) and send each model to the MLflow server themselves.
 """
 

@@ -60,6 +60,13 @@ def test_a_shipped_file_is_read_from_the_workers_own_copy(cluster, tmp_path):
     for local, data in (f.result(timeout=60) for f in answers):
         assert data == b"a table" * 1000 and local != str(shipped)
 
+    def copies_held(dask_worker) -> int:  # in the Dask worker's memory: its data store and its plugins
+        values = [*dask_worker.data.values(), *(getattr(p, "data", None) for p in dask_worker.plugins.values())]
+        return sum(isinstance(v, bytes) and v == b"a table" * 1000 for v in values)
+
+    held = cluster._client.run(copies_held)
+    assert len(held) == 2 and set(held.values()) == {0}, held  # each worker keeps its copy on disk only
+
 
 def test_each_local_worker_gets_its_own_gpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
