@@ -19,6 +19,7 @@ from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
 from tunedag.metrics import score, usable_metrics
 from tunedag.problem import problem_of, problem_tags
+from tunedag.selection import best_score_key
 
 
 @task(cache_policy=NO_CACHE)
@@ -42,7 +43,7 @@ def evaluate_final_model(cfg: Config, tracker: Tracker, summary: dict) -> dict:
             tracker.client.set_model_version_tag(version.name, version.version, key, str(value))
     write_json(
         cfg.paths.test_metrics,
-        {**scores, f"best_{summary.get('score_prefix', 'val')}_{summary['metric']}": summary["best_value"]},
+        {**scores, best_score_key(summary): summary["best_value"]},
     )
     return scores
 

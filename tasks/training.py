@@ -28,6 +28,7 @@ from tunedag.data import file_md5, load_prepared
 from tunedag.ensemble import build_ensemble
 from tunedag.objective import fit_weighted, make_model
 from tunedag.paths import clear_staging, replace_folder
+from tunedag.selection import best_score_key
 from tunedag.space import split_params
 
 FINAL_ARTIFACT = "final_model"
@@ -140,7 +141,7 @@ def register_final_model(cfg: Config, tracker: Tracker, summary: dict, run_id: s
         if not client.search_registered_models(f"name = '{name}'"):
             client.create_registered_model(name, description="Best configuration found by tunedag, refit on train + validation.")
         tags |= {
-            f"best_{summary.get('score_prefix', 'val')}_{summary['metric']}": str(summary["best_value"]),
+            best_score_key(summary): str(summary["best_value"]),
             "tunedag.best_trial": str(summary["best_trial"]),
             "tunedag.ensemble": cfg.final.ensemble.kind,
         }

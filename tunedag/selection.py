@@ -134,6 +134,14 @@ def score_prefix(cv_folds: int) -> str:
     return "cv" if cv_folds >= 2 else "val"
 
 
+def best_score_key(summary: dict) -> str:
+    """The name of the study's best score in a tune summary's outputs: `best_<prefix>_<metric>`.
+
+    A summary without `score_prefix` predates the `cv_` names: its scores are named `val_`.
+    """
+    return f"best_{summary.get('score_prefix', 'val')}_{summary['metric']}"
+
+
 def _signs(directions: Sequence[str]) -> list[float]:
     unknown = [d for d in directions if d not in _SIGN]
     if not directions or unknown:
