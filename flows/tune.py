@@ -176,6 +176,7 @@ def _snapshot(study: optuna.Study, ctx: TrialContext, ours: int, failures: int) 
 def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) -> str | None:
     """Ask a trial, create its run, submit its task; a trial asked beyond the budget is given back. Why to halt, or None."""
     trial = study.ask()
+    claim(trial)  # surplus trials too: each trial names the process that asked it
     if is_surplus(tally(study).started, ctx.cfg.tune.n_trials, trial.number):  # a race between workers filled the budget
         fixed = study_storage(study).get_trial_system_attrs(trial_id(trial)).get("fixed_params")
         trial.set_user_attr("error", "surplus: the trial budget was filled by other workers")
@@ -184,7 +185,6 @@ def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) 
             study.enqueue_trial(fixed, skip_if_exists=False)
         tuning.kill_run(ctx, None, trial.number, "not run: the trial budget was filled by other workers")
         return None
-    claim(trial)  # an unclaimed trial is never taken for an orphan in its first 10 s
     params = suggest(trial, ctx.cfg.families)
     try:
         run_id, job = tuning.start_trial(ctx, trial, params, prune)

@@ -24,6 +24,7 @@ from tasks.tracking import (
 )
 from tasks.tuning import (
     INTERRUPTED,
+    TAG_ERROR,
     TAG_VALUES,
     TrialContext,
     record,
@@ -237,3 +238,22 @@ def test_a_pipeline_run_left_running_is_closed_with_why_only_when_its_process_is
     assert runs[live].info.status == "RUNNING" and "tunedag.stop_reason" not in runs[live].data.tags
     for run_id in (dead, unowned):
         assert runs[run_id].info.status == "KILLED" and runs[run_id].data.tags["tunedag.stop_reason"] == DIED
+
+
+def test_a_trial_asked_beyond_the_budget_is_given_back_named_with_its_asker_and_its_run_closed(setup):
+    """Two drivers raced for the last place: the surplus trial fails with why, its asker named, its run KILLED; none runs."""
+    from dataclasses import replace
+
+    from flows.tune import _launch
+    from studies.storage import worker_id
+
+    tracker, study, ctx = setup
+    ctx = replace(ctx, cfg=ctx.cfg.model_copy(update={"tune": ctx.cfg.tune.model_copy(update={"n_trials": 1})}))
+    _trial(study, ctx, owner=f"{socket.gethostname()}:1:0")  # another driver's running trial fills the budget
+    running: dict = {}
+    assert _launch(study, ctx, running, prune=False) is None
+    surplus = study.get_trials(deepcopy=False)[1]
+    assert not running and surplus.state == TrialState.FAIL and surplus.user_attrs["error"].startswith("surplus")
+    assert surplus.user_attrs[WORKER_ATTR] == worker_id()
+    (run,) = find_runs(tracker, f"tags.`{TAG_TRIAL}` = '1'")
+    assert run.info.status == "KILLED" and "budget" in run.data.tags[TAG_ERROR]
