@@ -178,7 +178,9 @@ def _serve_ui(uri: str, port: int) -> int:
     def stop(signum: int, frame) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGINT too: a process started in the background by a script inherits SIGINT ignored, and then Ctrl-C
+    # or `kill -INT` would leave the server running (servers such as uvicorn set it the same way).
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     with tempfile.TemporaryFile(mode="w+", prefix="tunedag-ui-") as log:
         child = subprocess.Popen(command, env=env, stderr=log, start_new_session=True)
         print(f"tunedag: MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
