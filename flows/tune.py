@@ -23,7 +23,7 @@ from reporting.render import format_progress
 from studies.retune import plan_run
 from studies.seeding import enqueue_manual, warm_start
 from studies.storage import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
-from tasks import tuning
+from tasks import recovery, tuning
 from tasks.lineage import log_dataset
 from tasks.reports import summarise_study
 from tasks.tracking import TAG_ROLE, log_values, open_tracker, redact, start_run
@@ -48,13 +48,13 @@ def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | 
     data_version = checked_version or tune_inputs(cfg)
     tracker = open_tracker(cfg.tracking)
     study = open_study(cfg, data_version)
-    tuning.close_stale_parents(tracker, study.study_name)
+    recovery.close_stale_parents(tracker, study.study_name)
     tags = {
         **tuning.lineage_tags(study.study_name, data_version),
         **problem_tags(read_problem(cfg.paths.prepared)),
         "tunedag.validation": validation_scheme(cfg.data.cv_folds),
     }
-    parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline", **tuning.owner_tag()})
+    parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline", **recovery.owner_tag()})
     study.set_user_attr(PARENT_RUN_ATTR, parent)  # where workers that join the study nest their trials
     try:
         tune, data = cfg.tune, cfg.data
@@ -68,7 +68,7 @@ def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | 
         log_values(tracker.client, parent, params={**params, "data_source": data.source})
         log_dataset(tracker.client, parent, load_prepared(cfg.paths.prepared, data_version), cfg, data_version)
         ctx = TrialContext(cfg, data_version, tracker.experiment_id, parent, study.study_name, tags)
-        tuning.recover_orphan_trials(study, ctx, whole=True)
+        recovery.recover_orphan_trials(study, ctx, whole=True)
         if warm := warm_start(study, cfg):
             source = tune.warm_start.study
             get_run_logger().info(
@@ -131,7 +131,7 @@ def drive_trials(study: optuna.Study, ctx: TrialContext, runner: Future | None =
                 if decision.action == "stop":
                     break
                 ctx.stop.wait(1.0)  # the budget is held by other workers' running trials
-                tuning.recover_orphan_trials(study, ctx)
+                recovery.recover_orphan_trials(study, ctx)
                 continue
             done = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED).done
             if ctx.stop.is_set():

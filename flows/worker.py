@@ -12,8 +12,9 @@ from prefect import flow
 from flows._inputs import tune_inputs
 from flows.tune import drive_trials, task_runner
 from studies.storage import PARENT_RUN_ATTR, close_study, join_study
+from tasks.recovery import recover_orphan_trials
 from tasks.tracking import open_tracker
-from tasks.tuning import TrialContext, lineage_tags, recover_orphan_trials, start_runner
+from tasks.tuning import TrialContext, lineage_tags, start_runner
 from tunedag.config import Config
 from tunedag.errors import TunedagError
 

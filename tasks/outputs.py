@@ -76,6 +76,6 @@ def close_unrecorded(client: Any, run_id: str, error: BaseException) -> str:
     try:
         client.set_tag(run_id, "tunedag.error", reason)
         client.set_terminated(run_id, status="KILLED")
-    except Exception:  # the store takes nothing more: the next run closes it (tasks.tuning.recover_orphan_trials)
+    except Exception:  # the store takes nothing more: the next run closes it (tasks.recovery.recover_orphan_trials)
         pass
     return reason

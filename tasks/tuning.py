@@ -1,4 +1,4 @@
-"""Tuning tasks: one trial as a Prefect task, its MLflow run, and the repair of trials a dead process left behind.
+"""Tuning tasks: one trial as a Prefect task and its MLflow run (the repair of what dead processes left: tasks.recovery).
 
 A trial's order of record: evaluate, save the model (the job, on the runner), write its MLflow run
 (this task, in the flow's process), then tell Optuna (the trial loop). So a trial Optuna holds as
@@ -16,23 +16,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import optuna
-from mlflow.entities import Run
 from optuna.trial import TrialState
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from compat.optuna import study_storage, trial_id
 from runners import Limits, Runner, TrialLimitExceeded, default_threads, make_runner
-from studies.storage import owner_alive, process_alive, worker_id
 from tasks import tracking
 from tasks.outputs import close_unrecorded
-from tasks.provenance import TAG_OWNER, git_commit, prefect_flow_run_id
+from tasks.provenance import git_commit, prefect_flow_run_id
 from tasks.trial_worker import JobResult, TrialJob, discard, run_job
 from tunedag.config import Config
-from tunedag.errors import TunedagError
 from tunedag.estimators import is_torch_estimator
 from tunedag.selection import score_prefix
-from tunedag.space import is_complete, suggest
+from tunedag.space import is_complete
 
 TAG_VALUES = "tunedag.values"  # the objective values told to Optuna, as JSON: what a recovery tells again
 TAG_PARAMS = "tunedag.params"  # the trial's parameters with their types, as JSON
@@ -40,7 +37,6 @@ TAG_ERROR = "tunedag.error"
 PRELOAD = ("tasks.trial_worker", "mlflow.sklearn", "modelio.skops_io")  # what the forkserver imports once
 NETS_PRELOAD = ("tunedag.nets", "mlflow.pytorch")  # torch itself, for studies of networks
 INTERRUPTED = "interrupted: stopped by Ctrl-C or SIGTERM; parameters re-queued"
-DIED = "interrupted: the process running it died"
 
 
 @dataclass(frozen=True)
@@ -163,82 +159,3 @@ def kill_run(
     run_id = run_id or tracking.start_run(tracker, f"trial-{number}", ctx.trial_tags(number), ctx.parent_run_id)
     tracking.log_values(tracker.client, run_id, params=params, tags={tracking.TAG_STATE: "FAIL", TAG_ERROR: reason[:5000]})
     tracker.client.set_terminated(run_id, status=status)
-
-
-def owner_tag() -> dict[str, str]:
-    """The tag naming this process on the pipeline run it keeps RUNNING (what `close_stale_parents` reads)."""
-    return {TAG_OWNER: worker_id()}
-
-
-def close_stale_parents(tracker: tracking.Tracker, study_name: str) -> None:
-    """Close this study's pipeline runs left RUNNING by a process that died: KILLED, with why; a live one's run is left."""
-    for run in tracking.find_runs(
-        tracker,
-        f"tags.`{tracking.TAG_STUDY}` = '{study_name}' and tags.`{tracking.TAG_ROLE}` = 'pipeline' and attributes.status = 'RUNNING'",
-    ):
-        if not process_alive(run.data.tags.get(TAG_OWNER)):
-            tracking.log_values(tracker.client, run.info.run_id, tags={"tunedag.stop_reason": DIED})
-            tracker.client.set_terminated(run.info.run_id, status="KILLED")
-
-
-def recover_orphan_trials(study: optuna.Study, ctx: TrialContext, whole: bool = False) -> list[int]:
-    """Repair what dead processes left (`_settle` each orphan trial); the orphans' numbers.
-
-    With `whole` (the tune flow's start) every run is checked too (`_reconcile`).
-    """
-    orphans = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if not owner_alive(t)]
-    if not orphans and not whole:
-        return []
-    runs = _runs_by_trial(ctx)
-    for t in orphans:
-        try:
-            _settle(study, ctx, t.number, runs.get(t.number), t.params)
-        except (RuntimeError, ValueError):  # another worker recovered it first
-            continue
-    if whole:
-        _reconcile(study, ctx, _runs_by_trial(ctx) if orphans else runs)
-    return [t.number for t in orphans]
-
-
-def _reconcile(study: optuna.Study, ctx: TrialContext, runs: dict[int, Run]) -> None:
-    """Failed trials' runs closed (or created) with their reason; runs of trials the study lost (a journal's lost tail) told again."""
-    trials = study.get_trials(deepcopy=False)
-    for t in (t for t in trials if t.state == TrialState.FAIL):
-        run, error = runs.get(t.number), str(t.user_attrs.get("error", "failed"))
-        if run is None or run.info.status == "RUNNING":
-            killed = run is not None or error.startswith(("interrupted", "not recorded"))
-            kill_run(ctx, run.info.run_id if run else None, t.number, error, t.params, "KILLED" if killed else "FAILED")
-    for number in sorted(n for n in runs if n >= len(trials)):  # the journal lost its last records (an OS crash): in order
-        run = runs[number]
-        if number != len(study.get_trials(deepcopy=False)) or TAG_PARAMS not in run.data.tags:
-            raise TunedagError(
-                f"MLflow run {run.info.run_id} is trial {number}, which study {study.study_name} lost "
-                "and cannot be given back in order; delete that run or the study (tune.storage) and run again."
-            )
-        study.enqueue_trial(json.loads(run.data.tags[TAG_PARAMS]), skip_if_exists=False)
-        suggest(trial := study.ask(), ctx.cfg.families)
-        if run.info.status in ("FINISHED", "RUNNING"):
-            _settle(study, ctx, trial.number, run, trial.params)
-        else:
-            trial.set_user_attr("error", run.data.tags.get(TAG_ERROR, run.info.status))
-            study.tell(trial, state=TrialState.FAIL)
-
-
-def _settle(study: optuna.Study, ctx: TrialContext, number: int, run: Run | None, params: dict) -> None:
-    """Tell an orphan what its FINISHED run recorded; else fail it as died, re-queue it and close its run KILLED."""
-    if run is None or run.info.status != "FINISHED" or tracking.TAG_STATE not in run.data.tags:
-        fail_and_requeue(study, ctx, number, params, DIED)
-        return kill_run(ctx, run.info.run_id if run else None, number, f"{DIED}; parameters re-queued", params)
-    study_storage(study).set_trial_user_attr(trial_id(study.get_trials(deepcopy=False)[number]), "mlflow_run_id", run.info.run_id)
-    if run.data.tags[tracking.TAG_STATE] == "PRUNED":
-        study.tell(number, state=TrialState.PRUNED)
-    else:
-        study.tell(number, json.loads(run.data.tags[TAG_VALUES]))
-
-
-def _runs_by_trial(ctx: TrialContext) -> dict[int, Run]:
-    """The study's trial runs by trial number (the latest when a number has several)."""
-    runs = tracking.find_runs(
-        ctx.tracker(), f"tags.`{tracking.TAG_STUDY}` = '{ctx.study_name}' and tags.`{tracking.TAG_ROLE}` = 'trial'"
-    )
-    return {int(r.data.tags[tracking.TAG_TRIAL]): r for r in sorted(runs, key=lambda r: r.info.start_time)}

@@ -27,10 +27,10 @@ from flows.train import train_flow
 from flows.tune import run as run_tune
 from studies.storage import WORKER_ATTR, build_storage, open_study
 from tasks.provenance import TAG_OWNER
+from tasks.recovery import DIED
 from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, client_for, local_artifact_dir
 from tasks.training import DIED as TRAIN_DIED
 from tasks.training import ROLE_FINAL
-from tasks.tuning import DIED
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tunedag.config import load_config

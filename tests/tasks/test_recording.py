@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from runners import Limits, make_runner
 from studies.storage import WORKER_ATTR, build_storage
+from tasks.recovery import recover_orphan_trials
 from tasks.tracking import (
     MODEL_ARTIFACT,
     TAG_STATE,
@@ -28,7 +29,6 @@ from tasks.tuning import (
     TAG_VALUES,
     TrialContext,
     record,
-    recover_orphan_trials,
     run_trial,
     start_runner,
     start_trial,
@@ -223,8 +223,8 @@ def test_a_trial_whose_runner_the_stop_closed_before_its_submit_comes_back_inter
 
 def test_a_pipeline_run_left_running_is_closed_with_why_only_when_its_process_is_gone(cfg):
     from tasks.provenance import TAG_OWNER
+    from tasks.recovery import DIED, close_stale_parents, owner_tag
     from tasks.tracking import TAG_ROLE, start_run
-    from tasks.tuning import DIED, close_stale_parents, owner_tag
 
     tracker = open_tracker(cfg.tracking)
     tags = {TAG_STUDY: "s", TAG_ROLE: "pipeline"}
