@@ -79,13 +79,15 @@ def execute(
     check: Callable[[Config], None] | None = None,
     debug: bool = False,
     prefect_api: bool = False,
+    trial_runner: bool = False,
 ) -> int:
     """Load and validate the config once, `check(cfg)`, run; 0 on success, 2 on a TunedagError (one paragraph), 130 when interrupted.
 
     `run` is the function, or `"module:function"` imported only after the config and the check
     passed (a refusal comes before the flow's imports). With `prefect_api`, the run uses the
     project's Prefect server (services.prefect_api) unless Prefect's settings name an API; it is
-    launched before the flow's imports so that both proceed at once.
+    launched before the flow's imports so that both proceed at once. With `trial_runner` (a flow that runs
+    trials), the trial runner (`runners.starting.start_runner`) starts then too, and `run(cfg, runner)` gets it.
     """
     # MLflow's usage telemetry writes an installation id under ~/.config and reports usage over the network: outside
     # the project, so off unless the user set MLFLOW_DISABLE_TELEMETRY (Prefect's analytics and DVC's are off too).
@@ -97,12 +99,12 @@ def execute(
         cfg = load_config(params, parse_overrides(overrides))
         if check is not None:
             check(cfg)
-        with _project_api(prefect_api) as lease, quiet_refusals(not debug):
+        with _project_api(prefect_api) as lease, quiet_refusals(not debug), _trial_runner(cfg, trial_runner) as runner:
             if isinstance(run, str):
                 module, _, name = run.partition(":")
                 run = getattr(importlib.import_module(module), name)
             with _point_prefect_at(lease):
-                run(cfg)
+                run(cfg, runner) if trial_runner else run(cfg)
     except TunedagError as exc:
         return refuse(exc, debug)
     except ServerError as exc:
@@ -143,6 +145,18 @@ def _project_api(wanted: bool) -> Iterator[Lease | None]:
         yield lease
     finally:
         lease.release()
+
+
+@contextmanager
+def _trial_runner(cfg: Config, wanted: bool) -> Iterator[Any]:
+    """The trial runner's future when wanted (its workers import the trial code while the flow's module is imported)."""
+    if not wanted:
+        yield None
+        return
+    from runners.starting import start_runner
+
+    with start_runner(cfg) as runner:
+        yield runner
 
 
 @contextmanager

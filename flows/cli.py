@@ -55,6 +55,8 @@ FLOW_COMMANDS = {
     "worker": ("flows.worker", "run", "Join the running study (same params.yaml) and run its trials until the budget is used."),
 }
 
+TRIAL_FLOWS = {"flows.tune", "flows.worker"}  # their `run(cfg, runner)` takes the trial runner the command starts early
+
 
 @app.callback()
 def options(
@@ -79,7 +81,15 @@ def _flow_command(module: str, name: str):
 
     def command(ctx: typer.Context, params: Params = "params.yaml", overrides: Overrides = None) -> None:
         raise typer.Exit(
-            execute(f"{module}:{name}", params, overrides or [], check=CHECKS.get(module), debug=_debug(ctx), prefect_api=True)
+            execute(
+                f"{module}:{name}",
+                params,
+                overrides or [],
+                check=CHECKS.get(module),
+                debug=_debug(ctx),
+                prefect_api=True,
+                trial_runner=module in TRIAL_FLOWS,
+            )
         )
 
     return command

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 
 import optuna
@@ -20,6 +20,7 @@ from prefect.utilities.annotations import quote
 from compat.optuna import study_storage, trial_id
 from flows._inputs import tune_inputs
 from reporting.render import format_progress
+from runners.starting import runner_for, start_runner
 from studies.retune import plan_run
 from studies.seeding import enqueue_manual, warm_start
 from studies.storage import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
@@ -43,7 +44,7 @@ def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | 
     """Tune until the study holds `tune.n_trials` finished trials (or a stop rule fires); return the summary.
 
     `checked_version`: the caller has checked the inputs (`flows._inputs.tune_inputs`) and this is the data
-    version it returned. `runner`: a future of the trial runner the caller started (`tasks.tuning.start_runner`).
+    version it returned. `runner`: a future of the trial runner the caller started (`runners.starting.start_runner`).
     """
     data_version = checked_version or tune_inputs(cfg)
     tracker = open_tracker(cfg.tracking)
@@ -102,7 +103,7 @@ def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | 
 
 
 def task_runner(cfg: Config) -> ThreadPoolTaskRunner:
-    """Prefect's task runner for the trial tasks: threads that wait on the trial runner (`tasks.tuning.runner_for`)."""
+    """Prefect's task runner for the trial tasks: threads that wait on the trial runner (`runners.starting.runner_for`)."""
     return ThreadPoolTaskRunner(max_workers=cfg.tune.parallelism + 1)
 
 
@@ -118,7 +119,7 @@ def drive_trials(study: optuna.Study, ctx: TrialContext, runner: Future | None =
     prune = tune.fidelity.kind != "none" and len(tune.directions) == 1
     running: dict[Future, tuple[optuna.Trial, Future, str]] = {}  # wrapped future -> (trial, its task run, its MLflow run)
     failures, halt, beaten = 0, None, time.monotonic()
-    with _stop_on_signals(ctx.stop), runner.result() if runner else tuning.runner_for(ctx.cfg) as started:
+    with _stop_on_signals(ctx.stop), runner.result() if runner else runner_for(ctx.cfg) as started:
         ctx = replace(ctx, runner=started)
         started.ship(ctx.cfg.paths.prepared)  # a Dask cluster's workers get the prepared data once, not from this disk
         while True:
@@ -242,15 +243,15 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def run(cfg: Config) -> dict:
-    """Run the tune flow (the CLI's `tune`).
+def run(cfg: Config, runner: Future | None = None) -> dict:
+    """Run the tune flow (the CLI's `tune`) on `runner` (`runners.starting.start_runner`'s future; else one started here).
 
     A new study (new data or config) is warm-started from the previous study's best trials as
     `schedule.warm_start_top_k` says; `schedule.on_same_data` is left to the pipeline flow.
     """
     require_prepared(cfg.paths.prepared)
     cfg = plan_run(cfg, file_md5(cfg.paths.prepared), same_data_rule=False).cfg
-    with tuning.start_runner(cfg) as runner:  # the trial workers start while the inputs are checked and the flow run begins
+    with nullcontext(runner) if runner else start_runner(cfg) as runner:  # its workers start while the inputs are checked
         version = tune_inputs(cfg)  # bad input refused before the flow run: one paragraph, no flow run failing with its traceback
         return tune_flow.with_options(task_runner=task_runner(cfg))(cfg, version, runner)
 

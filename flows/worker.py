@@ -6,15 +6,17 @@ Any number run with the same params.yaml (on other machines: a PostgreSQL `tune.
 from __future__ import annotations
 
 from concurrent.futures import Future
+from contextlib import nullcontext
 
 from prefect import flow
 
 from flows._inputs import tune_inputs
 from flows.tune import drive_trials, task_runner
+from runners.starting import start_runner
 from studies.storage import PARENT_RUN_ATTR, close_study, join_study
 from tasks.recovery import recover_orphan_trials
 from tasks.tracking import open_tracker
-from tasks.tuning import TrialContext, lineage_tags, start_runner
+from tasks.tuning import TrialContext, lineage_tags
 from tunedag.config import Config
 from tunedag.errors import TunedagError
 
@@ -38,9 +40,9 @@ def worker_flow(cfg: Config, runner: Future | None = None) -> str:
         close_study(study)
 
 
-def run(cfg: Config) -> str:
-    """Run the worker flow (the CLI's `worker`); its trial workers start while the flow run begins."""
-    with start_runner(cfg) as runner:
+def run(cfg: Config, runner: Future | None = None) -> str:
+    """Run the worker flow (the CLI's `worker`) on `runner` (`runners.starting.start_runner`'s future; else one started here)."""
+    with nullcontext(runner) if runner else start_runner(cfg) as runner:
         return worker_flow.with_options(task_runner=task_runner(cfg))(cfg, runner)
 
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import optuna
@@ -21,21 +18,18 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from compat.optuna import study_storage, trial_id
-from runners import Limits, Runner, TrialLimitExceeded, default_threads, make_runner
+from runners import Runner, TrialLimitExceeded
 from tasks import tracking
 from tasks.outputs import close_unrecorded
 from tasks.provenance import git_commit, prefect_flow_run_id
 from tasks.trial_worker import JobResult, TrialJob, discard, run_job
 from tunedag.config import Config
-from tunedag.estimators import is_torch_estimator
 from tunedag.selection import score_prefix
 from tunedag.space import is_complete
 
 TAG_VALUES = "tunedag.values"  # the objective values told to Optuna, as JSON: what a recovery tells again
 TAG_PARAMS = "tunedag.params"  # the trial's parameters with their types, as JSON
 TAG_ERROR = "tunedag.error"
-PRELOAD = ("tasks.trial_worker", "mlflow.sklearn", "modelio.skops_io")  # what the forkserver imports once
-NETS_PRELOAD = ("tunedag.nets", "mlflow.pytorch")  # torch itself, for studies of networks
 INTERRUPTED = "interrupted: stopped by Ctrl-C or SIGTERM; parameters re-queued"
 
 
@@ -67,29 +61,6 @@ def lineage_tags(study_name: str, data_version: str) -> dict[str, str]:
         tracking.TAG_GIT: git_commit(),
         tracking.TAG_FLOW_RUN: prefect_flow_run_id(),
     }
-
-
-def runner_for(cfg: Config) -> Runner:
-    """The runner `tune.runner.kind` and `tune.executor` name, with the trial limits and the trial code preloaded."""
-    tune = cfg.tune
-    limits = Limits(default_threads(tune.parallelism, tune.threads_per_trial), tune.trial_timeout, tune.trial_memory_mb)
-    nets = any(f.estimator and is_torch_estimator(f.estimator) for f in cfg.families.values())
-    kind = "dask" if tune.runner.kind == "dask" else tune.executor
-    return make_runner(kind, tune.parallelism, limits, PRELOAD + (NETS_PRELOAD if nets else ()), tune.runner.address)
-
-
-@contextmanager
-def start_runner(cfg: Config) -> Iterator[Future]:
-    """A future of `runner_for(cfg)`, started in a thread (its workers import the trial code meanwhile); closed on the way out."""
-    starting = ThreadPoolExecutor(1, thread_name_prefix="tunedag-runner")
-    runner = starting.submit(runner_for, cfg)
-    starting.shutdown(wait=False)
-    try:
-        yield runner
-    except BaseException:
-        runner.result().close(cancel=True)
-        raise
-    runner.result().close()
 
 
 def start_trial(ctx: TrialContext, trial: optuna.Trial, params: dict, prune: bool) -> tuple[str, TrialJob]:

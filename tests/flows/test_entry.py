@@ -92,3 +92,38 @@ def test_the_tunedag_command_imports_neither_prefect_nor_mlflow_nor_sklearn_befo
     code = "import sys, json, flows.cli; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'mlflow', 'sklearn', 'optuna'})))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+def test_a_trial_flow_gets_the_runner_started_before_its_module_is_imported_and_closed_cancelling_on_a_refusal(
+    project, monkeypatch, capsys
+):
+    """`tunedag tune` / `worker`: the trial workers start once the checks pass, while the flow's module is imported."""
+    import sys
+    from contextlib import contextmanager
+
+    events = []
+
+    @contextmanager
+    def start_runner(cfg):
+        events.append("runner started")
+        try:
+            yield "the runner's future"
+        except BaseException as exc:
+            events.append(f"closed on {type(exc).__name__}")
+            raise
+
+    class Flow:  # a flow module: importing it is an event
+        def __getattr__(self, name):
+            if name != "run":
+                raise AttributeError(name)
+            events.append("flow module imported")
+            return lambda cfg, runner: (events.append(runner), (_ for _ in ()).throw(TunedagError("refused in the flow")))
+
+    monkeypatch.setattr("runners.starting.start_runner", start_runner)
+    monkeypatch.setitem(sys.modules, "flows.probe_stage", Flow())
+    assert _cli.execute("flows.probe_stage:run", "params.yaml", [], trial_runner=True) == 2
+    assert events == ["runner started", "flow module imported", "the runner's future", "closed on TunedagError"]
+    assert "refused in the flow" in capsys.readouterr().err
+    events.clear()
+    assert _cli.execute("flows.probe_stage:run", "params.yaml", ["model.estimator=sklearn.nope.Thing"], trial_runner=True) == 2
+    assert events == [], "bad input: no runner started"

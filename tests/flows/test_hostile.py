@@ -365,7 +365,7 @@ def test_the_temporary_prefect_server_of_a_stage_run_listens_on_localhost_only(t
 
 
 def test_the_local_dask_cluster_listens_on_localhost_only(make_config):
-    from tasks.tuning import runner_for
+    from runners.starting import runner_for
 
     cfg = make_config(**{"tune.runner": {"kind": "dask"}, "tune.parallelism": 1})
     before = _listening(os.getpid())  # the session's Prefect test server among them

@@ -12,6 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from runners import Limits, make_runner
+from runners.starting import start_runner
 from studies.storage import WORKER_ATTR, build_storage
 from tasks.recovery import recover_orphan_trials
 from tasks.tracking import (
@@ -30,7 +31,6 @@ from tasks.tuning import (
     TrialContext,
     record,
     run_trial,
-    start_runner,
     start_trial,
 )
 from tunedag.config import load_config
@@ -197,7 +197,7 @@ def test_the_runner_starts_beside_the_caller_and_is_closed_cancelling_on_an_erro
         def close(self, cancel=False):
             closed.append(cancel)
 
-    monkeypatch.setattr("tasks.tuning.runner_for", lambda cfg: (time.sleep(0.3), Started())[1])
+    monkeypatch.setattr("runners.starting.runner_for", lambda cfg: (time.sleep(0.3), Started())[1])
     with start_runner(cfg) as runner:
         assert not runner.done(), "the caller goes on while the workers start"
         assert isinstance(runner.result(), Started)
