@@ -27,6 +27,9 @@ from tunedag.errors import TunedagError
 if TYPE_CHECKING:
     from tunedag.config import Config  # imports scikit-learn (2 s): loaded when a config is, not for `--help`
 
+# The flows whose `run(cfg, runner)` takes the trial runner `execute` starts before importing them.
+TRIAL_FLOWS = frozenset({"flows.tune", "flows.worker"})
+
 # Prefect's loggers that report a failed flow or task run with its traceback.
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
@@ -68,7 +71,15 @@ def main(run: Callable[[Config], Any], description: str, argv: list[str] | None 
     module = getattr(getattr(run, "fn", run), "__module__", None)  # a Prefect flow keeps its function as `fn`
     if module == "__main__":  # python -m flows.<stage>
         module = getattr(sys.modules["__main__"].__spec__, "name", None)
-    return execute(run, args.params, args.overrides, check=CHECKS.get(module), debug=args.debug, prefect_api=True)
+    return execute(
+        run,
+        args.params,
+        args.overrides,
+        check=CHECKS.get(module),
+        debug=args.debug,
+        prefect_api=True,
+        trial_runner=module in TRIAL_FLOWS,
+    )
 
 
 def execute(

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from flows._cli import execute
+from flows._cli import TRIAL_FLOWS, execute
 from flows._inputs import CHECKS
 
 HELP = (
@@ -54,8 +54,6 @@ FLOW_COMMANDS = {
     "report": ("flows.report", "run", "Stage 5: the study report (figures, DVC plots, reports/study/index.html)."),
     "worker": ("flows.worker", "run", "Join the running study (same params.yaml) and run its trials until the budget is used."),
 }
-
-TRIAL_FLOWS = {"flows.tune", "flows.worker"}  # their `run(cfg, runner)` takes the trial runner the command starts early
 
 
 @app.callback()
