@@ -232,8 +232,10 @@ class Layers:
 
     def __init__(self, cfg: Any, workdir: Path):
         from runners import Limits, make_runner
-        from tasks.tracking import open_tracker, start_run
-        from tasks.tuning import PRELOAD, TrialContext, lineage_tags
+        from runners.starting import PRELOAD
+        from tracking.runs import start_run
+        from tracking.store import open_tracker
+        from trials.records import TrialContext, lineage_tags
         from tunedag.data import file_md5, load_prepared
 
         self.cfg, self.workdir = cfg, workdir
@@ -261,7 +263,8 @@ class Layers:
 
     def run_trial(self, kind: str, trial: optuna.Trial, params: Params) -> Any:
         """The trial task's own code, called in this thread: create the run, run the job, record the run."""
-        from tasks.tuning import run_trial, start_trial
+        from tasks.tuning import run_trial
+        from trials.records import start_trial
 
         ctx = self.ctx[kind]
         run_id, job = start_trial(ctx, trial, params, False)
@@ -274,19 +277,19 @@ class Layers:
 
     def tracked(self, with_model: bool) -> Callable[[optuna.Trial, Params], float]:
         """MLflow run with params, metrics and tags (and the model folder) through the trial task's own code."""
-        from tasks.trial_worker import JobResult
+        from trials.job import JobResult
         from tunedag.objective import evaluate
 
         ctx = self.ctx["thread"]
 
         def without_model(trial: optuna.Trial, params: Params) -> float:
-            from tasks import tuning
+            from trials import records
 
             started = time.perf_counter()
-            run_id, job = tuning.start_trial(ctx, trial, params, False)
+            run_id, job = records.start_trial(ctx, trial, params, False)
             outcome = evaluate(self.cfg, self.prep, params)
             result = JobResult("COMPLETE", outcome.values, outcome.metrics)
-            tuning.record(
+            records.record(
                 ctx.tracker().client,
                 run_id,
                 job,
@@ -344,7 +347,8 @@ def prefect_layer(cfg: Any, layers: Layers, trials: int, storage: Any) -> Row:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from tasks.tuning import run_trial, start_trial
+    from tasks.tuning import run_trial
+    from trials.records import start_trial
 
     ctx = layers.ctx["process"]
 

@@ -11,7 +11,7 @@ For each task and seed the same seeded study runs three times, differing only in
 
 The loop is the tune flow's, without Prefect or MLflow: study.ask, tunedag.space.suggest,
 tunedag.objective.evaluate with a reporter that calls trial.report(value, step) and
-trial.should_prune() (exactly what tasks.trial_worker._reporter does), then study.tell (PRUNED for a
+trial.should_prune() (exactly what trials.job._reporter does), then study.tell (PRUNED for a
 TrialPruned, as flows.tune does). Sampler and pruner come from tunedag.samplers.build_sampler /
 build_pruner on a Config validated by tunedag.config.Config, so their arguments are the ones a
 params.yaml with these keys gives. With the random sampler every pruner sees the same
@@ -153,7 +153,7 @@ def load_task(task: Task, args: argparse.Namespace) -> Prepared:
 
 
 def optuna_reporter(trial: optuna.Trial) -> Reporter:
-    """What tasks.trial_worker._reporter does, on the in-process trial."""
+    """What trials.job._reporter does, on the in-process trial."""
 
     def report(step: int, value: float) -> bool:
         trial.report(value, step)

@@ -237,8 +237,8 @@ def quiet_refusals(enabled: bool = True) -> Iterator[None]:
 
 
 def _write_failure(exc: BaseException) -> str | None:
-    """Why a run failed on a disk or store that refuses writes (`tasks.outputs.write_failure`), else None."""
-    from tasks.outputs import write_failure
+    """Why a run failed on a disk or store that refuses writes (`stageio.files.write_failure`), else None."""
+    from stageio.files import write_failure
 
     return None if isinstance(exc, (TunedagError, KeyboardInterrupt)) else write_failure(exc)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tasks.outputs import read_json
+from stageio.files import read_json
 
 if TYPE_CHECKING:
     from tunedag.config import Config
@@ -51,7 +51,7 @@ def tune_inputs(cfg: Config) -> str:
     """Refuse what the tune stage (or a worker) cannot run before anything is written; return the data version."""
     from integrity.checks import verify_prepared
     from studies.seeding import check_warm_start_source
-    from tasks.lineage import check_registry_problem
+    from tracking.lineage import check_registry_problem
     from tunedag.data import SPLIT, load_prepared
     from tunedag.errors import TunedagError
     from tunedag.estimators import check_estimator_for_task

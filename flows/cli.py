@@ -229,7 +229,7 @@ def status(ctx: typer.Context, params: Params = "params.yaml", overrides: Overri
     """Where things stand: data version, study progress and best trial, last pipeline run, champion and challenger."""
 
     def show(cfg) -> None:
-        from tasks.status import status_lines
+        from reporting.status import status_lines
 
         print("\n".join(status_lines(cfg)))
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import flow
 
 from integrity.checks import verify_prepared
+from stageio.files import read_json
 from tasks.evaluation import evaluate_final_model
-from tasks.outputs import read_json
 from tasks.promotion import promote_final_model
-from tasks.tracking import open_tracker
+from tracking.store import open_tracker
 from tunedag.config import Config
 
 

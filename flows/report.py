@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from reporting.render import ReportContext, format_summary, trial_counts
-from tasks.outputs import read_json
+from stageio.files import read_json
 from tasks.report import (
     data_facts,
     end_pipeline_run,
@@ -16,7 +16,7 @@ from tasks.report import (
     run_url,
     write_study_report,
 )
-from tasks.tracking import open_tracker
+from tracking.store import open_tracker
 from tunedag.config import Config
 from tunedag.errors import redact
 

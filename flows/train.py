@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow
 
 from integrity.checks import verify_prepared
-from tasks.outputs import read_json
-from tasks.tracking import open_tracker
+from stageio.files import read_json
 from tasks.training import end_final_run, fit_final_model, register_final_model, start_final_run
+from tracking.store import open_tracker
 from tunedag.config import Config
 
 

@@ -24,15 +24,17 @@ from runners.starting import runner_for, start_runner
 from studies.retune import plan_run
 from studies.seeding import enqueue_manual, warm_start
 from studies.storage import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
-from tasks import recovery, tuning
-from tasks.lineage import log_dataset
 from tasks.reports import summarise_study
-from tasks.tracking import TAG_ROLE, log_values, open_tracker, redact, start_run
-from tasks.trial_worker import JobResult
-from tasks.tuning import TrialContext
+from tasks.tuning import run_trial
+from tracking.lineage import log_dataset
+from tracking.runs import TAG_ROLE, log_values, start_run
+from tracking.store import open_tracker
+from trials import records, recovery
+from trials.job import JobResult
+from trials.records import TrialContext
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared, require_prepared
-from tunedag.errors import TunedagError
+from tunedag.errors import TunedagError, redact
 from tunedag.problem import problem_tags, read_problem
 from tunedag.selection import validation_scheme
 from tunedag.space import suggest
@@ -51,7 +53,7 @@ def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | 
     study = open_study(cfg, data_version)
     recovery.close_stale_parents(tracker, study.study_name)
     tags = {
-        **tuning.lineage_tags(study.study_name, data_version),
+        **records.lineage_tags(study.study_name, data_version),
         **problem_tags(read_problem(cfg.paths.prepared)),
         "tunedag.validation": validation_scheme(cfg.data.cv_folds),
     }
@@ -184,15 +186,15 @@ def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) 
         study.tell(trial, state=TrialState.FAIL)
         if fixed:
             study.enqueue_trial(fixed, skip_if_exists=False)
-        tuning.kill_run(ctx, None, trial.number, "not run: the trial budget was filled by other workers")
+        records.kill_run(ctx, None, trial.number, "not run: the trial budget was filled by other workers")
         return None
     params = suggest(trial, ctx.cfg.families)
     try:
-        run_id, job = tuning.start_trial(ctx, trial, params, prune)
+        run_id, job = records.start_trial(ctx, trial, params, prune)
     except Exception as exc:  # the tracking store is down: nothing is run that cannot be recorded
-        tuning.fail_and_requeue(study, ctx, trial.number, params, f"not recorded: MLflow failed ({exc})"[:2000])
+        records.fail_and_requeue(study, ctx, trial.number, params, f"not recorded: MLflow failed ({exc})"[:2000])
         return f"trial {trial.number}'s run could not be created: {exc}"[:2000]
-    task_run = tuning.run_trial.submit(quote(ctx), quote(job), run_id)
+    task_run = run_trial.submit(quote(ctx), quote(job), run_id)
     running[task_run.wrapped_future] = (trial, task_run, run_id)
     return None
 
@@ -213,11 +215,11 @@ def _tell(
     elif result.state == "PRUNED":
         study.tell(trial, state=TrialState.PRUNED)
     elif result.state == "UNRECORDED":
-        tuning.fail_and_requeue(study, ctx, trial.number, trial.params, result.error)
+        records.fail_and_requeue(study, ctx, trial.number, trial.params, result.error)
         return failures, halt or result.error
     elif result.state == "INTERRUPTED" or (ctx.stop.is_set() and "TrialLimitExceeded" in (result.error or "")):
-        tuning.fail_and_requeue(study, ctx, trial.number, trial.params, tuning.INTERRUPTED)
-        tuning.kill_run(ctx, run_id, trial.number, tuning.INTERRUPTED, trial.params)
+        records.fail_and_requeue(study, ctx, trial.number, trial.params, records.INTERRUPTED)
+        records.kill_run(ctx, run_id, trial.number, records.INTERRUPTED, trial.params)
     else:
         trial.set_user_attr("error", result.error)
         study.tell(trial, state=TrialState.FAIL)

@@ -17,7 +17,7 @@ from runners import Limits, Runner, default_threads, make_runner
 if TYPE_CHECKING:
     from tunedag.config import Config
 
-PRELOAD = ("tasks.trial_worker", "mlflow.sklearn", "modelio.skops_io")  # what the forkserver imports once
+PRELOAD = ("trials.job", "mlflow.sklearn", "modelio.skops_io")  # what the forkserver imports once
 NETS_PRELOAD = ("tunedag.nets", "mlflow.pytorch")  # torch itself, for studies of networks
 
 

@@ -11,10 +11,11 @@ from prefect.cache_policies import NO_CACHE
 
 from modelio.mlflow_models import load_torch_model
 from modelio.trust import load_sklearn_model
-from tasks.lineage import log_dataset
-from tasks.outputs import write_json
-from tasks.tracking import Tracker, log_values
+from stageio.files import write_json
 from tasks.training import CUSTOM_RESULT, registered_versions
+from tracking.lineage import log_dataset
+from tracking.runs import log_values
+from tracking.store import Tracker
 from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared
 from tunedag.metrics import score, usable_metrics

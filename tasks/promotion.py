@@ -13,16 +13,16 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.evaluation import load_final_model
-from tasks.lineage import TAG_TRAINING_ROWS, bind_version, record_training_rows, training_rows
-from tasks.tracking import TAG_DATA_VERSION, Tracker, absolute_uri, log_values
 from tasks.training import registered_versions
+from tracking.lineage import TAG_TRAINING_ROWS, bind_version, record_training_rows, training_rows
+from tracking.runs import TAG_DATA_VERSION, TAG_PROMOTION, log_values
+from tracking.store import Tracker, absolute_uri
 from tunedag.config import Config
 from tunedag.data import Prepared, file_md5, load_prepared
 from tunedag.metrics import score
 from tunedag.problem import TAG_PROBLEM, Problem, problem_of
 from tunedag.promotion import CHALLENGER, CHAMPION, Promotion, decide, row_hashes, too_few_unseen, unseen_rows
 
-TAG_PROMOTION = "tunedag.promotion"  # on the version and the pipeline run: the decision's reason, whole
 TAG_ALIAS_AT_THE_TIME = "tunedag.promoted_to_at_the_time"  # on the pipeline run; the registry says where the alias is now
 
 

@@ -12,8 +12,8 @@ from prefect.cache_policies import NO_CACHE
 
 from reporting import render as report
 from studies.storage import build_storage
-from tasks.lineage import data_name
-from tasks.tracking import Tracker
+from tracking.lineage import data_name
+from tracking.store import Tracker
 from tunedag.config import Config
 from tunedag.errors import TunedagError
 from tunedag.problem import read_problem

@@ -10,8 +10,9 @@ from optuna.trial import TrialState
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.outputs import write_csv, write_json
-from tasks.tracking import Tracker, log_values
+from stageio.files import write_csv, write_json
+from tracking.runs import log_values
+from tracking.store import Tracker
 from tunedag.config import Config
 from tunedag.metrics import METRICS
 from tunedag.presets import untuned_family

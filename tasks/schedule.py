@@ -6,11 +6,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from studies.retune import RunPlan, plan_run
-from tasks.tracking import log_values, open_tracker
+from tracking.runs import TAG_PLAN, log_values
+from tracking.store import open_tracker
 from tunedag.config import Config
 from tunedag.data import file_md5
-
-TAG_PLAN = "tunedag.plan"  # on the pipeline run: resumed, more trials, or warm-started from which study and why
 
 
 @task(cache_policy=NO_CACHE)

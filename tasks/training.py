@@ -11,17 +11,9 @@ from prefect.exceptions import TerminationSignal
 
 from modelio.mlflow_models import save_model
 from studies.storage import process_alive, worker_id
-from tasks.provenance import TAG_OWNER, git_commit
-from tasks.tracking import (
-    TAG_DATA_VERSION,
-    TAG_GIT,
-    TAG_ROLE,
-    TAG_STATE,
-    TAG_STUDY,
-    Tracker,
-    find_runs,
-    start_run,
-)
+from tracking.provenance import TAG_OWNER, git_commit
+from tracking.runs import TAG_DATA_VERSION, TAG_GIT, TAG_ROLE, TAG_STATE, TAG_STUDY, start_run
+from tracking.store import Tracker, find_runs
 from tunedag.config import Config
 from tunedag.custom import final_run
 from tunedag.data import file_md5, load_prepared

@@ -1,77 +1,17 @@
-"""Tuning tasks: one trial as a Prefect task and its MLflow run (the repair of what dead processes left: tasks.recovery).
-
-A trial's order of record: evaluate, save the model (the job, on the runner), write its MLflow run
-(this task, in the flow's process), then tell Optuna (the trial loop). So a trial Optuna holds as
-COMPLETE always has its FINISHED run and model, whenever the process is killed.
-"""
+"""The trial as a Prefect task: run its job on the runner, then write its MLflow run (trials.records)."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-import optuna
-from optuna.trial import TrialState
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from compat.optuna import study_storage, trial_id
-from runners import Runner, TrialLimitExceeded
-from tasks import tracking
-from tasks.outputs import close_unrecorded
-from tasks.provenance import git_commit, prefect_flow_run_id
-from tasks.trial_worker import JobResult, TrialJob, discard, run_job
-from tunedag.config import Config
-from tunedag.selection import score_prefix
-from tunedag.space import is_complete
-
-TAG_VALUES = "tunedag.values"  # the objective values told to Optuna, as JSON: what a recovery tells again
-TAG_PARAMS = "tunedag.params"  # the trial's parameters with their types, as JSON
-TAG_ERROR = "tunedag.error"
-INTERRUPTED = "interrupted: stopped by Ctrl-C or SIGTERM; parameters re-queued"
-
-
-@dataclass(frozen=True)
-class TrialContext:
-    """What every trial task needs: references, the runner its job goes to, and the loop's stop flag."""
-
-    cfg: Config
-    data_version: str
-    experiment_id: str
-    parent_run_id: str
-    study_name: str
-    tags: dict[str, str]
-    runner: Runner | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def tracker(self) -> tracking.Tracker:
-        return tracking.Tracker(tracking.client_for(self.cfg.tracking.uri), self.experiment_id)
-
-    def trial_tags(self, number: int) -> dict[str, str]:
-        return {**self.tags, tracking.TAG_TRIAL: str(number), tracking.TAG_ROLE: "trial"}
-
-
-def lineage_tags(study_name: str, data_version: str) -> dict[str, str]:
-    """Tags linking a run to its study, data version, code version and Prefect flow run."""
-    return {
-        tracking.TAG_STUDY: study_name,
-        tracking.TAG_DATA_VERSION: data_version,
-        tracking.TAG_GIT: git_commit(),
-        tracking.TAG_FLOW_RUN: prefect_flow_run_id(),
-    }
-
-
-def start_trial(ctx: TrialContext, trial: optuna.Trial, params: dict, prune: bool) -> tuple[str, TrialJob]:
-    """Create the trial's run; its id and the trial's job (its model saved into the run's folder when that is on this disk)."""
-    run = tracking.create_run(ctx.tracker(), f"trial-{trial.number}", ctx.trial_tags(trial.number), ctx.parent_run_id)
-    folder = tracking.local_artifact_dir(run.info.artifact_uri)
-    model_dir = (
-        str(folder / tracking.MODEL_ARTIFACT) if folder else f"runs:/{run.info.run_id}/{tracking.MODEL_ARTIFACT}"
-    )  # uploaded by the worker
-    job = TrialJob(ctx.cfg, ctx.data_version, ctx.study_name, trial_id(trial), trial.number, params, prune, model_dir)
-    return run.info.run_id, job
+from runners import TrialLimitExceeded
+from tracking.runs import close_unrecorded
+from trials.job import JobResult, TrialJob, discard, run_job
+from trials.records import INTERRUPTED, TrialContext, record
 
 
 @task(cache_policy=NO_CACHE, task_run_name="trial-{job.number}")
@@ -96,37 +36,3 @@ def run_trial(ctx: TrialContext, job: TrialJob, run_id: str) -> JobResult:
     finally:
         discard(job, result)
     return replace(result, seconds=seconds)
-
-
-def record(client, run_id: str, job: TrialJob, result: JobResult, seconds: float) -> None:
-    """Write the finished trial to its run (model, params, metrics with steps, tags) in one batch, then close it."""
-    metrics, tags = {"trial_seconds": seconds}, {tracking.TAG_STATE: result.state, TAG_PARAMS: json.dumps(job.params)}
-    if result.state == "COMPLETE":
-        if result.model_dir and result.model_dir != job.model_dir:
-            client.log_artifacts(run_id, result.model_dir, tracking.MODEL_ARTIFACT)
-        metrics |= {f"{score_prefix(job.cfg.data.cv_folds)}_{k}": v for k, v in result.metrics.items()}
-        tags |= {"tunedag.objective": job.cfg.tune.metric, TAG_VALUES: json.dumps(result.values)}
-    elif result.state == "PRUNED":
-        metrics["pruned_at_step"] = result.pruned_at
-    else:
-        tags |= {TAG_ERROR: (result.error or "")[:5000], "tunedag.traceback": (result.traceback or "")[-5000:]}
-    tracking.log_values(client, run_id, params=job.params, metrics=metrics, tags=tags, steps=result.steps, first_step=1)
-    client.set_terminated(run_id, status="FINISHED" if result.state in ("COMPLETE", "PRUNED") else "FAILED")  # UNRECORDED too
-
-
-def fail_and_requeue(study: optuna.Study, ctx: TrialContext, number: int, params: dict, error: str) -> None:
-    """Fail a trial that did not run to its end (not a genuine failure) and queue its parameters again."""
-    study_storage(study).set_trial_user_attr(trial_id(study.get_trials(deepcopy=False)[number]), "error", error)
-    study.tell(number, state=TrialState.FAIL)
-    if is_complete(params, ctx.cfg.families):  # one killed while its parameters were sampled has nothing to re-run
-        study.enqueue_trial(params, user_attrs={"requeued_from": number}, skip_if_exists=False)
-
-
-def kill_run(
-    ctx: TrialContext, run_id: str | None, number: int, reason: str, params: dict | None = None, status: str = "KILLED"
-) -> None:
-    """Close the run of a trial Optuna holds as failed with the reason and its parameters (creating the run when it had none)."""
-    tracker = ctx.tracker()
-    run_id = run_id or tracking.start_run(tracker, f"trial-{number}", ctx.trial_tags(number), ctx.parent_run_id)
-    tracking.log_values(tracker.client, run_id, params=params, tags={tracking.TAG_STATE: "FAIL", TAG_ERROR: reason[:5000]})
-    tracker.client.set_terminated(run_id, status=status)

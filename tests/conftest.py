@@ -23,7 +23,7 @@ def empty_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Callable[[st
     """Put a copy of an empty MLflow SQLite store, its tables already created, where a `sqlite:///` URI points.
 
     Creating the tables runs MLflow's migrations: 2-4 s of CPU per new store, against a few ms for a copy. For
-    tests whose subject is what gets recorded, not how a new store is made (tests/tasks/test_tracking_store.py
+    tests whose subject is what gets recorded, not how a new store is made (tests/tracking/test_store.py
     and the end-to-end runs create theirs).
     """
     from mlflow import MlflowClient

@@ -115,7 +115,9 @@ def default_run(prefect_server, tmp_path_factory: pytest.TempPathFactory) -> Def
     import optuna
 
     from flows.pipeline import pipeline_flow
-    from tasks.tracking import MODEL_ARTIFACT, client_for, local_artifact_dir
+    from modelio.mlflow_models import MODEL_ARTIFACT
+    from tracking.runs import local_artifact_dir
+    from tracking.store import client_for
 
     project = copy_project(tmp_path_factory.mktemp("default-run"))
     cfg = load_config(write_params(project, DEFAULT_RUN))
@@ -150,7 +152,7 @@ def make_config(project: Path, empty_mlflow_store: Callable[[str], None]) -> Cal
 
     A local MLflow store the config names starts as a copy of an empty one (tests/conftest.py): MLflow's
     migrations of a new store are made by the shared default run, the DVC and subprocess tests, and
-    tests/tasks/test_tracking_store.py.
+    tests/tracking/test_store.py.
     """
 
     def make(**overrides: Any) -> Config:

@@ -9,7 +9,8 @@ import optuna
 from optuna.trial import TrialState
 
 from studies.storage import build_storage
-from tasks.tracking import TAG_ROLE, TAG_STUDY, TAG_TRIAL, client_for
+from tracking.runs import TAG_ROLE, TAG_STUDY, TAG_TRIAL
+from tracking.store import client_for
 from tunedag.config import Config
 
 

@@ -7,8 +7,8 @@ from optuna.trial import TrialState
 
 from flows.prepare import prepare_flow
 from flows.tune import tune_flow
-from tasks.tracking import TAG_TRIAL
 from tests.flows.ledger import check_ledger, study_runs
+from tracking.runs import TAG_TRIAL
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

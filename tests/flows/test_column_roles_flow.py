@@ -12,10 +12,10 @@ import yaml
 
 from flows.pipeline import pipeline_flow
 from tasks.evaluation import load_final_model
-from tasks.promotion import TAG_PROMOTION
-from tasks.tracking import absolute_uri, client_for
 from tests.flows.conftest import refused_by_run
 from tests.support.tables import churn_table, write_csv
+from tracking.runs import TAG_PROMOTION
+from tracking.store import absolute_uri, client_for
 from tunedag.config import load_config
 from tunedag.data import SPLIT, ColumnWarning, file_md5, load_prepared
 from tunedag.metrics import score

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from flows.prepare import prepare_flow
-from tasks.tracking import client_for
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tests.flows.services import free_port, start_mlflow_server, stop
+from tracking.store import client_for
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]

@@ -19,12 +19,14 @@ from optuna.trial import TrialState
 from flows._cli import execute
 from flows.prepare import prepare_flow
 from flows.tune import run as tune_command
+from modelio.mlflow_models import MODEL_ARTIFACT
 from modelio.skops_io import skops_io
+from stageio.files import write_failure
 from studies.storage import build_storage
-from tasks.outputs import write_failure
-from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, client_for
 from tests.flows.conftest import SHRINK
 from tests.flows.ledger import check_ledger, study_runs
+from tracking.runs import TAG_TRIAL
+from tracking.store import client_for
 from tunedag.config import load_config
 
 OVERRIDES = {**SHRINK, "tune.executor": "thread", "tune.parallelism": 1, "tune.n_trials": 6}

@@ -7,14 +7,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tasks.tracking import TAG_DATA_VERSION
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, load_study, study_runs
+from tracking.runs import TAG_DATA_VERSION
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -93,7 +94,11 @@ def test_dvc_repro_runs_the_pipeline_then_does_nothing_then_reruns_only_tuning_a
     assert len(load_study(load_config(project / "params.yaml")).trials) == MORE  # the experiment resumed the same study
 
 
-PACKAGES = ("flows", "tasks", "tunedag", "services", "compat", "runners", "studies", "integrity", "modelio", "reporting")
+# The project's packages, as the install lists them: a new package cannot escape the check.
+PACKAGES = tuple(
+    p.rstrip("*")
+    for p in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+)
 
 
 STAGES = ("prepare", "tune", "train", "evaluate", "report")

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from flows.pipeline import pipeline_flow
-from tasks.tracking import absolute_uri, client_for
 from tests.flows.conftest import refused_by_run
 from tests.flows.ledger import check_ledger
 from tests.support.tables import churn_table, regression_table, write_csv
+from tracking.store import absolute_uri, client_for
 from tunedag.config import load_config
 from tunedag.data import ColumnWarning
 

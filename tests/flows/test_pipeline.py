@@ -6,8 +6,8 @@ import pytest
 from optuna.trial import TrialState
 
 from flows.pipeline import pipeline_flow
-from tasks.tracking import client_for
 from tests.flows.ledger import check_ledger, study_runs
+from tracking.store import client_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

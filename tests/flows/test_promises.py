@@ -22,11 +22,12 @@ from flows.train import train_flow
 from flows.tune import run as run_tune
 from flows.tune import task_runner, tune_flow
 from modelio.trust import load_sklearn_model
-from tasks.provenance import git_commit
-from tasks.tracking import TAG_FLOW_RUN, TAG_GIT, client_for
 from tasks.training import CUSTOM_RESULT, ROLE_FINAL
 from tests.flows.ledger import check_ledger, load_study, study_runs
 from tests.tunedag.nets.custom_fns import TRAIN_FN
+from tracking.provenance import git_commit
+from tracking.runs import TAG_FLOW_RUN, TAG_GIT
+from tracking.store import client_for
 from tunedag.data import file_md5, load_prepared
 from tunedag.ensemble import build_ensemble
 from tunedag.metrics import score

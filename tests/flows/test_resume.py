@@ -25,14 +25,16 @@ from compat.optuna import study_storage
 from flows.prepare import prepare_flow
 from flows.train import train_flow
 from flows.tune import run as run_tune
+from modelio.mlflow_models import MODEL_ARTIFACT
 from studies.storage import WORKER_ATTR, build_storage, open_study
-from tasks.provenance import TAG_OWNER
-from tasks.recovery import DIED
-from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, client_for, local_artifact_dir
 from tasks.training import DIED as TRAIN_DIED
 from tasks.training import ROLE_FINAL
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
+from tracking.provenance import TAG_OWNER
+from tracking.runs import TAG_TRIAL, local_artifact_dir
+from tracking.store import client_for
+from trials.recovery import DIED
 from tunedag.config import load_config
 from tunedag.data import file_md5
 from tunedag.space import is_complete

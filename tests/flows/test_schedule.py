@@ -18,15 +18,14 @@ from sklearn.datasets import load_breast_cancer
 
 from flows.pipeline import pipeline_flow
 from flows.prepare import prepare_flow
+from reporting.status import status_lines
 from studies.storage import study_name
-from tasks.lineage import check_registry_problem
-from tasks.promotion import TAG_PROMOTION
-from tasks.schedule import TAG_PLAN
-from tasks.status import status_lines
-from tasks.tracking import absolute_uri, client_for
 from tests.flows.conftest import SHRINK
 from tests.flows.ledger import load_study, study_runs
 from tests.flows.services import free_port, stop
+from tracking.lineage import check_registry_problem
+from tracking.runs import TAG_PLAN, TAG_PROMOTION
+from tracking.store import absolute_uri, client_for
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_prepared
 from tunedag.errors import TunedagError

@@ -12,8 +12,8 @@ from optuna.trial import TrialState
 from flows.pipeline import pipeline_flow
 from flows.prepare import prepare_flow
 from flows.tune import run as run_tune
-from tasks.tracking import client_for
 from tests.flows.ledger import check_ledger, load_study, study_runs
+from tracking.store import client_for
 from tunedag.data import file_md5, load_prepared
 from tunedag.objective import evaluate
 from tunedag.samplers import build_sampler

@@ -11,9 +11,10 @@ import pytest
 from optuna.trial import TrialState
 
 from flows.pipeline import pipeline_flow
-from tasks.tracking import TAG_TRIAL, absolute_uri, client_for
 from tests.flows.conftest import REPO
 from tests.flows.ledger import check_ledger, load_study, study_runs
+from tracking.runs import TAG_TRIAL
+from tracking.store import absolute_uri, client_for
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]

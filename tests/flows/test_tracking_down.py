@@ -13,11 +13,13 @@ from optuna.trial import TrialState
 from flows._cli import main
 from flows.prepare import prepare_flow
 from flows.tune import run as run_tune
+from modelio.mlflow_models import MODEL_ARTIFACT
 from studies.storage import build_storage
-from tasks.tracking import MODEL_ARTIFACT, TAG_TRIAL, client_for
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tests.flows.services import start_mlflow_server, stop
+from tracking.runs import TAG_TRIAL
+from tracking.store import client_for
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]

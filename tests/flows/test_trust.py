@@ -12,8 +12,9 @@ from flows.evaluate import evaluate_flow
 from flows.prepare import prepare_flow
 from flows.train import train_flow
 from flows.tune import tune_flow
-from tasks.tracking import TAG_ROLE, TAG_STUDY, client_for
 from tasks.training import FINAL_ARTIFACT, ROLE_FINAL
+from tracking.runs import TAG_ROLE, TAG_STUDY
+from tracking.store import client_for
 from tunedag.promotion import CHAMPION
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -73,7 +74,7 @@ def test_raising_n_trials_through_the_tune_flow_draws_new_configurations(make_co
     more = make_config(tune__sampler={"name": "random"}, tune__n_trials=8)
     tune_flow(more)
 
-    from tasks.outputs import read_json
+    from stageio.files import read_json
     from tasks.report import load_tuned_study
 
     study = load_tuned_study(more, read_json(more.paths.tune_summary, "paths.tune_summary"))

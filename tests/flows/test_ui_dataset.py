@@ -9,11 +9,11 @@ import pytest
 
 from flows.prepare import prepare_flow
 from flows.tune import tune_flow
-from tasks.lineage import data_name
-from tasks.tracking import client_for, open_tracker
 from tests.flows.ledger import load_study, study_runs
 from tests.support.browser import _open, _wait_text, browser, shoot, start_mlflow_ui, stop  # noqa: F401 (fixtures)
 from tests.support.browser import wait_for as _wait_for
+from tracking.lineage import data_name
+from tracking.store import client_for, open_tracker
 from tunedag.problem import read_problem
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]

@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 
 from tasks.report import LOCAL_UI, run_url
-from tasks.tracking import EXPERIMENT_KIND, open_tracker, start_run
 from tests.support.browser import _wait_text, browser, start_mlflow_ui, stop  # noqa: F401 (browser: a fixture)
 from tests.support.browser import wait_for as _wait_for
+from tracking.runs import start_run
+from tracking.store import EXPERIMENT_KIND, open_tracker
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ from flows._cli import execute
 from flows._inputs import CHECKS
 from flows.pipeline import pipeline_flow
 from reporting import render as report
-from tasks.status import status_lines
-from tasks.tracking import EXPERIMENT_KIND, client_for
+from reporting.status import status_lines
 from tests.flows.ledger import load_study, study_runs
+from tracking.store import EXPERIMENT_KIND, client_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

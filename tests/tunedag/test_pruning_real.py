@@ -1,6 +1,6 @@
 """Every pruner of `tune.pruner` prunes for real, under every sklearn fidelity, in a small deterministic study.
 
-The study runs in process as the trial worker drives it (`tasks.trial_worker._reporter`): the
+The study runs in process as the trial worker drives it (`trials.job._reporter`): the
 objective reports each step to the Optuna trial and stops when `should_prune()` says so. A pruner
 that never prunes, or a fidelity whose objective stops reporting, leaves no PRUNED trial and fails here.
 """

@@ -82,7 +82,7 @@ def test_other_ties_go_to_the_lower_validation_log_loss_read_from_the_trial_runs
     """The tie-break reads the score under the name the trial run carries: cv_ (k folds) or val_ (one split)."""
     from mlflow.tracking import MlflowClient
 
-    from tasks.tracking import Tracker
+    from tracking.store import Tracker
 
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"cv_folds": cv_folds})})
 

@@ -15,9 +15,10 @@ from optuna.trial import TrialState
 
 from compat.optuna import study_storage, trial_id
 from studies.storage import owner_alive, process_alive, worker_id
-from tasks import tracking
-from tasks.provenance import TAG_OWNER
-from tasks.tuning import TAG_ERROR, TAG_PARAMS, TAG_VALUES, TrialContext, fail_and_requeue, kill_run
+from tracking.provenance import TAG_OWNER
+from tracking.runs import TAG_ROLE, TAG_STATE, TAG_STUDY, TAG_TRIAL, log_values
+from tracking.store import Tracker, find_runs
+from trials.records import TAG_ERROR, TAG_PARAMS, TAG_VALUES, TrialContext, fail_and_requeue, kill_run
 from tunedag.errors import TunedagError
 from tunedag.space import suggest
 
@@ -29,14 +30,14 @@ def owner_tag() -> dict[str, str]:
     return {TAG_OWNER: worker_id()}
 
 
-def close_stale_parents(tracker: tracking.Tracker, study_name: str) -> None:
+def close_stale_parents(tracker: Tracker, study_name: str) -> None:
     """Close this study's pipeline runs left RUNNING by a process that died: KILLED, with why; a live one's run is left."""
-    for run in tracking.find_runs(
+    for run in find_runs(
         tracker,
-        f"tags.`{tracking.TAG_STUDY}` = '{study_name}' and tags.`{tracking.TAG_ROLE}` = 'pipeline' and attributes.status = 'RUNNING'",
+        f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = 'pipeline' and attributes.status = 'RUNNING'",
     ):
         if not process_alive(run.data.tags.get(TAG_OWNER)):
-            tracking.log_values(tracker.client, run.info.run_id, tags={"tunedag.stop_reason": DIED})
+            log_values(tracker.client, run.info.run_id, tags={"tunedag.stop_reason": DIED})
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
 
 
@@ -85,11 +86,11 @@ def _reconcile(study: optuna.Study, ctx: TrialContext, runs: dict[int, Run]) -> 
 
 def _settle(study: optuna.Study, ctx: TrialContext, number: int, run: Run | None, params: dict) -> None:
     """Tell an orphan what its FINISHED run recorded; else fail it as died, re-queue it and close its run KILLED."""
-    if run is None or run.info.status != "FINISHED" or tracking.TAG_STATE not in run.data.tags:
+    if run is None or run.info.status != "FINISHED" or TAG_STATE not in run.data.tags:
         fail_and_requeue(study, ctx, number, params, DIED)
         return kill_run(ctx, run.info.run_id if run else None, number, f"{DIED}; parameters re-queued", params)
     study_storage(study).set_trial_user_attr(trial_id(study.get_trials(deepcopy=False)[number]), "mlflow_run_id", run.info.run_id)
-    if run.data.tags[tracking.TAG_STATE] == "PRUNED":
+    if run.data.tags[TAG_STATE] == "PRUNED":
         study.tell(number, state=TrialState.PRUNED)
     else:
         study.tell(number, json.loads(run.data.tags[TAG_VALUES]))
@@ -97,7 +98,5 @@ def _settle(study: optuna.Study, ctx: TrialContext, number: int, run: Run | None
 
 def _runs_by_trial(ctx: TrialContext) -> dict[int, Run]:
     """The study's trial runs by trial number (the latest when a number has several)."""
-    runs = tracking.find_runs(
-        ctx.tracker(), f"tags.`{tracking.TAG_STUDY}` = '{ctx.study_name}' and tags.`{tracking.TAG_ROLE}` = 'trial'"
-    )
-    return {int(r.data.tags[tracking.TAG_TRIAL]): r for r in sorted(runs, key=lambda r: r.info.start_time)}
+    runs = find_runs(ctx.tracker(), f"tags.`{TAG_STUDY}` = '{ctx.study_name}' and tags.`{TAG_ROLE}` = 'trial'")
+    return {int(r.data.tags[TAG_TRIAL]): r for r in sorted(runs, key=lambda r: r.info.start_time)}

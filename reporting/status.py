@@ -12,10 +12,9 @@ from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState
 
 from studies.storage import build_storage, study_name
-from tasks.lineage import data_name
-from tasks.promotion import TAG_PROMOTION
-from tasks.schedule import TAG_PLAN
-from tasks.tracking import TAG_ROLE, TAG_STUDY, client_for
+from tracking.lineage import data_name
+from tracking.runs import TAG_PLAN, TAG_PROMOTION, TAG_ROLE, TAG_STUDY
+from tracking.store import client_for
 from tunedag.config import Config
 from tunedag.data import file_md5
 from tunedag.errors import redact

@@ -16,13 +16,14 @@ from sklearn.preprocessing import StandardScaler
 import tasks.promotion as promotion
 from modelio.mlflow_models import save_sklearn_model
 from reporting.render import ReportContext, format_summary
+from reporting.status import status_lines
 from studies.storage import open_study
-from tasks.lineage import TAG_TRAINING_ROWS, check_registry_problem, log_dataset, training_rows
 from tasks.report import data_facts
-from tasks.status import status_lines
-from tasks.tracking import TAG_ROLE, Tracker, open_tracker, start_run
 from tasks.training import FINAL_ARTIFACT, ROLE_FINAL, latest_final_run
 from tests.tunedag.conftest import PARAMS
+from tracking.lineage import TAG_TRAINING_ROWS, check_registry_problem, log_dataset, training_rows
+from tracking.runs import TAG_ROLE, start_run
+from tracking.store import Tracker, open_tracker
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_prepared, prepare, save_prepared
 from tunedag.errors import TunedagError

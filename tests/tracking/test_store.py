@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from tasks.tracking import open_tracker
+from tracking.store import open_tracker
 from tunedag.config import TrackingConfig
 
 

@@ -5,7 +5,7 @@ write, so the test checks that the process survives and says why.
 
 The limit is set with `RLIMIT_FSIZE` in a subprocess (SIGXFSZ ignored, so the write returns the
 error instead of killing the process): the real error travels through skops and MLflow's
-re-raise ("skops does not support custom functions ...") to `tasks.outputs.write_failure`.
+re-raise ("skops does not support custom functions ...") to `stageio.files.write_failure`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
     from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import RandomForestClassifier
     from modelio.trust import skops_trusted_types
-    from tasks.outputs import write_failure
+    from stageio.files import write_failure
     from modelio.mlflow_models import save_sklearn_model, save_torch_model
     from tunedag.nets import TorchClassifier
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.provenance import git_commit
+from tracking.provenance import git_commit
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from tasks.tracking import client_for
+from tracking.store import client_for
 from tunedag.config import Config
 from tunedag.data import SPLIT, Prepared
 from tunedag.errors import TunedagError, redact

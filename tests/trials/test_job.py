@@ -12,7 +12,7 @@ import pytest
 
 from compat.optuna import trial_id
 from studies.storage import build_storage, open_study
-from tasks.trial_worker import TrialJob, discard, run_job
+from trials.job import TrialJob, discard, run_job
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_source, prepare, save_prepared
 
@@ -88,8 +88,8 @@ def test_a_model_needing_a_type_beyond_the_remembered_list_is_saved_after_a_look
     from sklearn.preprocessing import FunctionTransformer
 
     from modelio import mlflow_models
-    from tasks import trial_worker
     from tests.support.misbehaving import shift_features
+    from trials import job as trial_worker
 
     extra = ["tests.support.misbehaving.shift_features"]
     monkeypatch.setattr(mlflow_models, "_TRUSTED", {})

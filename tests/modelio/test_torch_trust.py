@@ -20,8 +20,8 @@ import yaml
 from modelio.mlflow_models import save_torch_model
 from modelio.torch_trust import PICKLE_SWITCH
 from tasks.evaluation import load_final_model
+from tests.modelio.test_torch_models import fitted
 from tests.support.hostile import MARKER_ENV, Tripwire
-from tests.tasks.test_torch_models import fitted
 from tunedag.errors import ConfigError
 
 pytestmark = pytest.mark.filterwarnings("ignore:The given NumPy array is not writable:UserWarning")

@@ -19,9 +19,9 @@ import optuna
 
 from modelio.mlflow_models import MODEL_ARTIFACT, save_model
 from runners.base import default_threads, local_path
+from stageio.files import write_failure
 from studies.storage import build_storage
-from tasks.outputs import write_failure
-from tasks.tracking import client_for
+from tracking.store import client_for
 from tunedag.config import Config
 from tunedag.data import load_prepared
 from tunedag.objective import Reporter, TrialPruned, evaluate

@@ -60,22 +60,3 @@ def write_failure(exc: BaseException) -> str | None:
                 return f"the SQLite store refused a write: {message}"
         exc = exc.__cause__ or exc.__context__
     return None
-
-
-def close_unrecorded(client: Any, run_id: str, error: BaseException) -> str:
-    """The reason a trial's run could not be written, after closing that run KILLED with it if the store still allows.
-
-    A run whose model or record failed on a disk or store that refuses writes (`write_failure`: it
-    answered, with an error) must not stay RUNNING until the next run repairs it. A store that does
-    not answer is not tried again here: its client would retry for minutes.
-    """
-    why = write_failure(error)
-    reason = f"not recorded: MLflow failed ({why or error})"[:2000]
-    if why is None:
-        return reason
-    try:
-        client.set_tag(run_id, "tunedag.error", reason)
-        client.set_terminated(run_id, status="KILLED")
-    except Exception:  # the store takes nothing more: the next run closes it (tasks.recovery.recover_orphan_trials)
-        pass
-    return reason

@@ -1,32 +1,21 @@
-"""MLflow bookkeeping through `MlflowClient` with explicit run ids (safe from worker threads): the experiment, runs, values."""
+"""The MLflow store: one client per store and process (safe from worker threads), the experiment, run searches."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from modelio.mlflow_models import MODEL_ARTIFACT  # noqa: F401  (a run's model artifact path, part of this module's interface)
 from tunedag.config import TrackingConfig
-from tunedag.errors import TunedagError, redact  # noqa: F401  (redact is part of this module's interface)
+from tunedag.errors import TunedagError, redact
 
-TAG_STUDY = "studies.storage"
-TAG_TRIAL = "tunedag.trial"
-TAG_ROLE = "tunedag.role"
-TAG_STATE = "tunedag.state"
-TAG_DATA_VERSION = "tunedag.data_version"
-TAG_GIT = "tunedag.git_commit"
-TAG_FLOW_RUN = "tunedag.prefect_flow_run_id"
 # MLflow 3's mark of a model-training experiment: its UI lists it under Model training and never asks its kind.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
@@ -128,45 +117,6 @@ def _write_ahead_log(db: Path) -> None:
         con.close()
     except sqlite3.Error:  # locked by another writer or read-only: it stays in its journal mode, which also works
         pass
-
-
-def start_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None) -> str:
-    """Create a run (nested under `parent_id` when given) and return its id."""
-    return create_run(tracker, name, tags, parent_id).info.run_id
-
-
-def create_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None) -> Run:
-    """Create a run as `start_run` does and return the MLflow `Run` (its id and artifact URI)."""
-    tags = {MLFLOW_RUN_NAME: name, **tags, **({MLFLOW_PARENT_RUN_ID: parent_id} if parent_id else {})}
-    return tracker.client.create_run(tracker.experiment_id, run_name=name, tags=tags)
-
-
-def local_artifact_dir(artifact_uri: str) -> Path | None:
-    """The folder of a run's artifacts when the store keeps them on this machine's disk, else None."""
-    if artifact_uri.startswith("file:"):
-        from mlflow.utils.file_utils import local_file_uri_to_path
-
-        return Path(local_file_uri_to_path(artifact_uri))
-    if "://" not in artifact_uri and ":" not in artifact_uri.split("/", 1)[0] and Path(artifact_uri).is_absolute():
-        return Path(artifact_uri)
-    return None
-
-
-def log_values(
-    client: MlflowClient,
-    run_id: str,
-    params: dict[str, Any] | None = None,
-    metrics: dict[str, float] | None = None,
-    tags: dict[str, str] | None = None,
-    steps: dict[str, list[float]] | None = None,
-    first_step: int = 0,
-) -> None:
-    """Log params, metrics (each series in `steps` from `first_step` on) and tags in one batched call."""
-    now = int(time.time() * 1000)
-    rows = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
-    rows += [Metric(k, float(v), now, i) for k, series in (steps or {}).items() for i, v in enumerate(series, first_step)]
-    params, tags = [Param(k, str(v)) for k, v in (params or {}).items()], [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-    client.log_batch(run_id, metrics=rows, params=params, tags=tags)
 
 
 def find_runs(tracker: Tracker, filter_string: str) -> list[Run]:

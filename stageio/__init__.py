@@ -1,0 +1,1 @@
+"""Files the stages hand to each other and to DVC, and what a refused write means."""
