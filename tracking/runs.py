@@ -13,7 +13,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from stageio.files import write_failure
 from tracking.store import Tracker
 
-TAG_STUDY = "studies.storage"
+TAG_STUDY = "tunedag.study"
 TAG_TRIAL = "tunedag.trial"
 TAG_ROLE = "tunedag.role"
 TAG_STATE = "tunedag.state"
