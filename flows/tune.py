@@ -26,9 +26,9 @@ from studies.seeding import enqueue_manual, warm_start
 from studies.storage import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
 from tasks.reports import summarise_study
 from tasks.tuning import run_trial
-from tracking.lineage import log_dataset
-from tracking.runs import TAG_ROLE, log_values, start_run
+from tracking.runs import log_values
 from tracking.store import open_tracker
+from tracking.study_run import TAG_STOP_REASON, study_run
 from trials import records, recovery
 from trials.job import JobResult
 from trials.records import TrialContext
@@ -57,51 +57,28 @@ def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | 
         **problem_tags(read_problem(cfg.paths.prepared)),
         "tunedag.validation": validation_scheme(cfg.data.cv_folds),
     }
-    parent = start_run(tracker, f"pipeline-{study.study_name}", {**tags, TAG_ROLE: "pipeline", **recovery.owner_tag()})
-    study.set_user_attr(PARENT_RUN_ATTR, parent)  # where workers that join the study nest their trials
+    prepared, stopped = load_prepared(cfg.paths.prepared, data_version), (KeyboardInterrupt, TerminationSignal)
     try:
-        tune, data = cfg.tune, cfg.data
-        params = {
-            "seed": cfg.seed,
-            "estimator": cfg.model.estimator or ",".join(cfg.model.families),
-            "sampler": tune.sampler.name,
-        }
-        params |= {"pruner": tune.pruner.name, "fidelity": tune.fidelity.kind, "n_trials": tune.n_trials, "metric": tune.metric}
-        params |= {"objectives": ",".join(tune.objectives), "parallelism": tune.parallelism, "cv_folds": data.cv_folds}
-        log_values(tracker.client, parent, params={**params, "data_source": data.source})
-        log_dataset(tracker.client, parent, load_prepared(cfg.paths.prepared, data_version), cfg, data_version)
-        ctx = TrialContext(cfg, data_version, tracker.experiment_id, parent, study.study_name, tags)
-        recovery.recover_orphan_trials(study, ctx, whole=True)
-        if warm := warm_start(study, cfg):
-            source = tune.warm_start.study
-            get_run_logger().info(
-                "tunedag: warm start: %d trials queued from the best of study %s (the same problem)", len(warm), source
-            )
-            log_values(
-                tracker.client,
-                parent,
-                tags={"tunedag.warm_start_from": source, "tunedag.warm_start_trials": ",".join(map(str, warm))},
-            )
-        enqueue_manual(study, cfg)
-        reason = drive_trials(study, ctx, runner)
-        log_values(tracker.client, parent, tags={"tunedag.stop_reason": reason})
-        if tally(study).complete == 0:
-            raise TunedagError(
-                f"No trial of study {study.study_name} completed; see the tunedag.error tag on the trial runs in MLflow."
-            )
-        summary = summarise_study(cfg, study, tracker, parent, data_version)
-    except BaseException as exc:
-        stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))
-        try:
-            log_values(tracker.client, parent, tags={"tunedag.stop_reason": "interrupted" if stopped else str(exc)[:5000]})
-            tracker.client.set_terminated(parent, status="KILLED" if stopped else "FAILED")
-        except Exception:  # the store is down: the next run closes it as stale
-            pass
-        raise
+        with study_run(tracker, cfg, study.study_name, prepared, tags, stopped) as parent:
+            study.set_user_attr(PARENT_RUN_ATTR, parent)  # where workers that join the study nest their trials
+            ctx = TrialContext(cfg, data_version, tracker.experiment_id, parent, study.study_name, tags)
+            recovery.recover_orphan_trials(study, ctx, whole=True)
+            if warm := warm_start(study, cfg):
+                source, numbers = cfg.tune.warm_start.study, ",".join(map(str, warm))
+                get_run_logger().info(
+                    "tunedag: warm start: %d trials queued from the best of study %s (the same problem)", len(warm), source
+                )
+                log_values(tracker.client, parent, tags={"tunedag.warm_start_from": source, "tunedag.warm_start_trials": numbers})
+            enqueue_manual(study, cfg)
+            reason = drive_trials(study, ctx, runner)
+            log_values(tracker.client, parent, tags={TAG_STOP_REASON: reason})
+            if tally(study).complete == 0:
+                raise TunedagError(
+                    f"No trial of study {study.study_name} completed; see the tunedag.error tag on the trial runs in MLflow."
+                )
+            return summarise_study(cfg, study, tracker, parent, data_version)
     finally:
         close_study(study)
-    tracker.client.set_terminated(parent, status="FINISHED")
-    return summary
 
 
 def task_runner(cfg: Config) -> ThreadPoolTaskRunner:
@@ -200,13 +177,7 @@ def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) 
 
 
 def _tell(
-    study: optuna.Study,
-    ctx: TrialContext,
-    trial: optuna.Trial,
-    result: JobResult,
-    run_id: str,
-    failures: int,
-    halt: str | None,
+    study: optuna.Study, ctx: TrialContext, trial: optuna.Trial, result: JobResult, run_id: str, failures: int, halt: str | None
 ) -> tuple[int, str | None]:
     """Tell Optuna what the trial task recorded; the failure count and why to halt, updated."""
     trial.set_user_attr("mlflow_run_id", run_id)

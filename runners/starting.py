@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from tunedag.config import Config
 
 PRELOAD = ("trials.job", "mlflow.sklearn", "modelio.skops_io")  # what the forkserver imports once
-NETS_PRELOAD = ("tunedag.nets", "mlflow.pytorch")  # torch itself, for studies of networks
+NETS_PRELOAD = ("tunedag.nets", "mlflow.pytorch", "modelio.torch_models")  # torch itself, for studies of networks
 
 
 def runner_for(cfg: Config) -> Runner:

@@ -9,7 +9,7 @@ from mlflow.models import Model
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from modelio.mlflow_models import load_torch_model
+from modelio.torch_models import load_torch_model
 from modelio.trust import load_sklearn_model
 from stageio.files import write_json
 from tasks.training import CUSTOM_RESULT, registered_versions

@@ -14,7 +14,7 @@ from mlflow.entities import Run
 from optuna.trial import TrialState
 
 from compat.optuna import study_storage, trial_id
-from studies.storage import owner_alive, process_alive, worker_id
+from studies.storage import owner_alive, process_alive
 from tracking.provenance import TAG_OWNER
 from tracking.runs import TAG_ROLE, TAG_STATE, TAG_STUDY, TAG_TRIAL, log_values
 from tracking.store import Tracker, find_runs
@@ -23,11 +23,6 @@ from tunedag.errors import TunedagError
 from tunedag.space import suggest
 
 DIED = "interrupted: the process running it died"
-
-
-def owner_tag() -> dict[str, str]:
-    """The tag naming this process on the pipeline run it keeps RUNNING (what `close_stale_parents` reads)."""
-    return {TAG_OWNER: worker_id()}
 
 
 def close_stale_parents(tracker: Tracker, study_name: str) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from modelio.mlflow_models import load_torch_model, save_torch_model
+from modelio.torch_models import load_torch_model, save_torch_model
 from tunedag.config import DataConfig, PreprocessConfig
 from tunedag.data import load_source, prepare
 from tunedag.errors import ConfigError

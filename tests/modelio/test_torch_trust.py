@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from modelio.mlflow_models import save_torch_model
+from modelio.torch_models import save_torch_model
 from modelio.torch_trust import PICKLE_SWITCH
 from tasks.evaluation import load_final_model
 from tests.modelio.test_torch_models import fitted

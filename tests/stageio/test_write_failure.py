@@ -29,7 +29,8 @@ SCRIPT = textwrap.dedent(
     from sklearn.ensemble import RandomForestClassifier
     from modelio.trust import skops_trusted_types
     from stageio.files import write_failure
-    from modelio.mlflow_models import save_sklearn_model, save_torch_model
+    from modelio.mlflow_models import save_sklearn_model
+    from modelio.torch_models import save_torch_model
     from tunedag.nets import TorchClassifier
 
     out = Path(sys.argv[1])

@@ -223,13 +223,14 @@ def test_a_trial_whose_runner_the_stop_closed_before_its_submit_comes_back_inter
 
 
 def test_a_pipeline_run_left_running_is_closed_with_why_only_when_its_process_is_gone(cfg):
+    from studies.storage import worker_id
     from tracking.provenance import TAG_OWNER
     from tracking.runs import TAG_ROLE, start_run
-    from trials.recovery import DIED, close_stale_parents, owner_tag
+    from trials.recovery import DIED, close_stale_parents
 
     tracker = open_tracker(cfg.tracking)
     tags = {TAG_STUDY: "s", TAG_ROLE: "pipeline"}
-    live = start_run(tracker, "pipeline-live", {**tags, **owner_tag()})  # this process: still running it
+    live = start_run(tracker, "pipeline-live", {**tags, TAG_OWNER: worker_id()})  # this process: still running it
     dead = start_run(tracker, "pipeline-dead", {**tags, TAG_OWNER: DEAD})
     unowned = start_run(tracker, "pipeline-old", tags)  # written before owners were recorded
 
