@@ -50,7 +50,7 @@ class DaskRunner(Runner):
         self._client.subscribe_topic(self._plugin, self._started)
 
     def ship(self, path: Path | str) -> None:
-        name = f"{self._plugin}-file-{len(self._files)}"
+        name = f"{self._plugin}-file-{uuid.uuid4().hex[:12]}"  # unique without the lock: two ships may run at once
         self._client.register_plugin(_File(str(path), Path(path).read_bytes(), self._plugin), name=name)
         with self._lock:
             self._files[str(path)] = name
