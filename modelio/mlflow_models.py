@@ -11,28 +11,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from compat.mlflow import check_requirements_once
+
 MODEL_ARTIFACT = "model"  # the artifact path of a run's model folder
 _TRUSTED: dict[str, list[str]] = {}  # per estimator and extra trusted types: the reviewed skops types seen in this process
-
-_REQUIREMENTS_CHECKED: set[tuple[str, ...]] = set()
-
-
-def _check_requirements_once() -> None:
-    """Let MLflow compare a model's requirements with the installed packages once per process, not per save (60% of its time)."""
-    import mlflow.utils.environment as env
-
-    check = env.warn_dependency_requirement_mismatches
-    if getattr(check, "tunedag_once", False):
-        return
-
-    def once(model_requirements: list[str]) -> None:
-        key = tuple(model_requirements)
-        if key not in _REQUIREMENTS_CHECKED:
-            check(model_requirements)
-            _REQUIREMENTS_CHECKED.add(key)
-
-    once.tunedag_once = True  # type: ignore[attr-defined]
-    env.warn_dependency_requirement_mismatches = once
 
 
 @lru_cache(maxsize=1)
@@ -80,7 +62,7 @@ def save_sklearn_model(model: Any, path: Path, trusted_types: list[str], signatu
 
     import modelio.skops_io  # noqa: F401  (skops without its torch import, before MLflow imports it)
 
-    _check_requirements_once()
+    check_requirements_once()
 
     mlflow.sklearn.save_model(
         model,

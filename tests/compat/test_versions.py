@@ -9,7 +9,7 @@ import pytest
 
 from compat import check_range
 
-MODULES = ["compat.optuna", "compat.skops", "compat.sklearn"]
+MODULES = ["compat.optuna", "compat.skops", "compat.sklearn", "compat.mlflow"]
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -106,3 +106,21 @@ def test_optuna_distribution_contains_answers_inside_outside_and_unknown_choices
     assert distribution_contains(CategoricalDistribution(["a", "b"]), "b")
     with pytest.raises(ValueError):
         distribution_contains(CategoricalDistribution(["a", "b"]), "z")
+
+
+def test_mlflow_requirement_check_runs_once_per_list_through_the_module_global_a_save_calls(tmp_path, monkeypatch):
+    import mlflow.sklearn
+    import mlflow.utils.environment as env
+    from sklearn.dummy import DummyClassifier
+
+    from compat.mlflow import MODULE, check_requirements_once
+
+    assert MODULE == env.__name__
+    calls = []
+    monkeypatch.setattr(env, "warn_dependency_requirement_mismatches", calls.append)  # restored after the test
+    check_requirements_once()
+    model, requirements = DummyClassifier().fit([[0], [1]], [0, 1]), ["scikit-learn", "numpy"]
+    for i in range(3):
+        mlflow.sklearn.save_model(model, str(tmp_path / f"m{i}"), serialization_format="skops", pip_requirements=requirements)
+    env.warn_dependency_requirement_mismatches(["another==1"])
+    assert len(calls) == 2 and calls[1] == ["another==1"], calls  # the save's list once, then the new list
