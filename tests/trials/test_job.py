@@ -8,28 +8,12 @@ from types import SimpleNamespace
 import mlflow
 import optuna
 import pandas as pd
-import pytest
 
 from compat.optuna import trial_id
 from studies.storage import build_storage, open_study
 from trials.job import TrialJob, discard, run_job
 from tunedag.config import load_config
-from tunedag.data import file_md5, load_source, prepare, save_prepared
-
-
-@pytest.fixture
-def cfg(tmp_path: Path):
-    cfg = load_config(
-        "params.yaml",
-        {
-            "paths.prepared": str(tmp_path / "d.parquet"),
-            "tune.storage": str(tmp_path / "s.journal"),
-            "search_space.n_estimators": {"type": "int", "low": 5, "high": 10},
-        },
-    )
-    frame, target = load_source(cfg.data, cfg.seed)
-    save_prepared(prepare(frame, target, cfg.data, cfg.seed, "test"), cfg.paths.prepared, {})
-    return cfg
+from tunedag.data import file_md5
 
 
 def _job(cfg, params, prune=False, trial_id=0, study_name="x") -> TrialJob:

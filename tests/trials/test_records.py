@@ -20,28 +20,10 @@ from tracking.runs import TAG_STATE, TAG_STUDY, TAG_TRIAL, local_artifact_dir
 from tracking.store import find_runs, open_tracker
 from trials.records import INTERRUPTED, TAG_ERROR, TAG_VALUES, TrialContext, record, start_trial
 from trials.recovery import recover_orphan_trials
-from tunedag.config import load_config
-from tunedag.data import file_md5, load_source, prepare, save_prepared
+from tunedag.data import file_md5
 from tunedag.space import suggest
 
 DEAD = f"{socket.gethostname()}:999999999:0"  # a claim by a process that is gone
-
-
-@pytest.fixture
-def cfg(tmp_path: Path):
-    cfg = load_config(
-        "params.yaml",
-        {
-            "paths.prepared": str(tmp_path / "d.parquet"),
-            "tune.storage": str(tmp_path / "s.journal"),
-            "tracking.uri": f"sqlite:///{tmp_path / 'mlruns/mlflow.db'}",
-            "tracking.artifact_root": str(tmp_path / "mlruns/artifacts"),
-            "search_space.n_estimators": {"type": "int", "low": 5, "high": 10},
-        },
-    )
-    frame, target = load_source(cfg.data, cfg.seed)
-    save_prepared(prepare(frame, target, cfg.data, cfg.seed, "test"), cfg.paths.prepared, {})
-    return cfg
 
 
 @pytest.fixture
