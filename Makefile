@@ -32,7 +32,7 @@ stack: install  ## a local PostgreSQL, MLflow server and Dask cluster on 127.0.0
 
 # 3 test processes on 2 cores: the end-to-end tests wait on their subprocesses and servers part of the time.
 # --dist loadfile keeps a file on one process: tests/flows/test_default_run.py's shared pipeline run happens once.
-test: install lint  ## lint, then every test, the slow end-to-end ones included (about 12 minutes on 2 cores)
+test: install lint  ## lint, then every test, the slow end-to-end ones included (about 10 minutes on 2 cores)
 	python -m pytest -q -n 3 --dist loadfile
 
 test-fast: install lint  ## lint, then the tests without the slow end-to-end runs
