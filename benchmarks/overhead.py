@@ -301,7 +301,7 @@ class Layers:
         def with_model_fn(trial: optuna.Trial, params: Params) -> float:
             result = self.run_trial("thread", trial, params)
             assert result.state == "COMPLETE", result.error
-            return result.value
+            return result.values[0]
 
         return with_model_fn if with_model else without_model
 
@@ -309,7 +309,7 @@ class Layers:
         def fn(trial: optuna.Trial, params: Params) -> float:
             result = self.run_trial("process", trial, params)
             assert result.state == "COMPLETE", result.error
-            return result.value
+            return result.values[0]
 
         return fn
 
@@ -358,7 +358,7 @@ def prefect_layer(cfg: Any, layers: Layers, trials: int, storage: Any) -> Row:
             run_id, job = start_trial(ctx, trial, params, False)
             result = run_trial.submit(ctx, job, run_id).result()
             assert result.state == "COMPLETE", result.error
-            return result.value
+            return result.values[0]
 
         return optuna_layer(NAMES["prefect"], cfg, fn, trials, storage)
 
