@@ -18,6 +18,7 @@ Prints CPU milliseconds per save (process time) and the schema's size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -40,7 +41,7 @@ def fitted_model():
     from tunedag.objective import evaluate
 
     defaults = parse_args([])
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):  # a config's paths must lie inside its project
         cfg = load_config(write_config(Path(tmp), "save", trials=1, seed=defaults.seed, cost_ms=0, executor=defaults.executor))
     frame, target = load_source(cfg.data, cfg.seed)
     return cfg, evaluate(cfg, prepare(frame, target, cfg.data, cfg.seed, "iris"), {"a": 1, "b": 2}).model
