@@ -2,9 +2,8 @@
 
 `mlflow.sklearn.save_model` compares the model's pip requirements with the installed packages on every save:
 `mlflow.utils.environment` calls its module global `warn_dependency_requirement_mismatches`, about 60% of a
-small model's save. tunedag's requirements are the
-installed versions (`modelio.mlflow_models.pip_requirements`), so within a process the answer cannot change:
-the check runs once per requirement list.
+small model's save. tunedag's requirements are the installed versions (`modelio.mlflow_models.pip_requirements`),
+so within a process the answer cannot change: the check runs once per requirement list.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from prefect.exceptions import TerminationSignal
 from modelio.mlflow_models import save_model
 from studies.storage import process_alive, worker_id
 from tracking.provenance import TAG_OWNER, git_commit
-from tracking.runs import TAG_DATA_VERSION, TAG_GIT, TAG_ROLE, TAG_STATE, TAG_STUDY, start_run
+from tracking.runs import TAG_DATA_VERSION, TAG_ERROR, TAG_GIT, TAG_ROLE, TAG_STATE, TAG_STUDY, start_run
 from tracking.store import Tracker, find_runs
 from tunedag.config import Config
 from tunedag.custom import final_run
@@ -89,7 +89,7 @@ def start_final_run(tracker: Tracker, summary: dict) -> str:
     )
     for run in find_runs(tracker, stale):
         if not process_alive(run.data.tags.get(TAG_OWNER)):
-            tracker.client.set_tag(run.info.run_id, "tunedag.error", DIED)
+            tracker.client.set_tag(run.info.run_id, TAG_ERROR, DIED)
             tracker.client.set_tag(run.info.run_id, TAG_STATE, "FAIL")
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
     return start_run(
@@ -105,7 +105,7 @@ def end_final_run(tracker: Tracker, run_id: str, exc: BaseException) -> None:
     interrupted = isinstance(exc, (KeyboardInterrupt, TerminationSignal))
     why = "interrupted: stopped by Ctrl-C or SIGTERM" if interrupted else f"{type(exc).__name__}: {exc}"
     try:
-        tracker.client.set_tag(run_id, "tunedag.error", why[:5000])
+        tracker.client.set_tag(run_id, TAG_ERROR, why[:5000])
         tracker.client.set_tag(run_id, TAG_STATE, "FAIL")
         tracker.client.set_terminated(run_id, status="KILLED" if interrupted else "FAILED")
     except Exception:  # the store is down: the next `train` closes the run as stale

@@ -20,6 +20,7 @@ TAG_STATE = "tunedag.state"
 TAG_DATA_VERSION = "tunedag.data_version"
 TAG_GIT = "tunedag.git_commit"
 TAG_FLOW_RUN = "tunedag.prefect_flow_run_id"
+TAG_ERROR = "tunedag.error"  # why a run failed or was killed
 TAG_PLAN = "tunedag.plan"  # on the pipeline run: resumed, more trials, or warm-started from which study and why
 TAG_PROMOTION = "tunedag.promotion"  # on the version and the pipeline run: the decision's reason, whole
 
@@ -75,7 +76,7 @@ def close_unrecorded(client: Any, run_id: str, error: BaseException) -> str:
     if why is None:
         return reason
     try:
-        client.set_tag(run_id, "tunedag.error", reason)
+        client.set_tag(run_id, TAG_ERROR, reason)
         client.set_terminated(run_id, status="KILLED")
     except Exception:  # the store takes nothing more: the next run closes it (trials.recovery.recover_orphan_trials)
         pass

@@ -19,6 +19,7 @@ from modelio.mlflow_models import MODEL_ARTIFACT
 from runners import Runner
 from tracking import runs
 from tracking.provenance import git_commit, prefect_flow_run_id
+from tracking.runs import TAG_ERROR
 from tracking.store import Tracker, client_for
 from trials.job import JobResult, TrialJob
 from tunedag.config import Config
@@ -27,7 +28,6 @@ from tunedag.space import is_complete
 
 TAG_VALUES = "tunedag.values"  # the objective values told to Optuna, as JSON: what a recovery tells again
 TAG_PARAMS = "tunedag.params"  # the trial's parameters with their types, as JSON
-TAG_ERROR = "tunedag.error"
 INTERRUPTED = "interrupted: stopped by Ctrl-C or SIGTERM; parameters re-queued"
 
 

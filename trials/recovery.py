@@ -16,9 +16,10 @@ from optuna.trial import TrialState
 from compat.optuna import study_storage, trial_id
 from studies.storage import owner_alive, process_alive
 from tracking.provenance import TAG_OWNER
-from tracking.runs import TAG_ROLE, TAG_STATE, TAG_STUDY, TAG_TRIAL, log_values
+from tracking.runs import TAG_ERROR, TAG_ROLE, TAG_STATE, TAG_STUDY, TAG_TRIAL, log_values
 from tracking.store import Tracker, find_runs
-from trials.records import TAG_ERROR, TAG_PARAMS, TAG_VALUES, TrialContext, fail_and_requeue, kill_run
+from tracking.study_run import TAG_STOP_REASON
+from trials.records import TAG_PARAMS, TAG_VALUES, TrialContext, fail_and_requeue, kill_run
 from tunedag.errors import TunedagError
 from tunedag.space import suggest
 
@@ -32,7 +33,7 @@ def close_stale_parents(tracker: Tracker, study_name: str) -> None:
         f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = 'pipeline' and attributes.status = 'RUNNING'",
     ):
         if not process_alive(run.data.tags.get(TAG_OWNER)):
-            log_values(tracker.client, run.info.run_id, tags={"tunedag.stop_reason": DIED})
+            log_values(tracker.client, run.info.run_id, tags={TAG_STOP_REASON: DIED})
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
 
 

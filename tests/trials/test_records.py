@@ -16,9 +16,9 @@ from runners import Limits, make_runner
 from runners.starting import start_runner
 from studies.storage import WORKER_ATTR, build_storage
 from tasks.tuning import run_trial
-from tracking.runs import TAG_STATE, TAG_STUDY, TAG_TRIAL, local_artifact_dir
+from tracking.runs import TAG_ERROR, TAG_STATE, TAG_STUDY, TAG_TRIAL, local_artifact_dir
 from tracking.store import find_runs, open_tracker
-from trials.records import INTERRUPTED, TAG_ERROR, TAG_VALUES, TrialContext, record, start_trial
+from trials.records import INTERRUPTED, TAG_VALUES, TrialContext, record, start_trial
 from trials.recovery import recover_orphan_trials
 from tunedag.data import file_md5
 from tunedag.space import suggest
