@@ -101,11 +101,13 @@ class Moments:
         self.trial: int | None = None  # the trial the last moment named
         self.pid = 0  # the stage's process: only what it asked, opened or wrote counts
         self.folder: Path | None = None  # the model folder the model-write moment met
+        self.store: list[tuple[int, int]] = []  # size and mtime of the MLflow store's files, when last looked at
 
     def arm(self) -> None:
         """Note what exists before a stage starts: its trials and pipeline runs are the new ones."""
         self.trials_before = len(self.study.get_trials(deepcopy=False))
         self.pipelines_before = {r.info.run_id for r in study_runs(self.cfg, self.study_name, "pipeline")}
+        self.store = self._store_files()
 
     def _running(self) -> dict[int, optuna.trial.FrozenTrial]:
         """The RUNNING trials this stage's process asked (not those a killed one left RUNNING)."""
@@ -118,6 +120,15 @@ class Moments:
     @staticmethod
     def _model(run) -> Path:
         return local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT
+
+    def _store_files(self) -> list[tuple[int, int]]:
+        db = Path(self.cfg.tracking.uri.removeprefix("sqlite:///"))
+        return [(p.stat().st_size, p.stat().st_mtime_ns) for p in (db, db.with_name(f"{db.name}-wal")) if p.exists()]
+
+    def mlflow_wrote(self) -> bool:
+        """Whether the MLflow store's files changed since `arm` or the last ask: a stat, cheap enough to poll every millisecond."""
+        wrote, self.store = (now := self._store_files()) != self.store, now
+        return wrote
 
     def at_start_up(self) -> str | None:
         """The stage has opened its pipeline run, and asked no trial yet."""
@@ -206,15 +217,20 @@ def _start(project: Path, stage: str) -> subprocess.Popen:
     )
 
 
-def _kill_at(proc: subprocess.Popen, moment, timeout: float = 120) -> str:
+def _kill_at(proc: subprocess.Popen, moment, timeout: float = 120, wrote=None) -> str:
     """Poll `moment` until it names its state, freeze the process group (SIGSTOP), ask it again and SIGKILL the group there.
 
     The state seen with the group frozen is the state the kill met. A state gone by then: SIGCONT, poll on.
+    With `wrote` (a stat of the store, polled every millisecond), the group is frozen after each write and only then
+    asked: a moment shorter than one ask (start-up, on a busy machine) cannot pass between two asks.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the stage ended before the moment came (exit {proc.returncode})"
-        if moment():
+        if wrote is not None and not wrote():
+            time.sleep(0.001)
+            continue
+        if wrote is not None or moment():
             os.killpg(proc.pid, signal.SIGSTOP)
             frozen = time.monotonic() + 5
             while not _group_stopped(proc.pid) and time.monotonic() < frozen:
@@ -263,7 +279,8 @@ def test_kill_9_at_five_moments_then_rerun_loses_and_duplicates_nothing(project)
         watch.arm()
         proc = _start(project, "tune")
         watch.pid = proc.pid
-        seen[moment.__name__] = (_kill_at(proc, moment), watch.trial)
+        wrote = watch.mlflow_wrote if moment == watch.at_start_up else None
+        seen[moment.__name__] = (_kill_at(proc, moment, wrote=wrote), watch.trial)
     done = subprocess.run([str(TUNEDAG), "tune"], cwd=project, capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert done.returncode == 0, done.stderr[-3000:]
 
