@@ -9,6 +9,12 @@ PREFECT_HOME in the folder). A stage's own work is its flow run, from Prefect's 
 run" line to its last "Finished in state" line; the rest of the command's wall time (imports,
 config, the Prefect server, shutting down) is the overhead. `--command module` runs
 `python -m flows.<stage>` (what dvc.yaml ran before `tunedag <stage>`).
+
+Three passes over the five stages in the same folder, one table each: `first` (a fresh clone: the
+project's Prefect server starts and creates its database), `server up` (run again at once: the
+server is still up, as for runs within TUNEDAG_PREFECT_IDLE_S of each other) and `server stopped`
+(after the server stopped, as after a pause: it starts again on its existing database). Each pass
+raises tune.n_trials by `--trials`, as a user asking for more trials would.
 """
 
 from __future__ import annotations
@@ -82,26 +88,33 @@ def main(argv: list[str] | None = None) -> int:
             "PYTHONPATH": str(args.root.resolve()),
         }
         env.pop("PREFECT_API_URL", None)
-        rows = [(stage, *run_stage(stage, args.command, project, env, args.trials)) for stage in STAGES]
-        print(
-            f"\n{args.command} stages of {args.root} (tune.n_trials={args.trials}); {os.cpu_count()} CPUs, "
-            f"load average {os.getloadavg()[0]:.2f}"
-        )
-        head = f"{'stage':<10} {'command s':>10} {'flow run s':>11} {'outside s':>10}"
-        print(head + "\n" + "-" * len(head))
-        for stage, wall, flow in rows:
-            print(f"{stage:<10} {wall:>10.2f} {flow:>11.2f} {wall - flow:>10.2f}")
-        print(
-            f"{'total':<10} {sum(r[1] for r in rows):>10.2f} {sum(r[2] for r in rows):>11.2f} {sum(r[1] - r[2] for r in rows):>10.2f}"
-        )
+        sys.path.insert(0, str(args.root.resolve()))
+        from services.prefect_api import stop
+
+        for k, npass in enumerate(("first", "server up", "server stopped"), 1):
+            if npass == "server stopped":
+                stop(project)
+            trials = args.trials * k  # each pass adds --trials trials to the study, as a user raising tune.n_trials
+            rows = [(stage, *run_stage(stage, args.command, project, env, trials)) for stage in STAGES]
+            print_table(f"{args.command} stages of {args.root} (tune.n_trials={trials}), {npass}", rows)
     finally:
         if (project / ".tunedag").is_dir():
-            sys.path.insert(0, str(args.root.resolve()))
             from services.prefect_api import stop
 
             stop(project)
         shutil.rmtree(project, ignore_errors=True)
     return 0
+
+
+def print_table(title: str, rows: list[tuple[str, float, float]]) -> None:
+    print(f"\n{title}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    head = f"{'stage':<10} {'command s':>10} {'flow run s':>11} {'outside s':>10}"
+    print(head + "\n" + "-" * len(head))
+    for stage, wall, flow in rows:
+        print(f"{stage:<10} {wall:>10.2f} {flow:>11.2f} {wall - flow:>10.2f}")
+    print(
+        f"{'total':<10} {sum(r[1] for r in rows):>10.2f} {sum(r[2] for r in rows):>11.2f} {sum(r[1] - r[2] for r in rows):>10.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -172,9 +172,16 @@ def _trial_runner(cfg: Config, wanted: bool) -> Iterator[Any]:
 
 @contextmanager
 def _point_prefect_at(lease: Lease | None) -> Iterator[None]:
-    """Prefect (and every process the run starts) uses the leased server, unless a profile or prefect.toml names an API."""
+    """Prefect (and every process the run starts) uses the leased server, unless a profile or prefect.toml names an API.
+
+    Its flow runs send no heartbeats unless Prefect's settings set `flows.heartbeat_frequency`. Prefect sends them
+    by default from a thread that sleeps in one-second steps, and a flow run ends only once that thread wakes: up to
+    a second more for every stage. They serve a server automation that marks silent flow runs crashed, which the
+    project's own server does not have; a server the user names keeps Prefect's default.
+    """
     from prefect.settings import (
         PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_UI_URL,
         get_current_settings,
         temporary_settings,
@@ -191,7 +198,10 @@ def _point_prefect_at(lease: Lease | None) -> Iterator[None]:
     saved = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
-        with temporary_settings({PREFECT_API_URL: url, PREFECT_UI_URL: ""}):  # it serves no UI: no "View at" links
+        updates: dict = {PREFECT_API_URL: url, PREFECT_UI_URL: ""}  # it serves no UI: no "View at" links
+        if "heartbeat_frequency" not in get_current_settings().flows.model_fields_set:
+            updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
+        with temporary_settings(updates):
             yield
     finally:
         if saved is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
 from tunedag.config import Config, load_config
@@ -32,8 +33,15 @@ SHRINK = {
 
 @pytest.fixture(scope="session")
 def prefect_server():
-    """One temporary Prefect API for every flow test in the session."""
-    with prefect_test_harness(server_startup_timeout=120):
+    """One temporary Prefect API for every flow test in the session; flow runs in this process send no heartbeats.
+
+    A heartbeat thread sleeps in one-second steps and a flow run ends only once it wakes (as `tunedag <stage>`
+    does on the project's server, flows._cli._point_prefect_at); Prefect's own tests turn them off too.
+    """
+    with (
+        prefect_test_harness(server_startup_timeout=120),
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
         yield
 
 

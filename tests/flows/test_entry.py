@@ -127,3 +127,41 @@ def test_a_trial_flow_gets_the_runner_started_before_its_module_is_imported_and_
     events.clear()
     assert _cli.execute("flows.probe_stage:run", "params.yaml", ["model.estimator=sklearn.nope.Thing"], trial_runner=True) == 2
     assert events == [], "bad input: no runner started"
+
+
+class _Leased:
+    """What `_point_prefect_at` reads of a `services.prefect_api.Lease` on a project server already up."""
+
+    started, idle_s = False, 120.0
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def wait(self) -> str:
+        return self.url
+
+
+def test_flow_runs_on_the_project_server_send_no_heartbeats_unless_prefects_settings_ask(prefect_server, monkeypatch):
+    """Prefect's heartbeat thread makes each flow run end up to a second late; the project's own server needs none."""
+    from prefect import flow
+    from prefect.context import SettingsContext, get_settings_context
+    from prefect.settings import Settings, get_current_settings
+
+    @flow
+    def probe() -> tuple[str, int | None]:
+        settings = get_current_settings()
+        return settings.api.url, settings.flows.heartbeat_frequency
+
+    def command(env: dict[str, str]) -> tuple[str, int | None]:
+        """`probe` as a stage command runs it: Prefect's settings read afresh from the environment, on a leased server."""
+        for name in ("PREFECT_API_URL", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with SettingsContext(profile=get_settings_context().profile, settings=Settings()), _cli._point_prefect_at(leased):
+            return probe()
+
+    leased = _Leased(url := get_current_settings().api.url)  # the tests' session server, standing in for the project's
+    assert command({}) == (url, None)
+    assert command({"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60"}) == (url, 60), "the user's choice stands"
+    assert command({"PREFECT_API_URL": url}) == (url, 180), "a server the user names keeps Prefect's default"
