@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from studies.storage import build_storage, study_name
 from tracking.lineage import data_name
 from tracking.runs import TAG_PLAN, TAG_PROMOTION, TAG_ROLE, TAG_STUDY
-from tracking.store import client_for
+from tracking.store import client_for, not_created
 from tunedag.config import Config
 from tunedag.data import file_md5
 from tunedag.errors import redact
@@ -37,7 +37,7 @@ def status_lines(cfg: Config) -> list[str]:
     if problem is not None:
         lines.append(f"problem: {problem.describe()[len('problem ') :]}")
     name = study_name(cfg, version)
-    if cfg.tracking.uri.startswith("sqlite:///") and not Path(cfg.tracking.uri.removeprefix("sqlite:///")).is_file():
+    if not_created(cfg.tracking.uri):
         return lines + _study_lines(cfg, name, None) + [f"tracking: no MLflow store at {cfg.tracking.uri} yet"]
     client = client_for(cfg.tracking.uri)
     last = _last_pipeline_run(client, cfg, name)

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from tracking.store import client_for
+from tracking.store import client_for, not_created
 from tunedag.config import Config
 from tunedag.data import SPLIT, Prepared
 from tunedag.errors import TunedagError, redact
@@ -81,7 +81,7 @@ def check_registry_problem(cfg: Config, problem: Problem) -> None:
     first version). Reads only: a store or a model that does not exist yet binds nothing.
     """
     uri, name = cfg.tracking.uri, cfg.final.registered_model
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    if not_created(uri):
         return
     try:
         model = client_for(uri).get_registered_model(name)

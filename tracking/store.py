@@ -37,8 +37,8 @@ def open_tracker(cfg: TrackingConfig, create: bool = True) -> Tracker:
     remote = cfg.uri.startswith(("http://", "https://"))
     if remote:
         _check_server(cfg.uri)
-    elif cfg.uri.startswith("sqlite:///"):
-        Path(cfg.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    elif (db := sqlite_file(cfg.uri)) is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     client = client_for(cfg.uri)
     try:
         exp = client.get_experiment_by_name(cfg.experiment)
@@ -88,11 +88,20 @@ def client_for(uri: str) -> MlflowClient:
         return _client(absolute_uri(uri))
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of an embedded store (`sqlite:///path`, relative to the working directory), else None."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def not_created(uri: str) -> bool:
+    """An embedded store whose file does not exist yet: opening a client would create it, so readers skip it."""
+    return (db := sqlite_file(uri)) is not None and not db.is_file()
+
+
 def absolute_uri(uri: str) -> str:
     """A relative `sqlite:///path` made absolute, so a cached client never follows the working directory."""
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
-    return uri
+    db = sqlite_file(uri)
+    return uri if db is None or db.is_absolute() else f"sqlite:///{db.resolve()}"
 
 
 @lru_cache(maxsize=8)
@@ -100,8 +109,8 @@ def _client(uri: str) -> MlflowClient:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bar among the pipeline's log lines
     if redact(uri) != uri:  # MLflow prints run links built from the tracking URI, password included
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-    if uri.startswith("sqlite:///"):
-        _write_ahead_log(Path(uri.removeprefix("sqlite:///")))
+    if (db := sqlite_file(uri)) is not None:
+        _write_ahead_log(db)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

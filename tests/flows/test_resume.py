@@ -33,7 +33,7 @@ from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tracking.provenance import TAG_OWNER
 from tracking.runs import TAG_TRIAL, local_artifact_dir
-from tracking.store import client_for
+from tracking.store import client_for, sqlite_file
 from trials.recovery import DIED
 from tunedag.config import load_config
 from tunedag.data import file_md5
@@ -122,7 +122,7 @@ class Moments:
         return local_artifact_dir(run.info.artifact_uri) / MODEL_ARTIFACT
 
     def _store_files(self) -> list[tuple[int, int]]:
-        db = Path(self.cfg.tracking.uri.removeprefix("sqlite:///"))
+        db = sqlite_file(self.cfg.tracking.uri)
         return [(p.stat().st_size, p.stat().st_mtime_ns) for p in (db, db.with_name(f"{db.name}-wal")) if p.exists()]
 
     def mlflow_wrote(self) -> bool:

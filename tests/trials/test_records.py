@@ -84,10 +84,7 @@ def test_an_orphan_recorded_but_not_told_is_told_from_its_run_without_running_ag
     from trials.job import JobResult
 
     record(tracker.client, run_id, job, JobResult("COMPLETE", [0.91], {"f1": 0.91}), 1.0)
-
-    assert recover_orphan_trials(study, ctx) == [0]
-    [told] = study.get_trials(deepcopy=False)
-    assert told.state == TrialState.COMPLETE and told.values == [0.91] and told.user_attrs["mlflow_run_id"] == run_id
+    _assert_told_from_its_run(study, ctx, run_id, 0.91)
 
 
 def test_a_trial_run_an_earlier_tunedag_wrote_is_found_by_its_tag_names(setup):
@@ -98,10 +95,14 @@ def test_a_trial_run_an_earlier_tunedag_wrote_is_found_by_its_tag_names(setup):
     run_id = tracker.client.create_run(tracker.experiment_id, tags=earlier).info.run_id
     tracker.client.set_tag(run_id, TAG_VALUES, "[0.87]")
     tracker.client.set_terminated(run_id, "FINISHED")
+    _assert_told_from_its_run(study, ctx, run_id, 0.87)
 
+
+def _assert_told_from_its_run(study, ctx, run_id: str, value: float) -> None:
+    """Recovery tells the dead process's trial 0 COMPLETE with the value its FINISHED run holds."""
     assert recover_orphan_trials(study, ctx) == [0]
     [told] = study.get_trials(deepcopy=False)
-    assert told.state == TrialState.COMPLETE and told.values == [0.87] and told.user_attrs["mlflow_run_id"] == run_id
+    assert told.state == TrialState.COMPLETE and told.values == [value] and told.user_attrs["mlflow_run_id"] == run_id
 
 
 def test_an_orphan_not_recorded_is_failed_requeued_and_its_run_killed_with_why(setup):
