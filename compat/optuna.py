@@ -4,7 +4,8 @@ A trial's storage id is what `BaseStorage` methods take; `Trial` and `Study` hol
 storage privately, as Optuna's own samplers use them (e.g. `CmaEsSampler` writes system attrs
 through `study._storage` with `trial._trial_id`). The journal file's path and lock are what a
 writer must hold to append or mend the file as Optuna does; the search-space transform to
-[0, 1] is the one Optuna's CMA-ES and GP samplers use.
+[0, 1] is the one Optuna's CMA-ES and GP samplers use. An enqueued trial's parameters live in a
+system attr that `Study.enqueue_trial` writes and `Study.ask` reads.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def journal_path(backend: JournalFileBackend) -> Path:
 def journal_lock(backend: JournalFileBackend) -> AbstractContextManager[None]:
     """Holds the journal file's lock (the one every Optuna writer takes) for a `with` block."""
     return get_lock_file(backend._lock)
+
+
+def queued_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The parameters `Study.enqueue_trial` fixed for a trial (empty for a trial not enqueued)."""
+    return trial.system_attrs.get("fixed_params") or {}
 
 
 def distribution_contains(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:

@@ -124,3 +124,15 @@ def test_mlflow_requirement_check_runs_once_per_list_through_the_module_global_a
         mlflow.sklearn.save_model(model, str(tmp_path / f"m{i}"), serialization_format="skops", pip_requirements=requirements)
     env.warn_dependency_requirement_mismatches(["another==1"])
     assert len(calls) == 2 and calls[1] == ["another==1"], calls  # the save's list once, then the new list
+
+
+def test_optuna_queued_params_are_what_enqueue_trial_fixed():
+    from compat.optuna import queued_params
+
+    study = optuna.create_study()
+    study.enqueue_trial({"x": 3, "kind": "a"})
+    assert queued_params(study.trials[0]) == {"x": 3, "kind": "a"}  # WAITING
+    study.ask()
+    assert queued_params(study.trials[0]) == {"x": 3, "kind": "a"}  # asked: the sampler returns these
+    study.ask()
+    assert queued_params(study.trials[1]) == {}  # not enqueued
