@@ -89,17 +89,38 @@ def grid_size(space: dict[str, Param]) -> int:
 
 
 def _grid_count(name: str, p: Param) -> int:
-    if isinstance(p, CategoricalParam):
-        return len(p.choices)
-    if p.log:
+    if not isinstance(p, CategoricalParam) and p.log:
         raise SearchSpaceError(
             f"search_space.{name}: a log-scale {p.type} cannot be searched on a grid; drop log and set step, or list choices"
         )
-    if p.step is None:
+    if (count := _count(p)) is None:
         raise SearchSpaceError(
             f"search_space.{name}: the grid sampler needs a step for a float (or use type: categorical with choices)"
         )
-    return int(math.floor((p.high - p.low) / p.step + 1e-9)) + 1
+    return count
+
+
+def space_size(families: dict[str, Family]) -> int | None:
+    """How many distinct configurations the space holds, or None when that is infinite or not counted here.
+
+    None for a float without a step, and for a space with conditional parameters (`when`), whose
+    count depends on their parents' values. A family without parameters is one configuration.
+    """
+    total = 0
+    for family in families.values():
+        counts = [None if p.when else _count(p) for p in family.space.values()]
+        if None in counts:
+            return None
+        total += math.prod(counts)
+    return total
+
+
+def _count(p: Param) -> int | None:
+    if isinstance(p, CategoricalParam):
+        return len(p.choices)
+    if isinstance(p, IntParam):
+        return (p.high - p.low) // p.step + 1
+    return None if p.step is None else int(math.floor((p.high - p.low) / p.step + 1e-9)) + 1
 
 
 def _grid_values(p: Param) -> list[Any]:

@@ -23,6 +23,8 @@ class Snapshot:
     grid_left: int | None = None  # grid points not yet asked (grid sampler), else None
     queued: int | None = None  # WAITING (enqueued) trials (manual sampler), else None
     interrupted: bool = False
+    space_left: int | None = None  # configurations of a finite space the study does not hold yet (studies.configurations)
+    stuck: bool = False  # the sampler proposed a configuration the study holds, and no random draw found a new one
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ def decide(s: Snapshot, rules: StopRules, now: float) -> Decision:
         return Decision("stop", "grid exhausted")
     if s.queued is not None and s.queued == 0:
         return Decision("stop", "every tune.enqueue configuration evaluated")
+    if s.space_left is not None and s.space_left <= 0:
+        return Decision("stop", "search space exhausted: the study holds every configuration in it")
+    if s.stuck:
+        return Decision("stop", "no new configuration: the sampler and 1,000 random draws found only ones the study holds")
     reason = rules.verdict(s, now)
     if reason:
         return Decision("stop", reason)

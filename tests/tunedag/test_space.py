@@ -14,10 +14,10 @@ from pydantic import TypeAdapter
 
 from compat.optuna import distribution_contains
 from studies.storage import grid_points_left
-from tunedag.config import Param
+from tunedag.config import Family, Param
 from tunedag.errors import ConfigError, SearchSpaceError
 from tunedag.samplers import AskTellGridSampler
-from tunedag.space import MAX_GRID_POINTS, distributions, grid, grid_size
+from tunedag.space import MAX_GRID_POINTS, distributions, grid, grid_size, space_size
 
 SAMPLERS = ["grid", "random", "tpe"]
 _SPACE = TypeAdapter(dict[str, Param])
@@ -190,6 +190,18 @@ def test_grid_enumerates_every_point(param: dict[str, Any], values: list[Any]) -
 
 def test_grid_size_is_the_product() -> None:
     assert grid_size(space_of(STEPPED)) == 9 * 5 * 3
+
+
+def test_space_size_counts_finite_spaces_over_families_and_none_otherwise() -> None:
+    stepped, pair = (
+        Family("e", {}, space_of(STEPPED)),
+        Family("f", {}, space_of({"k": {"type": "categorical", "choices": [1, 2]}})),
+    )
+    assert space_size({"": stepped}) == 9 * 5 * 3 and space_size({"a": stepped, "b": pair}) == 9 * 5 * 3 + 2
+    assert space_size({"": Family("e", {}, {})}) == 1  # nothing to search: one configuration
+    assert space_size({"": Family("e", {}, space_of(CONTINUOUS))}) is None  # a float without a step
+    conditional = {**STEPPED, "m": {"type": "int", "low": 1, "high": 3, "when": {"c": ["a"]}}}
+    assert space_size({"": Family("e", {}, space_of(conditional))}) is None
 
 
 def test_grid_sampler_asks_every_point_once_then_is_exhausted() -> None:

@@ -58,6 +58,17 @@ def test_grid_and_manual_queue_exhausted():
     assert decide(_snap(queued=2), _rules(), 1.0).action == "launch"
 
 
+def test_a_finite_space_the_study_holds_whole_stops_even_with_budget_left():
+    assert decide(_snap(space_left=0), _rules(), 1.0).reason.startswith("search space exhausted")
+    assert decide(_snap(space_left=1), _rules(), 1.0).action == "launch"
+    assert decide(_snap(space_left=0, ours_running=1), _rules(), 1.0).action == "stop"  # the loop waits for its running ones
+
+
+def test_a_sampler_stuck_on_held_configurations_that_random_draws_cannot_pass_stops_the_loop():
+    assert decide(_snap(stuck=True), _rules(), 1.0).reason.startswith("no new configuration")
+    assert decide(_snap(stuck=False), _rules(), 1.0).action == "launch"
+
+
 def test_timeout_counts_from_the_start():
     rules = _rules(started=100.0, timeout=30)
     assert decide(_snap(), rules, now=129.9).action == "launch"
