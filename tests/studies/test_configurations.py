@@ -1,0 +1,110 @@
+"""Which configurations a study holds (studies.configurations): what the trial loop checks before it runs one."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from pydantic import TypeAdapter
+
+from compat.optuna import queued_params
+from studies.configurations import DRAWN_AFTER, count_held, enqueue_unheld, twin_of
+from studies.storage import build_storage
+from tunedag.config import Family, Param
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # PartialFixedSampler
+
+
+def _ask(study: optuna.Study, params: dict) -> optuna.Trial:
+    """A RUNNING trial that sampled `params`, as one asked by a sampler (not enqueued) does."""
+    study.sampler = optuna.samplers.PartialFixedSampler(params, optuna.samplers.RandomSampler())
+    trial = study.ask()
+    for name in params:
+        trial.suggest_int(name, 1, 9) if name == "depth" else trial.suggest_categorical(name, ["a", "b"])
+    assert trial.params == params
+    return trial
+
+
+def _with(study: optuna.Study, params: dict, state: TrialState | None) -> int:
+    """A trial holding `params` in `state` (None: left RUNNING); its number."""
+    trial = _ask(study, params)
+    if state == TrialState.COMPLETE:
+        study.tell(trial, 0.5)
+    elif state is not None:
+        study.tell(trial, state=state)
+    return trial.number
+
+
+def test_complete_pruned_running_and_queued_trials_hold_their_configuration_failed_ones_do_not():
+    study = optuna.create_study()
+    numbers = {
+        state: _with(study, {"depth": i, "kind": "a"}, state)
+        for i, state in enumerate([TrialState.COMPLETE, TrialState.PRUNED, None, TrialState.FAIL], 1)
+    }
+    asking = _ask(study, {"depth": 9, "kind": "b"})  # the trial being checked
+    study.enqueue_trial({"depth": 5, "kind": "b"})
+
+    assert twin_of(study, asking.number, {"kind": "a", "depth": 1}) == numbers[TrialState.COMPLETE]  # order of names aside
+    assert twin_of(study, asking.number, {"depth": 2, "kind": "a"}) == numbers[TrialState.PRUNED]
+    assert twin_of(study, asking.number, {"depth": 3, "kind": "a"}) == numbers[None]
+    assert twin_of(study, asking.number, {"depth": 4, "kind": "a"}) is None  # failed: it may run again (a re-queued one must)
+    assert twin_of(study, asking.number, {"depth": 5, "kind": "b"}) == len(study.trials) - 1  # queued
+    assert twin_of(study, asking.number, {"depth": 9, "kind": "b"}) is None  # only itself holds it
+    assert twin_of(study, asking.number, {"depth": 1, "kind": "b"}) is None
+    assert count_held(study) == 4  # the queued one is still to run
+
+
+def test_the_first_holder_is_named_and_a_trial_that_ends_failed_stops_holding():
+    study = optuna.create_study()
+    first = _with(study, {"depth": 2, "kind": "b"}, TrialState.COMPLETE)
+    _with(study, {"depth": 2, "kind": "b"}, TrialState.COMPLETE)  # an earlier tunedag's repeat
+    running = _ask(study, {"depth": 7, "kind": "a"})
+    assert twin_of(study, -1, {"depth": 2, "kind": "b"}) == first and count_held(study) == 2
+
+    study.tell(running, state=TrialState.FAIL)  # the scan kept from the last call must not keep it
+    assert twin_of(study, -1, {"depth": 7, "kind": "a"}) is None and count_held(study) == 1
+    _with(study, {"depth": 7, "kind": "a"}, TrialState.COMPLETE)
+    assert twin_of(study, -1, {"depth": 7, "kind": "a"}) == 3 and count_held(study) == 2
+
+
+def test_another_process_s_trials_are_seen_through_the_shared_storage(storage_url):
+    """Two handles on one storage, as two drivers of one study: each sees what the other holds."""
+    ours = optuna.create_study(study_name="s", storage=build_storage(storage_url, False))
+    theirs = optuna.load_study(study_name="s", storage=build_storage(storage_url, False))
+    assert count_held(ours) == 0
+    other = _with(theirs, {"depth": 4, "kind": "b"}, None)
+    theirs.enqueue_trial({"depth": 6, "kind": "a"})
+    assert twin_of(ours, -1, {"depth": 4, "kind": "b"}) == other
+    assert twin_of(ours, -1, {"depth": 6, "kind": "a"}) == other + 1 and count_held(ours) == 1
+
+
+def test_a_repeat_queues_a_random_configuration_the_study_does_not_hold_until_none_is_left():
+    space = TypeAdapter(dict[str, Param]).validate_python(
+        {"depth": {"type": "int", "low": 1, "high": 2}, "kind": {"type": "categorical", "choices": ["a", "b"]}}
+    )
+    families = {"": Family("sklearn.tree.DecisionTreeClassifier", {}, space)}
+    study = optuna.create_study()
+    for depth, kind in [(1, "a"), (2, "a"), (2, "b")]:
+        _with(study, {"depth": depth, "kind": kind}, TrialState.COMPLETE)
+    number = _with(study, {"depth": 2, "kind": "a"}, TrialState.FAIL)
+    repeat = study.trials[number]
+
+    assert enqueue_unheld(study, families, seed=7, repeat=repeat)
+    queued = study.trials[-1]
+    assert queued.state == TrialState.WAITING and queued_params(queued) == {"depth": 1, "kind": "b"}  # the one left
+    assert queued.user_attrs[DRAWN_AFTER] == repeat.number
+    assert not enqueue_unheld(study, families, seed=7, repeat=repeat)  # the queued one holds the last: none to draw
+    assert len(study.trials) == 5
+
+
+def test_draws_follow_the_seed():
+    space = TypeAdapter(dict[str, Param]).validate_python({"depth": {"type": "int", "low": 1, "high": 1000}})
+    families = {"": Family("sklearn.tree.DecisionTreeClassifier", {}, space)}
+    drawn = []
+    for _ in range(2):
+        study = optuna.create_study()
+        number = _with(study, {"depth": 5}, TrialState.FAIL)
+        repeat = study.trials[number]
+        assert enqueue_unheld(study, families, seed=3, repeat=repeat)
+        drawn.append(queued_params(study.trials[-1]))
+    assert drawn[0] == drawn[1] and drawn[0] != {"depth": 5}
