@@ -11,16 +11,17 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from prefect import flow, get_run_logger
 from prefect.exceptions import TerminationSignal
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from compat.optuna import study_storage, trial_id
+from compat.optuna import queued_params, trial_id
 from flows._inputs import tune_inputs
 from reporting.render import format_progress
 from runners.starting import runner_for, start_runner
+from studies.configurations import DUPLICATE_OF, count_held, enqueue_unheld, twin_of
 from studies.retune import plan_run
 from studies.seeding import enqueue_manual, warm_start
 from studies.storage import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
@@ -36,8 +37,9 @@ from tunedag.config import Config
 from tunedag.data import file_md5, load_prepared, require_prepared
 from tunedag.errors import TunedagError, redact
 from tunedag.problem import problem_tags, read_problem
+from tunedag.samplers import continuation_seed
 from tunedag.selection import validation_scheme
-from tunedag.space import suggest
+from tunedag.space import space_size, suggest
 from tunedag.stopping import Decision, Snapshot, StopRules, decide, is_surplus
 
 
@@ -97,15 +99,20 @@ def drive_trials(study: optuna.Study, ctx: TrialContext, runner: Future | None =
     tune, logger, rules = ctx.cfg.tune, get_run_logger(), StopRules(ctx.cfg)
     prune = tune.fidelity.kind != "none" and len(tune.directions) == 1
     running: dict[Future, tuple[optuna.Trial, Future, str]] = {}  # wrapped future -> (trial, its task run, its MLflow run)
-    failures, halt, beaten = 0, None, time.monotonic()
+    failures, stuck, halt, beaten = 0, False, None, time.monotonic()
     with _stop_on_signals(ctx.stop), runner.result() if runner else runner_for(ctx.cfg) as started:
         ctx = replace(ctx, runner=started)
         started.ship(ctx.cfg.paths.prepared)  # a Dask cluster's workers get the prepared data once, not from this disk
         while True:
-            snapshot = _snapshot(study, ctx, len(running), failures)
+            snapshot = _snapshot(study, ctx, len(running), failures, stuck)
             decision = Decision("stop", halt) if halt else decide(snapshot, rules, time.monotonic())
             if decision.action == "launch":
-                halt = _launch(study, ctx, running, prune)
+                halt, repeat = _launch(study, ctx, running, prune)
+                if repeat is not None:
+                    logger.info("tunedag: trial %d %s", repeat.number, repeat.user_attrs["error"])
+                    if tune.sampler.name not in ("grid", "manual"):  # those keep their own order
+                        seed = continuation_seed(ctx.cfg.seed, repeat.number, "repeat")
+                        stuck = not enqueue_unheld(study, ctx.cfg.families, seed, repeat)
                 continue
             if not running:
                 if decision.action == "stop":
@@ -143,37 +150,52 @@ def drive_trials(study: optuna.Study, ctx: TrialContext, runner: Future | None =
     return decision.reason or "done"
 
 
-def _snapshot(study: optuna.Study, ctx: TrialContext, ours: int, failures: int) -> Snapshot:
-    tune, counts = ctx.cfg.tune, tally(study)
+def _snapshot(study: optuna.Study, ctx: TrialContext, ours: int, failures: int, stuck: bool) -> Snapshot:
+    tune, counts, size = ctx.cfg.tune, tally(study), space_size(ctx.cfg.families)
     since = 0
     if tune.patience is not None and counts.best is not None:
         since = sum(t.number > counts.best[0] for t in study.get_trials(deepcopy=False, states=FINISHED))
     grid = grid_points_left(study, next(iter(ctx.cfg.families.values())).space) if tune.sampler.name == "grid" else None
     queued = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) if tune.sampler.name == "manual" else None
-    return Snapshot(counts.started, counts.finished, counts.best, since, ours, failures, grid, queued, ctx.stop.is_set())
+    left = None if size is None else size - count_held(study)
+    return Snapshot(
+        counts.started, counts.finished, counts.best, since, ours, failures, grid, queued, ctx.stop.is_set(), left, stuck
+    )
 
 
-def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) -> str | None:
-    """Ask a trial, create its run, submit its task; a trial asked beyond the budget is given back. Why to halt, or None."""
+def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) -> tuple[str | None, FrozenTrial | None]:
+    """Ask a trial, create its run, submit its task. Why to halt (or None), and the trial if it repeated a configuration.
+
+    A trial asked beyond the budget is given back, and one whose configuration the study holds
+    (`studies.configurations`) is not run: both fail with why, their runs KILLED.
+    """
     trial = study.ask()
     claim(trial)  # surplus trials too: each trial names the process that asked it
     if is_surplus(tally(study).started, ctx.cfg.tune.n_trials, trial.number):  # a race between workers filled the budget
-        fixed = study_storage(study).get_trial_system_attrs(trial_id(trial)).get("fixed_params")
-        trial.set_user_attr("error", "surplus: the trial budget was filled by other workers")
-        study.tell(trial, state=TrialState.FAIL)
-        if fixed:
+        if fixed := queued_params(study.get_trials(deepcopy=False)[trial.number]):
             study.enqueue_trial(fixed, skip_if_exists=False)
-        records.kill_run(ctx, None, trial.number, "not run: the trial budget was filled by other workers")
-        return None
+        _not_run(study, ctx, trial, "not run: the trial budget was filled by other workers")
+        return None, None
     params = suggest(trial, ctx.cfg.families)
+    if (twin := twin_of(study, trial.number, params)) is not None:
+        trial.set_user_attr(DUPLICATE_OF, twin)
+        _not_run(study, ctx, trial, f"not run: trial {twin} holds the same configuration", params)
+        return None, study.get_trials(deepcopy=False)[trial.number]
     try:
         run_id, job = records.start_trial(ctx, trial, params, prune)
     except Exception as exc:  # the tracking store is down: nothing is run that cannot be recorded
         records.fail_and_requeue(study, ctx, trial.number, params, f"not recorded: MLflow failed ({exc})"[:2000])
-        return f"trial {trial.number}'s run could not be created: {exc}"[:2000]
+        return f"trial {trial.number}'s run could not be created: {exc}"[:2000], None
     task_run = run_trial.submit(quote(ctx), quote(job), run_id)
     running[task_run.wrapped_future] = (trial, task_run, run_id)
-    return None
+    return None, None
+
+
+def _not_run(study: optuna.Study, ctx: TrialContext, trial: optuna.Trial, why: str, params: dict | None = None) -> None:
+    """Fail a trial that is not run (never counted against `tune.max_failed_trials`) and close its run with why."""
+    trial.set_user_attr("error", why)
+    study.tell(trial, state=TrialState.FAIL)
+    records.kill_run(ctx, None, trial.number, why, params)
 
 
 def _tell(

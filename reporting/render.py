@@ -25,6 +25,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from studies.configurations import DUPLICATE_OF
+
 # Names inside `paths.report_dir`; dvc.yaml declares the plot tables under the same names.
 INDEX = "index.html"
 INTERACTIVE = "interactive.html"
@@ -90,9 +92,17 @@ def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def trial_counts(study: optuna.Study) -> dict[str, int]:
-    """Trials by final state: complete, pruned, fail (running or waiting ones are not counted)."""
-    trials = study.get_trials(deepcopy=False)
-    return {s.name.lower(): sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    """Trials by final state: complete, pruned, fail, and repeats (failed, not run: `studies.configurations.DUPLICATE_OF`).
+
+    Running or waiting trials are not counted.
+    """
+    counts = dict.fromkeys(("complete", "pruned", "fail", "repeats not run"), 0)
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.FAIL and DUPLICATE_OF in t.user_attrs:
+            counts["repeats not run"] += 1
+        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+            counts[t.state.name.lower()] += 1
+    return counts
 
 
 def best_so_far(study: optuna.Study) -> tuple[int, float] | None:

@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from reporting.render import trial_counts
 from stageio.files import write_csv, write_json
 from tracking.runs import log_values
 from tracking.store import Tracker
@@ -87,9 +88,7 @@ def _with_tie_break_metric(tracker: Tracker, tied: list, metric: str, named: str
 def summarise_study(cfg: Config, study: optuna.Study, tracker: Tracker, parent_run_id: str, data_version: str) -> dict:
     """Write the tune summary, metrics and optimisation history; log the chosen trial on the parent run."""
     trials = study.get_trials(deepcopy=False)
-    counts = {
-        s.name.lower(): sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
-    }
+    counts = trial_counts(study)
     best, metric, prefix = choose_final(cfg, study, tracker), cfg.tune.metric, score_prefix(cfg.data.cv_folds)
     chosen = chosen_as(cfg, study, best)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -122,6 +121,7 @@ def summarise_study(cfg: Config, study: optuna.Study, tracker: Tracker, parent_r
             "n_trials": counts["complete"],
             "n_failed": counts["fail"],
             "n_pruned": counts["pruned"],
+            "n_repeats_not_run": counts["repeats not run"],
             **{f"best_{prefix}_{o}": v for o, v in zip(cfg.tune.objectives, best.values[1:])},
         },
     )

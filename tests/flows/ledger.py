@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -28,10 +29,12 @@ def study_runs(cfg: Config, study_name: str, role: str) -> list:
 
 
 def check_ledger(cfg: Config, n_complete: int) -> optuna.Study:
-    """Assert exactly `n_complete` complete trials, one child run per trial number, none RUNNING."""
+    """Assert exactly `n_complete` complete trials, no configuration evaluated twice, one child run per trial number, none RUNNING."""
     study = load_study(cfg)
     trials = study.get_trials(deepcopy=False)
     assert sum(t.state == TrialState.COMPLETE for t in trials) == n_complete
+    evaluated = Counter(tuple(sorted(t.params.items())) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
+    assert not [c for c, n in evaluated.items() if n > 1], "a configuration the study had was evaluated again"
     assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     children = study_runs(cfg, study.study_name, "trial")
     numbers = [int(r.data.tags[TAG_TRIAL]) for r in children]

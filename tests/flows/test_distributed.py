@@ -55,7 +55,7 @@ def test_dask_trials_and_a_second_worker_share_one_budget(project, postgres_url,
         "model.estimator": "tests.support.misbehaving.MisbehavingClassifier",
         "model.fixed": "{delay: 3.0}",
         "model.trusted_types": "[tests.support.misbehaving.MisbehavingClassifier]",
-        "search_space": "{max_depth: {type: int, low: 1, high: 8}}",
+        "search_space": "{max_depth: {type: int, low: 1, high: 40}}",  # room for 14 configurations, none run twice
         "tune.n_trials": 2,
         "tune.storage": postgres_url,
         "tracking.uri": mlflow_server,

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from flows.pipeline import pipeline_flow
 from flows.prepare import prepare_flow
 from flows.tune import run as run_tune
+from reporting.status import status_lines
 from tests.flows.ledger import check_ledger, load_study, study_runs
 from tracking.store import client_for
 from tunedag.data import file_md5, load_prepared
@@ -122,6 +123,32 @@ def test_patience_and_target_stop_the_study_early(make_config, rule, expected):
     assert len(study.trials) < 40
     (parent,) = study_runs(cfg, study.study_name, "pipeline")
     assert expected in parent.data.tags["tunedag.stop_reason"]
+
+
+def test_a_small_space_is_searched_once_each_configuration_and_an_extension_repeats_none(make_config):
+    """Four configurations, a budget of ten: TPE's repeats are not run, the study stops when it holds all four."""
+    space = {
+        "max_depth": {"type": "int", "low": 1, "high": 2},
+        "criterion": {"type": "categorical", "choices": ["gini", "entropy"]},
+    }
+    cfg = make_config(search_space=space, tune__n_trials=10)
+    prepare_flow(cfg)
+    run_tune(cfg)
+    run_tune(make_config(search_space=space, tune__n_trials=12))  # extended: nothing new to evaluate
+
+    study = load_study(cfg)
+    complete = [t.params for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    assert len(complete) == 4 and len({tuple(sorted(p.items())) for p in complete}) == 4
+    for t in study.get_trials(states=(TrialState.FAIL,)):
+        assert t.params == study.trials[t.user_attrs["duplicate_of"]].params, "a failed trial here is a repeat, not run"
+    parents = study_runs(cfg, study.study_name, "pipeline")
+    assert [p.data.tags["tunedag.stop_reason"].startswith("search space exhausted") for p in parents] == [True, True]
+    runs = study_runs(cfg, study.study_name, "trial")
+    repeats = len(study.trials) - 4
+    assert repeats >= 1 and sorted(r.info.status for r in runs) == ["FINISHED"] * 4 + ["KILLED"] * repeats
+    metrics = json.loads(Path(cfg.paths.tune_metrics).read_text())
+    assert (metrics["n_trials"], metrics["n_failed"], metrics["n_repeats_not_run"]) == (4, 0, repeats)
+    assert any(f"{len(study.trials)} trials (4 complete, {repeats} repeats not run)" in line for line in status_lines(cfg))
 
 
 def test_warm_start_queues_the_best_configurations_of_an_earlier_study(make_config):

@@ -236,9 +236,29 @@ def test_a_trial_asked_beyond_the_budget_is_given_back_named_with_its_asker_and_
     ctx = replace(ctx, cfg=ctx.cfg.model_copy(update={"tune": ctx.cfg.tune.model_copy(update={"n_trials": 1})}))
     _trial(study, ctx, owner=f"{socket.gethostname()}:1:0")  # another driver's running trial fills the budget
     running: dict = {}
-    assert _launch(study, ctx, running, prune=False) is None
+    assert _launch(study, ctx, running, prune=False) == (None, None)
     surplus = study.get_trials(deepcopy=False)[1]
-    assert not running and surplus.state == TrialState.FAIL and surplus.user_attrs["error"].startswith("surplus")
+    assert not running and surplus.state == TrialState.FAIL and "budget was filled" in surplus.user_attrs["error"]
     assert surplus.user_attrs[WORKER_ATTR] == worker_id()
     (run,) = find_runs(tracker, f"tags.`{TAG_TRIAL}` = '1'")
     assert run.info.status == "KILLED" and "budget" in run.data.tags[TAG_ERROR]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # PartialFixedSampler
+def test_a_trial_the_sampler_gives_a_configuration_the_study_holds_is_not_run(setup):
+    """Its trial fails with which trial holds it, its run is KILLED with why and the parameters; no budget is spent."""
+    from flows.tune import _launch
+    from studies.storage import tally
+
+    tracker, study, ctx = setup
+    held, params = _trial(study, ctx)
+    study.tell(held, 0.9)
+    study.sampler = optuna.samplers.PartialFixedSampler(params, study.sampler)  # a sampler stuck on that point
+    running: dict = {}
+    halt, repeat = _launch(study, ctx, running, prune=False)
+    assert halt is None and not running and repeat.number == 1 and repeat.state == TrialState.FAIL
+    assert repeat.user_attrs["duplicate_of"] == held.number and repeat.params == params
+    assert tally(study).started == (0,)  # the budget counts the one evaluated trial only
+    (run,) = find_runs(tracker, f"tags.`{TAG_TRIAL}` = '1'")
+    assert run.info.status == "KILLED" and "trial 0 holds the same configuration" in run.data.tags[TAG_ERROR]
+    assert run.data.params == {k: str(v) for k, v in params.items()}
