@@ -50,7 +50,8 @@ def twin_of(study: optuna.Study, number: int, params: dict[str, Any]) -> int | N
 def count_held(study: optuna.Study) -> int:
     """How many distinct configurations the study's finished and running trials hold (queued ones are still to run)."""
     finished, tail = _scan(study)
-    return len(finished) + len({_held(t) for t in tail if t.state != TrialState.WAITING} - {None} - finished.keys())
+    more = {k for t in tail if t.state != TrialState.WAITING and (k := _held(t)) is not None and k not in finished}
+    return len(finished) + len(more)
 
 
 def enqueue_unheld(study: optuna.Study, families: dict[str, Family], seed: int, repeat: FrozenTrial) -> bool:
