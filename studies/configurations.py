@@ -5,7 +5,7 @@ configuration the study does not hold, drawn at random (`enqueue_unheld`), so th
 on one point of a small discrete space cannot fill the study with repeats.
 
 A configuration is held by a COMPLETE or PRUNED trial (its score is known), a RUNNING one (being
-evaluated, by any worker) and a WAITING one (queued). A FAIL trial holds none: an interrupted
+evaluated, by any worker) and a WAITING one (queued); the last two only against trials asked after them. A FAIL trial holds none: an interrupted
 trial is re-queued with its parameters, and a genuine failure may be the machine's (its memory).
 Parameters are compared exactly, as Optuna stores them.
 """
@@ -37,12 +37,16 @@ def key(params: dict[str, Any]) -> Key:
 
 
 def twin_of(study: optuna.Study, number: int, params: dict[str, Any]) -> int | None:
-    """The number of the first trial other than `number` that holds `params`, else None."""
+    """The number of the first trial that holds `params` against trial `number`, else None.
+
+    A finished trial holds its configuration against any other; a running or queued one only against
+    trials asked after it, so that of two workers that drew one configuration, the first runs it.
+    """
     finished, tail = _scan(study)
     wanted = key(params)
     first = finished.get(wanted)
     for t in tail:
-        if t.number != number and (first is None or t.number < first) and _held(t) == wanted:
+        if (t.number < number or t.state.is_finished()) and (first is None or t.number < first) and _held(t) == wanted:
             first = t.number
     return first
 

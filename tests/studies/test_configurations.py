@@ -35,23 +35,37 @@ def _with(study: optuna.Study, params: dict, state: TrialState | None) -> int:
     return trial.number
 
 
+LATER = 10**6  # the number of a trial asked after every one in the study
+
+
 def test_complete_pruned_running_and_queued_trials_hold_their_configuration_failed_ones_do_not():
     study = optuna.create_study()
     numbers = {
         state: _with(study, {"depth": i, "kind": "a"}, state)
         for i, state in enumerate([TrialState.COMPLETE, TrialState.PRUNED, None, TrialState.FAIL], 1)
     }
-    asking = _ask(study, {"depth": 9, "kind": "b"})  # the trial being checked
+    asking = _ask(study, {"depth": 9, "kind": "b"})
     study.enqueue_trial({"depth": 5, "kind": "b"})
 
-    assert twin_of(study, asking.number, {"kind": "a", "depth": 1}) == numbers[TrialState.COMPLETE]  # order of names aside
-    assert twin_of(study, asking.number, {"depth": 2, "kind": "a"}) == numbers[TrialState.PRUNED]
-    assert twin_of(study, asking.number, {"depth": 3, "kind": "a"}) == numbers[None]
-    assert twin_of(study, asking.number, {"depth": 4, "kind": "a"}) is None  # failed: it may run again (a re-queued one must)
-    assert twin_of(study, asking.number, {"depth": 5, "kind": "b"}) == len(study.trials) - 1  # queued
+    assert twin_of(study, LATER, {"kind": "a", "depth": 1}) == numbers[TrialState.COMPLETE]  # order of names aside
+    assert twin_of(study, LATER, {"depth": 2, "kind": "a"}) == numbers[TrialState.PRUNED]
+    assert twin_of(study, LATER, {"depth": 3, "kind": "a"}) == numbers[None]
+    assert twin_of(study, LATER, {"depth": 4, "kind": "a"}) is None  # failed: it may run again (a re-queued one must)
+    assert twin_of(study, LATER, {"depth": 5, "kind": "b"}) == len(study.trials) - 1  # queued
     assert twin_of(study, asking.number, {"depth": 9, "kind": "b"}) is None  # only itself holds it
-    assert twin_of(study, asking.number, {"depth": 1, "kind": "b"}) is None
+    assert twin_of(study, LATER, {"depth": 1, "kind": "b"}) is None
     assert count_held(study) == 4  # the queued one is still to run
+
+
+def test_of_two_running_or_queued_trials_with_one_configuration_the_later_is_the_repeat():
+    """Two workers drew one configuration: the first asked runs it, whichever checks first; a finished one holds it from all."""
+    study = optuna.create_study()
+    first, second = _ask(study, {"depth": 3, "kind": "a"}), _ask(study, {"depth": 3, "kind": "a"})
+    assert twin_of(study, first.number, first.params) is None and twin_of(study, second.number, second.params) == first.number
+    study.enqueue_trial({"depth": 3, "kind": "a"})  # queued after the first: not held against it
+    assert twin_of(study, first.number, first.params) is None
+    study.tell(second, 0.5)  # finished: it holds the configuration against the first too
+    assert twin_of(study, first.number, first.params) == second.number
 
 
 def test_the_first_holder_is_named_and_a_trial_that_ends_failed_stops_holding():
@@ -59,12 +73,12 @@ def test_the_first_holder_is_named_and_a_trial_that_ends_failed_stops_holding():
     first = _with(study, {"depth": 2, "kind": "b"}, TrialState.COMPLETE)
     _with(study, {"depth": 2, "kind": "b"}, TrialState.COMPLETE)  # an earlier tunedag's repeat
     running = _ask(study, {"depth": 7, "kind": "a"})
-    assert twin_of(study, -1, {"depth": 2, "kind": "b"}) == first and count_held(study) == 2
+    assert twin_of(study, LATER, {"depth": 2, "kind": "b"}) == first and count_held(study) == 2
 
     study.tell(running, state=TrialState.FAIL)  # the scan kept from the last call must not keep it
-    assert twin_of(study, -1, {"depth": 7, "kind": "a"}) is None and count_held(study) == 1
+    assert twin_of(study, LATER, {"depth": 7, "kind": "a"}) is None and count_held(study) == 1
     _with(study, {"depth": 7, "kind": "a"}, TrialState.COMPLETE)
-    assert twin_of(study, -1, {"depth": 7, "kind": "a"}) == 3 and count_held(study) == 2
+    assert twin_of(study, LATER, {"depth": 7, "kind": "a"}) == 3 and count_held(study) == 2
 
 
 def test_another_process_s_trials_are_seen_through_the_shared_storage(storage_url):
@@ -74,8 +88,8 @@ def test_another_process_s_trials_are_seen_through_the_shared_storage(storage_ur
     assert count_held(ours) == 0
     other = _with(theirs, {"depth": 4, "kind": "b"}, None)
     theirs.enqueue_trial({"depth": 6, "kind": "a"})
-    assert twin_of(ours, -1, {"depth": 4, "kind": "b"}) == other
-    assert twin_of(ours, -1, {"depth": 6, "kind": "a"}) == other + 1 and count_held(ours) == 1
+    assert twin_of(ours, LATER, {"depth": 4, "kind": "b"}) == other
+    assert twin_of(ours, LATER, {"depth": 6, "kind": "a"}) == other + 1 and count_held(ours) == 1
 
 
 def test_a_repeat_queues_a_random_configuration_the_study_does_not_hold_until_none_is_left():
