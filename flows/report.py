@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from reporting.render import ReportContext, format_summary, trial_counts
+from reporting.counts import trial_counts
+from reporting.render import ReportContext, format_summary
 from stageio.files import read_json
 from tasks.report import (
     data_facts,

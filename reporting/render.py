@@ -25,7 +25,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from studies.configurations import DUPLICATE_OF
+from reporting.counts import count_text
 
 # Names inside `paths.report_dir`; dvc.yaml declares the plot tables under the same names.
 INDEX = "index.html"
@@ -89,20 +89,6 @@ class StudyFigures:
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-
-
-def trial_counts(study: optuna.Study) -> dict[str, int]:
-    """Trials by final state: complete, pruned, fail, and repeats (failed, not run: `studies.configurations.DUPLICATE_OF`).
-
-    Running or waiting trials are not counted.
-    """
-    counts = dict.fromkeys(("complete", "pruned", "fail", "repeats not run"), 0)
-    for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.FAIL and DUPLICATE_OF in t.user_attrs:
-            counts["repeats not run"] += 1
-        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
-            counts[t.state.name.lower()] += 1
-    return counts
 
 
 def best_so_far(study: optuna.Study) -> tuple[int, float] | None:
@@ -566,7 +552,7 @@ def render_index(figures: StudyFigures, pngs: dict[str, bytes], ctx: ReportConte
     """The one-page report: summary tables, links, notes and every figure as an embedded PNG."""
     s = ctx.summary
     names = s.get("objectives") or [s["metric"]]
-    counts = ", ".join(f"{v} {k}" for k, v in ctx.counts.items())
+    counts = count_text(ctx.counts)
     parts = [
         f"<h1>Study {_e(s['study_name'])}</h1>",
         f"<p>{counts} trials; the final model is trial #{_e(s['best_trial'])}, refit on train + validation.</p>",
@@ -703,7 +689,7 @@ def format_summary(ctx: ReportContext, report_index: Path | None = None, ui_comm
     """The closing summary of a pipeline run: best parameters, validation and test scores, where to look."""
     s = ctx.summary
     names, prefix = s.get("objectives") or [s["metric"]], s.get("score_prefix", "val")  # cv (k folds) or val (one split)
-    counts = ", ".join(f"{v} {k}" for k, v in ctx.counts.items())
+    counts = count_text(ctx.counts)
     lines = [
         f"tunedag: study {s['study_name']} ({counts})",
         *(f"  {k}: {v}" for k, v in ctx.data.items()),

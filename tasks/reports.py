@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from reporting.render import trial_counts
+from reporting.counts import REPEATS, trial_counts
 from stageio.files import write_csv, write_json
 from tracking.runs import log_values
 from tracking.store import Tracker
@@ -121,7 +121,7 @@ def summarise_study(cfg: Config, study: optuna.Study, tracker: Tracker, parent_r
             "n_trials": counts["complete"],
             "n_failed": counts["fail"],
             "n_pruned": counts["pruned"],
-            "n_repeats_not_run": counts["repeats not run"],
+            "n_repeats_not_run": counts[REPEATS],
             **{f"best_{prefix}_{o}": v for o, v in zip(cfg.tune.objectives, best.values[1:])},
         },
     )

@@ -148,7 +148,8 @@ def test_a_small_space_is_searched_once_each_configuration_and_an_extension_repe
     assert repeats >= 1 and sorted(r.info.status for r in runs) == ["FINISHED"] * 4 + ["KILLED"] * repeats
     metrics = json.loads(Path(cfg.paths.tune_metrics).read_text())
     assert (metrics["n_trials"], metrics["n_failed"], metrics["n_repeats_not_run"]) == (4, 0, repeats)
-    assert any(f"{len(study.trials)} trials (4 complete, {repeats} repeats not run)" in line for line in status_lines(cfg))
+    counted = f"{len(study.trials)} trials (4 complete, {repeats} {'repeat' if repeats == 1 else 'repeats'} not run)"
+    assert any(counted in line for line in status_lines(cfg))
 
 
 def test_warm_start_queues_the_best_configurations_of_an_earlier_study(make_config):
