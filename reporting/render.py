@@ -555,7 +555,7 @@ def render_index(figures: StudyFigures, pngs: dict[str, bytes], ctx: ReportConte
     counts = count_text(ctx.counts)
     parts = [
         f"<h1>Study {_e(s['study_name'])}</h1>",
-        f"<p>{counts} trials; the final model is trial #{_e(s['best_trial'])}, refit on train + validation.</p>",
+        f"<p>Trials: {counts}. The final model is trial #{_e(s['best_trial'])}, refit on train + validation.</p>",
         *(["<h2>Data</h2>", _table(["", ""], list(ctx.data.items()))] if ctx.data else []),
         '<div class="row"><div><h2>Best parameters</h2>',
         _table(["parameter", "value"], sorted(s["best_params"].items())),
