@@ -13,6 +13,7 @@ import optuna
 import pytest
 
 from reporting import render as report
+from reporting.counts import trial_counts
 from reporting.render import ReportContext, TrackedSeries
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -195,7 +196,7 @@ def context(study) -> ReportContext:
     return ReportContext(
         summary,
         {"test_rmse": 1.25, "test_r2": 0.5, "best_val_rmse": study.best_value},
-        report.trial_counts(study),
+        trial_counts(study),
         "http://127.0.0.1:5000/#/experiments/1/runs/abc",
         {"MLflow store": "sqlite:///mlruns/mlflow.db"},
     )
