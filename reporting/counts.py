@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from studies.configurations import DUPLICATE_OF
 
 REPEATS = "repeats not run"  # failed trials the loop did not run: the study held their configuration
 
 
-def trial_counts(study: optuna.Study) -> dict[str, int]:
-    """Trials by final state: complete, pruned, fail, and repeats (failed, not run: `studies.configurations.DUPLICATE_OF`).
+def outcome(t: FrozenTrial) -> str:
+    """A trial's state for counting: its Optuna state in lower case, or `REPEATS` for a failed trial the loop did not run."""
+    return REPEATS if t.state == TrialState.FAIL and DUPLICATE_OF in t.user_attrs else t.state.name.lower()
 
-    Running or waiting trials are not counted.
-    """
+
+def trial_counts(study: optuna.Study) -> dict[str, int]:
+    """Finished trials by `outcome`: complete, pruned, fail and repeats (running or waiting ones are not counted)."""
     counts = dict.fromkeys(("complete", "pruned", "fail", REPEATS), 0)
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.FAIL and DUPLICATE_OF in t.user_attrs:
-            counts[REPEATS] += 1
-        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
-            counts[t.state.name.lower()] += 1
+        if (name := outcome(t)) in counts:
+            counts[name] += 1
     return counts
 
 

@@ -11,8 +11,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState
 
-from reporting.counts import REPEATS, count_text
-from studies.configurations import DUPLICATE_OF
+from reporting.counts import count_text, outcome
 from studies.storage import build_storage, study_name
 from tracking.lineage import data_name
 from tracking.runs import TAG_PLAN, TAG_PROMOTION, TAG_ROLE, TAG_STUDY
@@ -77,7 +76,7 @@ def _study_lines(cfg: Config, name: str, last: Run | None) -> list[str]:
     except KeyError:
         return [f"study: {name} not started for this data and config (storage {redact(url)})"]
     trials = study.get_trials(deepcopy=False)
-    counts = Counter(REPEATS if DUPLICATE_OF in t.user_attrs else t.state.name.lower() for t in trials)
+    counts = Counter(outcome(t) for t in trials)
     lines = [f"study: {name}: {len(trials)} trials ({count_text(counts) or 'none'}), " + budget_line(cfg.tune.n_trials, last)]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete and len(study.directions) == 1:

@@ -42,13 +42,11 @@ def twin_of(study: optuna.Study, number: int, params: dict[str, Any]) -> int | N
     A finished trial holds its configuration against any other; a running or queued one only against
     trials asked after it, so that of two workers that drew one configuration, the first runs it.
     """
-    finished, tail = _scan(study)
+    finished, tail = _scan(study)  # the tail's numbers all come after the finished ones, in order
     wanted = key(params)
-    first = finished.get(wanted)
-    for t in tail:
-        if (t.number < number or t.state.is_finished()) and (first is None or t.number < first) and _held(t) == wanted:
-            first = t.number
-    return first
+    if wanted in finished:
+        return finished[wanted]
+    return next((t.number for t in tail if (t.number < number or t.state.is_finished()) and _held(t) == wanted), None)
 
 
 def count_held(study: optuna.Study) -> int:
