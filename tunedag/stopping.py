@@ -77,7 +77,7 @@ def decide(s: Snapshot, rules: StopRules, now: float) -> Decision:
     if s.space_left is not None and s.space_left <= 0:
         return Decision("stop", "search space exhausted: the study holds every configuration in it")
     if s.stuck:
-        return Decision("stop", "no new configuration: the sampler and 1,000 random draws found only ones the study holds")
+        return Decision("stop", "no new configuration: the sampler and random draws found only ones the study holds")
     reason = rules.verdict(s, now)
     if reason:
         return Decision("stop", reason)
