@@ -157,8 +157,7 @@ def _snapshot(study: optuna.Study, ctx: TrialContext, ours: int, failures: int, 
         since = sum(t.number > counts.best[0] for t in study.get_trials(deepcopy=False, states=FINISHED))
     grid = grid_points_left(study, next(iter(ctx.cfg.families.values())).space) if tune.sampler.name == "grid" else None
     queued = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) if tune.sampler.name == "manual" else None
-    started = len(counts.started)  # they hold at most this many configurations: counted only when that could fill the space
-    left = None if size is None else size - (count_held(study) if size <= started else started)
+    left = None if size is None else size - count_held(study)
     return Snapshot(
         counts.started, counts.finished, counts.best, since, ours, failures, grid, queued, ctx.stop.is_set(), left, stuck
     )

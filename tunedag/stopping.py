@@ -23,7 +23,7 @@ class Snapshot:
     grid_left: int | None = None  # grid points not yet asked (grid sampler), else None
     queued: int | None = None  # WAITING (enqueued) trials (manual sampler), else None
     interrupted: bool = False
-    space_left: int | None = None  # configurations of a finite space not held yet (studies.configurations); exact near 0
+    space_left: int | None = None  # configurations of a finite space not held yet (studies.configurations)
     stuck: bool = False  # the sampler proposed a configuration the study holds, and no random draw found a new one
 
 
