@@ -9,7 +9,7 @@ One study on Optuna's journal file (tunedag's default storage, without fsync), t
 integer parameters from RandomSampler(seed 1), told COMPLETE one by one. At each measured length
 the median of 50 calls (wall time, this process) of: `studies.storage.tally` (every loop decision),
 `studies.configurations.twin_of` (once per trial, before it runs) and `count_held` (per decision,
-only for a finite space no larger than the trials started, `flows.tune._snapshot`).
+for a finite space, `flows.tune._snapshot`).
 """
 
 from __future__ import annotations
