@@ -5,13 +5,14 @@ configuration the study does not hold, drawn at random (`enqueue_unheld`), so th
 on one point of a small discrete space cannot fill the study with repeats.
 
 A configuration is held by a COMPLETE or PRUNED trial (its score is known), a RUNNING one (being
-evaluated, by any worker) and a WAITING one (queued); the last two only against trials asked after them. A FAIL trial holds none: an interrupted
-trial is re-queued with its parameters, and a genuine failure may be the machine's (its memory).
-Parameters are compared exactly, as Optuna stores them.
+evaluated, by any worker) and a WAITING one (queued); the last two only against trials asked after
+them. A FAIL trial holds none: an interrupted trial is re-queued with its parameters, and a genuine
+failure may be the machine's (its memory). Parameters are compared exactly, as Optuna stores them.
 """
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from optuna.samplers import RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from compat.optuna import queued_params
+from studies.storage import owner_alive
 from tunedag.config import Family
 from tunedag.space import suggest
 
@@ -29,6 +31,7 @@ Key = tuple[tuple[str, Any], ...]
 DUPLICATE_OF = "duplicate_of"  # the user attr of a trial not run because another trial holds its configuration: that one
 DRAWN_AFTER = "drawn_after_repeat"  # the user attr of a configuration `enqueue_unheld` queued: the trial that repeated
 DRAWS = 1000
+WAIT_S = 30.0  # the longest `twin_of` waits for an earlier trial still being sampled by another live worker
 
 
 def key(params: dict[str, Any]) -> Key:
@@ -40,13 +43,22 @@ def twin_of(study: optuna.Study, number: int, params: dict[str, Any]) -> int | N
     """The number of the first trial that holds `params` against trial `number`, else None.
 
     A finished trial holds its configuration against any other; a running or queued one only against
-    trials asked after it, so that of two workers that drew one configuration, the first runs it.
+    trials asked after it, so that of two workers that drew one configuration, the first asked runs it.
+    An earlier trial that another live worker is still sampling, with the parameters it has so far
+    agreeing with `params`, is waited for (up to `WAIT_S`): checking before it has all its parameters
+    would let both workers run the configuration.
     """
-    finished, tail = _scan(study)  # the tail's numbers all come after the finished ones, in order
-    wanted = key(params)
-    if wanted in finished:
-        return finished[wanted]
-    return next((t.number for t in tail if (t.number < number or t.state.is_finished()) and _held(t) == wanted), None)
+    wanted, deadline = key(params), time.monotonic() + WAIT_S
+    while True:
+        finished, tail = _scan(study)  # the tail's numbers all come after the finished ones, in order
+        if wanted in finished:
+            return finished[wanted]
+        earlier = [t for t in tail if t.number < number or t.state.is_finished()]
+        if (twin := next((t.number for t in earlier if _held(t) == wanted), None)) is not None:
+            return twin
+        if not any(_may_become(t, params) for t in earlier) or time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
 
 
 def count_held(study: optuna.Study) -> int:
@@ -98,6 +110,15 @@ def _held(t: FrozenTrial) -> Key | None:
     if t.state == TrialState.WAITING:
         return key(queued_params(t))
     return None
+
+
+def _may_become(t: FrozenTrial, params: dict[str, Any]) -> bool:
+    """Whether `t` is being sampled, by a live worker, towards `params` (each parameter it has so far agrees)."""
+    agrees = len(t.params) < len(params) and all(params.get(name, _NONE) == value for name, value in t.params.items())
+    return t.state == TrialState.RUNNING and agrees and owner_alive(t)
+
+
+_NONE = object()
 
 
 @dataclass

@@ -34,7 +34,12 @@ def check_ledger(cfg: Config, n_complete: int) -> optuna.Study:
     trials = study.get_trials(deepcopy=False)
     assert sum(t.state == TrialState.COMPLETE for t in trials) == n_complete
     evaluated = Counter(tuple(sorted(t.params.items())) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED))
-    assert not [c for c, n in evaluated.items() if n > 1], "a configuration the study had was evaluated again"
+    twice = [c for c, n in evaluated.items() if n > 1]
+    assert not twice, "a configuration the study had was evaluated again: " + "; ".join(
+        f"trial {t.number} {t.state.name} from {t.datetime_start:%H:%M:%S.%f} {t.user_attrs}"
+        for t in trials
+        if tuple(sorted(t.params.items())) in twice
+    )
     assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     children = study_runs(cfg, study.study_name, "trial")
     numbers = [int(r.data.tags[TAG_TRIAL]) for r in children]

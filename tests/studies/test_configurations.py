@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
+
 import optuna
 import pytest
 from optuna.trial import TrialState
 from pydantic import TypeAdapter
 
 from compat.optuna import queued_params
-from studies.configurations import DRAWN_AFTER, count_held, enqueue_unheld, twin_of
-from studies.storage import build_storage
+from studies.configurations import DRAWN_AFTER, WAIT_S, count_held, enqueue_unheld, twin_of
+from studies.storage import WORKER_ATTR, build_storage, claim
 from tunedag.config import Family, Param
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # PartialFixedSampler
@@ -90,6 +95,36 @@ def test_another_process_s_trials_are_seen_through_the_shared_storage(storage_ur
     theirs.enqueue_trial({"depth": 6, "kind": "a"})
     assert twin_of(ours, LATER, {"depth": 4, "kind": "b"}) == other
     assert twin_of(ours, LATER, {"depth": 6, "kind": "a"}) == other + 1 and count_held(ours) == 1
+
+
+def test_an_earlier_trial_another_worker_is_still_sampling_is_waited_for(storage_url):
+    """The race of two workers: the later-asked one checks before the earlier one has its parameters."""
+    ours = optuna.create_study(study_name="s", storage=build_storage(storage_url, False))
+    theirs = optuna.load_study(study_name="s", storage=build_storage(storage_url, False))
+    theirs.sampler = optuna.samplers.PartialFixedSampler({"depth": 3, "kind": "a"}, optuna.samplers.RandomSampler())
+    sampling = theirs.ask()
+    claim(sampling)  # a live worker's, with no parameters yet
+    sampling.suggest_categorical("kind", ["a", "b"])  # one of two so far
+    later = _ask(ours, {"depth": 3, "kind": "a"})
+    assert twin_of(ours, later.number, {"depth": 4, "kind": "a"}) is None  # it cannot become that one: no wait
+
+    finish = threading.Timer(0.5, lambda: sampling.suggest_int("depth", 1, 9))
+    finish.start()
+    started = time.monotonic()
+    assert twin_of(ours, later.number, later.params) == sampling.number  # without the wait: None, and both would run it
+    assert time.monotonic() - started >= 0.4
+    finish.join()
+
+
+def test_a_dead_worker_s_half_sampled_trial_is_not_waited_for(storage_url):
+    study = optuna.create_study(study_name="s", storage=build_storage(storage_url, False))
+    study.sampler = optuna.samplers.PartialFixedSampler({"kind": "a"}, optuna.samplers.RandomSampler())
+    orphan = study.ask()
+    orphan.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}:0")  # this pid, another start: gone
+    orphan.suggest_categorical("kind", ["a", "b"])
+    started = time.monotonic()
+    assert twin_of(study, LATER, {"depth": 3, "kind": "a"}) is None
+    assert time.monotonic() - started < WAIT_S / 10
 
 
 def test_a_repeat_queues_a_random_configuration_the_study_does_not_hold_until_none_is_left():
