@@ -113,9 +113,13 @@ def _held(t: FrozenTrial) -> Key | None:
 
 
 def _may_become(t: FrozenTrial, params: dict[str, Any]) -> bool:
-    """Whether `t` is being sampled, by a live worker, towards `params` (each parameter it has so far agrees)."""
+    """Whether `t` is being sampled, by a live worker, towards `params` (each parameter it has so far agrees).
+
+    One asked more than `WAIT_S` ago is taken as stuck, so that a hung worker delays no later trial again.
+    """
     agrees = len(t.params) < len(params) and all(params.get(name, _NONE) == value for name, value in t.params.items())
-    return t.state == TrialState.RUNNING and agrees and owner_alive(t)
+    young = t.datetime_start is not None and time.time() - t.datetime_start.timestamp() < WAIT_S
+    return t.state == TrialState.RUNNING and agrees and young and owner_alive(t)
 
 
 _NONE = object()

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from pydantic import TypeAdapter
 
 from compat.optuna import queued_params
+from studies import configurations
 from studies.configurations import DRAWN_AFTER, WAIT_S, count_held, enqueue_unheld, twin_of
 from studies.storage import WORKER_ATTR, build_storage, claim
 from tunedag.config import Family, Param
@@ -106,13 +107,15 @@ def test_an_earlier_trial_another_worker_is_still_sampling_is_waited_for(storage
     claim(sampling)  # a live worker's, with no parameters yet
     sampling.suggest_categorical("kind", ["a", "b"])  # one of two so far
     later = _ask(ours, {"depth": 3, "kind": "a"})
-    assert twin_of(ours, later.number, {"depth": 4, "kind": "a"}) is None  # it cannot become that one: no wait
+    started = time.monotonic()
+    assert twin_of(ours, later.number, {"depth": 3, "kind": "b"}) is None  # it cannot become that one: no wait
+    assert time.monotonic() - started < WAIT_S / 10
 
     finish = threading.Timer(0.5, lambda: sampling.suggest_int("depth", 1, 9))
     finish.start()
     started = time.monotonic()
     assert twin_of(ours, later.number, later.params) == sampling.number  # without the wait: None, and both would run it
-    assert time.monotonic() - started >= 0.4
+    assert 0.4 <= time.monotonic() - started < WAIT_S / 10
     finish.join()
 
 
@@ -125,6 +128,20 @@ def test_a_dead_worker_s_half_sampled_trial_is_not_waited_for(storage_url):
     started = time.monotonic()
     assert twin_of(study, LATER, {"depth": 3, "kind": "a"}) is None
     assert time.monotonic() - started < WAIT_S / 10
+
+
+def test_a_live_worker_s_trial_sampling_for_longer_than_the_wait_is_not_waited_for_again(storage_url, monkeypatch):
+    """A hung worker: its half-sampled trial would otherwise hold up every later trial that agrees with it."""
+    monkeypatch.setattr(configurations, "WAIT_S", 1.0)
+    study = optuna.create_study(study_name="s", storage=build_storage(storage_url, False))
+    study.sampler = optuna.samplers.PartialFixedSampler({"kind": "a"}, optuna.samplers.RandomSampler())
+    stuck = study.ask()
+    claim(stuck)  # this process: alive
+    stuck.suggest_categorical("kind", ["a", "b"])
+    time.sleep(1.1)
+    started = time.monotonic()
+    assert twin_of(study, LATER, {"depth": 3, "kind": "a"}) is None
+    assert time.monotonic() - started < 0.5  # the deadline alone would wait 1 s
 
 
 def test_a_repeat_queues_a_random_configuration_the_study_does_not_hold_until_none_is_left():
