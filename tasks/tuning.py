@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from runners import TrialLimitExceeded
 from tracking.runs import close_unrecorded
-from trials.job import JobResult, TrialJob, discard, run_job
+from trials.job import JobResult, TrialJob, run_job
 from trials.records import INTERRUPTED, TrialContext, record
 
 
@@ -33,6 +33,4 @@ def run_trial(ctx: TrialContext, job: TrialJob, run_id: str) -> JobResult:
         record(ctx.tracker().client, run_id, job, result, seconds)
     except Exception as exc:  # the tracking store failed: Optuna must not hold a trial MLflow lacks
         return JobResult("UNRECORDED", error=close_unrecorded(ctx.tracker().client, run_id, exc), seconds=seconds)
-    finally:
-        discard(job, result)
     return replace(result, seconds=seconds)

@@ -1,13 +1,12 @@
 """The part of a trial that runs on the runner (a worker process, a thread or a Dask worker): evaluate, save the model.
 
 It never raises for a failing or pruned trial: it returns a `JobResult`, a small picklable record
-the trial task turns into MLflow calls in the flow's process. Only the model files cross over, as
-an MLflow model folder on disk (the run's own artifact folder when the store is local), never as pickles.
+the trial task turns into MLflow calls in the flow's process. The model never crosses over: the job
+writes it as an MLflow model folder into the trial's run (its artifact folder, or uploaded to a tracking server).
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 import traceback
@@ -40,12 +39,12 @@ class TrialJob:
     number: int
     params: dict[str, Any]
     prune: bool
-    model_dir: str | None = None  # where to write the model folder (the run's local artifact folder); None: a temporary one
+    model_dir: str  # the run's local artifact folder for the model, or runs:/<run id>/model on a tracking server
 
 
 @dataclass
 class JobResult:
-    """What came of a trial: its state, values, series to log, and where its model folder is."""
+    """What came of a trial: its state, values and series to log (a COMPLETE trial's model is in its run already)."""
 
     state: str  # COMPLETE, PRUNED, FAIL; UNRECORDED (the model or run could not be written) or INTERRUPTED: re-queued
     values: list[float] | None = None
@@ -54,7 +53,6 @@ class JobResult:
     pruned_at: int | None = None
     error: str | None = None
     traceback: str | None = None
-    model_dir: str | None = None
     seconds: float = 0.0  # the trial's time, as its task measured it
 
 
@@ -76,8 +74,9 @@ def run_job(job: TrialJob) -> JobResult:
             _reporter(job) if job.prune else None,
         )
         steps = {f"fold_{metric}": outcome.fold_values, by_step: outcome.intermediate, **_epochs(outcome.curves)}
-        model_dir = None if outcome.model is None else _save_model(job, outcome.model)  # a train_fn may return none
-        return JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v}, model_dir=model_dir)
+        if outcome.model is not None:  # a train_fn may return none
+            _save_model(job, outcome.model)
+        return JobResult("COMPLETE", outcome.values, outcome.metrics, {k: v for k, v in steps.items() if v})
     except TrialPruned as pruned:
         steps = {by_step: pruned.intermediate, **_epochs(pruned.curves or {})}
         return JobResult("PRUNED", [pruned.intermediate[-1]], steps={k: v for k, v in steps.items() if v}, pruned_at=pruned.step)
@@ -102,23 +101,13 @@ def _epochs(curves: dict[str, list[float]]) -> dict[str, list[float]]:
     return {f"epoch_{name}": series for name, series in curves.items()}
 
 
-def discard(job: TrialJob, result: JobResult) -> None:
-    """Delete a trial's temporary model folder (one written into the run's own folder belongs to the run)."""
-    if result.model_dir and result.model_dir != job.model_dir:
-        shutil.rmtree(Path(result.model_dir).parent, ignore_errors=True)
-
-
-def _save_model(job: TrialJob, model: Any) -> str:
-    """Write the model's folder (`modelio.mlflow_models.save_model`) into `job.model_dir`, else a temporary one; its path."""
-    remote = bool(job.model_dir and job.model_dir.startswith("runs:/"))  # a tracking server: the worker uploads, no shared disk
-    local = job.model_dir and not remote
-    folder = Path(job.model_dir if local else Path(tempfile.mkdtemp(prefix=f"tunedag-trial-{job.number}-")) / MODEL_ARTIFACT)
-    save_model(model, folder, job.cfg.model.trusted_types)
-    if remote:
-        client_for(job.cfg.tracking.uri).log_artifacts(job.model_dir.split("/")[1], str(folder), MODEL_ARTIFACT)
-        shutil.rmtree(folder.parent, ignore_errors=True)
-        return job.model_dir
-    return str(folder)
+def _save_model(job: TrialJob, model: Any) -> None:
+    """Write the model's folder (`modelio.mlflow_models.save_model`) into the trial's run at `job.model_dir`."""
+    if not job.model_dir.startswith("runs:/"):
+        return save_model(model, Path(job.model_dir), job.cfg.model.trusted_types)
+    with tempfile.TemporaryDirectory(prefix=f"tunedag-trial-{job.number}-") as folder:  # a tracking server: no shared disk
+        save_model(model, Path(folder) / MODEL_ARTIFACT, job.cfg.model.trusted_types)
+        client_for(job.cfg.tracking.uri).log_artifacts(job.model_dir.split("/")[1], folder)
 
 
 _STUDIES: dict[tuple[str, str], optuna.Study] = {}  # loaded once per worker (the journal is replayed once)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import mlflow
@@ -11,36 +10,34 @@ import pandas as pd
 
 from compat.optuna import trial_id
 from studies.storage import build_storage, open_study
-from trials.job import TrialJob, discard, run_job
+from trials.job import TrialJob, run_job
 from tunedag.config import load_config
 from tunedag.data import file_md5
 
 
-def _job(cfg, params, prune=False, trial_id=0, study_name="x") -> TrialJob:
-    return TrialJob(cfg, file_md5(cfg.paths.prepared), study_name, trial_id, 0, params, prune)
+def _job(cfg, params, model_dir, prune=False, trial_id=0, study_name="x") -> TrialJob:
+    return TrialJob(cfg, file_md5(cfg.paths.prepared), study_name, trial_id, 0, params, prune, str(model_dir))
 
 
 PARAMS = {"n_estimators": 8, "max_depth": 3, "min_samples_leaf": 2, "max_features": "sqrt", "criterion": "gini"}
 
 
-def test_a_complete_trial_returns_scores_and_a_loadable_model_folder(cfg):
-    result = run_job(_job(cfg, PARAMS))
+def test_a_complete_trial_returns_scores_and_writes_a_loadable_model_folder(cfg, tmp_path):
+    result = run_job(_job(cfg, PARAMS, tmp_path / "model"))
     assert result.state == "COMPLETE" and 0.5 < result.values[0] <= 1.0
     assert result.metrics["roc_auc"] == result.values[0]
-    model = mlflow.pyfunc.load_model(result.model_dir)
+    model = mlflow.pyfunc.load_model(str(tmp_path / "model"))
     X = pd.read_parquet(cfg.paths.prepared).drop(columns=["target", "__split__"]).head(3)
     assert len(model.predict(X)) == 3
-    discard(_job(cfg, PARAMS), result)
-    assert not Path(result.model_dir).exists()
 
 
-def test_a_failing_configuration_becomes_a_fail_record(cfg):
-    result = run_job(_job(cfg, {**PARAMS, "max_depth": -4}))
+def test_a_failing_configuration_becomes_a_fail_record(cfg, tmp_path):
+    result = run_job(_job(cfg, {**PARAMS, "max_depth": -4}, tmp_path / "model"))
     assert result.state == "FAIL" and "max_depth" in result.error and result.traceback
-    assert result.model_dir is None
+    assert not (tmp_path / "model").exists()
 
 
-def test_pruning_reports_to_the_trial_in_the_shared_storage(cfg):
+def test_pruning_reports_to_the_trial_in_the_shared_storage(cfg, tmp_path):
     cfg = load_config(
         "params.yaml",
         {
@@ -56,7 +53,7 @@ def test_pruning_reports_to_the_trial_in_the_shared_storage(cfg):
             t.report(value, step)
         study.tell(t, value)
     trial = study.ask()
-    result = run_job(_job(cfg, PARAMS, prune=True, trial_id=trial_id(trial), study_name=study.study_name))
+    result = run_job(_job(cfg, PARAMS, tmp_path / "model", prune=True, trial_id=trial_id(trial), study_name=study.study_name))
     assert result.state == "PRUNED" and result.pruned_at == 1
     stored = optuna.load_study(study_name=study.study_name, storage=build_storage(cfg.tune.storage)).trials[trial.number]
     assert stored.intermediate_values == {1: result.values[0]}
