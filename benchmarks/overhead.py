@@ -233,9 +233,10 @@ class Layers:
     def __init__(self, cfg: Any, workdir: Path):
         from runners import Limits, make_runner
         from runners.starting import PRELOAD
+        from tracking.provenance import lineage_tags
         from tracking.runs import start_run
         from tracking.store import open_tracker
-        from trials.records import TrialContext, lineage_tags
+        from trials.records import TrialContext
         from tunedag.data import file_md5, load_prepared
 
         self.cfg, self.workdir = cfg, workdir
@@ -243,7 +244,7 @@ class Layers:
         self.prep = load_prepared(cfg.paths.prepared, self.version)
         self.tracker = open_tracker(cfg.tracking)
         tags = lineage_tags(f"layers-{cfg.tune.study_name}", self.version)
-        parent = start_run(self.tracker, "bench-layers", tags)
+        parent = start_run(self.tracker, "bench-layers", tags).info.run_id
         self.ctx = {
             kind: TrialContext(
                 cfg,

@@ -27,6 +27,7 @@ from studies.seeding import enqueue_manual, warm_start
 from studies.storage import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
 from tasks.reports import summarise_study
 from tasks.tuning import run_trial
+from tracking.provenance import lineage_tags
 from tracking.runs import log_values
 from tracking.store import open_tracker
 from tracking.study_run import TAG_STOP_REASON, study_run
@@ -55,7 +56,7 @@ def tune_flow(cfg: Config, checked_version: str | None = None, runner: Future | 
     study = open_study(cfg, data_version)
     recovery.close_stale_parents(tracker, study.study_name)
     tags = {
-        **records.lineage_tags(study.study_name, data_version),
+        **lineage_tags(study.study_name, data_version),
         **problem_tags(read_problem(cfg.paths.prepared)),
         "tunedag.validation": validation_scheme(cfg.data.cv_folds),
     }

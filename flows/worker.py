@@ -14,8 +14,9 @@ from flows._inputs import tune_inputs
 from flows.tune import drive_trials, task_runner
 from runners.starting import start_runner
 from studies.storage import PARENT_RUN_ATTR, close_study, join_study
+from tracking.provenance import lineage_tags
 from tracking.store import open_tracker
-from trials.records import TrialContext, lineage_tags
+from trials.records import TrialContext
 from trials.recovery import recover_orphan_trials
 from tunedag.config import Config
 from tunedag.errors import TunedagError

@@ -14,8 +14,8 @@ from optuna.trial import TrialState
 from reporting.counts import count_text, outcome
 from studies.storage import build_storage, study_name
 from tracking.lineage import data_name
-from tracking.runs import TAG_PLAN, TAG_PROMOTION, TAG_ROLE, TAG_STUDY
 from tracking.store import client_for, not_created
+from tracking.tags import TAG_PLAN, TAG_PROMOTION, TAG_ROLE, TAG_STUDY
 from tunedag.config import Config
 from tunedag.data import file_md5
 from tunedag.errors import redact

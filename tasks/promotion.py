@@ -15,8 +15,9 @@ from prefect.cache_policies import NO_CACHE
 from tasks.evaluation import load_final_model
 from tasks.training import registered_versions
 from tracking.lineage import TAG_TRAINING_ROWS, bind_version, record_training_rows, training_rows
-from tracking.runs import TAG_DATA_VERSION, TAG_PROMOTION, log_values
+from tracking.runs import log_values
 from tracking.store import Tracker, absolute_uri
+from tracking.tags import TAG_DATA_VERSION, TAG_PROMOTION
 from tunedag.config import Config
 from tunedag.data import Prepared, file_md5, load_prepared
 from tunedag.metrics import score

@@ -6,8 +6,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from studies.retune import RunPlan, plan_run
-from tracking.runs import TAG_PLAN, log_values
+from tracking.runs import log_values
 from tracking.store import open_tracker
+from tracking.tags import TAG_PLAN
 from tunedag.config import Config
 from tunedag.data import file_md5
 

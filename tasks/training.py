@@ -11,9 +11,10 @@ from prefect.exceptions import TerminationSignal
 
 from modelio.mlflow_models import save_model
 from studies.storage import process_alive, worker_id
-from tracking.provenance import TAG_OWNER, git_commit
-from tracking.runs import TAG_DATA_VERSION, TAG_ERROR, TAG_GIT, TAG_ROLE, TAG_STATE, TAG_STUDY, start_run
+from tracking.provenance import TAG_OWNER, lineage_tags
+from tracking.runs import start_run
 from tracking.store import Tracker, find_runs
+from tracking.tags import TAG_ERROR, TAG_ROLE, TAG_STATE, TAG_STUDY
 from tunedag.config import Config
 from tunedag.custom import final_run
 from tunedag.data import file_md5, load_prepared
@@ -83,7 +84,7 @@ def start_final_run(tracker: Tracker, summary: dict) -> str:
     A run left RUNNING by a dead process on this host is closed KILLED with why (`tunedag.error`);
     nothing points at it (a version is registered only after its upload), so no version changes.
     """
-    tags = {TAG_STUDY: summary["study_name"], TAG_DATA_VERSION: summary["data_version"], TAG_GIT: git_commit()}
+    tags = lineage_tags(summary["study_name"], summary["data_version"])
     stale = (
         f"tags.`{TAG_STUDY}` = '{summary['study_name']}' and tags.`{TAG_ROLE}` = '{ROLE_FINAL}' and attributes.status = 'RUNNING'"
     )
@@ -97,7 +98,7 @@ def start_final_run(tracker: Tracker, summary: dict) -> str:
         f"final-{summary['study_name']}",
         {**tags, TAG_ROLE: ROLE_FINAL, TAG_OWNER: worker_id()},
         summary["parent_run_id"],
-    )
+    ).info.run_id
 
 
 def end_final_run(tracker: Tracker, run_id: str, exc: BaseException) -> None:
@@ -122,7 +123,7 @@ def register_final_model(cfg: Config, tracker: Tracker, summary: dict, run_id: s
     later training never changes the files of a version registered before (the champion's included).
     """
     client, name = tracker.client, cfg.final.registered_model
-    tags = {TAG_STUDY: summary["study_name"], TAG_DATA_VERSION: summary["data_version"], TAG_GIT: git_commit()}
+    tags = lineage_tags(summary["study_name"], summary["data_version"])
     run_id = run_id or start_final_run(tracker, summary)
     try:
         client.log_artifacts(run_id, str(cfg.paths.model_dir), FINAL_ARTIFACT)

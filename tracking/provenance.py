@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from functools import lru_cache
 
+from tracking.tags import TAG_DATA_VERSION, TAG_FLOW_RUN, TAG_GIT, TAG_STUDY
+
 TAG_OWNER = "tunedag.owner"  # studies.storage.worker_id() of the process writing into a run while it is RUNNING
 
 
@@ -32,3 +34,8 @@ def prefect_flow_run_id() -> str:
     from prefect.runtime import flow_run
 
     return str(flow_run.id or "none")
+
+
+def lineage_tags(study_name: str, data_version: str) -> dict[str, str]:
+    """Tags linking a run to its study, data version, code version and Prefect flow run."""
+    return {TAG_STUDY: study_name, TAG_DATA_VERSION: data_version, TAG_GIT: git_commit(), TAG_FLOW_RUN: prefect_flow_run_id()}

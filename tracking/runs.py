@@ -12,26 +12,11 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from stageio.files import write_failure
 from tracking.store import Tracker
-
-TAG_STUDY = "tunedag.study"
-TAG_TRIAL = "tunedag.trial"
-TAG_ROLE = "tunedag.role"
-TAG_STATE = "tunedag.state"
-TAG_DATA_VERSION = "tunedag.data_version"
-TAG_GIT = "tunedag.git_commit"
-TAG_FLOW_RUN = "tunedag.prefect_flow_run_id"
-TAG_ERROR = "tunedag.error"  # why a run failed or was killed
-TAG_PLAN = "tunedag.plan"  # on the pipeline run: resumed, more trials, or warm-started from which study and why
-TAG_PROMOTION = "tunedag.promotion"  # on the version and the pipeline run: the decision's reason, whole
+from tracking.tags import TAG_ERROR
 
 
-def start_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None) -> str:
-    """Create a run (nested under `parent_id` when given) and return its id."""
-    return create_run(tracker, name, tags, parent_id).info.run_id
-
-
-def create_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None) -> Run:
-    """Create a run as `start_run` does and return the MLflow `Run` (its id and artifact URI)."""
+def start_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str | None = None) -> Run:
+    """Create a run (nested under `parent_id` when given) and return it (its id and artifact URI are in `.info`)."""
     tags = {MLFLOW_RUN_NAME: name, **tags, **({MLFLOW_PARENT_RUN_ID: parent_id} if parent_id else {})}
     return tracker.client.create_run(tracker.experiment_id, run_name=name, tags=tags)
 

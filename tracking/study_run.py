@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from studies.storage import worker_id
 from tracking.lineage import log_dataset
 from tracking.provenance import TAG_OWNER
-from tracking.runs import TAG_DATA_VERSION, TAG_ROLE, log_values, start_run
+from tracking.runs import log_values, start_run
 from tracking.store import Tracker
+from tracking.tags import TAG_DATA_VERSION, TAG_ROLE
 from tunedag.config import Config
 from tunedag.data import Prepared
 
@@ -37,7 +38,7 @@ def study_run(
     FINISHED when the block ends; an exception of a type in `interrupted` closes it KILLED ("interrupted"), any other
     FAILED with its message as `tunedag.stop_reason`. A store that fails then is left alone: the next run closes it as stale.
     """
-    parent = start_run(tracker, f"pipeline-{study_name}", {**tags, TAG_ROLE: "pipeline", TAG_OWNER: worker_id()})
+    parent = start_run(tracker, f"pipeline-{study_name}", {**tags, TAG_ROLE: "pipeline", TAG_OWNER: worker_id()}).info.run_id
     try:
         log_values(tracker.client, parent, params=settings(cfg))
         log_dataset(tracker.client, parent, prepared, cfg, tags[TAG_DATA_VERSION])

@@ -18,9 +18,8 @@ from compat.optuna import study_storage, trial_id
 from modelio.mlflow_models import MODEL_ARTIFACT
 from runners import Runner
 from tracking import runs
-from tracking.provenance import git_commit, prefect_flow_run_id
-from tracking.runs import TAG_ERROR
 from tracking.store import Tracker, client_for
+from tracking.tags import TAG_ERROR, TAG_ROLE, TAG_STATE, TAG_TRIAL
 from trials.job import JobResult, TrialJob
 from tunedag.config import Config
 from tunedag.selection import score_prefix
@@ -48,22 +47,12 @@ class TrialContext:
         return Tracker(client_for(self.cfg.tracking.uri), self.experiment_id)
 
     def trial_tags(self, number: int) -> dict[str, str]:
-        return {**self.tags, runs.TAG_TRIAL: str(number), runs.TAG_ROLE: "trial"}
-
-
-def lineage_tags(study_name: str, data_version: str) -> dict[str, str]:
-    """Tags linking a run to its study, data version, code version and Prefect flow run."""
-    return {
-        runs.TAG_STUDY: study_name,
-        runs.TAG_DATA_VERSION: data_version,
-        runs.TAG_GIT: git_commit(),
-        runs.TAG_FLOW_RUN: prefect_flow_run_id(),
-    }
+        return {**self.tags, TAG_TRIAL: str(number), TAG_ROLE: "trial"}
 
 
 def start_trial(ctx: TrialContext, trial: optuna.Trial, params: dict, prune: bool) -> tuple[str, TrialJob]:
     """Create the trial's run; its id and the trial's job (its model saved into the run's folder when that is on this disk)."""
-    run = runs.create_run(ctx.tracker(), f"trial-{trial.number}", ctx.trial_tags(trial.number), ctx.parent_run_id)
+    run = runs.start_run(ctx.tracker(), f"trial-{trial.number}", ctx.trial_tags(trial.number), ctx.parent_run_id)
     folder = runs.local_artifact_dir(run.info.artifact_uri)
     model_dir = str(folder / MODEL_ARTIFACT) if folder else f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}"  # uploaded by the worker
     job = TrialJob(ctx.cfg, ctx.data_version, ctx.study_name, trial_id(trial), trial.number, params, prune, model_dir)
@@ -72,10 +61,8 @@ def start_trial(ctx: TrialContext, trial: optuna.Trial, params: dict, prune: boo
 
 def record(client, run_id: str, job: TrialJob, result: JobResult, seconds: float) -> None:
     """Write the finished trial to its run (model, params, metrics with steps, tags) in one batch, then close it."""
-    metrics, tags = {"trial_seconds": seconds}, {runs.TAG_STATE: result.state, TAG_PARAMS: json.dumps(job.params)}
+    metrics, tags = {"trial_seconds": seconds}, {TAG_STATE: result.state, TAG_PARAMS: json.dumps(job.params)}
     if result.state == "COMPLETE":
-        if result.model_dir and result.model_dir != job.model_dir:
-            client.log_artifacts(run_id, result.model_dir, MODEL_ARTIFACT)
         metrics |= {f"{score_prefix(job.cfg.data.cv_folds)}_{k}": v for k, v in result.metrics.items()}
         tags |= {"tunedag.objective": job.cfg.tune.metric, TAG_VALUES: json.dumps(result.values)}
     elif result.state == "PRUNED":
@@ -99,6 +86,6 @@ def kill_run(
 ) -> None:
     """Close the run of a trial Optuna holds as failed with the reason and its parameters (creating the run when it had none)."""
     tracker = ctx.tracker()
-    run_id = run_id or runs.start_run(tracker, f"trial-{number}", ctx.trial_tags(number), ctx.parent_run_id)
-    runs.log_values(tracker.client, run_id, params=params, tags={runs.TAG_STATE: "FAIL", TAG_ERROR: reason[:5000]})
+    run_id = run_id or runs.start_run(tracker, f"trial-{number}", ctx.trial_tags(number), ctx.parent_run_id).info.run_id
+    runs.log_values(tracker.client, run_id, params=params, tags={TAG_STATE: "FAIL", TAG_ERROR: reason[:5000]})
     tracker.client.set_terminated(run_id, status=status)

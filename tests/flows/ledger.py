@@ -10,8 +10,8 @@ import optuna
 from optuna.trial import TrialState
 
 from studies.storage import build_storage
-from tracking.runs import TAG_ROLE, TAG_STUDY, TAG_TRIAL
 from tracking.store import client_for
+from tracking.tags import TAG_ROLE, TAG_STUDY, TAG_TRIAL
 from tunedag.config import Config
 
 

@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 from flows.prepare import prepare_flow
 from flows.tune import tune_flow
 from tests.flows.ledger import check_ledger, study_runs
-from tracking.runs import TAG_TRIAL
+from tracking.tags import TAG_TRIAL
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

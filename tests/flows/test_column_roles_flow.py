@@ -14,8 +14,8 @@ from flows.pipeline import pipeline_flow
 from tasks.evaluation import load_final_model
 from tests.flows.conftest import refused_by_run
 from tests.support.tables import churn_table, write_csv
-from tracking.runs import TAG_PROMOTION
 from tracking.store import absolute_uri, client_for
+from tracking.tags import TAG_PROMOTION
 from tunedag.config import load_config
 from tunedag.data import SPLIT, ColumnWarning, file_md5, load_prepared
 from tunedag.metrics import score

@@ -25,8 +25,8 @@ from tasks.report import REPORT_ARTIFACT
 from tests.flows.conftest import REPO, DefaultRun, subprocess_env
 from tests.flows.ledger import check_ledger, load_study, study_runs
 from tests.support import browser as ui
-from tracking.runs import TAG_DATA_VERSION, TAG_FLOW_RUN, TAG_GIT, TAG_STUDY
 from tracking.store import absolute_uri, client_for
+from tracking.tags import TAG_DATA_VERSION, TAG_FLOW_RUN, TAG_GIT, TAG_STUDY
 from tunedag.config import load_config
 from tunedag.data import file_md5
 

@@ -25,8 +25,8 @@ from stageio.files import write_failure
 from studies.storage import build_storage
 from tests.flows.conftest import SHRINK
 from tests.flows.ledger import check_ledger, study_runs
-from tracking.runs import TAG_TRIAL
 from tracking.store import client_for
+from tracking.tags import TAG_TRIAL
 from tunedag.config import load_config
 
 OVERRIDES = {**SHRINK, "tune.executor": "thread", "tune.parallelism": 1, "tune.n_trials": 6}

@@ -19,8 +19,8 @@ from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, load_study, study_runs
 from tests.flows.services import start_mlflow_server, stop
 from tests.support.postgres import postgres_server
-from tracking.runs import TAG_TRIAL
 from tracking.store import client_for
+from tracking.tags import TAG_TRIAL
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]

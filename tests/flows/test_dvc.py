@@ -15,7 +15,7 @@ import yaml
 
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, load_study, study_runs
-from tracking.runs import TAG_DATA_VERSION
+from tracking.tags import TAG_DATA_VERSION
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]

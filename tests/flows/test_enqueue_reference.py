@@ -12,7 +12,7 @@ from prefect.settings import get_current_settings
 from flows.prepare import prepare_flow
 from flows.tune import tune_flow
 from tests.flows.ledger import load_study, study_runs
-from tracking.runs import TAG_FLOW_RUN
+from tracking.tags import TAG_FLOW_RUN
 from tunedag.config import ENQUEUE_INLINE_BYTES
 
 

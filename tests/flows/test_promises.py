@@ -26,8 +26,8 @@ from tasks.training import CUSTOM_RESULT, ROLE_FINAL
 from tests.flows.ledger import check_ledger, load_study, study_runs
 from tests.tunedag.nets.custom_fns import TRAIN_FN
 from tracking.provenance import git_commit
-from tracking.runs import TAG_FLOW_RUN, TAG_GIT
 from tracking.store import client_for
+from tracking.tags import TAG_FLOW_RUN, TAG_GIT
 from tunedag.data import file_md5, load_prepared
 from tunedag.ensemble import build_ensemble
 from tunedag.metrics import score

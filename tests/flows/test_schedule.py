@@ -24,8 +24,8 @@ from tests.flows.conftest import SHRINK
 from tests.flows.ledger import load_study, study_runs
 from tests.flows.services import free_port, stop
 from tracking.lineage import check_registry_problem
-from tracking.runs import TAG_PLAN, TAG_PROMOTION
 from tracking.store import absolute_uri, client_for
+from tracking.tags import TAG_PLAN, TAG_PROMOTION
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_prepared
 from tunedag.errors import TunedagError

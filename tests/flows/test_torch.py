@@ -13,8 +13,8 @@ from optuna.trial import TrialState
 from flows.pipeline import pipeline_flow
 from tests.flows.conftest import REPO
 from tests.flows.ledger import check_ledger, load_study, study_runs
-from tracking.runs import TAG_TRIAL
 from tracking.store import absolute_uri, client_for
+from tracking.tags import TAG_TRIAL
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]

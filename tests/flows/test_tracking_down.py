@@ -18,8 +18,8 @@ from studies.storage import build_storage
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tests.flows.services import start_mlflow_server, stop
-from tracking.runs import TAG_TRIAL
 from tracking.store import client_for
+from tracking.tags import TAG_TRIAL
 from tunedag.config import load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]

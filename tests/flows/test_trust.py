@@ -13,8 +13,8 @@ from flows.prepare import prepare_flow
 from flows.train import train_flow
 from flows.tune import tune_flow
 from tasks.training import FINAL_ARTIFACT, ROLE_FINAL
-from tracking.runs import TAG_ROLE, TAG_STUDY
 from tracking.store import client_for
+from tracking.tags import TAG_ROLE, TAG_STUDY
 from tunedag.promotion import CHAMPION
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]

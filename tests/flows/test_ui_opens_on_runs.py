@@ -23,7 +23,7 @@ def test_the_printed_run_link_opens_the_run_among_runs_not_the_genai_view(make_c
     tracker = open_tracker(cfg.tracking)
     assert tracker.client.get_experiment(tracker.experiment_id).tags[EXPERIMENT_KIND[0]] == EXPERIMENT_KIND[1]
     name = "pipeline-tunedag-opens-on-runs"
-    link = run_url(cfg.tracking.uri, tracker.experiment_id, start_run(tracker, name, {}))
+    link = run_url(cfg.tracking.uri, tracker.experiment_id, start_run(tracker, name, {}).info.run_id)
     ui, url = start_mlflow_ui(project)
     try:
         _wait_for(f"{url}/health", ui, project / "mlflow-ui.log")

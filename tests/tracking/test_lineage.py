@@ -22,8 +22,9 @@ from tasks.report import data_facts
 from tasks.training import FINAL_ARTIFACT, ROLE_FINAL, latest_final_run
 from tests.tunedag.conftest import PARAMS
 from tracking.lineage import TAG_TRAINING_ROWS, check_registry_problem, log_dataset, training_rows
-from tracking.runs import TAG_ROLE, start_run
+from tracking.runs import start_run
 from tracking.store import Tracker, open_tracker
+from tracking.tags import TAG_ROLE
 from tunedag.config import load_config
 from tunedag.data import file_md5, load_prepared, prepare, save_prepared
 from tunedag.errors import TunedagError
@@ -79,7 +80,7 @@ def _register(cfg, tracker: Tracker, tmp_path: Path, label: str, C: float = 1.0)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(X, y)
     save_sklearn_model(model, tmp_path / label, [])
     parent = tracker.client.create_run(tracker.experiment_id).info.run_id  # the pipeline run
-    run_id = start_run(tracker, f"final-{label}", {TAG_ROLE: ROLE_FINAL}, parent)  # the train stage's own run
+    run_id = start_run(tracker, f"final-{label}", {TAG_ROLE: ROLE_FINAL}, parent).info.run_id  # the train stage's own run
     tracker.client.log_artifacts(run_id, str(tmp_path / label), FINAL_ARTIFACT)
     if not tracker.client.search_registered_models(f"name = '{NAME}'"):
         tracker.client.create_registered_model(NAME)

@@ -16,8 +16,9 @@ from runners import Limits, make_runner
 from runners.starting import start_runner
 from studies.storage import WORKER_ATTR, build_storage
 from tasks.tuning import run_trial
-from tracking.runs import TAG_ERROR, TAG_STATE, TAG_STUDY, TAG_TRIAL, local_artifact_dir
+from tracking.runs import local_artifact_dir
 from tracking.store import find_runs, open_tracker
+from tracking.tags import TAG_ERROR, TAG_STATE, TAG_STUDY, TAG_TRIAL
 from trials.records import INTERRUPTED, TAG_VALUES, TrialContext, record, start_trial
 from trials.recovery import recover_orphan_trials
 from tunedag.data import file_md5
@@ -208,14 +209,15 @@ def test_a_trial_whose_runner_the_stop_closed_before_its_submit_comes_back_inter
 def test_a_pipeline_run_left_running_is_closed_with_why_only_when_its_process_is_gone(cfg):
     from studies.storage import worker_id
     from tracking.provenance import TAG_OWNER
-    from tracking.runs import TAG_ROLE, start_run
+    from tracking.runs import start_run
+    from tracking.tags import TAG_ROLE
     from trials.recovery import DIED, close_stale_parents
 
     tracker = open_tracker(cfg.tracking)
     tags = {TAG_STUDY: "s", TAG_ROLE: "pipeline"}
-    live = start_run(tracker, "pipeline-live", {**tags, TAG_OWNER: worker_id()})  # this process: still running it
-    dead = start_run(tracker, "pipeline-dead", {**tags, TAG_OWNER: DEAD})
-    unowned = start_run(tracker, "pipeline-old", tags)  # written before owners were recorded
+    live = start_run(tracker, "pipeline-live", {**tags, TAG_OWNER: worker_id()}).info.run_id  # this process: still running it
+    dead = start_run(tracker, "pipeline-dead", {**tags, TAG_OWNER: DEAD}).info.run_id
+    unowned = start_run(tracker, "pipeline-old", tags).info.run_id  # written before owners were recorded
 
     close_stale_parents(tracker, "s")
 
