@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runners.base import Limits, Runner, TrialLimitExceeded, default_threads
+from runners.base import Limits, Runner, TrialLimitExceeded
 
 
 def make_runner(kind: str, workers: int, limits: Limits, preload: tuple[str, ...] = (), address: str | None = None) -> Runner:
@@ -20,4 +20,4 @@ def make_runner(kind: str, workers: int, limits: Limits, preload: tuple[str, ...
     return ThreadRunner(limits)
 
 
-__all__ = ["Limits", "Runner", "TrialLimitExceeded", "default_threads", "make_runner"]
+__all__ = ["Limits", "Runner", "TrialLimitExceeded", "make_runner"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import os
 import pickle
 import threading
 from collections.abc import Callable
@@ -26,11 +25,6 @@ class Limits:
     threads: int
     timeout_s: float | None = None
     memory_mb: int | None = None
-
-
-def default_threads(parallelism: int, requested: int | None = None) -> int:
-    """Threads per trial: as requested, else the cores shared out between the parallel trials."""
-    return requested or max(1, (os.cpu_count() or 1) // parallelism)
 
 
 def local_path(path: Path | str) -> Path:

@@ -19,8 +19,9 @@ from typing import Any
 
 from distributed import WorkerPlugin, get_worker
 
+from hosts.resources import visible_gpus
 from runners.base import Limits, Runner, TrialLimitExceeded, answer, run_shipped
-from runners.processes import ProcessRunner, visible_gpus
+from runners.processes import ProcessRunner
 
 GRACE_S = 30.0  # the worker's trial process enforces the timeout; this long past it, counted from the job's start, a silent worker's job is given up
 # The LocalCluster's own timers, which by default wake each of its processes about 70 times a second (about 10% of a

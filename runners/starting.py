@@ -12,7 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from runners import Limits, Runner, default_threads, make_runner
+from hosts.resources import default_threads
+from runners import Limits, Runner, make_runner
 
 if TYPE_CHECKING:
     from tunedag.config import Config

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from hosts.resources import cap_threads
 from runners.base import Limits, Runner, TrialLimitExceeded, answer
 
 
@@ -15,8 +16,6 @@ class ThreadRunner(Runner):
 
     def __init__(self, limits: Limits):
         super().__init__(limits)
-        from runners.processes import cap_threads
-
         cap_threads(limits.threads)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:

@@ -16,8 +16,9 @@ from typing import Any
 
 import optuna
 
+from hosts.resources import default_threads
 from modelio.mlflow_models import MODEL_ARTIFACT, save_model
-from runners.base import default_threads, local_path
+from runners.base import local_path
 from stageio.files import write_failure
 from studies.storage import build_storage
 from tracking.store import client_for

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from hosts.resources import visible_gpus
 from runners import Limits
 from runners.dask import DaskRunner
-from runners.processes import ProcessRunner, visible_gpus
+from runners.processes import ProcessRunner
 from tests.runners import more_jobs
 
 torch = pytest.importorskip("torch")

@@ -7,7 +7,9 @@ import signal
 
 import pytest
 
-from runners import Limits, TrialLimitExceeded, default_threads, processes
+from hosts import resources
+from hosts.resources import default_threads
+from runners import Limits, TrialLimitExceeded
 from runners.processes import ProcessRunner
 from tests.runners import more_jobs
 from tests.support import jobs
@@ -58,7 +60,7 @@ def test_default_threads_share_the_cores():
 @pytest.mark.parametrize("listed, expected", [("0,1", ["0", "1"]), ("GPU-a, GPU-b", ["GPU-a", "GPU-b"]), ("", [])])
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, listed, expected):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
-    assert processes.visible_gpus() == expected
+    assert resources.visible_gpus() == expected
 
 
 def test_without_nvidias_library_there_is_no_gpu_and_no_error(monkeypatch):
@@ -67,8 +69,8 @@ def test_without_nvidias_library_there_is_no_gpu_and_no_error(monkeypatch):
     def missing(name):
         raise OSError(f"{name}: cannot open shared object file")
 
-    monkeypatch.setattr(processes.ctypes, "CDLL", missing)
-    assert processes.visible_gpus() == []
+    monkeypatch.setattr(resources.ctypes, "CDLL", missing)
+    assert resources.visible_gpus() == []
 
 
 def test_a_gpu_is_never_shared_even_after_a_worker_is_replaced(monkeypatch):

@@ -1,0 +1,1 @@
+"""What a host gives a trial's process: its GPUs, cores and memory, found and capped."""
