@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,6 +83,19 @@ def main(run: Callable[[Config], Any], description: str, argv: list[str] | None 
     )
 
 
+@contextmanager
+def handling(handler: Callable[[int, Any], None], *signums: int) -> Iterator[None]:
+    """Within the block, `handler` handles `signums`; the previous handlers come back after. Only the main
+    thread may set handlers: elsewhere nothing changes."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.signal(signum, handler) for signum in signums} if main else {}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
 def execute(
     run: Callable[[Config], Any] | str,
     params: str,
@@ -103,32 +117,32 @@ def execute(
     # MLflow's usage telemetry writes an installation id under ~/.config and reports usage over the network: outside
     # the project, so off unless the user set MLFLOW_DISABLE_TELEMETRY (Prefect's analytics and DVC's are off too).
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        from tunedag.config import load_config
+    with handling(_interrupt, signal.SIGTERM):
+        try:
+            from tunedag.config import load_config
 
-        cfg = load_config(params, parse_overrides(overrides))
-        if check is not None:
-            check(cfg)
-        with _project_api(prefect_api) as lease, quiet_refusals(not debug), _trial_runner(cfg, trial_runner) as runner:
-            if isinstance(run, str):
-                module, _, name = run.partition(":")
-                run = getattr(importlib.import_module(module), name)
-            with _point_prefect_at(lease):
-                run(cfg, runner) if trial_runner else run(cfg)
-    except TunedagError as exc:
-        return refuse(exc, debug)
-    except ServerError as exc:
-        return refuse(TunedagError(str(exc)), debug)
-    except BaseException as exc:
-        if why := _write_failure(exc):
-            return refuse(TunedagError(f"A write failed: {why}. Free space there (or make it writable) and run again."), debug)
-        if not _interrupted(exc):
-            raise
-        print("tunedag: interrupted; finished trials are kept, run the same command again to resume", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+            cfg = load_config(params, parse_overrides(overrides))
+            if check is not None:
+                check(cfg)
+            with _project_api(prefect_api) as lease, quiet_refusals(not debug), _trial_runner(cfg, trial_runner) as runner:
+                if isinstance(run, str):
+                    module, _, name = run.partition(":")
+                    run = getattr(importlib.import_module(module), name)
+                with _point_prefect_at(lease):
+                    run(cfg, runner) if trial_runner else run(cfg)
+        except TunedagError as exc:
+            return refuse(exc, debug)
+        except ServerError as exc:
+            return refuse(TunedagError(str(exc)), debug)
+        except BaseException as exc:
+            if why := _write_failure(exc):
+                return refuse(
+                    TunedagError(f"A write failed: {why}. Free space there (or make it writable) and run again."), debug
+                )
+            if not _interrupted(exc):
+                raise
+            print("tunedag: interrupted; finished trials are kept, run the same command again to resume", file=sys.stderr)
+            return 130
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from flows._cli import TRIAL_FLOWS, execute
+from flows._cli import TRIAL_FLOWS, execute, handling
 from flows._inputs import CHECKS
 
 HELP = (
@@ -188,8 +188,10 @@ def _serve_ui(uri: str, port: int) -> int:
 
     # SIGINT too: a process started in the background by a script inherits SIGINT ignored, and then Ctrl-C
     # or `kill -INT` would leave the server running (servers such as uvicorn set it the same way).
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    with tempfile.TemporaryFile(mode="w+", prefix="tunedag-ui-") as log:
+    with (
+        handling(stop, signal.SIGINT, signal.SIGTERM, signal.SIGHUP),
+        tempfile.TemporaryFile(mode="w+", prefix="tunedag-ui-") as log,
+    ):
         child = subprocess.Popen(command, env=env, stderr=log, start_new_session=True)
         print(f"tunedag: MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
         try:
@@ -198,8 +200,6 @@ def _serve_ui(uri: str, port: int) -> int:
             return 130
         finally:
             _stop_group(child)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         if code != 0:
             log.seek(0)
             tail = " ".join(log.read()[-4000:].replace(uri, redact(uri)).split())[-600:]

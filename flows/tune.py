@@ -5,9 +5,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 import optuna
@@ -18,6 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from compat.optuna import queued_params, trial_id
+from flows._cli import handling
 from flows._inputs import tune_inputs
 from reporting.render import format_progress
 from runners.starting import runner_for, start_runner
@@ -221,8 +221,7 @@ def _tell(
     return failures, halt
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def _stop_on_signals(stop: threading.Event) -> AbstractContextManager[None]:
     """Within the block, the first SIGTERM or SIGINT sets `stop`; a second one interrupts at once."""
 
     def handle(signum: int, frame: object) -> None:
@@ -230,13 +229,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             raise KeyboardInterrupt
         stop.set()
 
-    main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    return handling(handle, signal.SIGTERM, signal.SIGINT)
 
 
 def run(cfg: Config, runner: Future | None = None) -> dict:
