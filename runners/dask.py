@@ -24,9 +24,8 @@ from runners.base import Limits, Runner, TrialLimitExceeded, answer, run_shipped
 from runners.processes import ProcessRunner
 
 GRACE_S = 30.0  # the worker's trial process enforces the timeout; this long past it, counted from the job's start, a silent worker's job is given up
-# The LocalCluster's own timers, which by default wake each of its processes about 70 times a second (about 10% of a
-# core with 2 workers, taken from the trials on a busy machine): profiling off (its sampling thread), the event loop's
-# health check (20 ms), the system monitor (500 ms) and the memory monitor (100 ms) slowed down; nothing here needs them.
+# A LocalCluster's timers wake each process ~70 times a second (~10% of a core with 2 workers, taken from the trials):
+# profiling off, the event loop's health check (20 ms), system (500 ms) and memory (100 ms) monitors slowed down.
 QUIET = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",

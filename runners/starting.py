@@ -1,8 +1,7 @@
 """The trial runner a study's config names, started in a thread while the command goes on.
 
-Light to import (no Prefect, no MLflow): `tunedag tune` and `tunedag worker` start it as soon as the
-config and the stage's inputs are checked, so the workers import the trial code while the command
-imports its flow, and before the Prefect API answers (`flows._cli.execute`).
+Light to import (no Prefect, no MLflow): `tunedag tune` and `tunedag worker` start it once the config and the inputs
+are checked, so its workers import the trial code while the command imports its flow (`flows._cli.execute`).
 """
 
 from __future__ import annotations

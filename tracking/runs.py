@@ -8,6 +8,7 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.utils.file_utils import local_file_uri_to_path
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from stageio.files import write_failure
@@ -24,12 +25,8 @@ def start_run(tracker: Tracker, name: str, tags: dict[str, str], parent_id: str 
 def local_artifact_dir(artifact_uri: str) -> Path | None:
     """The folder of a run's artifacts when the store keeps them on this machine's disk, else None."""
     if artifact_uri.startswith("file:"):
-        from mlflow.utils.file_utils import local_file_uri_to_path
-
         return Path(local_file_uri_to_path(artifact_uri))
-    if "://" not in artifact_uri and ":" not in artifact_uri.split("/", 1)[0] and Path(artifact_uri).is_absolute():
-        return Path(artifact_uri)
-    return None
+    return Path(artifact_uri) if Path(artifact_uri).is_absolute() else None  # a plain path; else a remote store's URI
 
 
 def log_values(

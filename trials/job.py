@@ -88,12 +88,9 @@ def run_job(job: TrialJob) -> JobResult:
                 error=f"not recorded: the model could not be written: {why}",
                 traceback=traceback.format_exc()[-5000:],
             )
-        error = f"{type(exc).__name__}: {exc}"
+        error, limit = f"{type(exc).__name__}: {exc}", job.cfg.tune.trial_memory_mb
         if isinstance(exc, MemoryError):
-            limit = job.cfg.tune.trial_memory_mb
-            error = (
-                f"MemoryError: ran out of memory (tune.trial_memory_mb {limit} MB)" if limit else "MemoryError: ran out of memory"
-            )
+            error = "MemoryError: ran out of memory" + (f" (tune.trial_memory_mb {limit} MB)" if limit else "")
         return JobResult("FAIL", error=error, traceback=traceback.format_exc()[-5000:])
 
 

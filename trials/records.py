@@ -60,7 +60,7 @@ def start_trial(ctx: TrialContext, trial: optuna.Trial, params: dict, prune: boo
 
 
 def record(client, run_id: str, job: TrialJob, result: JobResult, seconds: float) -> None:
-    """Write the finished trial to its run (model, params, metrics with steps, tags) in one batch, then close it."""
+    """Write the finished trial to its run (params, metrics with steps, tags; the job wrote the model) in one batch, close it."""
     metrics, tags = {"trial_seconds": seconds}, {TAG_STATE: result.state, TAG_PARAMS: json.dumps(job.params)}
     if result.state == "COMPLETE":
         metrics |= {f"{score_prefix(job.cfg.data.cv_folds)}_{k}": v for k, v in result.metrics.items()}
