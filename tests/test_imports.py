@@ -15,6 +15,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 # The project's packages, as the install lists them: a new package cannot escape the checks.
 PACKAGES = tuple(
@@ -67,6 +69,7 @@ def test_every_package_is_listed():
     } <= set(MODULES)
 
 
+@pytest.mark.slow
 def test_importing_any_module_starts_no_thread_and_no_process():
     done = subprocess.run(
         [sys.executable, "-c", DRIVER, json.dumps(LIBRARIES), json.dumps(MODULES)],

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from prefect import Task
 
 from tests.test_imports import MODULES, PACKAGES, REPO
@@ -33,6 +34,7 @@ def _modules(packages: tuple[str, ...]) -> list[str]:
     return [m for m in MODULES if m.split(".")[0] in packages]
 
 
+@pytest.mark.slow
 def test_the_ml_layer_imports_neither_prefect_nor_mlflow_and_the_adapters_do_not_import_prefect():
     adapters = tuple(p for p in PACKAGES if p not in ML + WIRING)
     assert {"runners", "trials", "tracking", "studies", "modelio"} <= set(adapters)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from flows import _cli
 from flows._inputs import tune_summary
 from tunedag.errors import ConfigError, TunedagError
@@ -141,6 +143,7 @@ class _Leased:
         return self.url
 
 
+@pytest.mark.slow
 def test_flow_runs_on_the_project_server_send_no_heartbeats_unless_prefects_settings_ask(prefect_server, monkeypatch):
     """Prefect's heartbeat thread makes each flow run end up to a second late; the project's own server needs none."""
     from prefect import flow

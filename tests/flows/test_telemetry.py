@@ -31,6 +31,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("setting", "written"), [("unset", False), ("false", True)])
 def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on(tmp_path: Path, setting: str, written: bool):
     project, home = tmp_path / "project", tmp_path / "home"

@@ -65,6 +65,7 @@ def cut_saves(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return done, out
 
 
+@pytest.mark.slow
 def test_a_save_cut_by_the_kernel_is_reported_as_efbig_not_as_a_skops_limitation(cut_saves):
     done, out = cut_saves
     assert "sklearn " in done.stdout, done.stderr[-3000:]  # the script got as far as the cut save
@@ -73,6 +74,7 @@ def test_a_save_cut_by_the_kernel_is_reported_as_efbig_not_as_a_skops_limitation
     assert "sklearn WHY File too large (EFBIG)" in done.stdout, done.stdout
 
 
+@pytest.mark.slow
 def test_a_network_save_the_file_size_limit_cannot_take_is_efbig_and_the_process_lives(cut_saves):
     done, out = cut_saves
     assert done.returncode == 0, done.stderr[-3000:]  # not 134: torch's writer never met the cut write

@@ -252,6 +252,7 @@ def test_the_best_scores_say_whether_they_are_cross_validated(context, prefix, k
     assert f"<td>{kind} rmse (best trial)</td>" in page and f"best_{prefix}_rmse" not in page and "test rmse" in page
 
 
+@pytest.mark.slow
 def test_the_report_module_imports_neither_prefect_nor_mlflow():
     code = "import sys, reporting.render; print(sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'mlflow'}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -102,6 +102,7 @@ def test_numeric_columns_point_into_the_mapped_file(tmp_path: Path) -> None:
         assert not values.flags.owndata and not values.flags.writeable
 
 
+@pytest.mark.slow
 def test_two_processes_share_the_tables_pages(tmp_path: Path) -> None:
     """Both processes hold the table at once and have read it: what it adds to their PSS sums to about one copy."""
     path, tiny = tmp_path / "dataset.parquet", tmp_path / "tiny.parquet"

@@ -48,16 +48,19 @@ def plain() -> list[dict]:
     )
 
 
+@pytest.mark.slow
 def test_light_import_lists_the_same_estimators_without_torch(light, plain):
     assert plain[0]["torch"], "a plain skops import no longer imports torch: modelio.skops_io can go"
     assert not light[0]["torch"]
     assert light[0]["names"] == plain[0]["names"] and len(light[0]["names"]) > 100
 
 
+@pytest.mark.slow
 def test_the_refused_package_imports_afterwards_and_skops_round_trips(light):
     assert light[1] == {"coef": True, "before": False, "after": True}
 
 
+@pytest.mark.slow
 def test_plain_skops_still_indents_its_schema(plain):
     assert plain[1]["indented"], "skops writes a compact schema itself now: CompactJson in modelio.skops_io can go"
 
