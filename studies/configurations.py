@@ -48,6 +48,7 @@ def twin_of(study: optuna.Study, number: int, params: dict[str, Any]) -> int | N
     agreeing with `params`, is waited for (up to `WAIT_S`): checking before it has all its parameters
     would let both workers run the configuration.
     """
+    # The age rule (`_may_become`) reads another host's clock; this deadline on our own clock bounds the wait under skew.
     wanted, deadline = key(params), time.monotonic() + WAIT_S
     while True:
         finished, tail = _scan(study)  # the tail's numbers all come after the finished ones, in order
