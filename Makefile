@@ -35,7 +35,7 @@ stack: install  ## a local PostgreSQL, MLflow server and Dask cluster on 127.0.0
 test: install lint  ## lint, then every test, the slow end-to-end ones included (about 10 minutes on 2 cores)
 	python -m pytest -q -n 3 --dist loadfile
 
-test-fast: install lint  ## lint, then the tests without the slow end-to-end runs
+test-fast: install lint  ## lint, then the tests without the slow ones (end-to-end runs, servers, fresh interpreters): under 90 s
 	python -m pytest -m "not slow" -q -n 3
 
 lint: install  ## ruff check and ruff format --check (pyproject.toml holds their settings)
