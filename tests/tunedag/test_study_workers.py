@@ -10,6 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from compat.optuna import trial_id
 from studies.storage import (
     HEARTBEAT_ATTR,
     STALE_S,
@@ -63,10 +64,10 @@ def test_beat_refreshes_running_trials_and_ignores_finished_ones(study):
     running, done = study.ask(), study.ask()
     claim(running)
     study.tell(done, 1.0)
-    beat(study, [running._trial_id, done._trial_id])
+    beat(study, [trial_id(running), trial_id(done)])
     before = study.get_trials()[0].user_attrs[HEARTBEAT_ATTR]
     time.sleep(0.01)
-    beat(study, [running._trial_id, done._trial_id])
+    beat(study, [trial_id(running), trial_id(done)])
     assert study.get_trials()[0].user_attrs[HEARTBEAT_ATTR] > before
     assert HEARTBEAT_ATTR not in study.get_trials()[1].user_attrs
 
