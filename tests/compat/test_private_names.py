@@ -14,7 +14,7 @@ from tests.test_imports import MODULES, REPO
 LIBRARIES = "optuna|mlflow|prefect|skops"
 PRIVATE = re.compile(
     rf"\b(?:{LIBRARIES})(?:\.\w+)*\._[a-z]\w*"  # a private module or name under the library
-    r"|\.(?:_storage|_trial_id|_study_id|_cached_frozen_trial|_tracking_client|_persist)\b"  # a private attribute
+    r"|\.(?:_storage|_trial_id|_study_id|_cached_frozen_trial|_tracking_client|_persist|_file_path)\b"  # a private attribute
 )
 
 
