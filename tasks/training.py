@@ -11,10 +11,10 @@ from prefect.exceptions import TerminationSignal
 
 from modelio.mlflow_models import save_model
 from studies.storage import process_alive, worker_id
-from tracking.provenance import TAG_OWNER, lineage_tags
+from tracking.provenance import lineage_tags
 from tracking.runs import start_run
 from tracking.store import Tracker, find_runs
-from tracking.tags import TAG_ERROR, TAG_ROLE, TAG_STATE, TAG_STUDY
+from tracking.tags import TAG_ERROR, TAG_OWNER, TAG_ROLE, TAG_STATE, TAG_STUDY
 from tunedag.config import Config
 from tunedag.custom import final_run
 from tunedag.data import file_md5, load_prepared

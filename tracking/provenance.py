@@ -7,8 +7,6 @@ from functools import lru_cache
 
 from tracking.tags import TAG_DATA_VERSION, TAG_FLOW_RUN, TAG_GIT, TAG_STUDY
 
-TAG_OWNER = "tunedag.owner"  # studies.storage.worker_id() of the process writing into a run while it is RUNNING
-
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:

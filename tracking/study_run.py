@@ -7,10 +7,9 @@ from contextlib import contextmanager
 
 from studies.storage import worker_id
 from tracking.lineage import log_dataset
-from tracking.provenance import TAG_OWNER
 from tracking.runs import log_values, start_run
 from tracking.store import Tracker
-from tracking.tags import TAG_DATA_VERSION, TAG_ROLE
+from tracking.tags import TAG_DATA_VERSION, TAG_OWNER, TAG_ROLE
 from tunedag.config import Config
 from tunedag.data import Prepared
 

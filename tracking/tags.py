@@ -10,3 +10,4 @@ TAG_FLOW_RUN = "tunedag.prefect_flow_run_id"
 TAG_ERROR = "tunedag.error"  # why a run failed or was killed
 TAG_PLAN = "tunedag.plan"  # on the pipeline run: resumed, more trials, or warm-started from which study and why
 TAG_PROMOTION = "tunedag.promotion"  # on the version and the pipeline run: the decision's reason, whole
+TAG_OWNER = "tunedag.owner"  # studies.storage.worker_id() of the process writing into a run while it is RUNNING

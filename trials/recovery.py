@@ -15,11 +15,10 @@ from optuna.trial import TrialState
 
 from compat.optuna import study_storage, trial_id
 from studies.storage import owner_alive, process_alive
-from tracking.provenance import TAG_OWNER
 from tracking.runs import log_values
 from tracking.store import Tracker, find_runs
 from tracking.study_run import TAG_STOP_REASON
-from tracking.tags import TAG_ERROR, TAG_ROLE, TAG_STATE, TAG_STUDY, TAG_TRIAL
+from tracking.tags import TAG_ERROR, TAG_OWNER, TAG_ROLE, TAG_STATE, TAG_STUDY, TAG_TRIAL
 from trials.records import TAG_PARAMS, TAG_VALUES, TrialContext, fail_and_requeue, kill_run
 from tunedag.errors import TunedagError
 from tunedag.space import suggest

@@ -32,10 +32,9 @@ from tasks.training import DIED as TRAIN_DIED
 from tasks.training import ROLE_FINAL
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
-from tracking.provenance import TAG_OWNER
 from tracking.runs import local_artifact_dir
 from tracking.store import client_for, sqlite_file
-from tracking.tags import TAG_TRIAL
+from tracking.tags import TAG_OWNER, TAG_TRIAL
 from trials.recovery import DIED
 from tunedag.config import load_config
 from tunedag.data import file_md5

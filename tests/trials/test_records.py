@@ -208,9 +208,8 @@ def test_a_trial_whose_runner_the_stop_closed_before_its_submit_comes_back_inter
 
 def test_a_pipeline_run_left_running_is_closed_with_why_only_when_its_process_is_gone(cfg):
     from studies.storage import worker_id
-    from tracking.provenance import TAG_OWNER
     from tracking.runs import start_run
-    from tracking.tags import TAG_ROLE
+    from tracking.tags import TAG_OWNER, TAG_ROLE
     from trials.recovery import DIED, close_stale_parents
 
     tracker = open_tracker(cfg.tracking)
