@@ -176,7 +176,7 @@ def write_config(workdir: Path, tag: str, **kw: Any) -> Path:
 def run_prepare(params: Path) -> float:
     """The prepare flow in its own process (so the tune flow here starts its own Prefect server)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "flows.prepare", "--params", str(params)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "prepare", "--params", str(params)], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"prepare flow failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
     return time.perf_counter() - started

@@ -3,7 +3,7 @@
 Run from the repository root:  python benchmarks/parallel.py --trials 12
                                python benchmarks/parallel.py --model torch --trials 12
 
-Each mode runs `python -m flows.tune` on the same config (a seeded random search over
+Each mode runs `tunedag tune` on the same config (a seeded random search over
 RandomForestClassifier sizes on synthetic data, about 1 s a trial on one core), with its own
 fresh Optuna study, and is timed from its first trial's start to its last trial's end (Optuna's
 timestamps), so process start-up and Prefect's temporary server are not counted. Modes:
@@ -122,7 +122,7 @@ def run_mode(
     log = storage.with_suffix(".log")
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.tune", "--params", str(params), *args],
+            [sys.executable, "-m", "flows.cli", "tune", "--params", str(params), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=workdir,
@@ -168,7 +168,9 @@ def main() -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])
     )
-    subprocess.run([sys.executable, "-m", "flows.prepare", "--params", str(params)], check=True, capture_output=True, cwd=workdir)
+    subprocess.run(
+        [sys.executable, "-m", "flows.cli", "prepare", "--params", str(params)], check=True, capture_output=True, cwd=workdir
+    )
     rows: dict[str, tuple[int, float, float, dict[str, float]]] = {}
     for turn in range(args.rounds):
         for name in args.modes:

@@ -1,14 +1,13 @@
 """Time the five stages spend outside their own work: the default `dvc repro` sequence, stage by stage.
 
-Run from the repository root:  python benchmarks/stage_overhead.py [--root DIR] [--command tunedag|module] [--trials 4]
+Run from the repository root:  python benchmarks/stage_overhead.py [--root DIR] [--trials 4]
 
 It copies the working tree of `--root` (git's tracked and untracked, not ignored files) to a
 temporary folder and runs prepare, tune (`tune.n_trials` = `--trials`), train, evaluate and report
 there, one command each, as dvc.yaml does, with no PREFECT_API_URL (as on a fresh clone, with
 PREFECT_HOME in the folder). A stage's own work is its flow run, from Prefect's "Beginning flow
 run" line to its last "Finished in state" line; the rest of the command's wall time (imports,
-config, the Prefect server, shutting down) is the overhead. `--command module` runs
-`python -m flows.<stage>` (what dvc.yaml ran before `tunedag <stage>`).
+config, the Prefect server, shutting down) is the overhead.
 
 Three passes over the five stages in the same folder, one table each: `first` (a fresh clone: the
 project's Prefect server starts and creates its database), `server up` (run again at once: the
@@ -54,13 +53,9 @@ def flow_span(out: str, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return min(begins), max(ends)
 
 
-def run_stage(stage: str, command: str, project: Path, env: dict[str, str], trials: int) -> tuple[float, float]:
+def run_stage(stage: str, project: Path, env: dict[str, str], trials: int) -> tuple[float, float]:
     """(wall seconds, seconds of the flow run) of one stage command."""
-    head = (
-        [str(Path(sys.executable).parent / "tunedag"), stage]
-        if command == "tunedag"
-        else [sys.executable, "-m", f"flows.{stage}"]
-    )
+    head = [str(Path(sys.executable).parent / "tunedag"), stage]
     args = ["--set", f"tune.n_trials={trials}"] if stage == "tune" else []
     started = dt.datetime.now()
     t0 = time.perf_counter()
@@ -75,7 +70,6 @@ def run_stage(stage: str, command: str, project: Path, env: dict[str, str], tria
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent, help="the repository to copy")
-    parser.add_argument("--command", choices=("tunedag", "module"), default="tunedag")
     parser.add_argument("--trials", type=int, default=4)
     args = parser.parse_args(argv)
     project = Path(tempfile.mkdtemp(prefix="tunedag-stages-")).resolve()
@@ -95,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             if npass == "server stopped":
                 stop(project)
             trials = args.trials * k  # each pass adds --trials trials to the study, as a user raising tune.n_trials
-            rows = [(stage, *run_stage(stage, args.command, project, env, trials)) for stage in STAGES]
-            print_table(f"{args.command} stages of {args.root} (tune.n_trials={trials}), {npass}", rows)
+            rows = [(stage, *run_stage(stage, project, env, trials)) for stage in STAGES]
+            print_table(f"tunedag stages of {args.root} (tune.n_trials={trials}), {npass}", rows)
     finally:
         if (project / ".tunedag").is_dir():
             from services.prefect_api import stop

@@ -3,8 +3,8 @@
 Run from the repository root:
     python benchmarks/versus.py --ref 18e4a93 --cost-ms 500 --trials 100 --rounds 2
 
-Each round runs, for the revision and then for this tree, `python -m flows.prepare` (not timed) and
-`python -m flows.tune` in a fresh project folder (that tree's code first on PYTHONPATH), on the same
+Each round runs, for the revision and then for this tree, `tunedag prepare` (not timed) and
+`tunedag tune` (as `python -m flows.cli`, so that the tree's own code runs) in a fresh project folder (that tree's code first on PYTHONPATH), on the same
 config: iris, `bench_objectives.SpinClassifier` (fit spins one core for --cost-ms), two integer
 parameters, RandomSampler(seed), parallelism 1. Both talk to one Prefect server this script starts,
 so the server's start-up is in neither and its CPU in neither column. A bare Optuna loop on the same
@@ -59,11 +59,11 @@ def tree_cpu(root: psutil.Process, seen: dict[int, float]) -> None:
 
 
 def run_stage(tree: Path, project: Path, stage: str, env: dict, sets: list[str]) -> list[tuple[float, float]]:
-    """Run `python -m flows.<stage>` of `tree` in `project`; (epoch time, CPU seconds of its process tree so far) samples."""
+    """Run `tunedag <stage>` of `tree` in `project`; (epoch time, CPU seconds of its process tree so far) samples."""
     seen: dict[int, float] = {}
     samples: list[tuple[float, float]] = []
     proc = subprocess.Popen(
-        [sys.executable, "-m", f"flows.{stage}", *[a for s in sets for a in ("--set", s)]],
+        [sys.executable, "-m", "flows.cli", stage, *[a for s in sets for a in ("--set", s)]],
         cwd=project,
         env={**env, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"},
         stdout=subprocess.DEVNULL,

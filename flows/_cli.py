@@ -1,6 +1,6 @@
 """The command-line entry every stage shares: load and validate params.yaml once, check the stage's inputs, run the flow.
 
-`execute` is what `tunedag <stage>` and `python -m flows.<stage>` both end in: exit code 0 on
+`execute` is what every `tunedag` command ends in (flows.cli): exit code 0 on
 success, 2 on bad input (one paragraph naming the key or file, also when a flow run raised it),
 130 when interrupted. Light to import (Prefect is imported when the flow runs), so `tunedag --help`
 answers at once and a config that does not validate is refused before any heavy import.
@@ -8,7 +8,6 @@ answers at once and a config that does not validate is refused before any heavy 
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import os
@@ -46,41 +45,6 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             raise TunedagError(f"--set {pair!r} must look like section.key=value")
         out[key] = load_yaml_text(value, f"--set {key}")
     return out
-
-
-def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
-    """`--params`, repeated `--set KEY=VALUE` and `--debug`; argparse exits with its usage message on a bad command line."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", default="params.yaml", help="the config file (default: params.yaml)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one key of the config, e.g. --set tune.n_trials=50",
-    )
-    parser.add_argument("--debug", action="store_true", help="show the traceback of a refusal")
-    return parser.parse_args(argv)
-
-
-def main(run: Callable[[Config], Any], description: str, argv: list[str] | None = None) -> int:
-    """`python -m flows.<stage>`: parse `--params`, `--set` and `--debug`, then `execute`."""
-    from flows._inputs import CHECKS
-
-    args = parse_args(description, argv)
-    module = getattr(getattr(run, "fn", run), "__module__", None)  # a Prefect flow keeps its function as `fn`
-    if module == "__main__":  # python -m flows.<stage>
-        module = getattr(sys.modules["__main__"].__spec__, "name", None)
-    return execute(
-        run,
-        args.params,
-        args.overrides,
-        check=CHECKS.get(module),
-        debug=args.debug,
-        prefect_api=True,
-        trial_runner=module in TRIAL_FLOWS,
-    )
 
 
 @contextmanager
@@ -158,7 +122,7 @@ def refuse(exc: TunedagError, debug: bool = False) -> int:
 def _project_api(wanted: bool) -> Iterator[Lease | None]:
     """A lease on the project's Prefect server when wanted and no API is configured yet; released at the end."""
     configured = os.environ.get("PREFECT_API_URL")
-    if not configured and "prefect.settings" in sys.modules:  # already imported (python -m, tests): ask Prefect
+    if not configured and "prefect.settings" in sys.modules:  # already imported (tests): ask Prefect
         from prefect.settings import get_current_settings
 
         configured = get_current_settings().api.url

@@ -21,9 +21,3 @@ def evaluate_flow(cfg: Config) -> dict:
     scores = evaluate_final_model(cfg, tracker, summary)
     promote_final_model(cfg, tracker, summary, scores)
     return scores
-
-
-if __name__ == "__main__":  # `python -m flows.evaluate`, an alias of `tunedag evaluate`
-    from flows._cli import main
-
-    raise SystemExit(main(evaluate_flow, __doc__))

@@ -49,9 +49,3 @@ def scheduled_flow(params: str = "params.yaml", overrides: dict[str, Any] | None
     cfg = load_config(params, overrides)
     get_run_logger().info("tunedag: pipeline on %s in %s", params, os.getcwd())
     return pipeline_flow(cfg)
-
-
-if __name__ == "__main__":  # `python -m flows.pipeline`, an alias of `tunedag run`
-    from flows._cli import main
-
-    raise SystemExit(main(pipeline_flow, __doc__))

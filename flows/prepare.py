@@ -14,9 +14,3 @@ def prepare_flow(cfg: Config) -> dict:
     if cfg.data.path is not None and cfg.data.source not in ("sklearn", "synthetic"):
         verify_source(cfg)  # a DVC-tracked data file that differs from its record stops here
     return prepare_dataset(cfg)
-
-
-if __name__ == "__main__":  # `python -m flows.prepare`, an alias of `tunedag prepare`
-    from flows._cli import main
-
-    raise SystemExit(main(prepare_flow, __doc__))

@@ -54,9 +54,3 @@ def run(cfg: Config) -> str:
     text = report_flow(cfg)
     print(text)
     return text
-
-
-if __name__ == "__main__":  # `python -m flows.report`, an alias of `tunedag report`
-    from flows._cli import main
-
-    raise SystemExit(main(run, __doc__))

@@ -24,9 +24,3 @@ def train_flow(cfg: Config) -> str:
         end_final_run(tracker, run_id, exc)
         raise
     return register_final_model(cfg, tracker, summary, run_id)
-
-
-if __name__ == "__main__":  # `python -m flows.train`, an alias of `tunedag train`
-    from flows._cli import main
-
-    raise SystemExit(main(train_flow, __doc__))

@@ -243,9 +243,3 @@ def run(cfg: Config, runner: Future | None = None) -> dict:
     with nullcontext(runner) if runner else start_runner(cfg) as runner:  # its workers start while the inputs are checked
         version = tune_inputs(cfg)  # bad input refused before the flow run: one paragraph, no flow run failing with its traceback
         return tune_flow.with_options(task_runner=task_runner(cfg))(cfg, version, runner)
-
-
-if __name__ == "__main__":
-    from flows._cli import main
-
-    raise SystemExit(main(run, __doc__))

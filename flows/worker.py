@@ -30,7 +30,7 @@ def worker_flow(cfg: Config, runner: Future | None = None) -> str:
     study = join_study(cfg, data_version)
     parent = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent is None:
-        raise TunedagError(f"Study {study.study_name} has no pipeline run yet; start it with `python -m flows.tune` first.")
+        raise TunedagError(f"Study {study.study_name} has no pipeline run yet; start it with `tunedag tune` first.")
     ctx = TrialContext(
         cfg, data_version, tracker.experiment_id, parent, study.study_name, lineage_tags(study.study_name, data_version)
     )
@@ -45,9 +45,3 @@ def run(cfg: Config, runner: Future | None = None) -> str:
     """Run the worker flow (the CLI's `worker`) on `runner` (`runners.starting.start_runner`'s future; else one started here)."""
     with nullcontext(runner) if runner else start_runner(cfg) as runner:
         return worker_flow.with_options(task_runner=task_runner(cfg))(cfg, runner)
-
-
-if __name__ == "__main__":
-    from flows._cli import main
-
-    raise SystemExit(main(run, __doc__))

@@ -10,7 +10,7 @@ When a difference is corruption:
 - A `.dvc` record (`dvc add`, `dvc import`): no stage writes the file, so any difference is
   corruption or an edit DVC never recorded. Refused.
 - A `dvc.lock` output: the stage that writes the file can legitimately have re-run since its
-  entry was written. `python -m flows.pipeline` and `python -m flows.prepare` rebuild the
+  entry was written. `tunedag run` and `tunedag prepare` rebuild the
   prepared dataset without touching `dvc.lock`; `--set` overrides change a stage's inputs;
   `dvc repro` runs a stage before it writes that stage's new entry. In each of these the
   stage's inputs differ from the ones its entry records. So the file is judged only while

@@ -76,9 +76,9 @@ def main() -> int:
     )
     print(
         "\nThe stack is up. Point the pipeline at it with:\n"
-        f"  python -m flows.tune --set tune.storage='{postgres.get_uri()}' "
+        f"  tunedag tune --set tune.storage='{postgres.get_uri()}' "
         f"--set tracking.uri=http://127.0.0.1:{args.mlflow_port} --set tune.runner.kind=dask --set tune.runner.address={scheduler}\n"
-        "and add workers with `python -m flows.worker` and the same --set options. Ctrl-C stops the stack.\n",
+        "and add workers with `tunedag worker` and the same --set options. Ctrl-C stops the stack.\n",
         flush=True,
     )
     try:

@@ -144,7 +144,7 @@ def join_study(cfg: Config, data_version: str) -> optuna.Study:
     except KeyError:
         raise TunedagError(
             f"Study {name} does not exist in {redact(cfg.tune.storage)} (tune.storage); start it with "
-            "`python -m flows.tune` (same params.yaml and data) before starting workers."
+            "`tunedag tune` (same params.yaml and data) before starting workers."
         ) from None
 
 

@@ -49,7 +49,7 @@ def open_tracker(cfg: TrackingConfig, create: bool = True) -> Tracker:
         if not create:
             raise TunedagError(
                 f"MLflow experiment {cfg.experiment!r} (tracking.experiment) does not exist at {redact(cfg.uri)}; "
-                "start the study with `python -m flows.tune` before starting workers."
+                "start the study with `tunedag tune` before starting workers."
             )
         # A server stores artifacts where it was told to; the embedded store keeps them under mlruns/.
         location = None if remote else (Path(cfg.artifact_root).resolve() / cfg.experiment).as_uri()

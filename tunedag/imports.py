@@ -3,8 +3,8 @@
 A path is checked as a string before anything is imported: it must be a dotted name under one of
 the allowed module prefixes (ALLOWED_MODULES, the environment's TUNEDAG_ALLOWED_MODULES, and the
 config's `model.allowed_modules`), and never under a module that runs commands or code
-(REFUSED_MODULES, even when listed). The working directory is on `sys.path` under `python -m`, so
-without the list a local `evil_mod.py` would be imported (and run) by naming it.
+(REFUSED_MODULES, even when listed). A clone's own folder is on `sys.path` (its editable install, and the
+working directory under `python -m`), so without the list a local `evil_mod.py` would be imported (and run) by naming it.
 
 The allow-list is enforced where params.yaml is validated (`enforce=True`); the stages resolve
 the same, validated paths again later (in trial workers, which do not see the config's list) with

@@ -56,13 +56,12 @@ def subprocess_env() -> dict[str, str]:
 
 
 def refused_by_run(project: Path) -> str:
-    """`tunedag run` (`python -m flows.cli run`) in `project`, asserted refused: exit 2, one line, no traceback; the line."""
+    """`tunedag run` in `project`, asserted refused: exit 2, one line, no traceback; the line."""
     import subprocess
-    import sys
 
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run"], cwd=project, env=subprocess_env(), capture_output=True, text=True, timeout=300
-    )
+    from tests.support.commands import TUNEDAG
+
+    done = subprocess.run([*TUNEDAG, "run"], cwd=project, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     message = done.stderr.strip()
     assert done.returncode == 2 and "\n" not in message and "Traceback" not in done.stderr, done.stderr[-2000:]
     return message

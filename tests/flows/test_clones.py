@@ -1,6 +1,6 @@
 """Two clones of one commit and params.yaml tune the same trials, whatever earlier studies one of them holds (issue 22).
 
-A stage command (`python -m flows.tune`, what `dvc repro` runs) warm-starts only from the study
+A stage command (`tunedag tune`, what `dvc repro` runs) warm-starts only from the study
 `tune.warm_start` names in params.yaml, never from what happens to sit in `optuna/`.
 """
 

@@ -25,6 +25,7 @@ from studies.configurations import DUPLICATE_OF
 from studies.storage import build_storage
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger
+from tests.support.commands import TUNEDAG
 from tests.support.misbehaving import TRACE_ENV
 from tunedag.config import load_config
 
@@ -99,7 +100,7 @@ def test_workers_joining_and_leaving_keep_the_budget_and_lose_nothing(project, t
         prepare_flow(cfg)
         storage = build_storage(cfg.tune.storage)
         argv = [a for key, value in sets.items() for a in ("--set", f"{key}={json.dumps(value)}")]
-        tune = _start([sys.executable, "-m", "flows.tune", *argv], env, project)
+        tune = _start([*TUNEDAG, "tune", *argv], env, project)
 
         _wait_for(lambda: _complete(storage, None) >= 1, tune, "a complete trial")
         worker("b")  # joins the running study

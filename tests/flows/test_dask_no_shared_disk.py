@@ -21,6 +21,7 @@ from flows.prepare import prepare_flow
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tests.flows.services import free_port, start_mlflow_server, stop
+from tests.support.commands import TUNEDAG
 from tracking.store import client_for
 from tunedag.config import load_config
 
@@ -101,9 +102,7 @@ def test_workers_without_the_project_folder_complete_the_study(project, cluster,
     prepare_flow(cfg)
     args = [a for key, value in overrides.items() for a in ("--set", f"{key}={value}")]
     env = {**subprocess_env(), "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.tune", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
-    )
+    done = subprocess.run([*TUNEDAG, "tune", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     study = check_ledger(cfg, n_complete=n_trials)
     trials = study.get_trials(deepcopy=False)

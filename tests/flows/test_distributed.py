@@ -8,7 +8,6 @@ PostgreSQL Optuna storage and one global trial budget.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from studies.storage import PARENT_RUN_ATTR, build_storage
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, load_study, study_runs
 from tests.flows.services import start_mlflow_server, stop
+from tests.support.commands import TUNEDAG
 from tests.support.postgres import postgres_server
 from tracking.store import client_for
 from tracking.tags import TAG_TRIAL
@@ -39,11 +39,11 @@ def mlflow_server(tmp_path_factory):
     stop(proc)
 
 
-def _cli(project: Path, module: str, overrides: dict) -> subprocess.Popen:
+def _cli(project: Path, command: str, overrides: dict) -> subprocess.Popen:
     args = [a for key, value in overrides.items() for a in ("--set", f"{key}={value}")]
     env = {**subprocess_env(), "PYTHONPATH": str(REPO)}  # the test estimator, for the flow and its Dask workers
     return subprocess.Popen(
-        [sys.executable, "-m", module, *args], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*TUNEDAG, command, *args], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
@@ -64,13 +64,13 @@ def test_dask_trials_and_a_second_worker_share_one_budget(project, postgres_url,
     }
     cfg = load_config(project / "params.yaml", {k: _yaml(v) for k, v in {**overrides, "tune.n_trials": n_trials}.items()})
     prepare_flow(cfg)
-    first = _cli(project, "flows.tune", overrides)  # creates the study, the experiment and the pipeline run
+    first = _cli(project, "tune", overrides)  # creates the study, the experiment and the pipeline run
     assert first.wait(300) == 0, first.stdout.read()[-3000:]
     assert _has_parent(build_storage(postgres_url))
 
     # Both join at once: the tune flow with its trials on a Dask LocalCluster, a worker with its own processes.
-    main = _cli(project, "flows.tune", {**overrides, "tune.n_trials": n_trials})
-    worker = _cli(project, "flows.worker", {**overrides, "tune.n_trials": n_trials, "tune.runner.kind": "local"})
+    main = _cli(project, "tune", {**overrides, "tune.n_trials": n_trials})
+    worker = _cli(project, "worker", {**overrides, "tune.n_trials": n_trials, "tune.runner.kind": "local"})
     worker_out, main_out = worker.communicate(timeout=400)[0], main.communicate(timeout=400)[0]
     assert worker.returncode == 0, worker_out[-3000:]
     assert main.returncode == 0, main_out[-3000:]

@@ -6,10 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flows._cli import main
-from flows.prepare import prepare_flow
-from flows.train import train_flow
-from flows.tune import run as run_tune
+from tests.support.commands import TUNEDAG, tunedag
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -18,9 +15,9 @@ def _listing(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-def _fails_cleanly(project: Path, flow, args: list[str], capsys, *expected: str) -> None:
+def _fails_cleanly(project: Path, command: str, args: list[str], capsys, *expected: str) -> None:
     before = _listing(project)
-    assert main(flow, "test", ["--params", "params.yaml", *args]) == 2
+    assert tunedag(command, "--params", "params.yaml", *args) == 2
     err = capsys.readouterr().err.strip()
     assert "s3cret" not in err
     assert err.startswith("tunedag: error:") and "\n" not in err
@@ -48,11 +45,11 @@ def _fails_cleanly(project: Path, flow, args: list[str], capsys, *expected: str)
     ids=["missing-file", "missing-target-column", "continuous-target-as-classes"],
 )
 def test_prepare_refuses_bad_data(project, capsys, args, expected):
-    _fails_cleanly(project, prepare_flow, args, capsys, *expected)
+    _fails_cleanly(project, "prepare", args, capsys, *expected)
 
 
 def test_tune_refuses_a_missing_prepared_dataset(project, capsys):
-    _fails_cleanly(project, run_tune, [], capsys, "paths.prepared", "data/prepared/dataset.parquet")
+    _fails_cleanly(project, "tune", [], capsys, "paths.prepared", "data/prepared/dataset.parquet")
 
 
 @pytest.mark.parametrize(
@@ -88,15 +85,15 @@ def test_tune_refuses_what_cannot_work_before_writing(project, capsys, monkeypat
     # A tracking server that does not answer is refused by the one-connect probe before MLflow's client, which
     # retries with back-off for about 2 minutes, is asked; no retries either way should a check reach MLflow.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    assert main(prepare_flow, "test", ["--params", "params.yaml"]) == 0
-    _fails_cleanly(project, run_tune, args, capsys, *expected)
+    assert tunedag("prepare") == 0
+    _fails_cleanly(project, "tune", args, capsys, *expected)
 
 
 def test_train_refuses_a_missing_tune_summary(project, capsys):
-    _fails_cleanly(project, train_flow, [], capsys, "paths.tune_summary")
+    _fails_cleanly(project, "train", [], capsys, "paths.tune_summary")
 
 
-# --- the real command line: `python -m flows.pipeline --params bad.yaml` --------------------------
+# --- the real command line: `tunedag run --params bad.yaml` --------------------------
 
 _BAD_SCHEMA = """
 extras: 1
@@ -136,7 +133,6 @@ tune: {n_trails: 5, n_trials: ten}
 )
 def test_the_pipeline_command_refuses_a_bad_config_file_writing_nothing(tmp_path, text, expected):
     import subprocess
-    import sys
 
     from tests.flows.conftest import subprocess_env
 
@@ -145,7 +141,7 @@ def test_the_pipeline_command_refuses_a_bad_config_file_writing_nothing(tmp_path
     before = _listing(tmp_path)
 
     done = subprocess.run(
-        [sys.executable, "-m", "flows.pipeline", "--params", "bad.yaml"],
+        [*TUNEDAG, "run", "--params", "bad.yaml"],
         cwd=tmp_path,
         env=subprocess_env(),
         capture_output=True,

@@ -1,6 +1,6 @@
 """Hostile and damaged input, end to end: corrupted DVC-tracked data, secrets in URLs, exposed servers, the DVC lock.
 
-Each test runs the real programs (`dvc`, `mlflow server`, `python -m flows.*`) in a temporary
+Each test runs the real programs (`dvc`, `mlflow server`, `tunedag`) in a temporary
 project; the Prefect API is the session's test server.
 """
 
@@ -19,14 +19,12 @@ import psutil
 import pytest
 import yaml
 
-from flows._cli import main
 from flows._inputs import tune_inputs
 from flows.cli import UI_ENV
-from flows.prepare import prepare_flow
-from flows.tune import run as run_tune
 from integrity.checks import verify_tracked
 from tests.flows.conftest import REPO, SHRINK, subprocess_env
 from tests.flows.test_dvc import _clone
+from tests.support.commands import TUNEDAG, tunedag
 from tunedag.config import load_config
 from tunedag.data import file_md5
 
@@ -72,9 +70,9 @@ def flip_byte(path: Path, at: int = 100) -> None:
 # --- 6. corrupted DVC-tracked data -------------------------------------------------------------
 
 
-def refused(capsys, flow, *args: str) -> str:
+def refused(capsys, command: str, *args: str) -> str:
     """Run a stage in-process as its CLI does; return its one-line error (exit code 2)."""
-    assert main(flow, "test", ["--params", "params.yaml", *args]) == 2
+    assert tunedag(command, *args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tunedag: error:") and "\n" not in err, err
     return err
@@ -90,7 +88,7 @@ def test_a_flipped_byte_in_the_prepared_dataset_stops_tuning_and_a_rebuild_does_
 
     flip_byte(prepared)
     before = listing(project)
-    error = refused(capsys, run_tune)
+    error = refused(capsys, "tune")
 
     for word in (str(prepared), "dvc.lock", recorded, file_md5(prepared), f"dvc checkout --force {prepared}"):
         assert word in error
@@ -99,9 +97,9 @@ def test_a_flipped_byte_in_the_prepared_dataset_stops_tuning_and_a_rebuild_does_
     ok(project, "dvc", "checkout", "--force", str(prepared))
     assert verify_tracked(prepared, load_config("params.yaml")) == "match"
 
-    # A rebuild outside DVC (what `python -m flows.pipeline` does) from new inputs differs from dvc.lock: not corruption.
+    # A rebuild outside DVC (what `tunedag run` does) from new inputs differs from dvc.lock: not corruption.
     set_params(project, {"data.test_size": 0.25})
-    assert main(prepare_flow, "test", ["--params", "params.yaml"]) == 0
+    assert tunedag("prepare") == 0
     assert file_md5(prepared) != recorded
     assert verify_tracked(prepared, load_config("params.yaml")) == "stale"
     assert tune_inputs(load_config("params.yaml")) == file_md5(prepared)
@@ -122,14 +120,14 @@ def test_a_flipped_byte_in_a_dvc_added_data_file_stops_prepare(tmp_path, monkeyp
 
     flip_byte(raw, at=200)
     before = listing(project)
-    error = refused(capsys, prepare_flow, *args)
+    error = refused(capsys, "prepare", *args)
 
     for word in (str(raw), f"{raw}.dvc", recorded, f"dvc checkout --force {raw}", f"dvc add {raw}"):
         assert word in error
     assert listing(project) == before, "no prepared dataset is written"
 
     ok(project, "dvc", "checkout", "--force", str(raw))
-    assert main(prepare_flow, "test", ["--params", "params.yaml", *args]) == 0
+    assert tunedag("prepare", *args) == 0
     assert Path("data/prepared/dataset.parquet").is_file()
 
 
@@ -240,14 +238,13 @@ def test_passwords_in_tracking_and_storage_urls_appear_nowhere(project, mlflow_s
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     shrink = [f"--set={k}={json.dumps(v)}" for k, v in {**SHRINK, "tune.n_trials": 3, "tune.executor": "thread"}.items()]
 
-    done = run(project, sys.executable, "-m", "flows.pipeline", "--params", "params.yaml", *shrink)
+    done = run(project, *TUNEDAG, "run", "--params", "params.yaml", *shrink)
     assert done.returncode == 0, done.stderr[-4000:]
     # A storage URL with a password that cannot connect: its error path must not show the password either.
     bad_storage = run(
         project,
-        sys.executable,
-        "-m",
-        "flows.tune",
+        *TUNEDAG,
+        "tune",
         *shrink,
         f"--set=tracking.uri={url}",
         f"--set=tune.storage=postgresql://bob:{SECRET}@127.0.0.1:1/db",

@@ -427,7 +427,7 @@ def _never_run(cfg) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_refused_in_process(case: Case, project: Path, capsys, monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(project))  # as `python -m flows.tune` does: the project's own modules are importable
+    monkeypatch.syspath_prepend(str(project))  # importable, as a clone's own modules are for `tunedag` (its editable install)
     monkeypatch.setenv(MARKER_ENV, str(project / MARKER))
     monkeypatch.delenv("TUNEDAG_ALLOWED_MODULES", raising=False)  # only the defaults and what the config lists
     had_this = "this" in sys.modules

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from flows._cli import main
 from flows.prepare import prepare_flow
-from flows.tune import run as run_tune
 from modelio.mlflow_models import MODEL_ARTIFACT
 from studies.storage import build_storage
 from tests.flows.conftest import SHRINK, subprocess_env
 from tests.flows.ledger import check_ledger, study_runs
 from tests.flows.services import start_mlflow_server, stop
+from tests.support.commands import TUNEDAG, tunedag
 from tracking.store import client_for
 from tracking.tags import TAG_TRIAL
 from tunedag.config import load_config
@@ -43,7 +41,7 @@ def test_trials_that_cannot_be_recorded_are_failed_and_requeued_and_the_next_run
     sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
     env = {**subprocess_env(), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
     first = subprocess.Popen(
-        [sys.executable, "-m", "flows.tune", *sets],
+        [*TUNEDAG, "tune", *sets],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -64,7 +62,7 @@ def test_trials_that_cannot_be_recorded_are_failed_and_requeued_and_the_next_run
     try:  # the next run, in this process: what it records is checked here, its output was checked above
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-        assert main(run_tune, "tune", ["--params", "params.yaml", *sets]) == 0
+        assert tunedag("tune", *sets) == 0
         study = check_ledger(cfg, n_complete=8)
         runs = {int(r.data.tags[TAG_TRIAL]): r for r in study_runs(cfg, study.study_name, "trial")}
         for t in study.get_trials(deepcopy=False):

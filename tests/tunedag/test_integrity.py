@@ -199,7 +199,7 @@ def test_a_corrupted_output_of_an_in_sync_stage_is_refused(repo: Path) -> None:
     ["param-in-file", "param-override", "code", "raw-file-edited", "raw-file-added", "dep-deleted"],
 )
 def test_an_output_rebuilt_from_changed_inputs_is_stale_not_corrupt(repo: Path, change: str) -> None:
-    """What `dvc repro`, `python -m flows.pipeline` or a `--set` override leave before dvc.lock catches up."""
+    """What `dvc repro`, `tunedag run` or a `--set` override leave before dvc.lock catches up."""
     prepared = write_lock(repo, {"a.csv": b"1\n"})
     current = None
     if change == "param-in-file":
@@ -237,7 +237,7 @@ def test_a_pydantic_config_is_read_with_paths_as_dvc_writes_them(tmp_path: Path)
     out.parent.mkdir(parents=True)
     out.write_bytes(b"PAR1 data")
     stage = {
-        "cmd": "python -m flows.prepare",
+        "cmd": "tunedag prepare",
         "params": {
             "params.yaml": {
                 "paths.prepared": "data/prepared/dataset.parquet",
@@ -399,7 +399,7 @@ def test_a_changed_prepared_file_is_refused_even_with_a_new_file_in_data_raw_and
     (root / ".dvc").mkdir()
     prepared = cfg.paths.prepared
     stage = {
-        "cmd": "python -m flows.prepare",
+        "cmd": "tunedag prepare",
         "deps": [{"path": "data/raw", "hash": "md5", "md5": dir_md5(root / "data" / "raw"), "size": 1, "nfiles": 2}],
         "outs": [{"path": str(prepared), "hash": "md5", "md5": file_md5(prepared), "size": prepared.stat().st_size}],
     }

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.commands import TUNEDAG
 from tunedag.config import load_config
 from tunedag.errors import ConfigError
 from tunedag.paths import MARKER, check_replaceable, clear_staging, inside_project, replace_folder
@@ -101,7 +101,7 @@ def test_the_train_command_refuses_with_exit_2_and_data_raw_survives(project, va
     before = _raw_files(project)
 
     done = subprocess.run(
-        [sys.executable, "-m", "flows.train", "--set", f"paths.single_model_dir={value}"],
+        [*TUNEDAG, "train", "--set", f"paths.single_model_dir={value}"],
         cwd=project,
         capture_output=True,
         text=True,

@@ -127,7 +127,7 @@ def test_a_worker_never_creates_a_study(tmp_path):
     from tunedag.errors import TunedagError
 
     cfg = load_config("params.yaml", {"tune.storage": str(tmp_path / "s.journal")})
-    with pytest.raises(TunedagError, match="does not exist .*start it with `python -m flows.tune`"):
+    with pytest.raises(TunedagError, match="does not exist .*start it with `tunedag tune`"):
         join_study(cfg, "v1")
     created = open_study(cfg, "v1")
     assert join_study(cfg, "v1").study_name == created.study_name
