@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from flows._cli import execute, main
+from flows._cli import execute
 from tunedag.config import CategoricalParam, Config, FloatParam, IntParam, load_config
 from tunedag.errors import ConfigError, TunedagError
 
@@ -453,12 +453,12 @@ def _listing(root: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("argv", "key"),
+    ("params", "overrides", "key"),
     [
-        (["--params", "params.yaml"], "tune.metric"),
-        (["--params", "missing.yaml"], "missing.yaml"),
-        (["--params", "params.yaml", "--set", "tune.n_trials=0"], "tune.n_trials"),
-        (["--params", "params.yaml", "--set", "tune.n_trials"], "tune.n_trials"),
+        ("params.yaml", [], "tune.metric"),
+        ("missing.yaml", [], "missing.yaml"),
+        ("params.yaml", ["tune.n_trials=0"], "tune.n_trials"),
+        ("params.yaml", ["tune.n_trials"], "tune.n_trials"),
     ],
     ids=["bad-metric-in-file", "missing-file", "bad-override", "override-without-value"],
 )
@@ -468,7 +468,8 @@ def test_cli_refuses_a_bad_config_with_one_paragraph_and_no_side_effects(
     capsys: pytest.CaptureFixture[str],
     params_with,
     write_params,
-    argv: list[str],
+    params: str,
+    overrides: list[str],
     key: str,
 ) -> None:
     write_params(params_with({"tune.metric": "auc"}))
@@ -476,7 +477,7 @@ def test_cli_refuses_a_bad_config_with_one_paragraph_and_no_side_effects(
     before = _listing(tmp_path)
     calls: list[Config] = []
 
-    code = main(calls.append, "test stage", argv)
+    code = execute(calls.append, params, overrides)
 
     out, err = capsys.readouterr()
     assert code == 2
