@@ -1,9 +1,10 @@
-"""Fixtures for end-to-end flow tests: one Prefect test server per session, one shared default run, a project per test."""
+"""Fixtures for end-to-end flow tests: one Prefect server for the run, one shared default run, a project per test."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,9 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
+from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+from services.prefect_api import Lease
 from tunedag.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,25 +33,26 @@ SHRINK = {
 
 
 @pytest.fixture(scope="session")
-def prefect_server():
-    """One temporary Prefect API for every flow test in the session; flow runs in this process send no heartbeats.
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """One Prefect API for every flow test of the run, shared by pytest-xdist's workers; flow runs send no heartbeats.
 
-    A heartbeat thread sleeps in one-second steps and a flow run ends only once it wakes (as `tunedag <stage>`
-    does on the project's server, flows._cli._point_prefect_at); Prefect's own tests turn them off too.
+    It is the project's own server (services.prefect_api) with the run's temporary folder as its project: the
+    first worker to ask starts it and creates its database (Prefect's migrations, about 10 s of CPU, once rather
+    than once a worker), and it stops a few seconds after the last worker let it go. It is named in Prefect's
+    settings only, as prefect_test_harness names its server. A heartbeat thread sleeps in one-second steps and a
+    flow run ends only once it wakes (as `tunedag <stage>` does on the project's server, flows._cli._point_prefect_at).
     """
-    with (
-        prefect_test_harness(server_startup_timeout=120),
-        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-    ):
-        yield
+    base = tmp_path_factory.getbasetemp()
+    lease = Lease(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base, idle_s=5)
+    try:
+        with temporary_settings({PREFECT_API_URL: lease.wait(), PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+    finally:
+        lease.release()
 
 
 def subprocess_env() -> dict[str, str]:
     """The environment for a pipeline subprocess: it uses the session's Prefect API, not a new one."""
-    import os
-
-    from prefect.settings import PREFECT_API_URL
-
     url = PREFECT_API_URL.value()
     return {**os.environ, **({"PREFECT_API_URL": url} if url else {})}
 

@@ -39,7 +39,7 @@ def test_the_flow_is_imported_and_run_by_name_once_the_checks_pass(project, monk
 
 
 def test_an_api_in_the_environment_or_in_prefects_settings_is_used_and_no_project_server_started(project, monkeypatch):
-    """The tests' session server (prefect_test_harness) is named in Prefect's settings only; a user's, in the environment."""
+    """The tests' session server (tests/flows/conftest.py) is named in Prefect's settings only; a user's, in the environment."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     seen = []
