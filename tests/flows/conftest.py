@@ -39,8 +39,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     It is the project's own server (services.prefect_api) with the run's temporary folder as its project: the
     first worker to ask starts it and creates its database (Prefect's migrations, about 10 s of CPU, once rather
     than once a worker), and it stops a few seconds after the last worker let it go. It is named in Prefect's
-    settings only, as prefect_test_harness names its server. A heartbeat thread sleeps in one-second steps and a
-    flow run ends only once it wakes (as `tunedag <stage>` does on the project's server, flows._cli._point_prefect_at).
+    settings only, as prefect_test_harness names its server. Heartbeats are off, as `tunedag <stage>` turns them
+    off on the project's server (flows._cli._point_prefect_at): their thread sleeps in one-second steps, and a flow
+    run ends only once it wakes.
     """
     base = tmp_path_factory.getbasetemp()
     lease = Lease(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base, idle_s=5)
