@@ -21,7 +21,7 @@ from flows._cli import handling
 from flows._inputs import tune_inputs
 from reporting.render import format_progress
 from runners.starting import runner_for, start_runner
-from studies.configurations import DUPLICATE_OF, count_held, enqueue_unheld, twin_of
+from studies.configurations import DRAWN_AFTER, DUPLICATE_OF, count_held, enqueue_unheld, stand_ins, twin_of
 from studies.retune import plan_run
 from studies.seeding import enqueue_manual, warm_start
 from studies.storage import FINISHED, HEARTBEAT_S, PARENT_RUN_ATTR, beat, claim, close_study, grid_points_left, open_study, tally
@@ -143,6 +143,9 @@ def drive_trials(study: optuna.Study, ctx: TrialContext, runner: Future | None =
                 beaten = time.monotonic()
     if ctx.stop.is_set():
         raise KeyboardInterrupt
+    for _ in range(0 if halt or tally(study).finished < tune.n_trials else stand_ins(study)):  # none stays WAITING
+        claim(trial := study.ask())  # the oldest queued trial, or a new one should another worker have taken it first
+        _not_run(study, ctx, trial, "not run: the trial budget was filled")
     if halt:
         raise TunedagError(
             f"The MLflow tracking store at {redact(ctx.cfg.tracking.uri)} (tracking.uri) failed mid-study ({halt}); "
@@ -173,7 +176,8 @@ def _launch(study: optuna.Study, ctx: TrialContext, running: dict, prune: bool) 
     trial = study.ask()
     claim(trial)  # surplus trials too: each trial names the process that asked it
     if is_surplus(tally(study).started, ctx.cfg.tune.n_trials, trial.number):  # a race between workers filled the budget
-        if fixed := queued_params(study.get_trials(deepcopy=False)[trial.number]):
+        asked = study.get_trials(deepcopy=False)[trial.number]
+        if (fixed := queued_params(asked)) and DRAWN_AFTER not in asked.user_attrs:  # a repeat's stand-in is moot now
             study.enqueue_trial(fixed, skip_if_exists=False)
         _not_run(study, ctx, trial, "not run: the trial budget was filled by other workers")
         return None, None

@@ -84,6 +84,13 @@ def enqueue_unheld(study: optuna.Study, families: dict[str, Family], seed: int, 
     return False
 
 
+def stand_ins(study: optuna.Study) -> int:
+    """How many trials are queued when every one is a configuration `enqueue_unheld` queued in place of a repeat, else 0
+    (an interrupted trial's parameters or a listed configuration stay queued for a later run with a larger budget)."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return 0 if any(DRAWN_AFTER not in t.user_attrs for t in waiting) else len(waiting)
+
+
 @dataclass
 class _Draw:
     """What `tunedag.space.suggest` samples from, as from a trial: each parameter drawn by `sampler`, nothing stored."""

@@ -40,7 +40,15 @@ def check_ledger(cfg: Config, n_complete: int) -> optuna.Study:
         for t in trials
         if tuple(sorted(t.params.items())) in twice
     )
-    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    left = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert not left, (
+        "left RUNNING or WAITING: "
+        + "; ".join(
+            f"trial {t.number} {t.state.name} params {t.params} system {t.system_attrs} user {t.user_attrs}" for t in left
+        )
+        + " | all: "
+        + "; ".join(f"{t.number} {t.state.name} {t.user_attrs.get('error', '')}" for t in trials)
+    )
     children = study_runs(cfg, study.study_name, "trial")
     numbers = [int(r.data.tags[TAG_TRIAL]) for r in children]
     assert sorted(numbers) == sorted(t.number for t in trials), (

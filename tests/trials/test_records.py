@@ -263,3 +263,24 @@ def test_a_trial_the_sampler_gives_a_configuration_the_study_holds_is_not_run(se
     (run,) = find_runs(tracker, f"tags.`{TAG_TRIAL}` = '1'")
     assert run.info.status == "KILLED" and "trial 0 holds the same configuration" in run.data.tags[TAG_ERROR]
     assert run.data.params == {k: str(v) for k, v in params.items()}
+
+
+def test_beyond_the_budget_a_repeats_stand_in_is_dropped_and_other_queued_parameters_queued_again(setup):
+    """A stand-in (`enqueue_unheld`) is moot once the budget is filled; an interrupted trial's parameters are kept for later."""
+    from dataclasses import replace
+
+    from compat.optuna import queued_params
+    from flows.tune import _launch
+    from studies.configurations import DRAWN_AFTER
+
+    tracker, study, ctx = setup
+    ctx = replace(ctx, cfg=ctx.cfg.model_copy(update={"tune": ctx.cfg.tune.model_copy(update={"n_trials": 1})}))
+    _, params = _trial(study, ctx, owner=f"{socket.gethostname()}:1:0")  # another driver's running trial fills the budget
+    stand_in, kept = {**params, "max_depth": 2}, {**params, "max_depth": 3}
+    study.enqueue_trial(stand_in, user_attrs={DRAWN_AFTER: 0})
+    study.enqueue_trial(kept)
+    for _ in range(2):
+        assert _launch(study, ctx, {}, prune=False) == (None, None)
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    assert [queued_params(t) for t in waiting] == [kept]
+    assert [t.state for t in study.get_trials(deepcopy=False)[1:3]] == [TrialState.FAIL, TrialState.FAIL]
